@@ -1,1 +1,46 @@
-//! placeholder
+//! Reads container images from local sources and hands their layers on as verified byte
+//! streams. Nothing is ever unpacked onto the host: archives are read in place.
+//!
+//! - [`SourceSpec`] names where the image is, like skopeo's transports: `oci:DIR[:REF]`,
+//!   `oci-archive:FILE[:REF]`, `docker-archive:FILE[:NAME:TAG]`, or a registry [`Reference`]
+//!   (which parses and normalises, but cannot be pulled yet).
+//! - [`open_image`] picks the image for a [`Platform`], verifies the size and digest of every
+//!   manifest, index and config blob before parsing it, and returns an [`Image`].
+//! - [`Image::open_layer`] returns the raw (still compressed) layer bytes wrapped in a
+//!   [`VerifiedReader`], which fails the read if the size or [`Digest`] is wrong.
+//!
+//! ```no_run
+//! use d2l_registry::{open_image, Platform, SourceSpec};
+//!
+//! # fn main() -> d2l_registry::Result<()> {
+//! let source: SourceSpec = "oci-archive:debian.tar:bookworm".parse()?;
+//! let platform: Platform = "linux/arm64".parse()?;
+//! let image = open_image(&source, &platform)?;
+//! for (index, layer) in image.layers.iter().enumerate() {
+//!     let mut blob = image.open_layer(index)?;
+//!     let n = std::io::copy(&mut blob, &mut std::io::sink()).expect("layer verifies");
+//!     println!("{} {} {n} bytes", layer.digest, layer.media_type);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+pub mod digest;
+mod docker_archive;
+mod error;
+mod image;
+mod layout;
+mod manifest;
+pub mod media_type;
+pub mod platform;
+pub mod reference;
+pub mod source;
+mod store;
+
+pub use digest::{Digest, Sha256, VerifiedReader};
+pub use error::{Error, Result};
+pub use image::{open_image, Image, LayerDescriptor};
+pub use platform::Platform;
+pub use reference::Reference;
+pub use source::SourceSpec;

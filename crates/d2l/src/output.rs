@@ -1,0 +1,96 @@
+//! Writing a result file safely: under a temporary name in the destination directory,
+//! renamed into place only when complete, so a failure leaves nothing at the destination.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Where an output goes.
+pub enum Output {
+    /// A file being written under a temporary name.
+    File {
+        temp: tempfile::NamedTempFile,
+        destination: PathBuf,
+    },
+    /// Standard output.
+    Stdout,
+}
+
+impl Output {
+    /// `-` is standard output; anything else a file, written under a temporary name next to it.
+    pub fn create(path: &Path) -> Result<Output> {
+        if path == Path::new("-") {
+            return Ok(Output::Stdout);
+        }
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .with_context(|| format!("{}: not a file name", path.display()))?;
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{}.", name.to_string_lossy()))
+            .suffix(".partial")
+            .tempfile_in(dir)
+            .with_context(|| {
+                format!(
+                    "{}: cannot create a file in {}",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
+        Ok(Output::File {
+            temp,
+            destination: path.to_path_buf(),
+        })
+    }
+
+    /// Directory for scratch files that belong with this output (same filesystem).
+    pub fn scratch_dir(&self) -> Option<&Path> {
+        match self {
+            Output::File { destination, .. } => destination
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .or(Some(Path::new("."))),
+            Output::Stdout => None,
+        }
+    }
+
+    /// Runs `write` on a buffered writer, then renames the file into place.
+    pub fn write_with<T>(self, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+        match self {
+            Output::Stdout => {
+                let stdout = io::stdout();
+                let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
+                let value = write(&mut out)?;
+                out.flush().context("writing to standard output")?;
+                Ok(value)
+            }
+            Output::File { temp, destination } => {
+                let mut out = BufWriter::with_capacity(1 << 20, temp);
+                let value = write(&mut out)?;
+                let temp = out
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .with_context(|| format!("writing {}", destination.display()))?;
+                finish_file(temp.as_file(), &destination)?;
+                temp.persist(&destination).with_context(|| {
+                    format!("renaming the finished output to {}", destination.display())
+                })?;
+                Ok(value)
+            }
+        }
+    }
+}
+
+fn finish_file(file: &File, destination: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // tempfile creates 0600; a finished output gets the usual 0644 (less the umask would be
+    // nicer, but reading the umask is racy).
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("setting the mode of {}", destination.display()))?;
+    Ok(())
+}

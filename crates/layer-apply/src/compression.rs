@@ -1,0 +1,241 @@
+//! Layer compression: chosen by media type, else by magic bytes (docker-save archives carry
+//! no media types). gzip streams may have several members (eStargz) and NUL padding after the
+//! last; zstd streams may have several frames, skippable ones included.
+
+use std::io::{self, BufRead, Read};
+
+/// Magic bytes at the start of a gzip member (RFC 1952, section 2.3.1).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+/// Magic number of a zstd frame, little endian 0xFD2FB528 (RFC 8878, section 3.1.1).
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+/// Size of the chunks handed to the next stage.
+const OUT_CHUNK: usize = 256 * 1024;
+
+/// How a layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    /// A plain tar stream.
+    None,
+    /// gzip, one or more members.
+    Gzip,
+    /// zstd, one or more frames.
+    Zstd,
+}
+
+impl Compression {
+    /// Short name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "uncompressed",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The compression a layer media type names: `Ok(None)` when it names none we know (then
+    /// the magic bytes decide), `Err(media_type)` for encrypted layers.
+    pub fn from_media_type(media_type: &str) -> Result<Option<Compression>, String> {
+        if media_type.contains("+encrypted") {
+            return Err(media_type.to_string());
+        }
+        Ok(
+            if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
+                Some(Compression::Gzip)
+            } else if media_type.ends_with("+zstd") {
+                Some(Compression::Zstd)
+            } else if media_type.ends_with(".tar") {
+                Some(Compression::None)
+            } else {
+                None
+            },
+        )
+    }
+
+    /// The compression the first bytes of a blob show.
+    pub fn from_magic(head: &[u8]) -> Compression {
+        if head.starts_with(&GZIP_MAGIC) {
+            Compression::Gzip
+        } else if head.starts_with(&ZSTD_MAGIC) {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+}
+
+/// Decompresses `input` to its end, handing the output to `out` in chunks. Returns the
+/// compression used (`choice`, or the one the magic bytes show when `choice` is `None`).
+pub fn decompress(
+    choice: Option<Compression>,
+    input: &mut dyn BufRead,
+    out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+) -> io::Result<Compression> {
+    let compression = match choice {
+        Some(c) => c,
+        None => Compression::from_magic(peek(input, 4)?.as_slice()),
+    };
+    match compression {
+        Compression::None => pump(input, out)?,
+        Compression::Gzip => gunzip_members(input, out)?,
+        Compression::Zstd => {
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(input)?;
+            pump(&mut decoder, out)?;
+        }
+    }
+    Ok(compression)
+}
+
+/// Up to `n` bytes from the front of `input`, without consuming them (fewer only at the
+/// end of the stream).
+fn peek(input: &mut dyn BufRead, n: usize) -> io::Result<Vec<u8>> {
+    let buf = input.fill_buf()?;
+    Ok(buf[..buf.len().min(n)].to_vec())
+}
+
+/// gzip members one after the other; zero bytes after the last member are padding.
+fn gunzip_members(
+    input: &mut dyn BufRead,
+    out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut members = 0;
+    loop {
+        let head = input.fill_buf()?;
+        if head.is_empty() {
+            break;
+        }
+        if head[0] == 0 && members > 0 {
+            return skip_zero_padding(input);
+        }
+        let mut member = flate2::bufread::GzDecoder::new(&mut *input);
+        pump(&mut member, out)?;
+        members += 1;
+    }
+    if members == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "empty gzip stream",
+        ));
+    }
+    Ok(())
+}
+
+fn skip_zero_padding(input: &mut dyn BufRead) -> io::Result<()> {
+    loop {
+        let buf = input.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if buf.iter().any(|&b| b != 0) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "data after the last gzip member that is neither a gzip member nor zero padding",
+            ));
+        }
+        let n = buf.len();
+        input.consume(n);
+    }
+}
+
+/// Copies a reader to `out` in full chunks.
+fn pump(reader: &mut dyn Read, out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+    loop {
+        let mut chunk = vec![0u8; OUT_CHUNK];
+        let mut filled = 0;
+        while filled < chunk.len() {
+            match reader.read(&mut chunk[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        chunk.truncate(filled);
+        out(chunk)?;
+        if filled < OUT_CHUNK {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn run(choice: Option<Compression>, blob: &[u8]) -> io::Result<(Compression, Vec<u8>)> {
+        let mut out = Vec::new();
+        let c = decompress(choice, &mut io::BufReader::new(blob), &mut |chunk| {
+            out.extend_from_slice(&chunk);
+            Ok(())
+        })?;
+        Ok((c, out))
+    }
+
+    #[test]
+    fn gzip_members_and_padding() {
+        let mut blob = gzip(b"hello ");
+        blob.extend(gzip(b"world"));
+        blob.extend([0u8; 100]);
+        let (c, out) = run(None, &blob).unwrap();
+        assert_eq!(c, Compression::Gzip);
+        assert_eq!(out, b"hello world");
+        blob.push(7);
+        assert!(run(None, &blob).is_err());
+    }
+
+    #[test]
+    fn zstd_frames_and_skippable_frames() {
+        let mut blob = zstd::encode_all(&b"abc"[..], 3).unwrap();
+        // A skippable frame (magic 0x184D2A50..5F), 4 bytes of payload.
+        blob.extend([0x50, 0x2a, 0x4d, 0x18, 4, 0, 0, 0, 1, 2, 3, 4]);
+        blob.extend(zstd::encode_all(&b"def"[..], 3).unwrap());
+        let (c, out) = run(None, &blob).unwrap();
+        assert_eq!(c, Compression::Zstd);
+        assert_eq!(out, b"abcdef");
+    }
+
+    #[test]
+    fn media_types() {
+        let m = |t| Compression::from_media_type(t);
+        assert_eq!(
+            m("application/vnd.oci.image.layer.v1.tar+gzip"),
+            Ok(Some(Compression::Gzip))
+        );
+        assert_eq!(
+            m("application/vnd.oci.image.layer.v1.tar+zstd"),
+            Ok(Some(Compression::Zstd))
+        );
+        assert_eq!(
+            m("application/vnd.oci.image.layer.v1.tar"),
+            Ok(Some(Compression::None))
+        );
+        assert_eq!(
+            m("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+            Ok(Some(Compression::Gzip))
+        );
+        assert_eq!(
+            m("application/vnd.docker.image.rootfs.diff.tar"),
+            Ok(Some(Compression::None))
+        );
+        assert_eq!(m(""), Ok(None));
+        assert!(m("application/vnd.oci.image.layer.v1.tar+gzip+encrypted").is_err());
+    }
+
+    #[test]
+    fn corrupt_gzip_is_an_error() {
+        let mut blob = gzip(b"hello world, hello world, hello world");
+        let mid = blob.len() / 2;
+        blob[mid] ^= 0xff;
+        assert!(run(Some(Compression::Gzip), &blob).is_err());
+    }
+}

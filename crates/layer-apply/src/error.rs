@@ -1,0 +1,144 @@
+//! Errors of layer application. Every message names the layer (index and blob digest) and,
+//! for a bad entry, the tar path and its byte offset in the decompressed stream.
+
+use d2l_registry::Digest;
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Something wrong with one tar entry.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// The stream ended inside a header or a file's data.
+    #[error("truncated tar stream")]
+    Truncated,
+    /// A header block is not valid.
+    #[error("bad tar header: {0}")]
+    BadHeader(String),
+    /// A PAX record is not valid.
+    #[error("bad PAX header: {0}")]
+    BadPax(String),
+    /// A type flag this reader does not handle.
+    #[error("unsupported tar entry type {:?}", char::from(*.0))]
+    UnsupportedType(u8),
+    /// A path that climbs above the root after cleaning (`../etc/x`).
+    #[error("path escapes the image root")]
+    EscapesRoot,
+    /// An empty path or path component where a name is needed.
+    #[error("empty file name")]
+    EmptyName,
+    /// A component longer than a filesystem allows.
+    #[error("path component longer than 255 bytes")]
+    NameTooLong,
+    /// `.wh.`, `.wh..`, `.wh...`.
+    #[error("invalid whiteout name")]
+    BadWhiteout,
+    /// The root entry is not a directory.
+    #[error("the root entry is not a directory")]
+    RootNotDirectory,
+    /// A parent component names something that is neither a directory nor a symlink to one.
+    #[error("parent {0:?} is not a directory")]
+    ParentNotDirectory(String),
+    /// More than 255 symlinks followed while resolving a path.
+    #[error("too many levels of symbolic links")]
+    SymlinkLoop,
+    /// A hard link whose target is not in this or a lower layer.
+    #[error("hard link target {0:?} does not exist")]
+    HardlinkTargetMissing(String),
+    /// A hard link to a directory.
+    #[error("hard link target {0:?} is a directory")]
+    HardlinkToDirectory(String),
+    /// uid or gid over 32 bits.
+    #[error("owner {0} does not fit in 32 bits")]
+    IdTooLarge(u64),
+    /// Reading the decompressed stream failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Errors of layer application.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image's source could not hand out a layer blob.
+    #[error("layer {layer} ({digest}): {source}")]
+    Blob {
+        /// Layer index, from 0 (bottom layer).
+        layer: usize,
+        /// Layer blob digest.
+        digest: Digest,
+        /// What went wrong.
+        source: Box<d2l_registry::Error>,
+    },
+    /// Reading the blob failed, including size and digest mismatches found at its end.
+    #[error("layer {layer} ({digest}): {source}")]
+    Read {
+        /// Layer index.
+        layer: usize,
+        /// Layer blob digest.
+        digest: Digest,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The blob is not valid compressed data.
+    #[error("layer {layer} ({digest}): {compression} data is corrupt: {message}")]
+    Decompress {
+        /// Layer index.
+        layer: usize,
+        /// Layer blob digest.
+        digest: Digest,
+        /// gzip or zstd.
+        compression: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The layer is encrypted, which d2l cannot apply.
+    #[error("layer {layer} ({digest}): media type {media_type} is not supported")]
+    UnsupportedMediaType {
+        /// Layer index.
+        layer: usize,
+        /// Layer blob digest.
+        digest: Digest,
+        /// The media type.
+        media_type: String,
+    },
+    /// The decompressed content does not hash to the config's diff_id.
+    #[error("layer {layer} ({digest}): diff_id mismatch: the config says {expected}, the content is {actual}")]
+    DiffIdMismatch {
+        /// Layer index.
+        layer: usize,
+        /// Layer blob digest.
+        digest: Digest,
+        /// From the image config.
+        expected: Box<Digest>,
+        /// Computed.
+        actual: Box<Digest>,
+    },
+    /// The config lists a different number of diff_ids than the manifest has layers.
+    #[error("the image config lists {diff_ids} diff_ids but the manifest has {layers} layers")]
+    LayerCount {
+        /// Layers in the manifest.
+        layers: usize,
+        /// diff_ids in the config.
+        diff_ids: usize,
+    },
+    /// A tar entry that cannot be applied.
+    #[error("layer {layer} ({digest}): entry {path:?} at offset {offset:#x}: {error}")]
+    Entry {
+        /// Layer index.
+        layer: usize,
+        /// Layer blob digest.
+        digest: Digest,
+        /// The entry's path as stored, or "" when the header itself is unreadable.
+        path: String,
+        /// Offset of the entry's header in the decompressed stream.
+        offset: u64,
+        /// What is wrong.
+        error: Box<EntryError>,
+    },
+    /// Writing file data to the content store failed.
+    #[error("writing file data to the content store: {0}")]
+    Store(#[source] std::io::Error),
+    /// A pipeline thread panicked.
+    #[error("internal error: a layer pipeline thread panicked")]
+    Panicked,
+}

@@ -1,0 +1,346 @@
+//! Writes a tree as a POSIX pax tar archive, like `docker export`: numeric owners, full modes,
+//! nanosecond mtimes and xattrs in PAX records, hard links as link entries, entries in
+//! [`Tree::walk`] order. The same tree gives the same bytes.
+
+use std::io::{self, Write};
+
+use crate::store::SpillReader;
+use crate::tar_reader::BLOCK;
+use crate::tree::{InodeId, InodeKind, Timestamp, Tree};
+
+/// Largest value of an 8-byte octal header field (uid, gid, mode): 7 digits.
+const MAX_OCTAL_8: u64 = 0o7777777;
+/// Largest value of a 12-byte octal header field (size, mtime): 11 digits.
+const MAX_OCTAL_12: u64 = 0o77777777777;
+/// Name of the PAX extended header entries (fixed, for reproducible output).
+const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
+
+/// What an export wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportStats {
+    /// Entries written (PAX headers not counted).
+    pub entries: u64,
+    /// Bytes written in all.
+    pub bytes: u64,
+}
+
+/// Writes `tree` as a tar stream to `out`, reading file data from `data`.
+pub fn write_tar(tree: &Tree, data: &SpillReader, out: &mut dyn Write) -> io::Result<ExportStats> {
+    let mut out = CountingWriter {
+        inner: out,
+        bytes: 0,
+    };
+    let mut first_name: std::collections::HashMap<InodeId, Vec<u8>> = Default::default();
+    let mut scratch = vec![0u8; 1 << 20];
+    let mut entries = 0u64;
+    let mut walk = tree.walk();
+    while let Some(item) = walk.next_entry() {
+        entries += 1;
+        let inode = tree.inode(item.inode);
+        let mut name = item.path.to_vec();
+        if inode.as_directory().is_some() {
+            name.push(b'/');
+        }
+        if inode.as_directory().is_none() && inode.link_count() > 1 {
+            if let Some(target) = first_name.get(&item.inode) {
+                write_header(
+                    &mut out,
+                    &name,
+                    b'1',
+                    0,
+                    inode.uid,
+                    inode.gid,
+                    inode.mtime,
+                    target,
+                    (0, 0),
+                    &[],
+                    inode.mode,
+                )?;
+                continue;
+            }
+            first_name.insert(item.inode, item.path.to_vec());
+        }
+        let (type_flag, size, link, device): (u8, u64, &[u8], (u32, u32)) = match &inode.kind {
+            InodeKind::Directory(_) => (b'5', 0, b"", (0, 0)),
+            InodeKind::File(f) => (b'0', f.size, b"", (0, 0)),
+            InodeKind::Symlink(target) => (b'2', 0, target, (0, 0)),
+            InodeKind::CharDevice(d) => (b'3', 0, b"", (d.major, d.minor)),
+            InodeKind::BlockDevice(d) => (b'4', 0, b"", (d.major, d.minor)),
+            InodeKind::Fifo => (b'6', 0, b"", (0, 0)),
+        };
+        write_header(
+            &mut out,
+            &name,
+            type_flag,
+            size,
+            inode.uid,
+            inode.gid,
+            inode.mtime,
+            link,
+            device,
+            &inode.xattrs,
+            inode.mode,
+        )?;
+        if let InodeKind::File(file) = &inode.kind {
+            let mut position = 0u64;
+            for extent in &file.extents {
+                write_zeros(&mut out, extent.file_offset - position)?;
+                data.copy_to(extent.store_offset, extent.len, &mut out, &mut scratch)?;
+                position = extent.file_offset + extent.len;
+            }
+            write_zeros(&mut out, file.size - position)?;
+            write_zeros(&mut out, padding(file.size))?;
+        }
+    }
+    // End of archive: two zero blocks.
+    out.write_all(&[0u8; 2 * BLOCK as usize])?;
+    Ok(ExportStats {
+        entries,
+        bytes: out.bytes,
+    })
+}
+
+struct CountingWriter<'a> {
+    inner: &'a mut dyn Write,
+    bytes: u64,
+}
+
+impl Write for CountingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK - size % BLOCK) % BLOCK
+}
+
+fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
+    static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        out.write_all(&ZEROS[..k])?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
+/// Writes a ustar header, preceded by a PAX header when a value does not fit the ustar
+/// fields or cannot be said in them (nanoseconds, xattrs, long names).
+#[allow(clippy::too_many_arguments)]
+fn write_header(
+    out: &mut dyn Write,
+    name: &[u8],
+    type_flag: u8,
+    size: u64,
+    uid: u32,
+    gid: u32,
+    mtime: Timestamp,
+    link: &[u8],
+    device: (u32, u32),
+    xattrs: &[crate::tree::Xattr],
+    mode: u16,
+) -> io::Result<()> {
+    let mut pax: Vec<u8> = Vec::new();
+    if name.len() > 100 {
+        pax_record(&mut pax, b"path", name);
+    }
+    if link.len() > 100 {
+        pax_record(&mut pax, b"linkpath", link);
+    }
+    if u64::from(uid) > MAX_OCTAL_8 {
+        pax_record(&mut pax, b"uid", uid.to_string().as_bytes());
+    }
+    if u64::from(gid) > MAX_OCTAL_8 {
+        pax_record(&mut pax, b"gid", gid.to_string().as_bytes());
+    }
+    if size > MAX_OCTAL_12 {
+        pax_record(&mut pax, b"size", size.to_string().as_bytes());
+    }
+    let mtime_fits = mtime.nanoseconds == 0 && (0..=MAX_OCTAL_12 as i64).contains(&mtime.seconds);
+    if !mtime_fits {
+        pax_record(&mut pax, b"mtime", format_pax_time(mtime).as_bytes());
+    }
+    for (xname, value) in xattrs {
+        let mut key = b"SCHILY.xattr.".to_vec();
+        key.extend_from_slice(xname);
+        pax_record(&mut pax, &key, value);
+    }
+    if !pax.is_empty() {
+        let header = ustar_header(
+            PAX_HEADER_NAME,
+            b'x',
+            pax.len() as u64,
+            0,
+            0,
+            0,
+            b"",
+            (0, 0),
+            0o644,
+        );
+        out.write_all(&header)?;
+        out.write_all(&pax)?;
+        write_zeros(out, padding(pax.len() as u64))?;
+    }
+    let seconds = if mtime_fits {
+        mtime.seconds as u64
+    } else {
+        mtime.seconds.clamp(0, MAX_OCTAL_12 as i64) as u64
+    };
+    let header = ustar_header(
+        &name[..name.len().min(100)],
+        type_flag,
+        size.min(MAX_OCTAL_12),
+        u64::from(uid).min(MAX_OCTAL_8),
+        u64::from(gid).min(MAX_OCTAL_8),
+        seconds,
+        &link[..link.len().min(100)],
+        device,
+        mode,
+    );
+    out.write_all(&header)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ustar_header(
+    name: &[u8],
+    type_flag: u8,
+    size: u64,
+    uid: u64,
+    gid: u64,
+    mtime: u64,
+    link: &[u8],
+    device: (u32, u32),
+    mode: u16,
+) -> [u8; BLOCK as usize] {
+    // Field offsets of the POSIX ustar header (POSIX.1-2017, pax "ustar Interchange Format").
+    let mut h = [0u8; BLOCK as usize];
+    h[..name.len()].copy_from_slice(name);
+    octal(&mut h[100..108], u64::from(mode & 0o7777));
+    octal(&mut h[108..116], uid);
+    octal(&mut h[116..124], gid);
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], mtime);
+    h[156] = type_flag;
+    h[157..157 + link.len()].copy_from_slice(link);
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    // Written for every entry, as GNU tar does: some readers reject empty numeric fields.
+    octal(&mut h[329..337], u64::from(device.0));
+    octal(&mut h[337..345], u64::from(device.1));
+    // Checksum: sum of all bytes with the checksum field read as spaces; six octal digits,
+    // NUL, space.
+    h[148..156].fill(b' ');
+    let sum: u32 = h.iter().map(|&b| u32::from(b)).sum();
+    let digits = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(digits.as_bytes());
+    h
+}
+
+/// Zero-padded octal digits filling the field but its last byte, which stays NUL.
+fn octal(field: &mut [u8], value: u64) {
+    let width = field.len() - 1;
+    let text = format!("{value:0width$o}");
+    field[..width].copy_from_slice(&text.as_bytes()[text.len() - width..]);
+}
+
+fn format_pax_time(t: Timestamp) -> String {
+    if t.nanoseconds == 0 {
+        return t.seconds.to_string();
+    }
+    if t.seconds >= 0 {
+        format!("{}.{:09}", t.seconds, t.nanoseconds)
+    } else {
+        // -1.25 is seconds -2 plus 0.75.
+        let whole = -(t.seconds + 1);
+        let frac = 1_000_000_000 - t.nanoseconds;
+        format!("-{whole}.{frac:09}")
+    }
+}
+
+/// Appends `LEN KEY=VALUE\n`, where LEN counts the whole record, its own digits included.
+fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    let body = 1 + key.len() + 1 + value.len() + 1; // " KEY=VALUE\n"
+    let mut len = body + 1;
+    while len != body + len.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    out.extend_from_slice(len.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(key);
+    out.push(b'=');
+    out.extend_from_slice(value);
+    out.push(b'\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        let mut v = Vec::new();
+        pax_record(&mut v, b"path", b"abc");
+        assert_eq!(v, b"12 path=abc\n");
+        let mut v = Vec::new();
+        let value = vec![b'x'; 91];
+        pax_record(&mut v, b"path", &value);
+        // " path=" + 91 + "\n" = 98 bytes: with 2 digits 100, which needs 3, so 101.
+        assert_eq!(&v[..4], b"101 ");
+        assert_eq!(v.len(), 101);
+    }
+
+    #[test]
+    fn negative_and_fractional_times() {
+        assert_eq!(
+            format_pax_time(Timestamp {
+                seconds: 5,
+                nanoseconds: 1
+            }),
+            "5.000000001"
+        );
+        assert_eq!(
+            format_pax_time(Timestamp {
+                seconds: -2,
+                nanoseconds: 750_000_000
+            }),
+            "-1.250000000"
+        );
+        assert_eq!(
+            format_pax_time(Timestamp {
+                seconds: -3,
+                nanoseconds: 0
+            }),
+            "-3"
+        );
+    }
+
+    #[test]
+    fn header_checksum_is_valid_for_the_tar_crate() {
+        let h = ustar_header(
+            b"etc/passwd",
+            b'0',
+            10,
+            0,
+            0,
+            1_700_000_000,
+            b"",
+            (0, 0),
+            0o4755,
+        );
+        let header = tar::Header::from_byte_slice(&h);
+        assert_eq!(header.cksum().unwrap(), {
+            let mut copy = h;
+            copy[148..156].fill(b' ');
+            copy.iter().map(|&b| u32::from(b)).sum::<u32>()
+        });
+        assert_eq!(header.mode().unwrap(), 0o4755);
+        assert_eq!(header.mtime().unwrap(), 1_700_000_000);
+        assert_eq!(&*header.path_bytes(), b"etc/passwd");
+    }
+}

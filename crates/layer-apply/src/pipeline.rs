@@ -1,0 +1,412 @@
+//! Applying an image's layers with the work spread over threads.
+//!
+//! Four stages, connected by bounded channels of byte chunks, run concurrently across all
+//! layers (layer N+1 is read and decompressed while layer N is applied):
+//!
+//! 1. read the blob, hashing it (size and digest checked at its end, by the registry's reader);
+//! 2. decompress (gzip, zstd or none);
+//! 3. hash the decompressed stream for the diff_id;
+//! 4. parse the tar stream and apply it to the tree (the calling thread).
+//!
+//! Memory stays bounded by the channel depth times the chunk size, whatever the layer size.
+//! When a stage fails, the others stop; the error reported is the one nearest the source
+//! (a corrupt blob is reported as a digest mismatch, not as the tar garbage it decodes to).
+
+use std::io::{self, BufRead, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use d2l_registry::{Digest, Image, Sha256};
+
+use crate::apply::{ApplyOptions, LayerStats, Rootfs};
+use crate::compression::{self, Compression};
+use crate::error::{Error, Result};
+use crate::store::ContentStore;
+use crate::tree::Tree;
+
+/// Bytes per chunk passed between stages.
+const CHUNK: usize = 256 * 1024;
+/// Chunks in flight between two stages.
+const DEPTH: usize = 8;
+
+/// What was applied for one layer.
+#[derive(Debug, Clone)]
+pub struct AppliedLayer {
+    /// Blob digest.
+    pub digest: Digest,
+    /// Digest of the decompressed stream (verified against the config).
+    pub diff_id: Digest,
+    /// chainID up to and including this layer.
+    pub chain_id: Digest,
+    /// Compression found.
+    pub compression: Compression,
+    /// Decompressed size in bytes.
+    pub uncompressed_size: u64,
+    /// What applying it did.
+    pub stats: LayerStats,
+}
+
+/// The result of [`apply_image`].
+pub struct AppliedImage<S> {
+    /// The flattened rootfs.
+    pub tree: Tree,
+    /// The store holding its file data.
+    pub store: S,
+    /// Per-layer results, bottom layer first.
+    pub layers: Vec<AppliedLayer>,
+}
+
+/// chainIDs of a list of diff_ids: chainID(0) = diffID(0), chainID(n) =
+/// sha256(chainID(n-1) + " " + diffID(n)).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => diff_id.clone(),
+            Some(prev) => Digest::sha256_of(format!("{prev} {diff_id}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+enum Msg {
+    Data(Vec<u8>),
+    End(LayerEnd),
+}
+
+/// What the stages learn about a layer, passed along with its end.
+#[derive(Default)]
+struct LayerEnd {
+    /// Filled in by the decompressor.
+    compression: Option<Compression>,
+    /// Filled in by the diff hasher: the diff_id and the decompressed size.
+    diff: Option<(Digest, u64)>,
+}
+
+/// Why a stage stopped early.
+enum Stop {
+    /// Its own failure.
+    Failed(Error),
+    /// Its neighbour went away; the neighbour's own result says why.
+    Neighbour,
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// Applies every layer of `image`, in order, verifying blob digests, diff_ids and the layer
+/// count, into a tree whose file data goes to `store`.
+pub fn apply_image<S: ContentStore>(
+    image: &Image,
+    store: S,
+    options: ApplyOptions,
+) -> Result<AppliedImage<S>> {
+    if image.layers.len() != image.diff_ids.len() {
+        return Err(Error::LayerCount {
+            layers: image.layers.len(),
+            diff_ids: image.diff_ids.len(),
+        });
+    }
+    let mut compressions = Vec::with_capacity(image.layers.len());
+    for (index, layer) in image.layers.iter().enumerate() {
+        compressions.push(Compression::from_media_type(&layer.media_type).map_err(
+            |media_type| Error::UnsupportedMediaType {
+                layer: index,
+                digest: layer.digest.clone(),
+                media_type,
+            },
+        )?);
+    }
+
+    let (raw_tx, raw_rx) = sync_channel::<Msg>(DEPTH);
+    let (plain_tx, plain_rx) = sync_channel::<Msg>(DEPTH);
+    let (hashed_tx, hashed_rx) = sync_channel::<Msg>(DEPTH);
+    let mut rootfs = Rootfs::new(store, options);
+
+    let (read, decompress, hash, applied) = std::thread::scope(|scope| {
+        let read = scope.spawn(|| read_blobs(image, raw_tx));
+        let compressions = &compressions;
+        let decompress =
+            scope.spawn(move || decompress_blobs(image, compressions, raw_rx, plain_tx));
+        let hash = scope.spawn(|| hash_streams(image.layers.len(), plain_rx, hashed_tx));
+        let applied = apply_streams(image, &mut rootfs, hashed_rx);
+        (read.join(), decompress.join(), hash.join(), applied)
+    });
+
+    // Report the failure nearest the source.
+    let mut panicked = false;
+    for stage in [read, decompress, hash] {
+        match stage {
+            Ok(Err(Stop::Failed(e))) => return Err(e),
+            Ok(_) => {}
+            Err(_) => panicked = true,
+        }
+    }
+    if panicked {
+        return Err(Error::Panicked);
+    }
+    let applied = match applied {
+        Ok(layers) => layers,
+        Err(Stop::Failed(e)) => return Err(e),
+        // Unreachable in practice: a stage that stopped the stream reported its own error.
+        Err(Stop::Neighbour) => return Err(Error::Panicked),
+    };
+    let (tree, store) = rootfs.finish().map_err(Error::Store)?;
+    Ok(AppliedImage {
+        tree,
+        store,
+        layers: applied,
+    })
+}
+
+/// Stage 1: read each blob through the registry's verifying reader.
+fn read_blobs(image: &Image, tx: SyncSender<Msg>) -> std::result::Result<(), Stop> {
+    for (index, layer) in image.layers.iter().enumerate() {
+        let mut blob = image.open_layer(index).map_err(|source| Error::Blob {
+            layer: index,
+            digest: layer.digest.clone(),
+            source: Box::new(source),
+        })?;
+        let read_error = |source| Error::Read {
+            layer: index,
+            digest: layer.digest.clone(),
+            source,
+        };
+        let mut downstream_gone = false;
+        loop {
+            let mut chunk = vec![0u8; CHUNK];
+            let n = fill(&mut blob, &mut chunk).map_err(read_error)?;
+            if n == 0 {
+                break;
+            }
+            chunk.truncate(n);
+            if !downstream_gone && tx.send(Msg::Data(chunk)).is_err() {
+                // Keep reading this blob to its end so that a corrupt blob is reported as
+                // such, rather than as whatever its garbage made a later stage say.
+                downstream_gone = true;
+            }
+        }
+        if downstream_gone || tx.send(Msg::End(LayerEnd::default())).is_err() {
+            return Err(Stop::Neighbour);
+        }
+    }
+    Ok(())
+}
+
+/// Stage 2: decompress each layer.
+fn decompress_blobs(
+    image: &Image,
+    compressions: &[Option<Compression>],
+    rx: Receiver<Msg>,
+    tx: SyncSender<Msg>,
+) -> std::result::Result<(), Stop> {
+    for (index, layer) in image.layers.iter().enumerate() {
+        let mut input = ChunkReader::new(&rx);
+        let result = compression::decompress(compressions[index], &mut input, &mut |chunk| {
+            tx.send(Msg::Data(chunk))
+                .map_err(|_| io::Error::other(NEIGHBOUR_GONE))
+        });
+        if input.disconnected {
+            return Err(Stop::Neighbour);
+        }
+        if let Err(e) = &result {
+            if e.to_string() == NEIGHBOUR_GONE {
+                return Err(Stop::Neighbour);
+            }
+            return Err(Stop::Failed(Error::Decompress {
+                layer: index,
+                digest: layer.digest.clone(),
+                compression: compressions[index].map_or("layer", Compression::name),
+                message: e.to_string(),
+            }));
+        }
+        let end = LayerEnd {
+            compression: result.ok(),
+            diff: None,
+        };
+        if tx.send(Msg::End(end)).is_err() {
+            return Err(Stop::Neighbour);
+        }
+    }
+    Ok(())
+}
+
+const NEIGHBOUR_GONE: &str = "the next pipeline stage stopped";
+
+/// Stage 3: hash each decompressed stream for its diff_id.
+fn hash_streams(
+    layers: usize,
+    rx: Receiver<Msg>,
+    tx: SyncSender<Msg>,
+) -> std::result::Result<(), Stop> {
+    for _ in 0..layers {
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            match rx.recv() {
+                Ok(Msg::Data(chunk)) => {
+                    hasher.update(&chunk);
+                    size += chunk.len() as u64;
+                    tx.send(Msg::Data(chunk)).map_err(|_| Stop::Neighbour)?;
+                }
+                Ok(Msg::End(mut end)) => {
+                    end.diff = Some((hasher.finish(), size));
+                    tx.send(Msg::End(end)).map_err(|_| Stop::Neighbour)?;
+                    break;
+                }
+                Err(_) => return Err(Stop::Neighbour),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Stage 4: parse and apply each layer's tar stream, then check its diff_id.
+fn apply_streams<S: ContentStore>(
+    image: &Image,
+    rootfs: &mut Rootfs<S>,
+    rx: Receiver<Msg>,
+) -> std::result::Result<Vec<AppliedLayer>, Stop> {
+    let chain = chain_ids(&image.diff_ids);
+    let mut applied = Vec::with_capacity(image.layers.len());
+    for (index, layer) in image.layers.iter().enumerate() {
+        let input = ChunkReader::new(&rx);
+        let layer_number = u32::try_from(index + 1).expect("fewer than 2^32 layers");
+        let (mut rest, stats) = match rootfs.apply_layer(layer_number, input) {
+            Ok(done) => done,
+            Err(failure) => {
+                return Err(Stop::Failed(Error::Entry {
+                    layer: index,
+                    digest: layer.digest.clone(),
+                    path: failure.path,
+                    offset: failure.offset,
+                    error: Box::new(failure.error),
+                }))
+            }
+        };
+        // The diff_id covers every byte up to the end of the stream, padding included.
+        let _ = io::copy(&mut rest, &mut io::sink());
+        if rest.disconnected {
+            return Err(Stop::Neighbour);
+        }
+        let Some(LayerEnd {
+            compression: Some(compression),
+            diff: Some((diff_id, uncompressed_size)),
+        }) = rest.end.take()
+        else {
+            return Err(Stop::Neighbour);
+        };
+        let expected = &image.diff_ids[index];
+        if &diff_id != expected {
+            return Err(Stop::Failed(Error::DiffIdMismatch {
+                layer: index,
+                digest: layer.digest.clone(),
+                expected: Box::new(expected.clone()),
+                actual: Box::new(diff_id),
+            }));
+        }
+        tracing::debug!(layer = index, %diff_id, entries = stats.entries, "layer applied");
+        applied.push(AppliedLayer {
+            digest: layer.digest.clone(),
+            diff_id,
+            chain_id: chain[index].clone(),
+            compression,
+            uncompressed_size,
+            stats,
+        });
+    }
+    Ok(applied)
+}
+
+/// Reads the chunks of one layer from a channel, up to that layer's `End` message.
+pub(crate) struct ChunkReader<'a> {
+    rx: &'a Receiver<Msg>,
+    chunk: Vec<u8>,
+    pos: usize,
+    /// The `End` message's payload, once reached.
+    end: Option<LayerEnd>,
+    /// The sender went away before `End`.
+    disconnected: bool,
+}
+
+impl<'a> ChunkReader<'a> {
+    fn new(rx: &'a Receiver<Msg>) -> Self {
+        ChunkReader {
+            rx,
+            chunk: Vec::new(),
+            pos: 0,
+            end: None,
+            disconnected: false,
+        }
+    }
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader<'_> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.chunk.len() && self.end.is_none() {
+            match self.rx.recv() {
+                Ok(Msg::Data(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Ok(Msg::End(payload)) => self.end = Some(payload),
+                Err(_) => {
+                    self.disconnected = true;
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the layer stream ended early",
+                    ));
+                }
+            }
+        }
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.pos = (self.pos + amount).min(self.chunk.len());
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_id_matches_the_semantics_note_example() {
+        let a = Digest::sha256_of(&[0u8; 1024]);
+        let b = Digest::sha256_of(&[0u8; 10240]);
+        let chain = chain_ids(&[a.clone(), b]);
+        assert_eq!(chain[0], a);
+        assert_eq!(
+            chain[1].to_string(),
+            "sha256:8ed5d20d8ff95e90a64a163a79dc3fac0b49680c21680295726dc3a511ff5811"
+        );
+    }
+}

@@ -1,0 +1,840 @@
+//! A streaming reader of layer tar archives.
+//!
+//! The `tar` crate parses single header blocks; everything that spans blocks is done here:
+//! PAX records (parsed by their length prefix, so binary xattr values with newlines survive),
+//! GNU long names, GNU and PAX sparse files. Numbers follow POSIX pax and GNU tar (base-256
+//! numeric fields included).
+
+use std::io::{self, Read};
+
+use crate::error::EntryError;
+use crate::tree::Timestamp;
+
+/// Size of a tar block.
+pub const BLOCK: u64 = 512;
+
+/// Largest PAX or GNU long-name payload accepted, to bound memory on hostile input.
+const MAX_META_PAYLOAD: u64 = 16 << 20;
+
+/// What an entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// Regular file ('0', NUL, '7', or GNU sparse 'S').
+    File,
+    /// Hard link to `link_target` ('1').
+    HardLink,
+    /// Symbolic link to `link_target` ('2').
+    Symlink,
+    /// Character device ('3').
+    CharDevice,
+    /// Block device ('4').
+    BlockDevice,
+    /// Directory ('5').
+    Directory,
+    /// Named pipe ('6').
+    Fifo,
+}
+
+/// One data run of a sparse file: `len` bytes at `offset` in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SparseRun {
+    /// Offset in the expanded file.
+    pub offset: u64,
+    /// Length of the run.
+    pub len: u64,
+}
+
+/// A tar entry's header, with PAX and GNU extensions applied.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Path as stored (not yet normalised), bytes.
+    pub path: Vec<u8>,
+    /// Link target for hard and symbolic links.
+    pub link_target: Vec<u8>,
+    /// Entry type.
+    pub kind: EntryKind,
+    /// Mode bits from the header (file type bits not included).
+    pub mode: u32,
+    /// Numeric owner.
+    pub uid: u64,
+    /// Numeric group.
+    pub gid: u64,
+    /// Modification time.
+    pub mtime: Timestamp,
+    /// Device numbers for device entries.
+    pub device: (u32, u32),
+    /// Extended attributes in archive order (SCHILY and LIBARCHIVE forms, not yet filtered).
+    pub xattrs: Vec<PaxXattr>,
+    /// Logical size of a regular file (the expanded size for sparse files).
+    pub size: u64,
+    /// For sparse files, the stored data runs in file order; `None` for ordinary files.
+    pub sparse: Option<Vec<SparseRun>>,
+    /// Offset of this entry's first header block in the decompressed stream.
+    pub offset: u64,
+}
+
+/// An xattr as found in a PAX header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaxXattr {
+    /// Attribute name.
+    pub name: Vec<u8>,
+    /// Raw value.
+    pub value: Vec<u8>,
+    /// True for `SCHILY.xattr.*`, false for `LIBARCHIVE.xattr.*`.
+    pub schily: bool,
+}
+
+/// Reads entries one after the other from a decompressed layer stream.
+pub struct TarReader<R> {
+    inner: R,
+    /// Bytes consumed from `inner`.
+    position: u64,
+    /// Data bytes of the current entry not yet read by the caller.
+    data_left: u64,
+    /// Padding after the current entry's data.
+    padding_left: u64,
+    finished: bool,
+}
+
+/// Extensions collected from PAX and GNU meta entries, applied to the next real header.
+#[derive(Default)]
+struct Pending {
+    path: Option<Vec<u8>>,
+    link: Option<Vec<u8>>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    size: Option<u64>,
+    mtime: Option<Timestamp>,
+    xattrs: Vec<PaxXattr>,
+    sparse: PaxSparse,
+}
+
+#[derive(Default)]
+struct PaxSparse {
+    major: Option<u64>,
+    minor: Option<u64>,
+    name: Option<Vec<u8>>,
+    real_size: Option<u64>,
+    /// Version 0.1 `GNU.sparse.map`, or 0.0 offset/numbytes pairs.
+    map: Vec<u64>,
+}
+
+impl<R: Read> TarReader<R> {
+    /// A reader at the start of an archive.
+    pub fn new(inner: R) -> Self {
+        TarReader {
+            inner,
+            position: 0,
+            data_left: 0,
+            padding_left: 0,
+            finished: false,
+        }
+    }
+
+    /// The underlying reader (e.g. to drain what follows the end-of-archive marker).
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// The next entry, or `None` at the end-of-archive marker or a clean end of stream. Data
+    /// the caller did not read of the previous entry is skipped.
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, (u64, EntryError)> {
+        let mut pending = Pending::default();
+        let mut first_offset = None;
+        loop {
+            self.skip_rest().map_err(|e| (self.position, e))?;
+            if self.finished {
+                return Ok(None);
+            }
+            let offset = self.position;
+            let first = *first_offset.get_or_insert(offset);
+            let mut block = [0u8; BLOCK as usize];
+            match self.read_block(&mut block) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if first != offset {
+                        return Err((first, EntryError::Truncated));
+                    }
+                    // End of stream without an end-of-archive marker: accepted, as tar does.
+                    self.finished = true;
+                    return Ok(None);
+                }
+                Err(e) => return Err((offset, e)),
+            }
+            if block.iter().all(|&b| b == 0) {
+                if first != offset {
+                    return Err((
+                        first,
+                        EntryError::BadHeader("zero block after an extension header".into()),
+                    ));
+                }
+                self.finished = true;
+                return Ok(None);
+            }
+            let header = tar::Header::from_byte_slice(&block);
+            check_checksum(&block).map_err(|e| (offset, e))?;
+            let size = pending
+                .size
+                .take()
+                .map(Ok)
+                .unwrap_or_else(|| header.entry_size())
+                .map_err(|e| (offset, EntryError::BadHeader(format!("size field: {e}"))))?;
+            let type_byte = block[156];
+            match type_byte {
+                b'x' => {
+                    let payload = self.read_meta_payload(size).map_err(|e| (offset, e))?;
+                    parse_pax(&payload, &mut pending).map_err(|e| (offset, e))?;
+                    continue;
+                }
+                b'g' => {
+                    // Global PAX headers carry nothing a rootfs needs (they set defaults that
+                    // image builders do not use); skip them.
+                    self.read_meta_payload(size).map_err(|e| (offset, e))?;
+                    continue;
+                }
+                b'L' => {
+                    let payload = self.read_meta_payload(size).map_err(|e| (offset, e))?;
+                    pending.path = Some(trim_nuls(payload));
+                    continue;
+                }
+                b'K' => {
+                    let payload = self.read_meta_payload(size).map_err(|e| (offset, e))?;
+                    pending.link = Some(trim_nuls(payload));
+                    continue;
+                }
+                _ => {}
+            }
+            let entry = self
+                .finish_entry(header, &block, size, pending, first)
+                .map_err(|e| (offset, e))?;
+            return Ok(Some(entry));
+        }
+    }
+
+    fn finish_entry(
+        &mut self,
+        header: &tar::Header,
+        block: &[u8; 512],
+        stored_size: u64,
+        mut pending: Pending,
+        offset: u64,
+    ) -> Result<Entry, EntryError> {
+        let type_byte = block[156];
+        let kind = match type_byte {
+            b'0' | b'\0' | b'7' | b'S' => EntryKind::File,
+            b'1' => EntryKind::HardLink,
+            b'2' => EntryKind::Symlink,
+            b'3' => EntryKind::CharDevice,
+            b'4' => EntryKind::BlockDevice,
+            b'5' => EntryKind::Directory,
+            b'6' => EntryKind::Fifo,
+            other => return Err(EntryError::UnsupportedType(other)),
+        };
+        let num = |r: io::Result<u64>, what: &str| {
+            r.map_err(|e| EntryError::BadHeader(format!("{what} field: {e}")))
+        };
+        let mode = num(header.mode().map(u64::from), "mode")? as u32;
+        let uid = match pending.uid {
+            Some(v) => v,
+            None => num(header.uid(), "uid")?,
+        };
+        let gid = match pending.gid {
+            Some(v) => v,
+            None => num(header.gid(), "gid")?,
+        };
+        let mtime = match pending.mtime {
+            Some(t) => t,
+            None => Timestamp {
+                seconds: i64::try_from(num(header.mtime(), "mtime")?).unwrap_or(i64::MAX),
+                nanoseconds: 0,
+            },
+        };
+        let device = if matches!(kind, EntryKind::CharDevice | EntryKind::BlockDevice) {
+            let major = header
+                .device_major()
+                .map_err(|e| EntryError::BadHeader(format!("device major: {e}")))?
+                .unwrap_or(0);
+            let minor = header
+                .device_minor()
+                .map_err(|e| EntryError::BadHeader(format!("device minor: {e}")))?
+                .unwrap_or(0);
+            (major, minor)
+        } else {
+            (0, 0)
+        };
+        let mut path = pending
+            .path
+            .take()
+            .unwrap_or_else(|| header.path_bytes().into_owned());
+        let link_target = pending
+            .link
+            .take()
+            .or_else(|| header.link_name_bytes().map(|l| l.into_owned()))
+            .unwrap_or_default();
+
+        // Entries other than files carry no data, whatever the size field says (hard links
+        // may, in some writers' output, and the data is then ignored).
+        self.data_left = stored_size;
+        self.padding_left = padding(stored_size);
+
+        let mut size = stored_size;
+        let mut sparse = None;
+        if type_byte == b'S' {
+            let (runs, real) = self.gnu_sparse_map(header)?;
+            sparse = Some(runs);
+            size = real;
+        } else if pending.sparse.major.is_some()
+            || pending.sparse.real_size.is_some()
+            || !pending.sparse.map.is_empty()
+        {
+            let sp = std::mem::take(&mut pending.sparse);
+            let runs = match (sp.major, sp.minor) {
+                (Some(1), Some(0)) => self.pax_sparse_1_0_map()?,
+                (None, _) | (Some(0), _) => pairs_to_runs(&sp.map)?,
+                (major, minor) => {
+                    return Err(EntryError::BadPax(format!(
+                        "unsupported GNU sparse format {}.{}",
+                        major.unwrap_or(0),
+                        minor.unwrap_or(0)
+                    )))
+                }
+            };
+            if let Some(name) = sp.name {
+                path = name;
+            }
+            size = sp.real_size.ok_or_else(|| {
+                EntryError::BadPax("sparse file without GNU.sparse.realsize".into())
+            })?;
+            sparse = Some(runs);
+        }
+        if let Some(runs) = &sparse {
+            validate_runs(runs, size, self.data_left)?;
+        }
+        Ok(Entry {
+            path,
+            link_target,
+            kind,
+            mode,
+            uid,
+            gid,
+            mtime,
+            device,
+            xattrs: pending.xattrs,
+            size,
+            sparse,
+            offset,
+        })
+    }
+
+    /// The sparse map of an old GNU 'S' header: four slots in the header, then extension
+    /// blocks of 21 slots while the "is extended" flag is set.
+    fn gnu_sparse_map(
+        &mut self,
+        header: &tar::Header,
+    ) -> Result<(Vec<SparseRun>, u64), EntryError> {
+        let gnu = header
+            .as_gnu()
+            .ok_or_else(|| EntryError::BadHeader("sparse entry without a GNU header".into()))?;
+        let bad = |e: io::Error| EntryError::BadHeader(format!("GNU sparse map: {e}"));
+        let mut runs = Vec::new();
+        for slot in &gnu.sparse {
+            if slot.is_empty() {
+                break;
+            }
+            runs.push(SparseRun {
+                offset: slot.offset().map_err(bad)?,
+                len: slot.length().map_err(bad)?,
+            });
+        }
+        let mut extended = gnu.is_extended();
+        while extended {
+            let mut block = [0u8; BLOCK as usize];
+            if !self.read_block(&mut block)? {
+                return Err(EntryError::Truncated);
+            }
+            // Layout of a GNU sparse extension block: 21 slots of 24 bytes (offset and
+            // length, 12 octal bytes each), then the "is extended" flag at byte 504.
+            for slot in block[..504].chunks_exact(24) {
+                if slot[0] == 0 {
+                    break;
+                }
+                let offset = parse_octal(&slot[..12])?;
+                let len = parse_octal(&slot[12..24])?;
+                runs.push(SparseRun { offset, len });
+            }
+            extended = block[504] != 0;
+        }
+        let real = gnu.real_size().map_err(bad)?;
+        Ok((runs, real))
+    }
+
+    /// The map of a PAX sparse 1.0 file, at the start of its data: decimal numbers, one per
+    /// line (count, then offset/length pairs), padded to a block.
+    fn pax_sparse_1_0_map(&mut self) -> Result<Vec<SparseRun>, EntryError> {
+        let mut numbers = Vec::new();
+        let mut consumed = 0u64;
+        let mut line = Vec::new();
+        let mut expected: Option<u64> = None;
+        loop {
+            if let Some(count) = expected {
+                if numbers.len() as u64 == count * 2 {
+                    break;
+                }
+            }
+            let mut byte = [0u8; 1];
+            if self.data_left == 0 {
+                return Err(EntryError::BadPax(
+                    "sparse 1.0 map runs past the data".into(),
+                ));
+            }
+            self.read_data_exact(&mut byte)?;
+            consumed += 1;
+            if byte[0] == b'\n' {
+                let value = parse_decimal(&line)?;
+                line.clear();
+                if expected.is_none() {
+                    if value > (1 << 20) {
+                        return Err(EntryError::BadPax("sparse map too large".into()));
+                    }
+                    expected = Some(value);
+                } else {
+                    numbers.push(value);
+                }
+            } else {
+                line.push(byte[0]);
+                if line.len() > 20 {
+                    return Err(EntryError::BadPax("bad number in sparse 1.0 map".into()));
+                }
+            }
+        }
+        // The map is padded with zeros to a block boundary.
+        let pad = padding(consumed);
+        if pad > self.data_left {
+            return Err(EntryError::Truncated);
+        }
+        let mut skip = vec![0u8; pad as usize];
+        self.read_data_exact(&mut skip)?;
+        pairs_to_runs(&numbers)
+    }
+
+    fn read_data_exact(&mut self, buf: &mut [u8]) -> Result<(), EntryError> {
+        let mut data = self.data();
+        data.read_exact(buf).map_err(io_to_entry)
+    }
+
+    /// The current entry's stored data (for sparse files the data runs back to back).
+    pub fn data(&mut self) -> EntryData<'_, R> {
+        EntryData { reader: self }
+    }
+
+    fn skip_rest(&mut self) -> Result<(), EntryError> {
+        let n = self.data_left + self.padding_left;
+        if n > 0 {
+            let copied =
+                io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(io_to_entry)?;
+            self.position += copied;
+            if copied < n {
+                return Err(EntryError::Truncated);
+            }
+            self.data_left = 0;
+            self.padding_left = 0;
+        }
+        Ok(())
+    }
+
+    /// Reads one block; `Ok(false)` at a clean end of stream before its first byte.
+    fn read_block(&mut self, block: &mut [u8; BLOCK as usize]) -> Result<bool, EntryError> {
+        let mut filled = 0;
+        while filled < block.len() {
+            match self.inner.read(&mut block[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_to_entry(e)),
+            }
+        }
+        self.position += filled as u64;
+        match filled {
+            0 => Ok(false),
+            512 => Ok(true),
+            _ => Err(EntryError::Truncated),
+        }
+    }
+
+    fn read_meta_payload(&mut self, size: u64) -> Result<Vec<u8>, EntryError> {
+        if size > MAX_META_PAYLOAD {
+            return Err(EntryError::BadHeader(format!(
+                "extension header of {size} bytes is too large"
+            )));
+        }
+        let mut payload = vec![0u8; size as usize];
+        self.inner.read_exact(&mut payload).map_err(io_to_entry)?;
+        self.position += size;
+        self.padding_left = padding(size);
+        Ok(payload)
+    }
+}
+
+/// Reader over the current entry's data; see [`TarReader::data`].
+pub struct EntryData<'a, R> {
+    reader: &'a mut TarReader<R>,
+}
+
+impl<R: Read> Read for EntryData<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.reader.data_left;
+        if left == 0 || buf.is_empty() {
+            return Ok(0);
+        }
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = self.reader.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.reader.data_left -= n as u64;
+        self.reader.position += n as u64;
+        Ok(n)
+    }
+}
+
+fn io_to_entry(e: io::Error) -> EntryError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        EntryError::Truncated
+    } else {
+        EntryError::Io(e.to_string())
+    }
+}
+
+fn padding(size: u64) -> u64 {
+    (BLOCK - size % BLOCK) % BLOCK
+}
+
+fn trim_nuls(mut v: Vec<u8>) -> Vec<u8> {
+    while v.last() == Some(&0) {
+        v.pop();
+    }
+    v
+}
+
+/// Header checksum: the sum of all bytes with the checksum field counted as spaces. Old
+/// writers summed signed bytes; both are accepted, as GNU tar does.
+fn check_checksum(block: &[u8; 512]) -> Result<(), EntryError> {
+    let field = &block[148..156];
+    let stored = parse_octal(field)
+        .map_err(|_| EntryError::BadHeader("unreadable header checksum".into()))?;
+    let mut unsigned: u64 = 0;
+    let mut signed: i64 = 0;
+    for (i, &b) in block.iter().enumerate() {
+        let b = if (148..156).contains(&i) { b' ' } else { b };
+        unsigned += u64::from(b);
+        signed += i64::from(b as i8);
+    }
+    if stored == unsigned || i64::try_from(stored).ok() == Some(signed) {
+        Ok(())
+    } else {
+        Err(EntryError::BadHeader(format!(
+            "header checksum is {stored:o}, block sums to {unsigned:o}"
+        )))
+    }
+}
+
+fn parse_octal(field: &[u8]) -> Result<u64, EntryError> {
+    let text: Vec<u8> = field
+        .iter()
+        .copied()
+        .take_while(|&b| b != 0)
+        .filter(|&b| b != b' ')
+        .collect();
+    if text.is_empty() {
+        return Ok(0);
+    }
+    let s =
+        std::str::from_utf8(&text).map_err(|_| EntryError::BadHeader("bad octal field".into()))?;
+    u64::from_str_radix(s, 8).map_err(|_| EntryError::BadHeader(format!("bad octal field {s:?}")))
+}
+
+fn parse_decimal(text: &[u8]) -> Result<u64, EntryError> {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| {
+            EntryError::BadPax(format!("bad number {:?}", String::from_utf8_lossy(text)))
+        })
+}
+
+fn pairs_to_runs(numbers: &[u64]) -> Result<Vec<SparseRun>, EntryError> {
+    if numbers.len() % 2 != 0 {
+        return Err(EntryError::BadPax(
+            "odd number of values in sparse map".into(),
+        ));
+    }
+    Ok(numbers
+        .chunks_exact(2)
+        .map(|p| SparseRun {
+            offset: p[0],
+            len: p[1],
+        })
+        .collect())
+}
+
+/// Runs must be in order, not overlapping, inside the file, and add up to the stored data.
+fn validate_runs(runs: &[SparseRun], size: u64, stored: u64) -> Result<(), EntryError> {
+    let mut end = 0u64;
+    let mut total = 0u64;
+    for run in runs {
+        let run_end = run
+            .offset
+            .checked_add(run.len)
+            .ok_or_else(|| EntryError::BadPax("sparse run overflows".into()))?;
+        if run.offset < end || run_end > size {
+            return Err(EntryError::BadPax(format!(
+                "sparse run {}+{} out of order or beyond the file size {size}",
+                run.offset, run.len
+            )));
+        }
+        end = run_end;
+        total += run.len;
+    }
+    if total != stored {
+        return Err(EntryError::BadPax(format!(
+            "sparse map covers {total} bytes but the entry stores {stored}"
+        )));
+    }
+    Ok(())
+}
+
+/// Parses PAX extended header records: `LEN KEY=VALUE\n`, where LEN counts the whole record.
+/// The value is taken by length, not up to a newline, so binary values are preserved.
+fn parse_pax(payload: &[u8], pending: &mut Pending) -> Result<(), EntryError> {
+    let mut rest = payload;
+    while !rest.is_empty() {
+        // Some writers pad the payload with NULs.
+        if rest.iter().all(|&b| b == 0) {
+            break;
+        }
+        let space = rest
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or_else(|| EntryError::BadPax("record without a length".into()))?;
+        let len = parse_decimal(&rest[..space])? as usize;
+        if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
+            return Err(EntryError::BadPax(format!("record length {len} is wrong")));
+        }
+        let record = &rest[space + 1..len - 1];
+        rest = &rest[len..];
+        let eq = record
+            .iter()
+            .position(|&b| b == b'=')
+            .ok_or_else(|| EntryError::BadPax("record without '='".into()))?;
+        let (key, value) = (&record[..eq], &record[eq + 1..]);
+        apply_pax_record(key, value, pending)?;
+    }
+    Ok(())
+}
+
+fn apply_pax_record(key: &[u8], value: &[u8], pending: &mut Pending) -> Result<(), EntryError> {
+    if let Some(name) = key.strip_prefix(b"SCHILY.xattr.") {
+        pending.xattrs.push(PaxXattr {
+            name: name.to_vec(),
+            value: value.to_vec(),
+            schily: true,
+        });
+        return Ok(());
+    }
+    if let Some(name) = key.strip_prefix(b"LIBARCHIVE.xattr.") {
+        pending.xattrs.push(PaxXattr {
+            name: url_decode(name)?,
+            value: base64_decode(value)?,
+            schily: false,
+        });
+        return Ok(());
+    }
+    match key {
+        b"path" => pending.path = Some(value.to_vec()),
+        b"linkpath" => pending.link = Some(value.to_vec()),
+        b"uid" => pending.uid = Some(parse_decimal(value)?),
+        b"gid" => pending.gid = Some(parse_decimal(value)?),
+        b"size" => pending.size = Some(parse_decimal(value)?),
+        b"mtime" => pending.mtime = Some(parse_pax_time(value)?),
+        b"GNU.sparse.major" => pending.sparse.major = Some(parse_decimal(value)?),
+        b"GNU.sparse.minor" => pending.sparse.minor = Some(parse_decimal(value)?),
+        b"GNU.sparse.name" => pending.sparse.name = Some(value.to_vec()),
+        b"GNU.sparse.realsize" | b"GNU.sparse.size" => {
+            pending.sparse.real_size = Some(parse_decimal(value)?)
+        }
+        b"GNU.sparse.map" => {
+            for part in value.split(|&b| b == b',') {
+                pending.sparse.map.push(parse_decimal(part)?);
+            }
+        }
+        // Version 0.0: pairs of records, in order.
+        b"GNU.sparse.offset" | b"GNU.sparse.numbytes" => {
+            pending.sparse.map.push(parse_decimal(value)?)
+        }
+        // atime, ctime, uname, gname, charset, comment...: nothing a rootfs keeps.
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `SECONDS[.FRACTION]`, possibly negative.
+fn parse_pax_time(value: &[u8]) -> Result<Timestamp, EntryError> {
+    let bad = || EntryError::BadPax(format!("bad time {:?}", String::from_utf8_lossy(value)));
+    let text = std::str::from_utf8(value).map_err(|_| bad())?;
+    let (negative, text) = match text.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, text),
+    };
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let seconds: i64 = whole.parse().map_err(|_| bad())?;
+    let mut nanos: u32 = 0;
+    for (i, digit) in frac.bytes().take(9).enumerate() {
+        nanos += u32::from(digit - b'0') * 10u32.pow(8 - i as u32);
+    }
+    Ok(if !negative {
+        Timestamp {
+            seconds,
+            nanoseconds: nanos,
+        }
+    } else if nanos == 0 {
+        Timestamp {
+            seconds: -seconds,
+            nanoseconds: 0,
+        }
+    } else {
+        Timestamp {
+            seconds: -seconds - 1,
+            nanoseconds: 1_000_000_000 - nanos,
+        }
+    })
+}
+
+fn url_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' {
+            let hex = input
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| EntryError::BadPax("bad %-escape in xattr name".into()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn base64_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let digits: Vec<u8> = input.iter().copied().filter(|&c| c != b'=').collect();
+    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
+    for chunk in digits.chunks(4) {
+        let mut acc = 0u32;
+        for &c in chunk {
+            acc = (acc << 6)
+                | value(c).ok_or_else(|| EntryError::BadPax("bad base64 xattr value".into()))?;
+        }
+        let bits = chunk.len() * 6;
+        acc <<= 24 - bits;
+        let bytes = acc.to_be_bytes();
+        out.extend_from_slice(&bytes[1..1 + bits / 8]);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pax_time_parses_fractions_and_negatives() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).unwrap();
+        assert_eq!(
+            t("1700000000.5"),
+            Timestamp {
+                seconds: 1700000000,
+                nanoseconds: 500_000_000
+            }
+        );
+        assert_eq!(
+            t("12.000000001"),
+            Timestamp {
+                seconds: 12,
+                nanoseconds: 1
+            }
+        );
+        assert_eq!(
+            t("12.1234567891"),
+            Timestamp {
+                seconds: 12,
+                nanoseconds: 123_456_789
+            }
+        );
+        assert_eq!(
+            t("-1.25"),
+            Timestamp {
+                seconds: -2,
+                nanoseconds: 750_000_000
+            }
+        );
+        assert_eq!(
+            t("-3"),
+            Timestamp {
+                seconds: -3,
+                nanoseconds: 0
+            }
+        );
+        assert!(parse_pax_time(b"abc").is_err());
+    }
+
+    #[test]
+    fn pax_records_keep_binary_values_with_newlines() {
+        // A security.capability value that contains a newline byte (0x0a).
+        let value = [0x01, 0x00, 0x00, 0x02, 0x0a, 0x20, 0x00, 0x00];
+        let key = b"SCHILY.xattr.security.capability";
+        let body_len = 1 + key.len() + 1 + value.len() + 1;
+        let len = body_len + 2; // two digits of length
+        let mut payload = format!("{len} ").into_bytes();
+        payload.extend_from_slice(key);
+        payload.push(b'=');
+        payload.extend_from_slice(&value);
+        payload.push(b'\n');
+        assert_eq!(payload.len(), len);
+        payload.extend_from_slice(b"16 path=a/b/cde\n");
+        let mut pending = Pending::default();
+        parse_pax(&payload, &mut pending).unwrap();
+        assert_eq!(pending.xattrs[0].value, value);
+        assert_eq!(pending.path.as_deref(), Some(&b"a/b/cde"[..]));
+    }
+
+    #[test]
+    fn libarchive_xattrs_are_decoded() {
+        assert_eq!(url_decode(b"user.a%3Db").unwrap(), b"user.a=b");
+        assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
+        assert_eq!(base64_decode(b"AAECAw==").unwrap(), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn pax_record_with_wrong_length_is_rejected() {
+        let mut pending = Pending::default();
+        assert!(parse_pax(b"99 path=x\n", &mut pending).is_err());
+        assert!(parse_pax(b"path=x\n", &mut pending).is_err());
+    }
+}

@@ -1,0 +1,336 @@
+//! The crate's one error type.
+//!
+//! Every message is one line and names what is at fault: the source as the user wrote it, the
+//! file or archive entry, the blob digest.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::digest::Digest;
+use crate::platform::Platform;
+use crate::reference::Reference;
+
+/// Everything that can go wrong while reading an image.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A string is not a valid digest (`ALG:HEX`).
+    #[error("invalid digest {input:?}: {reason}")]
+    InvalidDigest {
+        /// The text that failed to parse.
+        input: String,
+        /// Why it is not a digest.
+        reason: String,
+    },
+
+    /// A string is not a valid platform (`os/arch[/variant]`).
+    #[error("invalid platform {input:?}: {reason}")]
+    InvalidPlatform {
+        /// The text that failed to parse.
+        input: String,
+        /// Why it is not a platform.
+        reason: String,
+    },
+
+    /// A string is not a valid image reference.
+    #[error("invalid image reference {input:?}: {reason}")]
+    InvalidReference {
+        /// The text that failed to parse.
+        input: String,
+        /// Why it is not a reference.
+        reason: String,
+    },
+
+    /// A string is not a valid image source (`oci:`, `oci-archive:`, `docker-archive:`, ...).
+    #[error("invalid image source {input:?}: {reason}")]
+    InvalidSource {
+        /// The text that failed to parse.
+        input: String,
+        /// Why it is not a source.
+        reason: String,
+    },
+
+    /// Pulling from a registry is not implemented yet.
+    #[error(
+        "pulling from registries is not implemented yet ({reference}); \
+         use oci:DIR, oci-archive:FILE or docker-archive:FILE"
+    )]
+    RegistryNotYetSupported {
+        /// The registry reference that was asked for.
+        reference: Reference,
+    },
+
+    /// An I/O error on a file of the source.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file (or archive) being read.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+
+    /// A blob's byte count differs from its descriptor's size.
+    #[error("blob {digest}: expected {expected} bytes, read {actual}")]
+    BlobSizeMismatch {
+        /// The blob's expected digest.
+        digest: Digest,
+        /// The size its descriptor gives.
+        expected: u64,
+        /// The size found (for an over-long blob, the bytes read when that became clear).
+        actual: u64,
+    },
+
+    /// A blob's content does not hash to its digest.
+    #[error("blob {expected}: content hashes to {actual}")]
+    BlobDigestMismatch {
+        /// The digest the blob is stored under.
+        expected: Digest,
+        /// The digest of the bytes actually read.
+        actual: Digest,
+    },
+
+    /// A blob named by a descriptor is not in the source.
+    #[error("blob {digest} is missing: no {path}")]
+    BlobMissing {
+        /// The digest that was looked up.
+        digest: Digest,
+        /// Where it was expected (a file, or `ARCHIVE!ENTRY` inside an archive).
+        path: String,
+    },
+
+    /// A manifest, index or config blob is too large to be one.
+    #[error("blob {digest} at {path} is {size} bytes, more than the {limit} allowed for JSON")]
+    BlobTooLarge {
+        /// The blob's digest.
+        digest: Digest,
+        /// Where it is.
+        path: String,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+
+    /// A directory or archive is not a valid OCI image layout.
+    #[error("{path}: not a valid OCI image layout: {reason}")]
+    InvalidLayout {
+        /// The directory or archive.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A JSON document (manifest, index, config, `manifest.json`) does not parse.
+    #[error("{what}: {source}")]
+    Json {
+        /// Which document, and where it is.
+        what: String,
+        /// The parser's error.
+        source: serde_json::Error,
+    },
+
+    /// A manifest, index or config is well-formed JSON but not a valid document of its kind.
+    #[error("{what}: {reason}")]
+    InvalidDocument {
+        /// Which document, and where it is.
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The reference asked for is not in the source.
+    #[error(
+        "{image}: no image named {reference:?}; available: {}",
+        list(available)
+    )]
+    RefNotFound {
+        /// The source as the user wrote it.
+        image: String,
+        /// The name asked for.
+        reference: String,
+        /// The names the source has.
+        available: Vec<String>,
+    },
+
+    /// The source holds several images and none was named.
+    #[error("{image}: holds several images, name one of: {}", list(available))]
+    AmbiguousRef {
+        /// The source as the user wrote it.
+        image: String,
+        /// The names the source has.
+        available: Vec<String>,
+    },
+
+    /// The source holds no image at all.
+    #[error("{image}: holds no image")]
+    NoImage {
+        /// The source as the user wrote it.
+        image: String,
+    },
+
+    /// No manifest in the index (or nested indexes) is for the requested platform.
+    #[error(
+        "{image}: no image for platform {wanted}; available: {}",
+        list(available)
+    )]
+    NoMatchingPlatform {
+        /// The source as the user wrote it.
+        image: String,
+        /// The platform asked for.
+        wanted: Platform,
+        /// Every platform the source offers.
+        available: Vec<Platform>,
+    },
+
+    /// A single-platform image is for another platform than the one requested.
+    #[error("{image}: image is for platform {found}, not the requested {wanted}")]
+    PlatformMismatch {
+        /// The source as the user wrote it.
+        image: String,
+        /// The platform asked for.
+        wanted: Box<Platform>,
+        /// The platform the image's config gives.
+        found: Box<Platform>,
+    },
+
+    /// Docker image manifest schema 1.
+    #[error("manifest {digest}: schema 1 manifests are not supported (convert the image to schema 2 or OCI, e.g. by pushing it again with a current docker)")]
+    Schema1Unsupported {
+        /// The manifest's digest.
+        digest: Digest,
+    },
+
+    /// A manifest or index media type d2l cannot read.
+    #[error("manifest {digest}: unsupported media type {media_type:?}")]
+    UnsupportedManifest {
+        /// The manifest's digest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+
+    /// The manifest's config is not a container image config (an artifact, e.g. a Helm chart).
+    #[error("manifest {manifest}: config {config} has media type {media_type:?}, not a container image config")]
+    NotAContainerImage {
+        /// The manifest's digest.
+        manifest: Digest,
+        /// The config descriptor's digest.
+        config: Digest,
+        /// The config descriptor's media type.
+        media_type: String,
+    },
+
+    /// An encrypted layer (`+encrypted` media type).
+    #[error("layer {digest}: encrypted layers are not supported (media type {media_type:?})")]
+    EncryptedLayer {
+        /// The layer's digest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+
+    /// A layer media type d2l cannot apply.
+    #[error("layer {digest}: unsupported media type {media_type:?}")]
+    UnsupportedLayer {
+        /// The layer's digest.
+        digest: Digest,
+        /// Its media type.
+        media_type: String,
+    },
+
+    /// The config's `rootfs.type` is not `layers`.
+    #[error("config {config}: rootfs.type is {found:?}, expected \"layers\"")]
+    RootfsType {
+        /// The config's digest.
+        config: Digest,
+        /// The type it gives.
+        found: String,
+    },
+
+    /// The manifest lists a different number of layers than the config has diff_ids.
+    #[error(
+        "{image}: the manifest lists {layers} layers but config {config} has {diff_ids} diff_ids"
+    )]
+    LayerCountMismatch {
+        /// The source as the user wrote it.
+        image: String,
+        /// The config's digest.
+        config: Digest,
+        /// Layers in the manifest.
+        layers: usize,
+        /// diff_ids in the config.
+        diff_ids: usize,
+    },
+
+    /// [`Image::open_layer`](crate::Image::open_layer) with an index past the last layer.
+    #[error("{image}: no layer {index}, the image has {count}")]
+    NoSuchLayer {
+        /// The source as the user wrote it.
+        image: String,
+        /// The index asked for.
+        index: usize,
+        /// How many layers there are.
+        count: usize,
+    },
+
+    /// Nested indexes deeper than d2l follows.
+    #[error("{image}: indexes nested more than {limit} deep at {digest}")]
+    IndexTooDeep {
+        /// The source as the user wrote it.
+        image: String,
+        /// The index at which the limit was reached.
+        digest: Digest,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A `docker save` archive is malformed.
+    #[error("{file}: {reason}")]
+    DockerArchive {
+        /// The archive.
+        file: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// An entry of a tar archive cannot be served (missing, a link loop, not a regular file).
+    #[error("{file}: entry {entry}: {reason}")]
+    ArchiveEntry {
+        /// The archive.
+        file: PathBuf,
+        /// The entry's name.
+        entry: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// `std::result::Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Joins a list for an error message; says so when it is empty.
+fn list<T: std::fmt::Display>(items: &[T]) -> String {
+    if items.is_empty() {
+        return "none".to_owned();
+    }
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Error {
+    /// Wraps this error in an [`io::Error`] of kind `InvalidData`, for `Read` implementations.
+    pub(crate) fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Writes crafted OCI image layouts (and archives of them) from layer tarballs.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use d2l_registry::Digest;
+use serde_json::json;
+
+/// How a crafted layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compress {
+    /// Plain tar.
+    None,
+    /// gzip.
+    Gzip,
+    /// zstd.
+    Zstd,
+}
+
+impl Compress {
+    fn media_type(self) -> &'static str {
+        match self {
+            Compress::None => "application/vnd.oci.image.layer.v1.tar",
+            Compress::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            Compress::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+
+    /// Compresses a tar stream.
+    pub fn apply(self, tar: &[u8]) -> Vec<u8> {
+        match self {
+            Compress::None => tar.to_vec(),
+            Compress::Gzip => {
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                enc.write_all(tar).unwrap();
+                enc.finish().unwrap()
+            }
+            Compress::Zstd => zstd::encode_all(tar, 3).unwrap(),
+        }
+    }
+}
+
+/// One layer of a crafted image.
+pub struct CraftedLayer {
+    /// The uncompressed tar stream.
+    pub tar: Vec<u8>,
+    /// Compression of the blob.
+    pub compress: Compress,
+}
+
+/// What [`write_oci_layout`] wrote.
+#[derive(Debug)]
+pub struct CraftedImage {
+    /// The layout directory.
+    pub dir: PathBuf,
+    /// `oci:DIR:REF` for it.
+    pub source: String,
+    /// Blob paths of the layers, bottom first.
+    pub layer_paths: Vec<PathBuf>,
+    /// Layer blob digests.
+    pub layer_digests: Vec<Digest>,
+    /// diff_ids as written in the config.
+    pub diff_ids: Vec<Digest>,
+    /// Path of the config blob.
+    pub config_path: PathBuf,
+    /// Path of the manifest blob.
+    pub manifest_path: PathBuf,
+}
+
+fn put_blob(dir: &Path, bytes: &[u8]) -> (Digest, PathBuf) {
+    let digest = Digest::sha256_of(bytes);
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, bytes).unwrap();
+    (digest, path)
+}
+
+/// Writes an OCI layout with one linux/amd64 image tagged `reference` made of `layers`.
+/// `edit_config` may change the config JSON before it is stored (to craft bad diff_ids).
+pub fn write_oci_layout(
+    dir: &Path,
+    reference: &str,
+    layers: &[CraftedLayer],
+    edit_config: impl FnOnce(&mut serde_json::Value),
+) -> CraftedImage {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let mut descriptors = Vec::new();
+    let mut layer_paths = Vec::new();
+    let mut layer_digests = Vec::new();
+    let mut diff_ids = Vec::new();
+    for layer in layers {
+        let blob = layer.compress.apply(&layer.tar);
+        let (digest, path) = put_blob(dir, &blob);
+        diff_ids.push(Digest::sha256_of(&layer.tar));
+        descriptors.push(json!({
+            "mediaType": layer.compress.media_type(),
+            "digest": digest.to_string(),
+            "size": blob.len(),
+        }));
+        layer_paths.push(path);
+        layer_digests.push(digest);
+    }
+    let mut config = json!({
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Cmd": ["/bin/sh"]},
+        "rootfs": {"type": "layers", "diff_ids": diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
+        "history": [],
+    });
+    edit_config(&mut config);
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let (config_digest, config_path) = put_blob(dir, &config_bytes);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config_bytes.len(),
+        },
+        "layers": descriptors,
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let (manifest_digest, manifest_path) = put_blob(dir, &manifest_bytes);
+    let index = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest.to_string(),
+            "size": manifest_bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": reference},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    CraftedImage {
+        source: format!("oci:{}:{reference}", dir.display()),
+        dir: dir.to_path_buf(),
+        layer_paths,
+        layer_digests,
+        diff_ids,
+        config_path,
+        manifest_path,
+    }
+}
+
+/// Writes an image of `layers` (each compressed with `compress`) with no config edits.
+pub fn simple_image(dir: &Path, layers: &[Vec<u8>], compress: Compress) -> CraftedImage {
+    let layers: Vec<CraftedLayer> = layers
+        .iter()
+        .map(|tar| CraftedLayer {
+            tar: tar.clone(),
+            compress,
+        })
+        .collect();
+    write_oci_layout(dir, "latest", &layers, |_| {})
+}
