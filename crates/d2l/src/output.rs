@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+/// What a writer writes to.
+pub enum Destination<'a> {
+    /// A regular file, empty, open for writing (writers may use positioned writes and
+    /// in-kernel copies).
+    File(&'a File),
+    /// A stream.
+    Stream(&'a mut dyn Write),
+}
+
 /// Where an output goes.
 pub enum Output {
     /// A file being written under a temporary name.
@@ -59,23 +68,19 @@ impl Output {
         }
     }
 
-    /// Runs `write` on a buffered writer, then renames the file into place.
-    pub fn write_with<T>(self, write: impl FnOnce(&mut dyn Write) -> Result<T>) -> Result<T> {
+    /// Runs `write` on the destination (the temporary file itself, or buffered standard
+    /// output), then renames the file into place.
+    pub fn write_with<T>(self, write: impl FnOnce(Destination<'_>) -> Result<T>) -> Result<T> {
         match self {
             Output::Stdout => {
                 let stdout = io::stdout();
                 let mut out = BufWriter::with_capacity(1 << 20, stdout.lock());
-                let value = write(&mut out)?;
+                let value = write(Destination::Stream(&mut out))?;
                 out.flush().context("writing to standard output")?;
                 Ok(value)
             }
             Output::File { temp, destination } => {
-                let mut out = BufWriter::with_capacity(1 << 20, temp);
-                let value = write(&mut out)?;
-                let temp = out
-                    .into_inner()
-                    .map_err(|e| e.into_error())
-                    .with_context(|| format!("writing {}", destination.display()))?;
+                let value = write(Destination::File(temp.as_file()))?;
                 finish_file(temp.as_file(), &destination)?;
                 temp.persist(&destination).with_context(|| {
                     format!("renaming the finished output to {}", destination.display())

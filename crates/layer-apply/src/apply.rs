@@ -170,6 +170,9 @@ impl<S: ContentStore> Rootfs<S> {
         reader: &mut TarReader<R>,
         stats: &mut LayerStats,
     ) -> Result<(), EntryError> {
+        if entry.path.is_empty() {
+            return Err(EntryError::EmptyName);
+        }
         let comps = path::clean(&entry.path)?;
         let Some((&name, parents)) = comps.split_last() else {
             // The root entry ("./"): its metadata is ignored (chosen), any other type is an

@@ -2,7 +2,9 @@
 //! nanosecond mtimes and xattrs in PAX records, hard links as link entries, entries in
 //! [`Tree::walk`] order. The same tree gives the same bytes.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 
 use crate::store::SpillReader;
 use crate::tar_reader::BLOCK;
@@ -24,14 +26,137 @@ pub struct ExportStats {
     pub bytes: u64,
 }
 
+/// Files at least this large are copied inside the kernel when writing to a file.
+const KERNEL_COPY_MIN: u64 = 64 * 1024;
+
 /// Writes `tree` as a tar stream to `out`, reading file data from `data`.
 pub fn write_tar(tree: &Tree, data: &SpillReader, out: &mut dyn Write) -> io::Result<ExportStats> {
-    let mut out = CountingWriter {
-        inner: out,
+    let mut sink = StreamSink {
+        out,
         bytes: 0,
+        scratch: vec![0u8; 1 << 20],
     };
+    write_entries(tree, data, &mut sink)
+}
+
+/// Writes `tree` as a tar file at the current end of `file`. Large file contents are copied
+/// from the spill file inside the kernel (`copy_file_range`), not through this process.
+pub fn write_tar_to_file(tree: &Tree, data: &SpillReader, file: &File) -> io::Result<ExportStats> {
+    let position = file.metadata()?.len();
+    let mut sink = FileSink {
+        file,
+        position,
+        start: position,
+        buffer: Vec::with_capacity(1 << 20),
+        scratch: vec![0u8; 1 << 20],
+    };
+    let stats = write_entries(tree, data, &mut sink)?;
+    sink.flush_buffer()?;
+    Ok(stats)
+}
+
+/// Where the archive goes: plain bytes, and file data from the spill file.
+trait TarSink: Write {
+    fn copy_data(&mut self, data: &SpillReader, offset: u64, len: u64) -> io::Result<()>;
+    fn written(&self) -> u64;
+}
+
+struct StreamSink<'a> {
+    out: &'a mut dyn Write,
+    bytes: u64,
+    scratch: Vec<u8>,
+}
+
+impl Write for StreamSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl TarSink for StreamSink<'_> {
+    fn copy_data(&mut self, data: &SpillReader, offset: u64, len: u64) -> io::Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = data.copy_to(offset, len, self, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+    fn written(&self) -> u64 {
+        self.bytes
+    }
+}
+
+struct FileSink<'a> {
+    file: &'a File,
+    /// File offset where the buffer's first byte goes.
+    position: u64,
+    start: u64,
+    buffer: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl FileSink<'_> {
+    fn flush_buffer(&mut self) -> io::Result<()> {
+        self.file.write_all_at(&self.buffer, self.position)?;
+        self.position += self.buffer.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+}
+
+impl Write for FileSink<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.buffer.len() + buf.len() > self.buffer.capacity() {
+            self.flush_buffer()?;
+        }
+        if buf.len() >= self.buffer.capacity() {
+            self.file.write_all_at(buf, self.position)?;
+            self.position += buf.len() as u64;
+        } else {
+            self.buffer.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buffer()
+    }
+}
+
+impl TarSink for FileSink<'_> {
+    fn copy_data(&mut self, data: &SpillReader, offset: u64, len: u64) -> io::Result<()> {
+        if len >= KERNEL_COPY_MIN {
+            self.flush_buffer()?;
+            let copied = data.copy_to_file(offset, len, self.file, self.position)?;
+            self.position += copied;
+            if copied == len {
+                return Ok(());
+            }
+            // The kernel could not copy (or not all): the rest goes through this process.
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let result = data.copy_to(offset + copied, len - copied, self, &mut scratch);
+            self.scratch = scratch;
+            return result;
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = data.copy_to(offset, len, self, &mut scratch);
+        self.scratch = scratch;
+        result
+    }
+    fn written(&self) -> u64 {
+        self.position + self.buffer.len() as u64 - self.start
+    }
+}
+
+fn write_entries(
+    tree: &Tree,
+    data: &SpillReader,
+    out: &mut dyn TarSink,
+) -> io::Result<ExportStats> {
     let mut first_name: std::collections::HashMap<InodeId, Vec<u8>> = Default::default();
-    let mut scratch = vec![0u8; 1 << 20];
     let mut entries = 0u64;
     let mut walk = tree.walk();
     while let Some(item) = walk.next_entry() {
@@ -44,7 +169,7 @@ pub fn write_tar(tree: &Tree, data: &SpillReader, out: &mut dyn Write) -> io::Re
         if inode.as_directory().is_none() && inode.link_count() > 1 {
             if let Some(target) = first_name.get(&item.inode) {
                 write_header(
-                    &mut out,
+                    out,
                     &name,
                     b'1',
                     0,
@@ -69,7 +194,7 @@ pub fn write_tar(tree: &Tree, data: &SpillReader, out: &mut dyn Write) -> io::Re
             InodeKind::Fifo => (b'6', 0, b"", (0, 0)),
         };
         write_header(
-            &mut out,
+            out,
             &name,
             type_flag,
             size,
@@ -84,36 +209,20 @@ pub fn write_tar(tree: &Tree, data: &SpillReader, out: &mut dyn Write) -> io::Re
         if let InodeKind::File(file) = &inode.kind {
             let mut position = 0u64;
             for extent in &file.extents {
-                write_zeros(&mut out, extent.file_offset - position)?;
-                data.copy_to(extent.store_offset, extent.len, &mut out, &mut scratch)?;
+                write_zeros(out, extent.file_offset - position)?;
+                out.copy_data(data, extent.store_offset, extent.len)?;
                 position = extent.file_offset + extent.len;
             }
-            write_zeros(&mut out, file.size - position)?;
-            write_zeros(&mut out, padding(file.size))?;
+            write_zeros(out, file.size - position)?;
+            write_zeros(out, padding(file.size))?;
         }
     }
     // End of archive: two zero blocks.
     out.write_all(&[0u8; 2 * BLOCK as usize])?;
     Ok(ExportStats {
         entries,
-        bytes: out.bytes,
+        bytes: out.written(),
     })
-}
-
-struct CountingWriter<'a> {
-    inner: &'a mut dyn Write,
-    bytes: u64,
-}
-
-impl Write for CountingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 fn padding(size: u64) -> u64 {

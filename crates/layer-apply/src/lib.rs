@@ -32,7 +32,7 @@ mod xattr;
 pub use apply::{ApplyOptions, EntryFailure, LayerStats, Rootfs};
 pub use compression::Compression;
 pub use error::{EntryError, Error, Result};
-pub use export::{write_tar, ExportStats};
+pub use export::{write_tar, write_tar_to_file, ExportStats};
 pub use pipeline::{apply_image, chain_ids, AppliedImage, AppliedLayer};
 pub use store::{ContentStore, SpillFile, SpillReader};
 pub use tree::{

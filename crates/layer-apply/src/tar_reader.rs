@@ -250,15 +250,14 @@ impl<R: Read> TarReader<R> {
             },
         };
         let device = if matches!(kind, EntryKind::CharDevice | EntryKind::BlockDevice) {
-            let major = header
-                .device_major()
-                .map_err(|e| EntryError::BadHeader(format!("device major: {e}")))?
-                .unwrap_or(0);
-            let minor = header
-                .device_minor()
-                .map_err(|e| EntryError::BadHeader(format!("device minor: {e}")))?
-                .unwrap_or(0);
-            (major, minor)
+            // devmajor and devminor fields of the ustar header; some writers leave them empty.
+            let number = |field: &[u8]| {
+                parse_numeric(field).and_then(|v| {
+                    u32::try_from(v)
+                        .map_err(|_| EntryError::BadHeader(format!("device number {v} too large")))
+                })
+            };
+            (number(&block[329..337])?, number(&block[337..345])?)
         } else {
             (0, 0)
         };
@@ -358,8 +357,8 @@ impl<R: Read> TarReader<R> {
                 if slot[0] == 0 {
                     break;
                 }
-                let offset = parse_octal(&slot[..12])?;
-                let len = parse_octal(&slot[12..24])?;
+                let offset = parse_numeric(&slot[..12])?;
+                let len = parse_numeric(&slot[12..24])?;
                 runs.push(SparseRun { offset, len });
             }
             extended = block[504] != 0;
@@ -551,6 +550,22 @@ fn parse_octal(field: &[u8]) -> Result<u64, EntryError> {
     let s =
         std::str::from_utf8(&text).map_err(|_| EntryError::BadHeader("bad octal field".into()))?;
     u64::from_str_radix(s, 8).map_err(|_| EntryError::BadHeader(format!("bad octal field {s:?}")))
+}
+
+/// A numeric header field: octal text, or GNU base-256 (high bit of the first byte set, the
+/// rest a big-endian binary number) for values that do not fit in octal.
+fn parse_numeric(field: &[u8]) -> Result<u64, EntryError> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        let mut value: u64 = u64::from(field[0] & 0x7f);
+        for &b in &field[1..] {
+            value = value
+                .checked_mul(256)
+                .and_then(|v| v.checked_add(u64::from(b)))
+                .ok_or_else(|| EntryError::BadHeader("base-256 field overflows".into()))?;
+        }
+        return Ok(value);
+    }
+    parse_octal(field)
 }
 
 fn parse_decimal(text: &[u8]) -> Result<u64, EntryError> {
@@ -822,6 +837,16 @@ mod tests {
         parse_pax(&payload, &mut pending).unwrap();
         assert_eq!(pending.xattrs[0].value, value);
         assert_eq!(pending.path.as_deref(), Some(&b"a/b/cde"[..]));
+    }
+
+    #[test]
+    fn numeric_fields_in_octal_and_base_256() {
+        assert_eq!(parse_numeric(b"0000644\0").unwrap(), 0o644);
+        assert_eq!(parse_numeric(b"\0\0\0\0").unwrap(), 0);
+        let mut field = [0u8; 12];
+        field[0] = 0x80;
+        field[7] = 0x02; // 2 << 32
+        assert_eq!(parse_numeric(&field).unwrap(), 2 << 32);
     }
 
     #[test]

@@ -3,10 +3,10 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use d2l_layer_apply::{apply_image, write_tar, SpillFile};
+use d2l_layer_apply::{apply_image, write_tar, write_tar_to_file, SpillFile};
 
 use crate::cli::ExportArgs;
-use crate::output::Output;
+use crate::output::{Destination, Output};
 
 pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
@@ -21,13 +21,22 @@ pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
     .context("creating a spill file for file data")?;
     let applied = apply_image(&image, spill, super::apply_options(&args.apply))
         .with_context(|| format!("{}", args.source.source))?;
+    tracing::info!(
+        "applied {} layers in {:.2}s",
+        applied.layers.len(),
+        started.elapsed().as_secs_f64()
+    );
     let data = applied
         .store
         .into_reader()
         .context("finishing the spill file")?;
     let destination = args.output.display().to_string();
     let stats = output.write_with(|out| {
-        write_tar(&applied.tree, &data, out).with_context(|| format!("writing {destination}"))
+        match out {
+            Destination::File(file) => write_tar_to_file(&applied.tree, &data, file),
+            Destination::Stream(stream) => write_tar(&applied.tree, &data, stream),
+        }
+        .with_context(|| format!("writing {destination}"))
     })?;
     if !quiet {
         eprintln!(
