@@ -5,7 +5,44 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Mutex;
+
 use anyhow::{Context, Result};
+
+/// Outputs being written, by their temporary path: removed if the process is interrupted
+/// (destructors do not run when a signal ends the process).
+static PARTIAL_OUTPUTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Removes outputs in progress on SIGINT, SIGTERM and SIGHUP, then exits with 130.
+pub fn remove_partial_outputs_on_interrupt() {
+    let result = ctrlc::set_handler(|| {
+        // Runs on the handler's own thread, so ordinary code (locks, I/O) is fine here.
+        if let Ok(paths) = PARTIAL_OUTPUTS.lock() {
+            for path in paths.iter() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        eprintln!("d2l: interrupted");
+        std::process::exit(130);
+    });
+    if let Err(e) = result {
+        tracing::warn!(
+            "cannot handle interrupts, an interrupted run may leave a .partial file: {e}"
+        );
+    }
+}
+
+fn track(path: &Path) {
+    if let Ok(mut paths) = PARTIAL_OUTPUTS.lock() {
+        paths.push(path.to_path_buf());
+    }
+}
+
+fn untrack(path: &Path) {
+    if let Ok(mut paths) = PARTIAL_OUTPUTS.lock() {
+        paths.retain(|p| p != path);
+    }
+}
 
 /// What a writer writes to.
 pub enum Destination<'a> {
@@ -51,6 +88,7 @@ impl Output {
                     dir.display()
                 )
             })?;
+        track(temp.path());
         Ok(Output::File {
             temp,
             destination: path.to_path_buf(),
@@ -80,9 +118,20 @@ impl Output {
                 Ok(value)
             }
             Output::File { temp, destination } => {
-                let value = write(Destination::File(temp.as_file()))?;
-                finish_file(temp.as_file(), &destination)?;
-                temp.persist(&destination).with_context(|| {
+                let temp_path = temp.path().to_path_buf();
+                let result = write(Destination::File(temp.as_file()))
+                    .and_then(|value| finish_file(temp.as_file(), &destination).map(|()| value));
+                let value = match result {
+                    Ok(value) => value,
+                    Err(e) => {
+                        drop(temp);
+                        untrack(&temp_path);
+                        return Err(e);
+                    }
+                };
+                let persisted = temp.persist(&destination);
+                untrack(&temp_path);
+                persisted.with_context(|| {
                     format!("renaming the finished output to {}", destination.display())
                 })?;
                 Ok(value)

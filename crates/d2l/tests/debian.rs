@@ -343,3 +343,42 @@ fn inspect_of_the_fixture_matches_its_manifest() {
         debian.manifest_digest.as_str()
     );
 }
+
+#[test]
+fn interrupted_export_leaves_no_file() {
+    let debian = d2l_testkit::debian();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("rootfs.tar");
+    for signal in [rustix::process::Signal::INT, rustix::process::Signal::TERM] {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_d2l"))
+            .args(["export", &debian.oci, "-o", out.to_str().unwrap()])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the partial output holds data: the tar is being written.
+        let started = std::time::Instant::now();
+        let partial_size = || {
+            std::fs::read_dir(tmp.path())
+                .unwrap()
+                .map(|e| e.unwrap().metadata().unwrap().len())
+                .max()
+                .unwrap_or(0)
+        };
+        while partial_size() < 1 << 20 {
+            assert!(
+                started.elapsed().as_secs() < 60,
+                "no partial output appeared"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, signal).unwrap();
+        let result = child.wait_with_output().unwrap();
+        assert_eq!(result.status.code(), Some(130), "{}", stderr(&result));
+        assert_eq!(
+            common::list_dir(tmp.path()),
+            Vec::<String>::new(),
+            "files left after {signal:?}"
+        );
+    }
+}
