@@ -58,7 +58,12 @@ impl LayerTar {
             body.extend_from_slice(value);
             body.push(b'\n');
         }
-        let h = self.header("././@PaxHeader", EntryType::XHeader, 0o644, body.len() as u64);
+        let h = self.header(
+            "././@PaxHeader",
+            EntryType::XHeader,
+            0o644,
+            body.len() as u64,
+        );
         self.raw(h, &body)
     }
 
@@ -106,7 +111,8 @@ impl LayerTar {
         if target.len() > 100 {
             self.pax(&[("linkpath", target.as_bytes())]);
         } else {
-            h.set_link_name_literal(target.as_bytes()).expect("short link");
+            h.set_link_name_literal(target.as_bytes())
+                .expect("short link");
         }
         self.raw(h, &[])
     }
@@ -114,13 +120,18 @@ impl LayerTar {
     /// A hard link to `target`.
     pub fn hardlink(&mut self, path: &str, target: &str) -> &mut Self {
         let mut h = self.header(path, EntryType::Link, 0o644, 0);
-        h.set_link_name_literal(target.as_bytes()).expect("short link");
+        h.set_link_name_literal(target.as_bytes())
+            .expect("short link");
         self.raw(h, &[])
     }
 
     /// A character or block device.
     pub fn device(&mut self, path: &str, block: bool, major: u32, minor: u32) -> &mut Self {
-        let kind = if block { EntryType::Block } else { EntryType::Char };
+        let kind = if block {
+            EntryType::Block
+        } else {
+            EntryType::Char
+        };
         let mut h = self.header(path, kind, 0o660, 0);
         h.set_device_major(major).unwrap();
         h.set_device_minor(minor).unwrap();

@@ -31,7 +31,8 @@ impl Compress {
         match self {
             Compress::None => tar.to_vec(),
             Compress::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut enc =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(tar).unwrap();
                 enc.finish().unwrap()
             }

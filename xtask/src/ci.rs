@@ -1,0 +1,55 @@
+//! `cargo xtask ci`: the whole gate, as `.ci/run` runs it. Stops at the first failure.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::fixtures;
+use crate::util::{self, cargo, step};
+
+/// Packages, `cargo fmt --check`, clippy with warnings denied, the fixtures, `cargo test`.
+pub fn run() -> Result<()> {
+    let start = Instant::now();
+    step("packages", || {
+        util::ensure_tools(util::FIXTURE_TOOLS)?;
+        ensure_rust_components()
+    })?;
+    step("cargo fmt --check", || {
+        util::run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    step("cargo clippy", || {
+        util::run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    let fix = step("fixtures", fixtures::ensure)?;
+    step("cargo test", || {
+        util::run(
+            cargo()
+                .args(["test", "--workspace"])
+                .env("D2L_FIXTURES", &fix),
+        )
+    })?;
+    println!("ci: all steps passed in {}", util::secs(start.elapsed()));
+    Ok(())
+}
+
+/// Adds rustfmt and clippy through rustup when cargo lacks them (a minimal rustup profile).
+fn ensure_rust_components() -> Result<()> {
+    let works = |sub: &str| {
+        cargo()
+            .args([sub, "--version"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    };
+    if works("fmt") && works("clippy") {
+        return Ok(());
+    }
+    util::run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))
+}
