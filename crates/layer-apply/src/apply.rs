@@ -244,17 +244,8 @@ impl<S: ContentStore> Rootfs<S> {
                 if let Some(existing) = existing {
                     if let InodeKind::Directory(_) = self.tree.inode(existing.inode).kind {
                         // Directory over directory: keep the children, take the metadata.
-                        let inode = self.tree.inode_mut(existing.inode);
-                        inode.mode = meta.mode;
-                        inode.uid = meta.uid;
-                        inode.gid = meta.gid;
-                        inode.mtime = meta.mtime;
-                        inode.xattrs = meta.xattrs;
-                        self.dir_mut(parent)
-                            .entries
-                            .get_mut(name)
-                            .expect("present")
-                            .layer = layer;
+                        self.tree.inode_mut(existing.inode).set_metadata(meta);
+                        self.mark(parent, name, layer);
                         return self.overlay_opaque(entry, existing.inode, layer);
                     }
                 }
@@ -471,17 +462,8 @@ impl<S: ContentStore> Rootfs<S> {
                     self.unlink(dir, name)?;
                 } else {
                     let meta = self.implicit_metadata();
-                    let inode = self.tree.inode_mut(entry.inode);
-                    inode.mode = meta.mode;
-                    inode.uid = meta.uid;
-                    inode.gid = meta.gid;
-                    inode.mtime = meta.mtime;
-                    inode.xattrs = meta.xattrs;
-                    self.dir_mut(dir)
-                        .entries
-                        .get_mut(name)
-                        .expect("present")
-                        .layer = layer;
+                    self.tree.inode_mut(entry.inode).set_metadata(meta);
+                    self.mark(dir, name, layer);
                 }
             }
         } else if entry.layer < layer {
@@ -553,6 +535,13 @@ impl<S: ContentStore> Rootfs<S> {
             }
         }
         Ok(Parent::Dir(*stack.last().expect("stack holds the root")))
+    }
+
+    /// Records that `layer` declared `name` in `dir`.
+    fn mark(&mut self, dir: InodeId, name: &[u8], layer: u32) {
+        if let Some(entry) = self.dir_mut(dir).entries.get_mut(name) {
+            entry.layer = layer;
+        }
     }
 
     fn dir(&self, id: InodeId) -> &Directory {

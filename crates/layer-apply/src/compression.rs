@@ -4,65 +4,10 @@
 
 use std::io::{self, BufRead, Read};
 
-/// Magic bytes at the start of a gzip member (RFC 1952, section 2.3.1).
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-/// Magic number of a zstd frame, little endian 0xFD2FB528 (RFC 8878, section 3.1.1).
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+pub use d2l_registry::Compression;
+
 /// Size of the chunks handed to the next stage.
 const OUT_CHUNK: usize = 256 * 1024;
-
-/// How a layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compression {
-    /// A plain tar stream.
-    None,
-    /// gzip, one or more members.
-    Gzip,
-    /// zstd, one or more frames.
-    Zstd,
-}
-
-impl Compression {
-    /// Short name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Compression::None => "uncompressed",
-            Compression::Gzip => "gzip",
-            Compression::Zstd => "zstd",
-        }
-    }
-
-    /// The compression a layer media type names: `Ok(None)` when it names none we know (then
-    /// the magic bytes decide), `Err(media_type)` for encrypted layers.
-    pub fn from_media_type(media_type: &str) -> Result<Option<Compression>, String> {
-        if media_type.contains("+encrypted") {
-            return Err(media_type.to_string());
-        }
-        Ok(
-            if media_type.ends_with("+gzip") || media_type.ends_with(".tar.gzip") {
-                Some(Compression::Gzip)
-            } else if media_type.ends_with("+zstd") {
-                Some(Compression::Zstd)
-            } else if media_type.ends_with(".tar") {
-                Some(Compression::None)
-            } else {
-                None
-            },
-        )
-    }
-
-    /// The compression the first bytes of a blob show.
-    pub fn from_magic(head: &[u8]) -> Compression {
-        if head.starts_with(&GZIP_MAGIC) {
-            Compression::Gzip
-        } else if head.starts_with(&ZSTD_MAGIC) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-}
 
 /// Decompresses `input` to its end, handing the output to `out` in chunks. Returns the
 /// compression used (`choice`, or the one the magic bytes show when `choice` is `None`).
@@ -73,7 +18,9 @@ pub fn decompress(
 ) -> io::Result<Compression> {
     let compression = match choice {
         Some(c) => c,
-        None => Compression::from_magic(peek(input, 4)?.as_slice()),
+        None => Compression::from_magic(
+            peek(input, d2l_registry::compression::ZSTD_MAGIC.len())?.as_slice(),
+        ),
     };
     match compression {
         Compression::None => pump(input, out)?,
@@ -141,15 +88,7 @@ fn skip_zero_padding(input: &mut dyn BufRead) -> io::Result<()> {
 fn pump(reader: &mut dyn Read, out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>) -> io::Result<()> {
     loop {
         let mut chunk = vec![0u8; OUT_CHUNK];
-        let mut filled = 0;
-        while filled < chunk.len() {
-            match reader.read(&mut chunk[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
+        let filled = read_full(reader, &mut chunk)?;
         if filled == 0 {
             return Ok(());
         }
@@ -159,6 +98,20 @@ fn pump(reader: &mut dyn Read, out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>) -
             return Ok(());
         }
     }
+}
+
+/// Reads until `buf` is full or the stream ends; returns the bytes read.
+pub(crate) fn read_full(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
 }
 
 #[cfg(test)]
@@ -202,33 +155,6 @@ mod tests {
         let (c, out) = run(None, &blob).unwrap();
         assert_eq!(c, Compression::Zstd);
         assert_eq!(out, b"abcdef");
-    }
-
-    #[test]
-    fn media_types() {
-        let m = |t| Compression::from_media_type(t);
-        assert_eq!(
-            m("application/vnd.oci.image.layer.v1.tar+gzip"),
-            Ok(Some(Compression::Gzip))
-        );
-        assert_eq!(
-            m("application/vnd.oci.image.layer.v1.tar+zstd"),
-            Ok(Some(Compression::Zstd))
-        );
-        assert_eq!(
-            m("application/vnd.oci.image.layer.v1.tar"),
-            Ok(Some(Compression::None))
-        );
-        assert_eq!(
-            m("application/vnd.docker.image.rootfs.diff.tar.gzip"),
-            Ok(Some(Compression::Gzip))
-        );
-        assert_eq!(
-            m("application/vnd.docker.image.rootfs.diff.tar"),
-            Ok(Some(Compression::None))
-        );
-        assert_eq!(m(""), Ok(None));
-        assert!(m("application/vnd.oci.image.layer.v1.tar+gzip+encrypted").is_err());
     }
 
     #[test]

@@ -112,13 +112,15 @@ pub fn apply_image<S: ContentStore>(
     }
     let mut compressions = Vec::with_capacity(image.layers.len());
     for (index, layer) in image.layers.iter().enumerate() {
-        compressions.push(Compression::from_media_type(&layer.media_type).map_err(
-            |media_type| Error::UnsupportedMediaType {
-                layer: index,
-                digest: layer.digest.clone(),
-                media_type,
-            },
-        )?);
+        compressions.push(
+            Compression::from_media_type(&layer.media_type).map_err(|()| {
+                Error::UnsupportedMediaType {
+                    layer: index,
+                    digest: layer.digest.clone(),
+                    media_type: layer.media_type.clone(),
+                }
+            })?,
+        );
     }
 
     let (raw_tx, raw_rx) = sync_channel::<Msg>(DEPTH);
@@ -178,7 +180,7 @@ fn read_blobs(image: &Image, tx: SyncSender<Msg>) -> std::result::Result<(), Sto
         let mut downstream_gone = false;
         loop {
             let mut chunk = vec![0u8; CHUNK];
-            let n = fill(&mut blob, &mut chunk).map_err(read_error)?;
+            let n = compression::read_full(&mut blob, &mut chunk).map_err(read_error)?;
             if n == 0 {
                 break;
             }
@@ -378,20 +380,6 @@ impl BufRead for ChunkReader<'_> {
     fn consume(&mut self, amount: usize) {
         self.pos = (self.pos + amount).min(self.chunk.len());
     }
-}
-
-/// Reads until `buf` is full or the stream ends; returns the bytes read.
-fn fill(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -170,6 +170,15 @@ impl Inode {
         }
     }
 
+    /// Replaces the metadata, keeping kind and names.
+    pub(crate) fn set_metadata(&mut self, meta: Metadata) {
+        self.mode = meta.mode & 0o7777;
+        self.uid = meta.uid;
+        self.gid = meta.gid;
+        self.mtime = meta.mtime;
+        self.xattrs = meta.xattrs;
+    }
+
     /// The `S_IFMT` file type bits of a POSIX mode for this kind.
     pub fn file_type_bits(&self) -> u32 {
         match self.kind {

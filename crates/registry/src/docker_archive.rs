@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::compression::{Compression, ZSTD_MAGIC};
 use crate::digest::{Digest, Sha256, SHA256_HEX_LEN};
 use crate::error::{Error, Result};
 use crate::image::{check_layer_count, parse_config, Image, LayerDescriptor, Parts};
@@ -26,10 +27,6 @@ use crate::store::{read_error, Store, TarStore};
 const MANIFEST_FILE: &str = "manifest.json";
 /// The file pre-1.10 `docker save` wrote instead of `manifest.json`.
 const LEGACY_REPOSITORIES_FILE: &str = "repositories";
-/// gzip magic (RFC 1952 section 2.3.1: ID1 ID2).
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-/// zstd frame magic (RFC 8878 section 3.1.1: 0xFD2FB528 little-endian).
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// Read buffer for hashing a compressed layer.
 const HASH_BUFFER_SIZE: usize = 128 << 10;
 
@@ -46,34 +43,6 @@ struct ManifestEntry {
 impl ManifestEntry {
     fn tags(&self) -> &[String] {
         self.repo_tags.as_deref().unwrap_or_default()
-    }
-}
-
-/// How a layer blob is compressed, by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    fn sniff(magic: &[u8]) -> Self {
-        if magic.starts_with(&GZIP_MAGIC) {
-            Compression::Gzip
-        } else if magic.starts_with(&ZSTD_MAGIC) {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    fn media_type(self) -> &'static str {
-        match self {
-            Compression::None => media_type::DOCKER_LAYER,
-            Compression::Gzip => media_type::DOCKER_LAYER_GZIP,
-            Compression::Zstd => media_type::OCI_LAYER_ZSTD,
-        }
     }
 }
 
@@ -256,7 +225,7 @@ impl Archive<'_> {
         let mut reader = self.store.range(&resolved, offset, size);
         let mut magic = [0u8; ZSTD_MAGIC.len()];
         let got = read_up_to(&mut reader, &mut magic).map_err(|e| read_error(&location, e))?;
-        let compression = Compression::sniff(&magic[..got]);
+        let compression = Compression::from_magic(&magic[..got]);
 
         let digest = match digest_from_blob_path(path).or_else(|| digest_from_blob_path(&resolved))
         {
@@ -283,7 +252,7 @@ impl Archive<'_> {
             LayerDescriptor {
                 digest,
                 size,
-                media_type: compression.media_type().to_owned(),
+                media_type: compression.docker_layer_media_type().to_owned(),
             },
             resolved,
         ))
@@ -307,18 +276,6 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sniff_magic() {
-        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
-        assert_eq!(
-            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
-            Compression::Zstd
-        );
-        assert_eq!(Compression::sniff(b"etc/"), Compression::None);
-        assert_eq!(Compression::sniff(&[0x1f]), Compression::None);
-        assert_eq!(Compression::sniff(&[]), Compression::None);
-    }
 
     #[test]
     fn digests_from_paths() {

@@ -26,6 +26,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod compression;
 pub mod digest;
 mod docker_archive;
 mod error;
@@ -38,6 +39,7 @@ pub mod reference;
 pub mod source;
 mod store;
 
+pub use compression::Compression;
 pub use digest::{Digest, Sha256, VerifiedReader};
 pub use error::{Error, Result};
 pub use image::{open_image, Image, LayerDescriptor};
