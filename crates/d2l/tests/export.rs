@@ -257,3 +257,57 @@ fn inspect_reports_digests_and_chain_ids() {
     assert!(text.contains(&img.layer_digests[1].to_string()));
     assert!(text.contains(&chain1.to_string()));
 }
+
+/// Peak resident memory so far of a running process, in KiB (`VmHWM` in /proc/PID/status).
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn memory_stays_bounded_for_a_large_layer() {
+    // A 1 GiB file in a zstd layer: tiny on disk, but every byte passes through the pipeline,
+    // the spill file and the output.
+    const SIZE: usize = 1 << 30;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut layer = LayerTar::new();
+    let mut content = vec![0u8; SIZE];
+    for (i, b) in content.iter_mut().enumerate().step_by(4096) {
+        *b = (i / 4096) as u8; // not all zeros, so nothing can skip it
+    }
+    layer.file("big", &content).file("small", b"x");
+    drop(content);
+    let img = simple_image(&tmp.path().join("img"), &[layer.finish()], Compress::Zstd);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_d2l"))
+        .args(["export", &img.source, "-o", "-"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Count the output in this thread while another samples the child's memory.
+    let sampler = std::thread::spawn(move || {
+        let mut peak = 0;
+        while let Some(kib) = peak_rss_kib(pid) {
+            peak = peak.max(kib);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        peak
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let bytes = std::io::copy(&mut stdout, &mut std::io::sink()).unwrap();
+    let status = child.wait().unwrap();
+    let peak_kib = sampler.join().unwrap();
+    assert!(status.success());
+    assert!(
+        bytes > SIZE as u64,
+        "the tar holds the whole file: {bytes} bytes"
+    );
+    assert!(peak_kib > 0, "memory was sampled");
+    assert!(
+        peak_kib < 64 * 1024,
+        "peak RSS {peak_kib} KiB for a 1 GiB file: data is held in memory"
+    );
+}
