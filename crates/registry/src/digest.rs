@@ -181,8 +181,14 @@ impl Hasher {
     }
 }
 
-/// Incremental SHA-256. This wrapper is the one place that chooses the SHA-256 implementation
-/// (aws-lc-rs for now), so it can be swapped without touching callers.
+/// Incremental SHA-256. This wrapper is the one place that chooses the SHA-256 implementation,
+/// so it can be swapped without touching callers.
+///
+/// aws-lc-rs was chosen by measurement (1 GiB in 256 KiB updates, best of 3, on the 2-core
+/// development machine): with SHA-NI, aws-lc-rs 1778 MB/s, sha2 0.11 1771, ring 0.17 1754,
+/// a tie; with SHA-NI masked, aws-lc-rs 503 MB/s against sha2's portable code at 470. It is
+/// the fastest either way and the audited one (FIPS-validated AWS-LC); it builds with the C
+/// compiler alone, no cmake binary.
 #[derive(Clone)]
 pub struct Sha256(Hasher);
 
