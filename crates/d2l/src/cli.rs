@@ -22,6 +22,8 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a disk image from a container image.
+    Build(BuildArgs),
     /// Flatten an image's layers and write the root filesystem as a tar archive.
     Export(ExportArgs),
     /// Show an image's manifest, config and layers.
@@ -60,6 +62,40 @@ pub struct ExportArgs {
     /// Output tar file; "-" writes to standard output.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
+    #[command(flatten)]
+    pub apply: ApplyArgs,
+}
+
+/// Partition table of the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Table {
+    /// A bootable disk with an MBR partition table (not built yet).
+    Mbr,
+    /// A bootable disk with a GPT partition table (not built yet).
+    Gpt,
+    /// The bare ext4 filesystem, no partition table, no boot loader (a VMM root drive).
+    None,
+}
+
+/// `d2l build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Output file.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// Partition table; `none` writes the bare filesystem and implies no boot loader.
+    #[arg(long, value_enum, default_value = "mbr")]
+    pub table: Table,
+    /// Filesystem size: `auto` (content + 25% or at least 512 MiB free), `4G` (exact), or
+    /// `+2G` (content + 2 GiB free).
+    #[arg(long, default_value = "auto", value_name = "auto|SIZE|+SIZE")]
+    pub size: d2l_fs_writer::SizeSpec,
+    /// Filesystem UUID (default: derived from the image's config digest, so the same image
+    /// gives the same filesystem).
+    #[arg(long, value_name = "UUID", value_parser = d2l_fs_writer::parse_uuid)]
+    pub fs_uuid: Option<[u8; 16]>,
     #[command(flatten)]
     pub apply: ApplyArgs,
 }
@@ -109,6 +145,51 @@ mod tests {
         };
         assert_eq!(args.output, PathBuf::from("-"));
         assert_eq!(args.source.platform.architecture, "arm64");
+    }
+
+    #[test]
+    fn build_defaults_and_options() {
+        let cli = parse(&["build", "oci:/l", "-o", "disk.img"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.table, Table::Mbr);
+        assert_eq!(args.size, d2l_fs_writer::SizeSpec::Auto);
+        let cli = parse(&[
+            "build",
+            "oci:/l",
+            "-o",
+            "fs.ext4",
+            "--table",
+            "none",
+            "--size",
+            "+2G",
+            "--fs-uuid",
+            "0123456789ab-cdef-0123-4567-89abcdef01"
+                .replace("ab-", "ab")
+                .as_str(),
+        ]);
+        assert!(cli.is_err(), "malformed uuid is a usage error");
+        let cli = parse(&[
+            "build",
+            "oci:/l",
+            "-o",
+            "fs.ext4",
+            "--table",
+            "none",
+            "--size",
+            "+2G",
+            "--fs-uuid",
+            "01234567-89ab-cdef-0123-456789abcdef",
+        ])
+        .unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.table, Table::None);
+        assert_eq!(args.size, d2l_fs_writer::SizeSpec::Extra(2 << 30));
+        assert_eq!(args.fs_uuid.unwrap()[..2], [0x01, 0x23]);
+        assert!(parse(&["build", "oci:/l", "-o", "x", "--size", "lots"]).is_err());
     }
 
     #[test]

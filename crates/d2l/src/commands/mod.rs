@@ -1,5 +1,6 @@
 //! One module per command; each turns parsed arguments into calls on the library crates.
 
+mod build;
 mod export;
 mod inspect;
 
@@ -12,6 +13,7 @@ use crate::cli::{ApplyArgs, Cli, Command, SourceArgs};
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Build(args) => build::run(args, cli.quiet),
         Command::Export(args) => export::run(args, cli.quiet),
         Command::Inspect(args) => inspect::run(args),
     }

@@ -1,0 +1,1576 @@
+//! Directory blocks: linear directories and hash-tree (htree) directories, with metadata_csum.
+//!
+//! kernel.org ext4 "Data Structures and Algorithms", sections "Directory Entries" and
+//! "Hash Tree Directories". Every block is [`BLOCK_SIZE`] bytes.
+//!
+//! * A **linear** directory is one block: `.`, `..`, the entries in the order given, the last
+//!   entry's `rec_len` reaching up to the 12-byte checksum tail.
+//! * Anything larger becomes an **htree** (`EXT4_INDEX_FL` on the inode): block 0 is the `dx_root`
+//!   (fake `.` and `..` entries, `dx_root_info`, then index entries), blocks `1..=L` are the
+//!   leaves holding the entries sorted by `(hash, minor hash, name)`, and with more leaves
+//!   than the root can point at, a second level of `dx_node` blocks follows the leaves (the
+//!   block order e2fsck's `rehash.c` produces).
+//!
+//! Leaves are filled to about 80% (e2fsck's default `indexed_dir_slack_percentage` of 20), so
+//! files added later rarely split a leaf. The split points depend only on the entry sizes, not
+//! on the hashes, which is what lets [`directory_block_count`] answer without hashing: the
+//! sorted entries are cut into `L = ceil(total / fill)` leaves at the byte positions
+//! `k * total / L`. Entries with the same major hash may straddle a cut; the later leaf's
+//! index hash then carries the continuation bit (`hash | 1`), as e2fsck does, which tells the
+//! kernel's lookup to look into the next leaf too.
+//!
+//! Depth: one index level under the root (`indirect_levels` 0 or 1) holds 507 × 510 leaves,
+//! millions of names. Deeper trees need the `largedir` feature, which d2l does not write:
+//! [`build_directory`] and [`directory_block_count`] panic past that.
+
+use crate::csum::ext4_chksum;
+use crate::dx_hash::half_md4_hash;
+
+/// Directory block size (d2l writes one geometry, see `layout.rs`).
+const BLOCK_SIZE: usize = 4096;
+const _: () = assert!(BLOCK_SIZE == crate::layout::BLOCK_SIZE as usize);
+
+/// One directory block.
+type Block = Box<[u8; BLOCK_SIZE]>;
+
+/// `ext4_dir_entry_2` field offsets (ext4 docs "Linear (Classic) Directories").
+const DE_INODE: usize = 0;
+/// `rec_len`, u16: bytes from this entry to the next.
+const DE_REC_LEN: usize = 4;
+/// `name_len`, u8.
+const DE_NAME_LEN: usize = 6;
+/// `file_type`, u8 (the `filetype` feature).
+const DE_FILE_TYPE: usize = 7;
+/// The name follows the 8-byte header.
+const DE_NAME: usize = 8;
+/// Longest name an entry holds (`EXT4_NAME_LEN`).
+const NAME_MAX: usize = 255;
+/// Entries are padded to 4 bytes (`EXT4_DIR_PAD`).
+const DE_ALIGN: usize = 4;
+
+/// `file_type` of a directory (`EXT4_FT_DIR`).
+const FT_DIR: u8 = 2;
+
+/// The checksum tail at the end of every leaf block (`struct ext4_dir_entry_tail`): a fake
+/// entry with inode 0, `rec_len` 12, `name_len` 0, `file_type` 0xDE, then the CRC32C.
+const TAIL_LEN: usize = 12;
+/// Where the tail starts; entries live in `0..TAIL_OFFSET`.
+const TAIL_OFFSET: usize = BLOCK_SIZE - TAIL_LEN;
+/// `det_reserved_ft` (`EXT4_FT_DIR_CSUM`).
+const TAIL_FILE_TYPE: u8 = 0xDE;
+/// `det_checksum` within the tail.
+const TAIL_CHECKSUM: usize = 8;
+
+/// `rec_len` of `.` and of `..` when followed by more entries: `rec_len(1)` = `rec_len(2)`.
+const DOT_REC_LEN: usize = 12;
+/// Bytes `.` and `..` take at the start of a linear block.
+const DOTS_LEN: usize = 2 * DOT_REC_LEN;
+
+/// `dx_root_info` offset in the root block, after the fake `.` and `..` (ext4 docs "Hash Tree
+/// Directories", `struct dx_root`).
+const DX_ROOT_INFO: usize = 2 * DOT_REC_LEN;
+/// `dx_root_info.hash_version`: `DX_HASH_HALF_MD4`. The kernel adds 3 (the `_UNSIGNED`
+/// variant) when the superblock says `EXT2_FLAGS_UNSIGNED_HASH`; on disk it is the base value.
+const DX_HASH_HALF_MD4: u8 = 1;
+/// `dx_root_info.info_length`.
+const DX_ROOT_INFO_LEN: usize = 8;
+/// `hash_version`, u8, in `dx_root_info` (after `reserved_zero`, u32, which stays 0).
+const DX_INFO_HASH_VERSION: usize = 4;
+/// `info_length`, u8.
+const DX_INFO_LENGTH: usize = 5;
+/// `indirect_levels`, u8.
+const DX_INFO_INDIRECT_LEVELS: usize = 6;
+/// Where the root's `dx_countlimit` + `dx_entry` array starts.
+const DX_ROOT_ENTRIES: usize = DX_ROOT_INFO + DX_ROOT_INFO_LEN;
+/// Where a `dx_node`'s array starts: after a fake entry (inode 0, `rec_len` = block size).
+const DX_NODE_ENTRIES: usize = 8;
+/// `struct dx_entry`: hash u32, block u32. Entry 0's hash slot holds `limit` and `count`.
+const DX_ENTRY_LEN: usize = 8;
+/// `struct dx_tail` after the `limit` entries (metadata_csum): reserved u32, checksum u32.
+const DX_TAIL_LEN: usize = 8;
+/// Index entries the root holds: 507.
+const DX_ROOT_LIMIT: usize = (BLOCK_SIZE - DX_ROOT_ENTRIES - DX_TAIL_LEN) / DX_ENTRY_LEN;
+/// Index entries a node holds: 510.
+const DX_NODE_LIMIT: usize = (BLOCK_SIZE - DX_NODE_ENTRIES - DX_TAIL_LEN) / DX_ENTRY_LEN;
+/// Low bit of an index hash: the leaf continues a run of equal hashes from the leaf before.
+const DX_HASH_CONTINUATION: u32 = 1;
+
+/// e2fsck's default `indexed_dir_slack_percentage`: leaves are left this % empty.
+const HTREE_SLACK_PERCENT: usize = 20;
+/// Bytes of entries a leaf is filled to, on average.
+const LEAF_FILL: usize = TAIL_OFFSET - TAIL_OFFSET * HTREE_SLACK_PERCENT / 100;
+/// The largest entry (255-byte name) must fit well inside a leaf's share, so no leaf is empty
+/// and none overflows (see [`leaf_ranges`]).
+const _: () =
+    assert!(rec_len(NAME_MAX) <= LEAF_FILL / 2 && LEAF_FILL + rec_len(NAME_MAX) <= TAIL_OFFSET);
+
+/// One name of a directory, as the caller hands it in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DirEntryIn<'a> {
+    /// 1..=255 bytes, no `/` or NUL, not `.` or `..`.
+    pub name: &'a [u8],
+    /// The inode the name refers to.
+    pub inode: u32,
+    /// `EXT4_FT_*`: 1 reg, 2 dir, 3 chr, 4 blk, 5 fifo, 6 sock, 7 symlink.
+    pub file_type: u8,
+}
+
+/// How names hash: the superblock's `s_hash_seed` and whether it says
+/// `EXT2_FLAGS_SIGNED_HASH` (true) or `EXT2_FLAGS_UNSIGNED_HASH` (false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HashParams {
+    /// `s_hash_seed` as the superblock stores it: four little-endian words, i.e. the 16 bytes
+    /// of the UUID-form seed (`-E hash_seed=`) read as `u32::from_le_bytes` in fours.
+    pub seed: [u32; 4],
+    /// Hash names as signed chars.
+    pub signed_chars: bool,
+}
+
+/// The blocks of one directory.
+#[derive(Debug)]
+pub(crate) struct DirBlocks {
+    /// Logical blocks 0.., final bytes including checksums.
+    pub blocks: Vec<Box<[u8; 4096]>>,
+    /// An htree: set `EXT4_INDEX_FL` (0x1000, `crate::inode::FLAG_INDEX`) on the inode.
+    pub indexed: bool,
+}
+
+/// All blocks of one directory, in logical order, final bytes including checksum tails.
+///
+/// `entries` exclude `.` and `..`; a linear directory keeps their order. `inode_csum_seed` is
+/// the directory inode's checksum seed (`crate::csum::inode_seed`).
+///
+/// # Panics
+///
+/// On a name that is empty, longer than 255 bytes, `.`, `..` or holds `/` or NUL; and when the
+/// directory would need more than two index levels (the `largedir` feature).
+pub(crate) fn build_directory(
+    entries: &[DirEntryIn],
+    self_ino: u32,
+    parent_ino: u32,
+    hash: &HashParams,
+    inode_csum_seed: u32,
+) -> DirBlocks {
+    for entry in entries {
+        check_name(entry.name);
+    }
+    let total = entries_len(entries);
+    if fits_linear(total) {
+        let mut block = new_block();
+        write_linear(&mut block, self_ino, parent_ino, entries);
+        seal_leaf(&mut block, inode_csum_seed);
+        return DirBlocks {
+            blocks: vec![block],
+            indexed: false,
+        };
+    }
+
+    let mut sorted: Vec<Hashed> = entries
+        .iter()
+        .map(|entry| {
+            let (major, minor) = half_md4_hash(entry.name, hash.seed, hash.signed_chars);
+            Hashed {
+                major,
+                minor,
+                entry,
+            }
+        })
+        .collect();
+    // Names are unique in a directory, so this is a total order (and stable regardless).
+    sorted.sort_by(|a, b| (a.major, a.minor, a.entry.name).cmp(&(b.major, b.minor, b.entry.name)));
+    build_htree(&sorted, self_ino, parent_ino, inode_csum_seed)
+}
+
+/// Number of blocks [`build_directory`] produces for `entries` (which need not be hashed or
+/// sorted for this: the count depends only on the names' lengths).
+///
+/// # Panics
+///
+/// As [`build_directory`] for a directory that needs more than two index levels.
+pub(crate) fn directory_block_count(entries: &[DirEntryIn]) -> usize {
+    let total = entries_len(entries);
+    if fits_linear(total) {
+        1
+    } else {
+        HtreeShape::for_entries_len(total).blocks()
+    }
+}
+
+/// Blocks of an empty directory with `count` blocks (lost+found, which mke2fs and e2fsck
+/// pre-size so that e2fsck can link orphans without allocating): block 0 holds `.` and `..`,
+/// each further block one unused entry spanning it; every block ends in its checksum tail.
+///
+/// # Panics
+///
+/// When `count` is 0.
+pub(crate) fn empty_directory_blocks(
+    self_ino: u32,
+    parent_ino: u32,
+    count: usize,
+    inode_csum_seed: u32,
+) -> Vec<Box<[u8; 4096]>> {
+    assert!(count >= 1, "a directory has at least one block");
+    let mut blocks = Vec::with_capacity(count);
+    let mut first = new_block();
+    write_linear(&mut first, self_ino, parent_ino, &[]);
+    seal_leaf(&mut first, inode_csum_seed);
+    blocks.push(first);
+    for _ in 1..count {
+        let mut block = new_block();
+        put_dirent(&mut block, 0, 0, TAIL_OFFSET, b"", 0);
+        seal_leaf(&mut block, inode_csum_seed);
+        blocks.push(block);
+    }
+    blocks
+}
+
+/// An entry with its hash.
+#[derive(Debug, Clone, Copy)]
+struct Hashed<'e, 'a> {
+    major: u32,
+    minor: u32,
+    entry: &'e DirEntryIn<'a>,
+}
+
+/// Bytes an entry with a name of `name_len` bytes takes (`EXT4_DIR_REC_LEN`).
+const fn rec_len(name_len: usize) -> usize {
+    (DE_NAME + name_len).div_ceil(DE_ALIGN) * DE_ALIGN
+}
+
+/// Sum of the entries' minimal `rec_len`s.
+fn entries_len(entries: &[DirEntryIn]) -> usize {
+    entries.iter().map(|e| rec_len(e.name.len())).sum()
+}
+
+/// Whether `.`, `..` and entries of `total` bytes fit one block before its tail.
+fn fits_linear(total: usize) -> bool {
+    DOTS_LEN + total <= TAIL_OFFSET
+}
+
+fn check_name(name: &[u8]) {
+    assert!(
+        (1..=NAME_MAX).contains(&name.len()),
+        "directory entry name of {} bytes (must be 1..=255): {:?}",
+        name.len(),
+        String::from_utf8_lossy(&name[..name.len().min(64)])
+    );
+    assert!(
+        name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0),
+        "invalid directory entry name {:?}",
+        String::from_utf8_lossy(name)
+    );
+}
+
+/// How many leaves and index nodes an htree has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HtreeShape {
+    leaves: usize,
+    /// Second-level index blocks; 0 means the root points at the leaves directly.
+    nodes: usize,
+}
+
+impl HtreeShape {
+    /// The shape for sorted entries totalling `total` bytes of `rec_len` (more than a linear
+    /// block holds).
+    fn for_entries_len(total: usize) -> Self {
+        let leaves = total.div_ceil(LEAF_FILL);
+        if leaves <= DX_ROOT_LIMIT {
+            return HtreeShape { leaves, nodes: 0 };
+        }
+        let nodes = leaves.div_ceil(DX_NODE_LIMIT);
+        assert!(
+            nodes <= DX_ROOT_LIMIT,
+            "directory too large: {total} bytes of entries need {leaves} leaf blocks, more than \
+             the {} a two-level htree holds; three levels need the largedir feature, which d2l \
+             does not write",
+            DX_ROOT_LIMIT * DX_NODE_LIMIT
+        );
+        HtreeShape { leaves, nodes }
+    }
+
+    /// Root + leaves + nodes.
+    fn blocks(self) -> usize {
+        1 + self.leaves + self.nodes
+    }
+
+    /// `dx_root_info.indirect_levels`.
+    fn indirect_levels(self) -> u8 {
+        u8::from(self.nodes > 0)
+    }
+}
+
+/// Cuts the sorted entries into `leaves` runs: entry `i`, starting at byte `s_i` of the
+/// concatenation (`total` bytes), goes to leaf `s_i * leaves / total`.
+///
+/// Each leaf gets the entries starting in a window of `w = total / leaves <= LEAF_FILL` bytes,
+/// so it holds less than `w + rec_len(255)` bytes, which fits before the tail; and since
+/// `w >= LEAF_FILL / 2` exceeds the largest entry, every window holds the start of an entry:
+/// no leaf is empty.
+fn leaf_ranges(sorted: &[Hashed], total: usize, leaves: usize) -> Vec<std::ops::Range<usize>> {
+    let mut ranges = Vec::with_capacity(leaves);
+    let mut start_byte = 0usize;
+    let mut first = 0usize;
+    for (i, h) in sorted.iter().enumerate() {
+        let leaf = (start_byte as u128 * leaves as u128 / total as u128) as usize;
+        if leaf != ranges.len() {
+            debug_assert_eq!(leaf, ranges.len() + 1, "empty leaf");
+            ranges.push(first..i);
+            first = i;
+        }
+        start_byte += rec_len(h.entry.name.len());
+    }
+    ranges.push(first..sorted.len());
+    assert_eq!(
+        ranges.len(),
+        leaves,
+        "leaf split produced the wrong number of leaves"
+    );
+    ranges
+}
+
+/// Builds an htree from entries sorted by `(major, minor, name)`.
+fn build_htree(sorted: &[Hashed], self_ino: u32, parent_ino: u32, seed: u32) -> DirBlocks {
+    let total: usize = sorted.iter().map(|h| rec_len(h.entry.name.len())).sum();
+    let shape = HtreeShape::for_entries_len(total);
+    let ranges = leaf_ranges(sorted, total, shape.leaves);
+
+    let mut blocks: Vec<Block> = Vec::with_capacity(shape.blocks());
+    blocks.push(new_block()); // the root, filled below
+
+    // Leaves at logical blocks 1..=L, and the hash each is indexed under.
+    let mut leaf_hashes = Vec::with_capacity(shape.leaves);
+    for (k, range) in ranges.iter().enumerate() {
+        let run = &sorted[range.clone()];
+        let first = run[0].major;
+        let continues = k > 0 && sorted[range.start - 1].major == first;
+        leaf_hashes.push(if continues {
+            first | DX_HASH_CONTINUATION
+        } else {
+            first
+        });
+
+        let mut block = new_block();
+        let entries: Vec<DirEntryIn> = run.iter().map(|h| *h.entry).collect();
+        write_entries(&mut block, 0, &entries);
+        seal_leaf(&mut block, seed);
+        blocks.push(block);
+    }
+    let leaf_block = |k: usize| (1 + k) as u32;
+
+    let mut root = std::mem::replace(&mut blocks[0], new_block());
+    write_dx_root_header(&mut root, self_ino, parent_ino, shape.indirect_levels());
+    if shape.nodes == 0 {
+        let index: Vec<(u32, u32)> = (0..shape.leaves)
+            .map(|k| (leaf_hashes[k], leaf_block(k)))
+            .collect();
+        write_dx_entries(&mut root, DX_ROOT_ENTRIES, DX_ROOT_LIMIT, &index, seed);
+    } else {
+        // Nodes follow the leaves, each full (but the last) of consecutive leaves.
+        let mut root_index = Vec::with_capacity(shape.nodes);
+        for (n, first_leaf) in (0..shape.leaves).step_by(DX_NODE_LIMIT).enumerate() {
+            let last_leaf = (first_leaf + DX_NODE_LIMIT).min(shape.leaves);
+            let index: Vec<(u32, u32)> = (first_leaf..last_leaf)
+                .map(|k| (leaf_hashes[k], leaf_block(k)))
+                .collect();
+            let mut node = new_block();
+            // The fake entry covering the whole block: inode 0, rec_len 4096, name_len 0.
+            put_dirent(&mut node, 0, 0, BLOCK_SIZE, b"", 0);
+            write_dx_entries(&mut node, DX_NODE_ENTRIES, DX_NODE_LIMIT, &index, seed);
+            blocks.push(node);
+            root_index.push((leaf_hashes[first_leaf], (1 + shape.leaves + n) as u32));
+        }
+        write_dx_entries(&mut root, DX_ROOT_ENTRIES, DX_ROOT_LIMIT, &root_index, seed);
+    }
+    blocks[0] = root;
+    debug_assert_eq!(blocks.len(), shape.blocks());
+    DirBlocks {
+        blocks,
+        indexed: true,
+    }
+}
+
+/// `.`, `..` and `entries` into a linear block.
+fn write_linear(block: &mut Block, self_ino: u32, parent_ino: u32, entries: &[DirEntryIn]) {
+    put_dirent(block, 0, self_ino, DOT_REC_LEN, b".", FT_DIR);
+    if entries.is_empty() {
+        put_dirent(
+            block,
+            DOT_REC_LEN,
+            parent_ino,
+            TAIL_OFFSET - DOT_REC_LEN,
+            b"..",
+            FT_DIR,
+        );
+    } else {
+        put_dirent(block, DOT_REC_LEN, parent_ino, DOT_REC_LEN, b"..", FT_DIR);
+        write_entries(block, DOTS_LEN, entries);
+    }
+}
+
+/// `entries` (non-empty) from `offset` on, the last one's `rec_len` reaching the tail.
+fn write_entries(block: &mut Block, mut offset: usize, entries: &[DirEntryIn]) {
+    let needed = entries_len(entries);
+    assert!(
+        !entries.is_empty() && offset + needed <= TAIL_OFFSET,
+        "{} bytes of entries at offset {offset} overflow a directory block",
+        needed
+    );
+    for (i, e) in entries.iter().enumerate() {
+        let len = if i + 1 == entries.len() {
+            TAIL_OFFSET - offset
+        } else {
+            rec_len(e.name.len())
+        };
+        put_dirent(block, offset, e.inode, len, e.name, e.file_type);
+        offset += len;
+    }
+}
+
+/// Writes the checksum tail of a leaf (or linear) block: `ext4_chksum(seed, block[..4084])`.
+fn seal_leaf(block: &mut Block, seed: u32) {
+    put_dirent(block, TAIL_OFFSET, 0, TAIL_LEN, b"", TAIL_FILE_TYPE);
+    let csum = ext4_chksum(seed, &block[..TAIL_OFFSET]);
+    put_u32(block, TAIL_OFFSET + TAIL_CHECKSUM, csum);
+}
+
+/// The root's fake `.` (`rec_len` 12) and `..` (covering the rest of the block), and its
+/// `dx_root_info`.
+fn write_dx_root_header(block: &mut Block, self_ino: u32, parent_ino: u32, levels: u8) {
+    put_dirent(block, 0, self_ino, DOT_REC_LEN, b".", FT_DIR);
+    put_dirent(
+        block,
+        DOT_REC_LEN,
+        parent_ino,
+        BLOCK_SIZE - DOT_REC_LEN,
+        b"..",
+        FT_DIR,
+    );
+    // reserved_zero (u32) stays 0; unused_flags stays 0.
+    block[DX_ROOT_INFO + DX_INFO_HASH_VERSION] = DX_HASH_HALF_MD4;
+    block[DX_ROOT_INFO + DX_INFO_LENGTH] = DX_ROOT_INFO_LEN as u8;
+    block[DX_ROOT_INFO + DX_INFO_INDIRECT_LEVELS] = levels;
+}
+
+/// Writes `(hash, block)` index entries at `at` (entry 0's hash is implicit and its slot
+/// holds `limit` and `count`), then the `dx_tail` after `limit` entries with its checksum:
+/// `ext4_chksum` over the block up to the last used entry, then over the tail with its
+/// checksum field zero (the kernel's `ext4_dx_csum`).
+fn write_dx_entries(block: &mut Block, at: usize, limit: usize, index: &[(u32, u32)], seed: u32) {
+    assert!(
+        !index.is_empty() && index.len() <= limit,
+        "{} index entries for a block holding {limit}",
+        index.len()
+    );
+    put_u16(block, at, limit as u16);
+    put_u16(block, at + 2, index.len() as u16);
+    for (i, &(hash, target)) in index.iter().enumerate() {
+        let entry = at + i * DX_ENTRY_LEN;
+        if i > 0 {
+            put_u32(block, entry, hash);
+        }
+        put_u32(block, entry + 4, target);
+    }
+    let tail = at + limit * DX_ENTRY_LEN;
+    debug_assert_eq!(tail + DX_TAIL_LEN, BLOCK_SIZE);
+    let csum = ext4_chksum(seed, &block[..at + index.len() * DX_ENTRY_LEN]);
+    let csum = ext4_chksum(csum, &block[tail..tail + 4]); // dt_reserved
+    let csum = ext4_chksum(csum, &[0; 4]); // dt_checksum, as zero
+    put_u32(block, tail + 4, csum);
+}
+
+/// Writes one `ext4_dir_entry_2` header and name at `offset`.
+fn put_dirent(block: &mut Block, offset: usize, inode: u32, rec_len: usize, name: &[u8], ft: u8) {
+    put_u32(block, offset + DE_INODE, inode);
+    put_u16(block, offset + DE_REC_LEN, rec_len as u16);
+    block[offset + DE_NAME_LEN] = name.len() as u8;
+    block[offset + DE_FILE_TYPE] = ft;
+    block[offset + DE_NAME..offset + DE_NAME + name.len()].copy_from_slice(name);
+}
+
+fn put_u16(block: &mut Block, offset: usize, value: u16) {
+    block[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
+}
+
+fn put_u32(block: &mut Block, offset: usize, value: u32) {
+    block[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+fn new_block() -> Block {
+    Box::new([0; BLOCK_SIZE])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csum::{fs_seed, inode_seed};
+    use crate::dx_hash::tests::Rng;
+
+    const SEED: u32 = 0x1234_5678;
+    const HASH: HashParams = HashParams {
+        seed: [0x0403_0201, 0x0807_0605, 0x0c0b_0a09, 0x100f_0e0d],
+        signed_chars: true,
+    };
+
+    fn entry(name: &[u8], inode: u32, file_type: u8) -> DirEntryIn<'_> {
+        DirEntryIn {
+            name,
+            inode,
+            file_type,
+        }
+    }
+
+    /// `n` names `prefix000123`-style, padded with `x` to `len` bytes, sorted.
+    fn numbered_names(n: usize, len: usize) -> Vec<Vec<u8>> {
+        let mut names: Vec<Vec<u8>> = (0..n)
+            .map(|i| {
+                let mut name = format!("n{i:06}").into_bytes();
+                name.resize(len.max(name.len()), b'x');
+                name
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn entries_for(names: &[Vec<u8>]) -> Vec<DirEntryIn<'_>> {
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| entry(n, 100 + i as u32, 1))
+            .collect()
+    }
+
+    fn u16_at(b: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes([b[at], b[at + 1]])
+    }
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// What a directory holds, read back from blocks: the test's own reader, independent of
+    /// the writer's helpers, checking every structural invariant on the way.
+    /// A leaf read back: (logical block, index hash, entries as (inode, name)).
+    pub(super) type Leaf = (u32, u32, Vec<(u32, Vec<u8>)>);
+
+    #[derive(Debug, PartialEq, Eq)]
+    pub(super) struct Tree {
+        pub(super) levels: u8,
+        /// In index order: (logical block, index hash, entries as (inode, name)).
+        pub(super) leaves: Vec<Leaf>,
+    }
+
+    /// Entries of a leaf block, checking the rec_len chain and the checksum tail.
+    fn read_leaf(block: &[u8], seed: u32, start: usize) -> Vec<(u32, u8, Vec<u8>)> {
+        assert_eq!(
+            &block[4084..4092],
+            &[0, 0, 0, 0, 12, 0, 0, 0xde],
+            "checksum tail header"
+        );
+        assert_eq!(
+            u32_at(block, 4092),
+            ext4_chksum(seed, &block[..4084]),
+            "leaf checksum"
+        );
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < 4084 {
+            let rec = u16_at(block, at + 4) as usize;
+            let name_len = block[at + 6] as usize;
+            assert!(
+                rec >= rec_len(name_len) && rec % 4 == 0 && at + rec <= 4084,
+                "rec_len at {at}"
+            );
+            if u32_at(block, at) != 0 {
+                out.push((
+                    u32_at(block, at),
+                    block[at + 7],
+                    block[at + 8..at + 8 + name_len].to_vec(),
+                ));
+            }
+            at += rec;
+        }
+        assert_eq!(at, 4084, "entries end exactly at the tail");
+        out
+    }
+
+    /// Index entries of a dx block, checking limit and dx_tail checksum.
+    fn read_index(block: &[u8], at: usize, limit: usize, seed: u32) -> Vec<(u32, u32)> {
+        assert_eq!(u16_at(block, at) as usize, limit, "dx limit");
+        let count = u16_at(block, at + 2) as usize;
+        assert!((1..=limit).contains(&count));
+        let mut c = ext4_chksum(seed, &block[..at + count * 8]);
+        c = ext4_chksum(c, &block[4088..4092]);
+        c = ext4_chksum(c, &[0; 4]);
+        assert_eq!(u32_at(block, 4092), c, "dx_tail checksum");
+        (0..count)
+            .map(|i| {
+                (
+                    if i == 0 { 0 } else { u32_at(block, at + 8 * i) },
+                    u32_at(block, at + 8 * i + 4),
+                )
+            })
+            .collect()
+    }
+
+    pub(super) fn read_tree(
+        blocks: &[Box<[u8; 4096]>],
+        self_ino: u32,
+        parent: u32,
+        seed: u32,
+    ) -> Tree {
+        let root = &blocks[0][..];
+        assert_eq!(
+            (u32_at(root, 0), u16_at(root, 4), root[6], root[7], root[8]),
+            (self_ino, 12, 1, 2, b'.')
+        );
+        assert_eq!(
+            (u32_at(root, 12), u16_at(root, 16), root[18], root[19]),
+            (parent, 4084, 2, 2)
+        );
+        assert_eq!(&root[20..22], b"..");
+        assert_eq!(
+            (u32_at(root, 24), root[28], root[29], root[31]),
+            (0, 1, 8, 0),
+            "dx_root_info"
+        );
+        let levels = root[30];
+        let mut leaf_refs = Vec::new();
+        for (hash, block) in read_index(root, 32, 507, seed) {
+            if levels == 0 {
+                leaf_refs.push((hash, block));
+            } else {
+                let node = &blocks[block as usize][..];
+                assert_eq!(
+                    (u32_at(node, 0), u16_at(node, 4), node[6], node[7]),
+                    (0, 4096, 0, 0)
+                );
+                let inner = read_index(node, 8, 510, seed);
+                // Entry 0 of a node has no hash slot: its leaf is indexed under the node's.
+                leaf_refs.extend(
+                    inner
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &(h, b))| (if i == 0 { hash } else { h }, b)),
+                );
+            }
+        }
+        let leaves = leaf_refs
+            .iter()
+            .map(|&(hash, block)| {
+                let entries = read_leaf(&blocks[block as usize][..], seed, 0);
+                (
+                    block,
+                    hash,
+                    entries
+                        .into_iter()
+                        .map(|(ino, _, name)| (ino, name))
+                        .collect(),
+                )
+            })
+            .collect();
+        Tree { levels, leaves }
+    }
+
+    /// Every entry sits in the leaf its hash selects, leaves are sorted, continuation bits
+    /// are exactly where a hash run straddles leaves, and the blocks are all referenced once.
+    fn check_hash_order(tree: &Tree, hash: &HashParams, n_blocks: usize) {
+        let mut seen_blocks: Vec<u32> = tree.leaves.iter().map(|l| l.0).collect();
+        seen_blocks.sort();
+        seen_blocks.dedup();
+        assert_eq!(seen_blocks.len(), tree.leaves.len());
+        let nodes = if tree.levels == 0 {
+            0
+        } else {
+            tree.leaves.len().div_ceil(510)
+        };
+        assert_eq!(1 + tree.leaves.len() + nodes, n_blocks);
+        let mut prev: Option<(u32, u32, Vec<u8>)> = None;
+        for (k, (_, dx_hash, entries)) in tree.leaves.iter().enumerate() {
+            assert!(!entries.is_empty(), "leaf {k} empty");
+            for (i, (_, name)) in entries.iter().enumerate() {
+                let (major, minor) = half_md4_hash(name, hash.seed, hash.signed_chars);
+                if let Some(p) = &prev {
+                    assert!(
+                        (p.0, p.1, &p.2) < (major, minor, name),
+                        "entries out of order"
+                    );
+                    if i == 0 && k > 0 {
+                        let continues = p.0 == major;
+                        assert_eq!(
+                            *dx_hash,
+                            if continues { major | 1 } else { major },
+                            "leaf {k} index hash"
+                        );
+                    }
+                }
+                prev = Some((major, minor, name.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn linear_block_fixture() {
+        let names = [&b"a"[..], b"bcd"];
+        let entries = [entry(names[0], 12, 1), entry(names[1], 13, 2)];
+        let built = build_directory(&entries, 11, 2, &HASH, SEED);
+        assert!(!built.indexed);
+        assert_eq!(built.blocks.len(), 1);
+        let block = &built.blocks[0];
+
+        let mut want = vec![0u8; 4096];
+        #[rustfmt::skip]
+        let head: [u8; 48] = [
+            // "."   inode 11     rec_len 12  name_len 1, file_type 2 (dir), name ".", padding
+            11, 0, 0, 0,   12, 0,      1, 2,   b'.', 0, 0, 0,
+            // ".."  inode 2      rec_len 12  name_len 2, dir
+            2, 0, 0, 0,    12, 0,      2, 2,   b'.', b'.', 0, 0,
+            // "a"   inode 12     rec_len 12  name_len 1, file_type 1 (regular)
+            12, 0, 0, 0,   12, 0,      1, 1,   b'a', 0, 0, 0,
+            // "bcd" inode 13     rec_len 4084 - 36 = 4048 (0x0fd0): reaches the tail
+            13, 0, 0, 0,   0xd0, 0x0f, 3, 2,   b'b', b'c', b'd', 0,
+        ];
+        want[..48].copy_from_slice(&head);
+        // Tail at 4084: inode 0, rec_len 12, name_len 0, file_type 0xDE, CRC32C of 0..4084.
+        want[4084..4092].copy_from_slice(&[0, 0, 0, 0, 12, 0, 0, 0xde]);
+        let csum = ext4_chksum(SEED, &want[..4084]);
+        want[4092..].copy_from_slice(&csum.to_le_bytes());
+        assert_eq!(&block[..], &want[..]);
+    }
+
+    #[test]
+    fn empty_linear_directory_is_lost_found_block_zero() {
+        let built = build_directory(&[], 11, 2, &HASH, SEED);
+        assert_eq!(built.blocks, empty_directory_blocks(11, 2, 1, SEED));
+        let b = &built.blocks[0];
+        // ".." spans up to the tail: rec_len 4084 - 12 = 4072 (0x0fe8).
+        assert_eq!(
+            &b[12..24],
+            &[2, 0, 0, 0, 0xe8, 0x0f, 2, 2, b'.', b'.', 0, 0]
+        );
+    }
+
+    #[test]
+    fn empty_directory_blocks_layout() {
+        let blocks = empty_directory_blocks(11, 2, 4, SEED);
+        assert_eq!(blocks.len(), 4);
+        for b in &blocks[1..] {
+            // inode 0, rec_len 4084 (0x0ff4), name_len 0, file_type 0.
+            assert_eq!(&b[..8], &[0, 0, 0, 0, 0xf4, 0x0f, 0, 0]);
+            assert!(b[8..4084].iter().all(|&x| x == 0));
+            assert!(read_leaf(&b[..], SEED, 0).is_empty());
+        }
+    }
+
+    #[test]
+    fn linear_up_to_exactly_one_block() {
+        // 24 bytes of dots + 4060 bytes of entries fill 4084: 145 entries of rec_len 28.
+        let names = numbered_names(145, 20);
+        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED);
+        assert!(!built.indexed && built.blocks.len() == 1);
+        let got = read_leaf(&built.blocks[0][..], SEED, 24);
+        assert_eq!(got.len(), 145);
+        assert!(
+            got.iter().zip(&names).all(|(g, n)| &g.2 == n),
+            "linear keeps the given order"
+        );
+        // One byte more becomes an htree.
+        let names = numbered_names(146, 20);
+        assert_eq!(directory_block_count(&entries_for(&names)), 3);
+        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED);
+        assert!(built.indexed && built.blocks.len() == 3);
+    }
+
+    #[test]
+    fn dx_root_header_fixture() {
+        let names = numbered_names(400, 20); // 400 * 28 = 11200 bytes -> 4 leaves
+        let built = build_directory(&entries_for(&names), 300, 77, &HASH, SEED);
+        assert!(built.indexed);
+        assert_eq!(built.blocks.len(), 5);
+        let root = &built.blocks[0];
+        #[rustfmt::skip]
+        let head: [u8; 40] = [
+            // fake "." inode 300 (0x12c), rec_len 12, name_len 1, dir, "."
+            0x2c, 0x01, 0, 0,  12, 0,        1, 2,  b'.', 0, 0, 0,
+            // fake ".." inode 77, rec_len 4096 - 12 = 4084 (0x0ff4), name_len 2, dir
+            77, 0, 0, 0,       0xf4, 0x0f,   2, 2,  b'.', b'.', 0, 0,
+            // dx_root_info: reserved_zero, hash_version 1 (half_md4), info_length 8,
+            // indirect_levels 0, unused_flags 0
+            0, 0, 0, 0,        1, 8, 0, 0,
+            // limit (4096 - 32 - 8) / 8 = 507 (0x01fb), count 4, block of entry 0: 1
+            0xfb, 0x01, 4, 0,  1, 0, 0, 0,
+        ];
+        assert_eq!(&root[..40], &head);
+        // Entries 1..3: (hash of the leaf's first name, block 2..4).
+        for k in 1..4u32 {
+            let at = 32 + 8 * k as usize;
+            let leaf = read_leaf(&built.blocks[k as usize + 1][..], SEED, 0);
+            let (major, _) = half_md4_hash(&leaf[0].2, HASH.seed, true);
+            assert_eq!(u32_at(&root[..], at), major);
+            assert_eq!(u32_at(&root[..], at + 4), k + 1);
+        }
+        // Unused entries are zero; dx_tail at 4088: dt_reserved 0, then the checksum.
+        assert!(root[64..4088].iter().all(|&b| b == 0));
+        assert_eq!(&root[4088..4092], &[0; 4]);
+        let mut c = ext4_chksum(SEED, &root[..32 + 4 * 8]);
+        c = ext4_chksum(c, &[0; 8]);
+        assert_eq!(u32_at(&root[..], 4092), c);
+
+        let tree = read_tree(&built.blocks, 300, 77, SEED);
+        check_hash_order(&tree, &HASH, built.blocks.len());
+        let mut all: Vec<Vec<u8>> = tree
+            .leaves
+            .iter()
+            .flat_map(|l| l.2.iter().map(|e| e.1.clone()))
+            .collect();
+        all.sort();
+        assert_eq!(all, names);
+    }
+
+    #[test]
+    fn block_count_matches_build() {
+        let mut rng = Rng(7);
+        for n in [0usize, 1, 10, 100, 145, 146, 147, 500, 2000, 5000] {
+            for len in [1usize, 5, 20, 64, 255] {
+                let names: Vec<Vec<u8>> = {
+                    let mut v: Vec<Vec<u8>> = (0..n)
+                        .map(|i| {
+                            let l = 1 + rng.below(len as u64) as usize;
+                            let mut name = format!("{i}-").into_bytes();
+                            name.resize(l.max(name.len()).min(255), b'q');
+                            name
+                        })
+                        .collect();
+                    v.sort();
+                    v
+                };
+                let entries = entries_for(&names);
+                let built = build_directory(&entries, 5, 2, &HASH, SEED);
+                assert_eq!(
+                    built.blocks.len(),
+                    directory_block_count(&entries),
+                    "n {n} len {len}"
+                );
+                if built.indexed {
+                    let tree = read_tree(&built.blocks, 5, 2, SEED);
+                    check_hash_order(&tree, &HASH, built.blocks.len());
+                    assert_eq!(tree.leaves.iter().map(|l| l.2.len()).sum::<usize>(), n);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn hundred_thousand_entries_use_two_levels() {
+        let names = numbered_names(100_000, 11);
+        let entries = entries_for(&names);
+        let built = build_directory(&entries, 12, 2, &HASH, SEED);
+        assert_eq!(built.blocks.len(), directory_block_count(&entries));
+        let tree = read_tree(&built.blocks, 12, 2, SEED);
+        assert_eq!(tree.levels, 1);
+        check_hash_order(&tree, &HASH, built.blocks.len());
+        assert_eq!(
+            tree.leaves.iter().map(|l| l.2.len()).sum::<usize>(),
+            100_000
+        );
+        // Same input, same bytes.
+        assert_eq!(
+            build_directory(&entries, 12, 2, &HASH, SEED).blocks,
+            built.blocks
+        );
+    }
+
+    #[test]
+    fn zero_seed_and_unsigned_hash() {
+        let names: Vec<Vec<u8>> = {
+            let mut v: Vec<Vec<u8>> = (0..600u32)
+                .map(|i| format!("\u{e9}t\u{e9}-{i}").into_bytes())
+                .collect();
+            v.sort();
+            v
+        };
+        for hash in [
+            HashParams {
+                seed: [0; 4],
+                signed_chars: true,
+            },
+            HashParams {
+                seed: [0; 4],
+                signed_chars: false,
+            },
+        ] {
+            let built = build_directory(&entries_for(&names), 5, 2, &hash, SEED);
+            check_hash_order(
+                &read_tree(&built.blocks, 5, 2, SEED),
+                &hash,
+                built.blocks.len(),
+            );
+        }
+    }
+
+    #[test]
+    fn equal_hashes_straddling_leaves_set_the_continuation_bit() {
+        // Synthetic hashes: every entry hashes to 0x1000, so every cut splits the run.
+        let names = numbered_names(600, 30);
+        let entries = entries_for(&names);
+        let hashed: Vec<Hashed> = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| Hashed {
+                major: 0x1000,
+                minor: i as u32,
+                entry: e,
+            })
+            .collect();
+        let built = build_htree(&hashed, 5, 2, SEED);
+        let index = read_index(&built.blocks[0][..], 32, 507, SEED);
+        assert!(index.len() > 2);
+        assert!(index[1..].iter().all(|&(h, _)| h == 0x1001), "{index:x?}");
+        // A run that ends exactly at a cut gets no bit: hashes 0x10 * (leaf + 1).
+        let total = entries_len(&entries);
+        let shape = HtreeShape::for_entries_len(total);
+        let ranges = leaf_ranges(&hashed, total, shape.leaves);
+        let hashed: Vec<Hashed> = hashed
+            .iter()
+            .enumerate()
+            .map(|(i, h)| Hashed {
+                major: 0x10 * (1 + ranges.iter().position(|r| r.contains(&i)).unwrap() as u32),
+                ..*h
+            })
+            .collect();
+        let built = build_htree(&hashed, 5, 2, SEED);
+        let index = read_index(&built.blocks[0][..], 32, 507, SEED);
+        assert!(
+            index[1..]
+                .iter()
+                .enumerate()
+                .all(|(k, &(h, _))| h == 0x10 * (k as u32 + 2)),
+            "{index:x?}"
+        );
+    }
+
+    #[test]
+    fn leaf_split_is_never_empty_nor_overfull() {
+        let mut rng = Rng(99);
+        for round in 0..300 {
+            let n = 150 + rng.below(3000) as usize;
+            let max = [9u64, 64, 255][round % 3];
+            let names: Vec<Vec<u8>> = (0..n)
+                .map(|_| vec![b'a'; 1 + rng.below(max) as usize])
+                .collect();
+            let entries = entries_for(&names);
+            let hashed: Vec<Hashed> = entries
+                .iter()
+                .map(|e| Hashed {
+                    major: 0,
+                    minor: 0,
+                    entry: e,
+                })
+                .collect();
+            let total = entries_len(&entries);
+            if fits_linear(total) {
+                continue;
+            }
+            let shape = HtreeShape::for_entries_len(total);
+            let ranges = leaf_ranges(&hashed, total, shape.leaves);
+            assert_eq!(ranges.len(), shape.leaves);
+            for r in &ranges {
+                assert!(!r.is_empty());
+                assert!(entries_len(&entries[r.clone()]) <= TAIL_OFFSET);
+            }
+            assert_eq!(ranges.last().unwrap().end, n);
+        }
+    }
+
+    #[test]
+    fn shape_limits() {
+        assert_eq!(DX_ROOT_LIMIT, 507);
+        assert_eq!(DX_NODE_LIMIT, 510);
+        assert_eq!(
+            HtreeShape::for_entries_len(507 * LEAF_FILL),
+            HtreeShape {
+                leaves: 507,
+                nodes: 0
+            }
+        );
+        assert_eq!(
+            HtreeShape::for_entries_len(507 * LEAF_FILL + 1),
+            HtreeShape {
+                leaves: 508,
+                nodes: 1
+            }
+        );
+        let most = 507 * 510 * LEAF_FILL;
+        assert_eq!(
+            HtreeShape::for_entries_len(most),
+            HtreeShape {
+                leaves: 507 * 510,
+                nodes: 507
+            }
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "largedir")]
+    fn three_levels_are_refused() {
+        HtreeShape::for_entries_len(507 * 510 * LEAF_FILL + 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "must be 1..=255")]
+    fn long_names_are_refused() {
+        let name = [b'x'; 256];
+        build_directory(&[entry(&name, 12, 1)], 11, 2, &HASH, SEED);
+    }
+
+    /// Checks against e2fsprogs: our blocks are written into a real ext4 image made by mke2fs,
+    /// then `e2fsck -fn` must find nothing wrong and `debugfs htree_dump` must read back
+    /// exactly our tree with e2fsprogs' own hashes; and after `e2fsck -fD` rebuilds the index
+    /// the same way, its tree must have our depth and our order of names.
+    mod e2fsprogs {
+        use super::*;
+        use crate::dx_hash::tests::{e2fs_tool, seed_from_uuid, seed_uuid_text};
+        use std::io::{Seek, SeekFrom, Write};
+        use std::path::{Path, PathBuf};
+        use std::process::Command;
+
+        const UUID: [u8; 16] = *b"d2l-dir-test-uid";
+        const HASH_SEED: [u8; 16] = [0x5e, 0xed, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14];
+        /// Regular files the generated names are hard links to.
+        const REGULAR: usize = 16;
+
+        struct Image {
+            _dir: tempfile::TempDir,
+            img: PathBuf,
+            hash: HashParams,
+            /// Inode and generation of the test directory `/d`.
+            d_ino: u32,
+            d_gen: u32,
+            regular: Vec<u32>,
+            sub: u32,
+            lnk: u32,
+        }
+
+        fn run(cmd: &mut Command) -> std::process::Output {
+            let out = cmd.env("DEBUGFS_PAGER", "__none__").output().unwrap();
+            assert!(
+                out.status.success(),
+                "{cmd:?} failed ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out
+        }
+
+        fn debugfs(img: &Path, write: bool, commands: &[String]) -> Vec<u8> {
+            let script = img.with_extension("cmds");
+            std::fs::write(&script, commands.join("\n") + "\n").unwrap();
+            let mut cmd = Command::new(e2fs_tool("debugfs"));
+            if write {
+                cmd.arg("-w");
+            }
+            let out = run(cmd.arg("-f").arg(&script).arg(img));
+            let err = String::from_utf8_lossy(&out.stderr);
+            let complaints: Vec<&str> =
+                err.lines().filter(|l| !l.starts_with("debugfs ")).collect();
+            assert!(complaints.is_empty(), "debugfs {commands:?}: {err}");
+            // Drop the echo of each command ("debugfs: CMD").
+            let mut stdout = Vec::new();
+            for line in out.stdout.split_inclusive(|&b| b == b'\n') {
+                if !line.starts_with(b"debugfs: ") {
+                    stdout.extend_from_slice(line);
+                }
+            }
+            stdout
+        }
+
+        fn field<'t>(text: &'t str, label: &str) -> &'t str {
+            let at = text
+                .find(label)
+                .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+                + label.len();
+            text[at..].split_whitespace().next().unwrap()
+        }
+
+        /// mke2fs an image whose `/d` holds 16 regular files, a directory and a symlink.
+        fn make_image(signed_chars: bool) -> Image {
+            let dir = tempfile::tempdir().unwrap();
+            let src = dir.path().join("src");
+            std::fs::create_dir_all(src.join("d/sub")).unwrap();
+            for i in 0..REGULAR {
+                std::fs::write(src.join(format!("d/r{i}")), b"").unwrap();
+            }
+            std::os::unix::fs::symlink("r0", src.join("d/lnk")).unwrap();
+            let img = dir.path().join("img");
+            run(Command::new(e2fs_tool("mke2fs"))
+                .args([
+                    "-q",
+                    "-F",
+                    "-t",
+                    "ext4",
+                    "-b",
+                    "4096",
+                    "-I",
+                    "256",
+                    "-O",
+                    "^64bit,metadata_csum",
+                ])
+                .args(["-U", &seed_uuid_text(seed_from_uuid(&UUID))])
+                .args([
+                    "-E",
+                    &format!("hash_seed={}", seed_uuid_text(seed_from_uuid(&HASH_SEED))),
+                ])
+                .arg("-d")
+                .arg(&src)
+                .arg(&img)
+                .arg("128M"));
+            if !signed_chars {
+                // s_flags: EXT2_FLAGS_UNSIGNED_HASH (0x2) instead of _SIGNED_HASH (0x1).
+                debugfs(&img, true, &["ssv flags 2".into()]);
+            }
+            let header = run(Command::new(e2fs_tool("dumpe2fs")).arg("-h").arg(&img));
+            let header = String::from_utf8_lossy(&header.stdout).into_owned();
+            assert_eq!(
+                field(&header, "Directory Hash Seed:"),
+                seed_uuid_text(seed_from_uuid(&HASH_SEED))
+            );
+            let want_flag = if signed_chars {
+                "signed_directory_hash"
+            } else {
+                "unsigned_directory_hash"
+            };
+            assert_eq!(field(&header, "Filesystem flags:"), want_flag);
+
+            let stat =
+                String::from_utf8_lossy(&debugfs(&img, false, &["stat d".into()])).into_owned();
+            let listing =
+                String::from_utf8_lossy(&debugfs(&img, false, &["ls -p d".into()])).into_owned();
+            let ino_of = |name: &str| -> u32 {
+                listing
+                    .lines()
+                    .find_map(|l| {
+                        let f: Vec<&str> = l.split('/').collect();
+                        (f.len() > 5 && f[5] == name).then(|| f[1].parse().unwrap())
+                    })
+                    .unwrap_or_else(|| panic!("{name} not in {listing}"))
+            };
+            Image {
+                img: img.clone(),
+                hash: HashParams {
+                    seed: seed_from_uuid(&HASH_SEED),
+                    signed_chars,
+                },
+                d_ino: field(&stat, "Inode:").parse().unwrap(),
+                d_gen: field(&stat, "Generation:").parse().unwrap(),
+                regular: (0..REGULAR).map(|i| ino_of(&format!("r{i}"))).collect(),
+                sub: ino_of("sub"),
+                lnk: ino_of("lnk"),
+                _dir: dir,
+            }
+        }
+
+        /// Replaces `/d`'s blocks with ours: grow it to our block count with `expand_dir`, write
+        /// our bytes over its blocks, set its flags and its files' link counts.
+        fn install(image: &Image, entries: &[DirEntryIn], built: &DirBlocks) {
+            let img = &image.img;
+            let grow: Vec<String> = (1..built.blocks.len())
+                .map(|_| "expand_dir d".to_string())
+                .collect();
+            if !grow.is_empty() {
+                debugfs(img, true, &grow);
+            }
+            let listed =
+                String::from_utf8_lossy(&debugfs(img, false, &["blocks d".into()])).into_owned();
+            let phys: Vec<u64> = listed
+                .split_whitespace()
+                .map(|b| b.parse().unwrap())
+                .collect();
+            assert_eq!(phys.len(), built.blocks.len(), "expand_dir gave {listed}");
+            let mut file = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+            for (block, &p) in built.blocks.iter().zip(&phys) {
+                file.seek(SeekFrom::Start(p * 4096)).unwrap();
+                file.write_all(&block[..]).unwrap();
+            }
+            drop(file);
+            // EXT4_EXTENTS_FL, plus EXT4_INDEX_FL for an htree.
+            let flags = 0x80000 | if built.indexed { 0x1000 } else { 0 };
+            let mut cmds = vec![format!("sif d flags {flags:#x}")];
+            for &ino in &image.regular {
+                let links = entries.iter().filter(|e| e.inode == ino).count();
+                cmds.push(format!("sif <{ino}> links_count {links}"));
+            }
+            debugfs(img, true, &cmds);
+        }
+
+        fn e2fsck(img: &Path, args: &[&str]) -> std::process::Output {
+            Command::new(e2fs_tool("e2fsck"))
+                .args(args)
+                .arg(img)
+                .output()
+                .unwrap()
+        }
+
+        fn assert_clean(img: &Path) {
+            let out = e2fsck(img, &["-fn"]);
+            assert!(
+                out.status.success(),
+                "e2fsck -fn found problems ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+
+        /// An entry as htree_dump prints it: (inode, major hash, minor hash, name).
+        type DumpEntry = (u32, u32, u32, Vec<u8>);
+        /// (logical block, index hash, entries).
+        type DumpLeaf = (u32, u32, Vec<DumpEntry>);
+
+        /// Parses `debugfs htree_dump`: levels, and per leaf (block, index hash, entries with
+        /// the hashes e2fsprogs computed).
+        #[derive(Debug)]
+        struct Dump {
+            levels: u8,
+            leaves: Vec<DumpLeaf>,
+        }
+
+        fn htree_dump(img: &Path) -> Dump {
+            let out = debugfs(img, false, &["htree_dump d".into()]);
+            let mut levels = None;
+            let mut last_index = (0u32, 0u32);
+            // htree_dump prints 0 for entry 0 of every index block; that leaf is really
+            // indexed under the hash of the parent entry leading to the block.
+            let mut block_hash = 0u32;
+            let mut leaves: Vec<DumpLeaf> = Vec::new();
+            let mut in_leaf = false;
+            let hex = |s: &[u8]| u32::from_str_radix(std::str::from_utf8(s).unwrap(), 16).unwrap();
+            for line in out.split(|&b| b == b'\n') {
+                let text = String::from_utf8_lossy(line);
+                assert!(!text.contains("EXPECTED"), "bad dx checksum: {text}");
+                assert!(!text.contains("Corrupted"), "{text}");
+                if let Some(rest) = text.trim().strip_prefix("Indirect levels: ") {
+                    levels = Some(rest.parse().unwrap());
+                } else if text.starts_with("Number of entries (count)") {
+                    block_hash = last_index.0;
+                } else if let Some(rest) = text.strip_prefix("Entry #") {
+                    in_leaf = false;
+                    let hash = &rest[rest.find("Hash 0x").unwrap() + 7..][..8];
+                    let hash = if rest.starts_with("0:") {
+                        block_hash
+                    } else {
+                        hex(hash.as_bytes())
+                    };
+                    let block = rest[rest.find("block ").unwrap() + 6..].trim();
+                    last_index = (hash, block.parse().unwrap());
+                } else if let Some(rest) = text.strip_prefix("Reading directory block ") {
+                    let block: u32 = rest.split(',').next().unwrap().parse().unwrap();
+                    assert_eq!(block, last_index.1);
+                    leaves.push((block, last_index.0, Vec::new()));
+                    in_leaf = true;
+                } else if text.starts_with("---") {
+                    // Not on empty lines: a leaf's listing may start with a line break.
+                    in_leaf = false;
+                } else if in_leaf {
+                    let tokens: Vec<&[u8]> = line
+                        .split(|&b| b == b' ')
+                        .filter(|t| !t.is_empty())
+                        .collect();
+                    let mut t = tokens.as_slice();
+                    while !t.is_empty() {
+                        if t[0] == b"leaf" {
+                            t = &t[4..]; // "leaf block checksum: 0x..."
+                            continue;
+                        }
+                        let ino = std::str::from_utf8(t[0]).unwrap().parse().unwrap();
+                        let (h, m) = t[1][2..].split_at(8);
+                        leaves.last_mut().unwrap().2.push((
+                            ino,
+                            hex(h),
+                            hex(&m[1..]),
+                            t[3].to_vec(),
+                        ));
+                        t = &t[4..];
+                    }
+                }
+            }
+            Dump {
+                levels: levels.expect("htree_dump printed no root"),
+                leaves,
+            }
+        }
+
+        /// Names for the image tests: varied lengths (up to 255, several MD4 chunks), bytes
+        /// >= 0x80, nothing htree_dump's output could split (space, newline).
+        fn mixed_names(n: usize, seed: u64) -> Vec<Vec<u8>> {
+            let alphabet: Vec<u8> = (0x21u8..=0xff).filter(|&b| b != b'/').collect();
+            let mut rng = Rng(seed);
+            let mut names = std::collections::BTreeSet::new();
+            while names.len() < n {
+                let len = match rng.below(10) {
+                    0 => 200 + rng.below(56),
+                    1..=3 => 30 + rng.below(70),
+                    _ => 1 + rng.below(30),
+                } as usize;
+                let name: Vec<u8> = (0..len)
+                    .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                    .collect();
+                if name != b"." && name != b".." {
+                    names.insert(name);
+                }
+            }
+            names.into_iter().collect()
+        }
+
+        /// Entries for `names` as hard links to the image's regular files, plus the real
+        /// directory `sub` and symlink `lnk`; in byte order of names.
+        fn image_entries<'n>(image: &Image, names: &'n [Vec<u8>]) -> Vec<DirEntryIn<'n>> {
+            let mut entries: Vec<DirEntryIn> = names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| entry(n, image.regular[i % REGULAR], 1))
+                .collect();
+            entries.push(entry(b"sub", image.sub, 2));
+            entries.push(entry(b"lnk", image.lnk, 7));
+            entries.sort_by(|a, b| a.name.cmp(b.name));
+            entries
+        }
+
+        fn csum_seed(image: &Image) -> u32 {
+            inode_seed(fs_seed(&UUID), image.d_ino, image.d_gen)
+        }
+
+        /// Builds, installs and checks a directory of `names`; returns our tree.
+        fn verify(image: &Image, names: &[Vec<u8>]) -> (Tree, DirBlocks) {
+            let entries = image_entries(image, names);
+            let built = build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(image));
+            assert_eq!(built.blocks.len(), directory_block_count(&entries));
+            install(image, &entries, &built);
+            assert_clean(&image.img);
+            assert!(built.indexed);
+            let ours = read_tree(&built.blocks, image.d_ino, 2, csum_seed(image));
+            check_hash_order(&ours, &image.hash, built.blocks.len());
+
+            // debugfs reads back our tree, hashing every name with e2fsprogs' dirhash.
+            let dump = htree_dump(&image.img);
+            assert_eq!(dump.levels, ours.levels);
+            assert_eq!(dump.leaves.len(), ours.leaves.len());
+            for ((block, hash, entries), (d_block, d_hash, d_entries)) in
+                ours.leaves.iter().zip(&dump.leaves)
+            {
+                assert_eq!((block, hash), (d_block, d_hash));
+                assert_eq!(entries.len(), d_entries.len(), "leaf {block}");
+                for ((ino, name), (d_ino, d_major, d_minor, d_name)) in
+                    entries.iter().zip(d_entries)
+                {
+                    assert_eq!((ino, name), (d_ino, d_name));
+                    let ours = half_md4_hash(name, image.hash.seed, image.hash.signed_chars);
+                    assert_eq!(
+                        ours,
+                        (*d_major, *d_minor),
+                        "hash of {:?}",
+                        String::from_utf8_lossy(name)
+                    );
+                }
+            }
+            (ours, built)
+        }
+
+        /// Lets `e2fsck -fD` rebuild the index of our directory and compares its tree with ours:
+        /// same depth, same order of names; leaf counts close (e2fsck fills leaves greedily to
+        /// 80%, we cut at evenly spaced byte positions of the same 80% average).
+        fn compare_with_e2fsck_rebuild(image: &Image, ours: &Tree) -> (usize, usize) {
+            let copy = image.img.with_extension("rehashed");
+            std::fs::copy(&image.img, &copy).unwrap();
+            let out = e2fsck(&copy, &["-fyD"]);
+            assert!(
+                matches!(out.status.code(), Some(0 | 1)),
+                "e2fsck -fyD: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            assert_clean(&copy);
+            let theirs = htree_dump(&copy);
+            assert_eq!(theirs.levels, ours.levels, "index depth");
+            let their_names: Vec<&Vec<u8>> = theirs
+                .leaves
+                .iter()
+                .flat_map(|l| l.2.iter().map(|e| &e.3))
+                .collect();
+            let our_names: Vec<&Vec<u8>> = ours
+                .leaves
+                .iter()
+                .flat_map(|l| l.2.iter().map(|e| &e.1))
+                .collect();
+            assert!(
+                their_names == our_names,
+                "e2fsck orders the names differently"
+            );
+            // Their index hashes follow the same rule as ours.
+            for (k, leaf) in theirs.leaves.iter().enumerate().skip(1) {
+                let first = leaf.2[0].1;
+                let prev_last = theirs.leaves[k - 1].2.last().unwrap().1;
+                assert_eq!(leaf.1, if prev_last == first { first | 1 } else { first });
+            }
+            let (a, b) = (ours.leaves.len(), theirs.leaves.len());
+            assert!(
+                a.abs_diff(b) <= 1 + b / 50,
+                "our {a} leaves vs e2fsck's {b}"
+            );
+            (a, b)
+        }
+
+        #[test]
+        fn linear_directory_passes_e2fsck() {
+            let image = make_image(true);
+            let names = mixed_names(40, 1);
+            let entries = image_entries(&image, &names);
+            let built = build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(&image));
+            assert!(!built.indexed && built.blocks.len() == 1);
+            install(&image, &entries, &built);
+            assert_clean(&image.img);
+            let listing = debugfs(&image.img, false, &["ls -p d".into()]);
+            let listed: Vec<(u32, Vec<u8>)> = listing
+                .split(|&b| b == b'\n')
+                .filter(|l| l.starts_with(b"/"))
+                .map(|l| {
+                    let f: Vec<&[u8]> = l.split(|&b| b == b'/').collect();
+                    (
+                        std::str::from_utf8(f[1]).unwrap().parse().unwrap(),
+                        f[5].to_vec(),
+                    )
+                })
+                .collect();
+            let mut want = vec![(image.d_ino, b".".to_vec()), (2, b"..".to_vec())];
+            want.extend(entries.iter().map(|e| (e.inode, e.name.to_vec())));
+            assert_eq!(listed, want);
+        }
+
+        #[test]
+        fn htree_one_level_matches_e2fsprogs() {
+            let image = make_image(true);
+            let names = mixed_names(3000, 2);
+            let (ours, _) = verify(&image, &names);
+            assert_eq!(ours.levels, 0);
+            assert!(ours.leaves.len() > 20);
+            let (a, b) = compare_with_e2fsck_rebuild(&image, &ours);
+            eprintln!("3000 mixed names: {a} leaves, e2fsck -D {b}");
+        }
+
+        #[test]
+        fn htree_unsigned_hash_matches_e2fsprogs() {
+            let image = make_image(false);
+            let names = mixed_names(2000, 3);
+            let (ours, _) = verify(&image, &names);
+            compare_with_e2fsck_rebuild(&image, &ours);
+        }
+
+        #[test]
+        fn htree_two_levels_100k_matches_e2fsprogs() {
+            let image = make_image(true);
+            let names = numbered_names(100_000, 11);
+            let (ours, built) = verify(&image, &names);
+            assert_eq!(ours.levels, 1);
+            let (a, b) = compare_with_e2fsck_rebuild(&image, &ours);
+            eprintln!(
+                "100000 names: {} blocks, {a} leaves, e2fsck -D {b}",
+                built.blocks.len()
+            );
+        }
+
+        #[test]
+        fn hash_collision_across_leaves_passes_e2fsck() {
+            let image = make_image(true);
+            let hash = |n: &[u8]| half_md4_hash(n, image.hash.seed, true);
+            // Birthday search for two names with the same major hash (about 2^16 tries).
+            let mut seen = std::collections::HashMap::new();
+            let (a, b) = (0u32..)
+                .find_map(|i| {
+                    let name = format!("c{i}").into_bytes();
+                    let (major, _) = hash(&name);
+                    seen.insert(major, name.clone()).map(|other| (other, name))
+                })
+                .unwrap();
+            let collision = hash(&a).0;
+            // Fillers of one size (rec_len 16) hashing below and above the pair: the sorted
+            // directory is [below.., the pair, above..] (plus `sub` and `lnk` on their side).
+            let (mut below, mut above) = (Vec::new(), Vec::new());
+            for j in 0u32.. {
+                let name = format!("f{j:05}").into_bytes();
+                match hash(&name).0.cmp(&collision) {
+                    std::cmp::Ordering::Less if below.len() < 3000 => below.push(name),
+                    std::cmp::Ordering::Greater if above.len() < 300 => above.push(name),
+                    _ => {}
+                }
+                if below.len() == 3000 && above.len() == 300 {
+                    break;
+                }
+            }
+            // Pick counts that put a leaf cut between the pair: a cut falls between byte
+            // positions s and s' when s * L / total and s' * L / total differ.
+            let side = |n: &[u8]| usize::from(hash(n).0 < collision) * rec_len(n.len());
+            let fixed_below = side(b"sub") + side(b"lnk");
+            let fixed_total = rec_len(3) * 2 + rec_len(a.len()) + rec_len(b.len());
+            let pair_first = if hash(&a).1 < hash(&b).1 { &a } else { &b };
+            let (n_below, n_above) = (1..3000)
+                .flat_map(|lo| (1..300).map(move |hi| (lo, hi)))
+                .find(|&(lo, hi)| {
+                    let total = fixed_total + 16 * (lo + hi);
+                    if fits_linear(total) {
+                        return false;
+                    }
+                    let leaves = HtreeShape::for_entries_len(total).leaves;
+                    let s_first = fixed_below + 16 * lo;
+                    let s_second = s_first + rec_len(pair_first.len());
+                    s_first * leaves / total != s_second * leaves / total
+                })
+                .expect("no filler counts put the collision across a leaf cut");
+            let mut names: Vec<Vec<u8>> = below[..n_below].to_vec();
+            names.extend_from_slice(&above[..n_above]);
+            names.push(a.clone());
+            names.push(b.clone());
+            names.sort();
+
+            let (ours, built) = verify(&image, &names);
+            let split = ours
+                .leaves
+                .iter()
+                .position(|l| l.1 & 1 == 1)
+                .expect("continuation");
+            assert_eq!(ours.leaves[split].1, collision | 1);
+            assert_eq!(ours.leaves[split - 1].2.last().unwrap().1, *pair_first);
+            assert_eq!(ours.leaves.len() + 1, built.blocks.len());
+            // htree_dump marks it "(**)"; e2fsck accepted it in verify().
+        }
+
+        #[test]
+        fn lost_found_matches_mke2fs() {
+            let image = make_image(true);
+            let stat =
+                String::from_utf8_lossy(&debugfs(&image.img, false, &["stat lost+found".into()]))
+                    .into_owned();
+            let ino: u32 = field(&stat, "Inode:").parse().unwrap();
+            let generation: u32 = field(&stat, "Generation:").parse().unwrap();
+            let listed =
+                String::from_utf8_lossy(&debugfs(&image.img, false, &["blocks lost+found".into()]))
+                    .into_owned();
+            let phys: Vec<u64> = listed
+                .split_whitespace()
+                .map(|b| b.parse().unwrap())
+                .collect();
+            let disk = std::fs::read(&image.img).unwrap();
+            let ours = empty_directory_blocks(
+                ino,
+                2,
+                phys.len(),
+                inode_seed(fs_seed(&UUID), ino, generation),
+            );
+            assert_eq!(ours.len(), 4);
+            for (k, (block, &p)) in ours.iter().zip(&phys).enumerate() {
+                let theirs = &disk[p as usize * 4096..][..4096];
+                assert!(
+                    &block[..] == theirs,
+                    "lost+found block {k} differs from mke2fs'"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! Errors of the ext4 writer.
+
+/// Result of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// What can go wrong writing a filesystem.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `--size` is smaller than the content needs.
+    #[error("the filesystem needs at least {needed} bytes ({} MiB) but the size given is {given} bytes", needed.div_ceil(1 << 20))]
+    TooSmall {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes given.
+        given: u64,
+    },
+    /// Larger than ext4 without the 64bit feature can be (16 TiB with 4 KiB blocks).
+    #[error("a filesystem of {bytes} bytes is too large (at most 16 TiB without the 64bit feature, which extlinux cannot read)")]
+    TooLarge {
+        /// Bytes asked for.
+        bytes: u64,
+    },
+    /// An inode's xattrs cannot be stored.
+    #[error("inode {ino}: {source}")]
+    Xattr {
+        /// ext4 inode number.
+        ino: u32,
+        /// Why.
+        source: crate::xattr::XattrError,
+    },
+    /// Writing the output failed.
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    /// A broken invariant of this crate.
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,191 @@
+//! The internal jbd2 journal (inode 8), as mke2fs 1.47 creates it: its size, and its first
+//! block, the journal superblock. Every other journal block is zero, which d2l gets for free
+//! by leaving them unwritten (the output is sparse).
+//!
+//! The journal superblock is big endian (kernel `include/linux/jbd2.h`, e2fsprogs
+//! `lib/ext2fs/kernel-jbd.h`, `journal_superblock_t`). mke2fs writes a version 2 superblock
+//! with no journal features at all: even on a metadata_csum filesystem it sets neither
+//! `csum_v2` nor `csum_v3`, so `s_checksum_type` and `s_checksum` stay zero. The kernel turns
+//! journal checksums on at mount time if the mount options ask for them.
+//!
+//! The journal is clean and empty: `s_start` = 0 means there is nothing to replay, and
+//! `s_sequence` = 1 is the first transaction the kernel will write.
+
+use crate::layout::BLOCK_SIZE;
+
+/// `JBD2_MAGIC_NUMBER`, the first word of every journal metadata block.
+const JBD2_MAGIC_NUMBER: u32 = 0xC03B_3998;
+/// `JBD2_SUPERBLOCK_V2`: block type of a version 2 journal superblock.
+const JBD2_SUPERBLOCK_V2: u32 = 4;
+/// `JBD2_MIN_JOURNAL_BLOCKS`: the smallest journal jbd2 (and mke2fs) accepts.
+pub(crate) const MIN_JOURNAL_BLOCKS: u32 = 1024;
+
+/// Byte offsets of the `journal_superblock_t` fields mke2fs sets (kernel-jbd.h); everything
+/// else in the block is zero.
+mod offset {
+    /// `s_header.h_magic`.
+    pub(super) const MAGIC: usize = 0x00;
+    /// `s_header.h_blocktype`.
+    pub(super) const BLOCKTYPE: usize = 0x04;
+    /// `s_blocksize`: the journal's block size, the filesystem's.
+    pub(super) const BLOCKSIZE: usize = 0x0C;
+    /// `s_maxlen`: blocks in the journal, superblock included.
+    pub(super) const MAXLEN: usize = 0x10;
+    /// `s_first`: first block of log information (the one after the superblock).
+    pub(super) const FIRST: usize = 0x14;
+    /// `s_sequence`: first commit ID expected in the log.
+    pub(super) const SEQUENCE: usize = 0x18;
+    /// `s_uuid[16]`: mke2fs copies the filesystem's UUID here.
+    pub(super) const UUID: usize = 0x30;
+    /// `s_nr_users`: filesystems sharing the journal; 1 for an internal journal.
+    pub(super) const NR_USERS: usize = 0x40;
+    /// End of `s_users`, the last field: the superblock's size.
+    pub(super) const END: usize = 0x400;
+}
+
+const _: () = assert!(offset::END <= BLOCK_SIZE as usize);
+
+/// Journal size in blocks mke2fs picks for a filesystem of `fs_blocks` blocks
+/// (`ext2fs_default_journal_size` of e2fsprogs 1.47, `lib/ext2fs/mkjournal.c`); None below its
+/// minimum of 2048 filesystem blocks, where mke2fs makes no journal.
+///
+/// With 4 KiB blocks: a 4 MiB journal for a filesystem under 128 MiB, 16 MiB under 1 GiB,
+/// 32 MiB under 2 GiB, 64 MiB under 16 GiB, 128 MiB under 32 GiB, 256 MiB under 64 GiB,
+/// 512 MiB under 128 GiB, and 1 GiB from there on.
+pub(crate) fn default_journal_blocks(fs_blocks: u64) -> Option<u32> {
+    const KI: u64 = 1024;
+    /// (filesystem blocks below which, journal blocks).
+    const TABLE: [(u64, u32); 8] = [
+        (32 * KI, 1024),
+        (256 * KI, 4096),
+        (512 * KI, 8192),
+        (4096 * KI, 16384),
+        (8192 * KI, 32768),
+        (16384 * KI, 65536),
+        (32768 * KI, 131_072),
+        (u64::MAX, 262_144),
+    ];
+    if fs_blocks < 2048 {
+        return None;
+    }
+    TABLE
+        .iter()
+        .find(|&&(below, _)| fs_blocks < below)
+        .map(|&(_, blocks)| blocks)
+}
+
+/// The journal's first block (its superblock, jbd2 v2, big endian), for a clean empty journal
+/// of `journal_blocks` blocks, with the filesystem's uuid: byte for byte what mke2fs 1.47
+/// writes for an internal journal.
+///
+/// Fields set: magic, block type 4 (v2), `s_blocksize` 4096, `s_maxlen` = `journal_blocks`,
+/// `s_first` = 1, `s_sequence` = 1, `s_uuid` = `fs_uuid`, `s_nr_users` = 1. Zero: `s_start`
+/// (clean), `s_errno`, all three feature sets, `s_max_transaction`, `s_max_trans_data`,
+/// `s_checksum_type`, `s_num_fc_blks`, `s_checksum`, `s_users`.
+///
+/// # Panics
+///
+/// If `journal_blocks` is below [`MIN_JOURNAL_BLOCKS`] (mke2fs refuses such a journal).
+pub(crate) fn journal_superblock(journal_blocks: u32, fs_uuid: &[u8; 16]) -> Box<[u8; 4096]> {
+    assert!(
+        journal_blocks >= MIN_JOURNAL_BLOCKS,
+        "journal of {journal_blocks} blocks is below jbd2's minimum of {MIN_JOURNAL_BLOCKS}"
+    );
+    let mut block = Box::new([0u8; BLOCK_SIZE as usize]);
+    let mut put = |at: usize, value: u32| block[at..at + 4].copy_from_slice(&value.to_be_bytes());
+    put(offset::MAGIC, JBD2_MAGIC_NUMBER);
+    put(offset::BLOCKTYPE, JBD2_SUPERBLOCK_V2);
+    put(offset::BLOCKSIZE, BLOCK_SIZE);
+    put(offset::MAXLEN, journal_blocks);
+    put(offset::FIRST, 1);
+    put(offset::SEQUENCE, 1);
+    put(offset::NR_USERS, 1);
+    block[offset::UUID..offset::UUID + 16].copy_from_slice(fs_uuid);
+    block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resize::mke2fs::{Image, UUID};
+
+    #[test]
+    fn default_size_table_edges() {
+        assert_eq!(default_journal_blocks(0), None);
+        assert_eq!(default_journal_blocks(2047), None);
+        assert_eq!(default_journal_blocks(2048), Some(1024));
+        assert_eq!(default_journal_blocks(32767), Some(1024));
+        assert_eq!(default_journal_blocks(32768), Some(4096));
+        assert_eq!(default_journal_blocks(262_143), Some(4096));
+        assert_eq!(default_journal_blocks(262_144), Some(8192));
+        assert_eq!(default_journal_blocks(524_288), Some(16384));
+        assert_eq!(default_journal_blocks(4_194_304), Some(32768));
+        assert_eq!(default_journal_blocks(8_388_608), Some(65536));
+        assert_eq!(default_journal_blocks(16_777_216), Some(131_072));
+        assert_eq!(default_journal_blocks(33_554_431), Some(131_072));
+        assert_eq!(default_journal_blocks(33_554_432), Some(262_144));
+        assert_eq!(default_journal_blocks(u64::from(u32::MAX)), Some(262_144));
+    }
+
+    #[test]
+    fn superblock_fields() {
+        let uuid: [u8; 16] = core::array::from_fn(|i| i as u8 + 1);
+        let sb = journal_superblock(4096, &uuid);
+        #[rustfmt::skip]
+        let head: [u8; 0x50] = [
+            0xC0, 0x3B, 0x39, 0x98, // h_magic
+            0, 0, 0, 4,             // h_blocktype: v2 superblock
+            0, 0, 0, 0,             // h_sequence
+            0, 0, 0x10, 0,          // s_blocksize 4096
+            0, 0, 0x10, 0,          // s_maxlen 4096
+            0, 0, 0, 1,             // s_first
+            0, 0, 0, 1,             // s_sequence
+            0, 0, 0, 0,             // s_start: clean
+            0, 0, 0, 0,             // s_errno
+            0, 0, 0, 0,             // s_feature_compat
+            0, 0, 0, 0,             // s_feature_incompat
+            0, 0, 0, 0,             // s_feature_ro_compat
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, // s_uuid
+            0, 0, 0, 1,             // s_nr_users
+            0, 0, 0, 0,             // s_dynsuper
+            0, 0, 0, 0,             // s_max_transaction
+            0, 0, 0, 0,             // s_max_trans_data
+        ];
+        assert_eq!(sb[..0x50], head);
+        assert!(
+            sb[0x50..].iter().all(|&b| b == 0),
+            "checksum type, fc blocks, checksum, users"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "below jbd2's minimum")]
+    fn superblock_refuses_a_tiny_journal() {
+        journal_superblock(1023, &[0; 16]);
+    }
+
+    /// mke2fs's journal size and superblock, for filesystems from 64 MiB (a 1024-block
+    /// journal) to 200 GiB (the 1 GiB maximum).
+    #[test]
+    fn journal_matches_mke2fs() {
+        for size_mib in [64, 1024, 5 * 1024, 40 * 1024, 200 * 1024] {
+            let image = Image::new(size_mib << 20);
+            let blocks_count = image.header_u64("Block count");
+            let journal_blocks = default_journal_blocks(blocks_count).unwrap();
+            assert_eq!(
+                u64::from(journal_blocks),
+                image.header_u64("Total journal blocks"),
+                "{size_mib} MiB: journal size"
+            );
+            assert_eq!(image.header("Journal features"), "(none)", "{size_mib} MiB");
+            let first = image.bmap(crate::layout::JOURNAL_INO, 0);
+            let theirs = image.block(first);
+            let ours = journal_superblock(journal_blocks, &UUID);
+            assert!(
+                theirs[..] == ours[..],
+                "{size_mib} MiB: journal superblock (block {first}) differs at bytes {:?}",
+                crate::resize::mke2fs::differing_bytes(&theirs[..], &ours[..])
+            );
+        }
+    }
+}

@@ -1,0 +1,895 @@
+//! Writes a tree as ext4: number the inodes, measure what they need, size and lay out the
+//! filesystem, allocate blocks, then write data, directories, inodes, bitmaps, descriptors
+//! and superblocks. Blocks that hold nothing are never written (the output is sparse), and
+//! only live file data is copied, so deleted lower-layer content cannot reach the image.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use d2l_layer_apply::{FileData, InodeId, InodeKind, SpillReader, Timestamp, Tree};
+
+use crate::csum::{ext4_chksum, fs_seed, inode_seed};
+use crate::dir::{self, DirEntryIn, HashParams};
+use crate::error::{Error, Result};
+use crate::extent::{self, Extent, MAX_EXTENT_LEN};
+use crate::geometry::{Geometry, Range};
+use crate::inode::{encode_inode, InodeFields, FLAG_EXTENTS, FLAG_INDEX};
+use crate::journal;
+use crate::layout::{
+    BLOCKS_PER_GROUP, BLOCK_SIZE, FIRST_INO, INODE_SIZE, JOURNAL_INO, LOST_FOUND_INO, RESIZE_INO,
+    ROOT_INO, SUPERBLOCK_OFFSET,
+};
+use crate::resize;
+use crate::superblock::{
+    encode_group_desc, encode_superblock, GroupDesc, SuperblockFields, BG_INODE_ZEROED,
+};
+use crate::xattr;
+use crate::{Ext4Options, Ext4Report, SizeSpec};
+
+const BS: u64 = BLOCK_SIZE as u64;
+/// Blocks of lost+found, as mke2fs makes it (16 KiB).
+const LOST_FOUND_BLOCKS: usize = 4;
+/// Longest symlink target stored in the inode itself (a "fast" symlink).
+const FAST_SYMLINK_MAX: usize = 59;
+/// mke2fs's default bytes-per-inode ratio.
+const BYTES_PER_INODE: u64 = 16384;
+/// Free space `--size auto` leaves at least.
+const AUTO_MIN_FREE: u64 = 512 << 20;
+/// A last group smaller than this is dropped (mke2fs drops groups too small to be useful).
+const MIN_LAST_GROUP: u32 = 1024;
+
+/// Most inodes sharing one xattr block (the kernel's EXT4_XATTR_REFCOUNT_MAX).
+const XATTR_REFCOUNT_MAX: u32 = 1024;
+
+/// File type codes of directory entries (`ext4_dir_entry_2.file_type`).
+const FT_REG: u8 = 1;
+const FT_DIR: u8 = 2;
+const FT_CHR: u8 = 3;
+const FT_BLK: u8 = 4;
+const FT_FIFO: u8 = 5;
+const FT_SYMLINK: u8 = 7;
+
+/// Where one inode's blocks went.
+#[derive(Debug, Clone, Copy, Default)]
+struct Placed {
+    extents: (u32, u32),
+    tree: (u32, u32),
+    xattr_block: u32,
+    indexed: bool,
+}
+
+/// The tree with ext4 inode numbers.
+struct Numbering {
+    /// ext4 inode number of each tree inode (0 = none).
+    ino_of: Vec<u32>,
+    /// Tree inode of each ext4 inode number (index = ino); `None` for reserved and synthetic.
+    tree_of: Vec<Option<InodeId>>,
+    /// Parent directory inode number of each directory inode.
+    parent_of: Vec<u32>,
+    /// Whether d2l creates lost+found (the image has none).
+    synthetic_lost_found: bool,
+    /// Paths for error messages, by ino (only for inodes that can fail: with xattrs).
+    max_ino: u32,
+}
+
+fn number(tree: &Tree) -> Numbering {
+    let mut ino_of = vec![0u32; tree.inode_index_bound()];
+    let mut tree_of: Vec<Option<InodeId>> = vec![None; FIRST_INO as usize + 1];
+    let mut parent_of = vec![0u32; FIRST_INO as usize + 1];
+    let root = tree.root();
+    ino_of[root.index()] = ROOT_INO;
+    tree_of[ROOT_INO as usize] = Some(root);
+    parent_of[ROOT_INO as usize] = ROOT_INO;
+    let root_dir = tree
+        .inode(root)
+        .as_directory()
+        .expect("root is a directory");
+    let existing_lf = root_dir
+        .get(b"lost+found")
+        .filter(|&id| tree.inode(id).as_directory().is_some());
+    if let Some(id) = existing_lf {
+        ino_of[id.index()] = LOST_FOUND_INO;
+        tree_of[LOST_FOUND_INO as usize] = Some(id);
+    }
+    parent_of[LOST_FOUND_INO as usize] = ROOT_INO;
+    let mut next = FIRST_INO + 1;
+    // Depth first, names in byte order: inode numbers and blocks follow the tree, so a
+    // directory's files sit together.
+    let mut stack = vec![root];
+    while let Some(dir_id) = stack.pop() {
+        let dir_ino = ino_of[dir_id.index()];
+        let dir = tree
+            .inode(dir_id)
+            .as_directory()
+            .expect("stack holds directories");
+        let mut subdirs = Vec::new();
+        for (_, child) in dir.entries() {
+            if ino_of[child.index()] == 0 {
+                ino_of[child.index()] = next;
+                tree_of.push(Some(child));
+                parent_of.push(0);
+                next += 1;
+            }
+            if tree.inode(child).as_directory().is_some() {
+                parent_of[ino_of[child.index()] as usize] = dir_ino;
+                subdirs.push(child);
+            }
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    Numbering {
+        ino_of,
+        tree_of,
+        parent_of,
+        synthetic_lost_found: existing_lf.is_none(),
+        max_ino: next - 1,
+    }
+}
+
+fn file_type(kind: &InodeKind) -> u8 {
+    match kind {
+        InodeKind::Directory(_) => FT_DIR,
+        InodeKind::File(_) => FT_REG,
+        InodeKind::Symlink(_) => FT_SYMLINK,
+        InodeKind::CharDevice(_) => FT_CHR,
+        InodeKind::BlockDevice(_) => FT_BLK,
+        InodeKind::Fifo => FT_FIFO,
+    }
+}
+
+/// Directory entries of a directory inode as ext4 sees them (without "." and "..").
+fn dir_entries<'t>(tree: &'t Tree, numbering: &Numbering, ino: u32) -> Vec<DirEntryIn<'t>> {
+    let mut out = Vec::new();
+    if let Some(id) = numbering.tree_of[ino as usize] {
+        let dir = tree.inode(id).as_directory().expect("a directory");
+        out.reserve(dir.len() + 1);
+        for (name, child) in dir.entries() {
+            out.push(DirEntryIn {
+                name,
+                inode: numbering.ino_of[child.index()],
+                file_type: file_type(&tree.inode(child).kind),
+            });
+        }
+    }
+    if ino == ROOT_INO && numbering.synthetic_lost_found {
+        let at = out.partition_point(|e| e.name < &b"lost+found"[..]);
+        out.insert(
+            at,
+            DirEntryIn {
+                name: b"lost+found",
+                inode: LOST_FOUND_INO,
+                file_type: FT_DIR,
+            },
+        );
+    }
+    out
+}
+
+/// Logical block runs `(first block, count)` holding a file's data.
+fn block_runs(file: &FileData) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(file.extents.len());
+    for e in &file.extents {
+        let first = e.file_offset / BS;
+        let end = (e.file_offset + e.len).div_ceil(BS);
+        match runs.last_mut() {
+            Some((start, count)) if *start + *count >= first => *count = (*count).max(end - *start),
+            _ => runs.push((first, end - first)),
+        }
+    }
+    runs
+}
+
+/// What the tree needs, measured before the filesystem is sized.
+struct Needs {
+    /// Data, directory, symlink, xattr and extent-tree blocks of all inodes.
+    content_blocks: u64,
+    /// Bytes of file data (for `--size auto`'s 25%).
+    used_inodes: u64,
+}
+
+fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
+    let mut blocks = (LOST_FOUND_BLOCKS + 1) as u64; // lost+found and the resize inode's block
+    let mut xattr_blocks: HashMap<Box<[u8; 4096]>, ()> = HashMap::new();
+    for ino in ROOT_INO..=numbering.max_ino {
+        let Some(id) = numbering.tree_of.get(ino as usize).copied().flatten() else {
+            continue;
+        };
+        let inode = tree.inode(id);
+        let placement =
+            xattr::place_xattrs(&inode.xattrs).map_err(|source| Error::Xattr { ino, source })?;
+        if let Some(block) = placement.block {
+            xattr_blocks.insert(block, ());
+        }
+        let extents = match &inode.kind {
+            InodeKind::File(f) => {
+                let runs = block_runs(f);
+                blocks += runs.iter().map(|r| r.1).sum::<u64>();
+                runs.iter()
+                    .map(|r| r.1.div_ceil(u64::from(MAX_EXTENT_LEN)))
+                    .sum::<u64>()
+            }
+            InodeKind::Directory(_) => {
+                let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)) as u64;
+                blocks += n;
+                n.div_ceil(u64::from(MAX_EXTENT_LEN))
+            }
+            InodeKind::Symlink(target) if target.len() > FAST_SYMLINK_MAX => {
+                blocks += 1;
+                1
+            }
+            _ => 0,
+        };
+        // Metadata areas may split a run once per group it crosses; count generously.
+        blocks += extent::tree_blocks(extents as usize * 2) as u64;
+    }
+    blocks += xattr_blocks.len() as u64;
+    Ok(Needs {
+        content_blocks: blocks,
+        used_inodes: u64::from(numbering.max_ino),
+    })
+}
+
+/// Picks the block count and geometry.
+fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
+    let content = needs.content_blocks;
+    let free = match size {
+        SizeSpec::Auto => (content / 4).max(AUTO_MIN_FREE / BS),
+        SizeSpec::Extra(bytes) => bytes.div_ceil(BS),
+        SizeSpec::Exact(_) => 0,
+    };
+    // Leave room for the running system: a quarter more inodes than used, at least 4096,
+    // and never fewer than mke2fs's ratio gives.
+    let inodes_for = |blocks: u64| {
+        (blocks * BS / BYTES_PER_INODE).max(needs.used_inodes + (needs.used_inodes / 4).max(4096))
+    };
+    let mut blocks = content + free + 4096;
+    for _ in 0..64 {
+        if let SizeSpec::Exact(bytes) = size {
+            blocks = bytes / BS;
+        }
+        blocks = blocks.next_multiple_of(256); // whole MiB
+        if let SizeSpec::Exact(bytes) = size {
+            if blocks * BS > bytes {
+                blocks -= 256;
+            }
+        }
+        let mut count =
+            u32::try_from(blocks).map_err(|_| Error::TooLarge { bytes: blocks * BS })?;
+        // A tiny last group is dropped (exact size) or filled out.
+        let last = count % BLOCKS_PER_GROUP;
+        if last != 0 && last < MIN_LAST_GROUP && count > BLOCKS_PER_GROUP {
+            count = match size {
+                SizeSpec::Exact(_) => count - last,
+                _ => count - last + MIN_LAST_GROUP,
+            };
+        }
+        let Some(geometry) = Geometry::new(count, inodes_for(u64::from(count))) else {
+            // More inodes than the groups can hold: more groups.
+            if matches!(size, SizeSpec::Exact(_)) {
+                return Err(Error::TooSmall {
+                    needed: (u64::from(count) + u64::from(BLOCKS_PER_GROUP)) * BS,
+                    given: u64::from(count) * BS,
+                });
+            }
+            blocks = u64::from(count) + u64::from(BLOCKS_PER_GROUP);
+            continue;
+        };
+        let journal = journal::default_journal_blocks(u64::from(count)).unwrap_or(0);
+        let needed = geometry.metadata_blocks() + u64::from(journal) + content;
+        match size {
+            SizeSpec::Exact(bytes) => {
+                if needed > u64::from(count) {
+                    return Err(Error::TooSmall {
+                        needed: needed * BS,
+                        given: bytes,
+                    });
+                }
+                return Ok((geometry, journal));
+            }
+            _ => {
+                if needed + free <= u64::from(count) {
+                    return Ok((geometry, journal));
+                }
+                blocks = needed + free;
+            }
+        }
+    }
+    unreachable!("the size converges within a few rounds")
+}
+
+/// Hands out data blocks in order, skipping metadata.
+struct Allocator<'g> {
+    metadata: &'g [Range],
+    next_meta: usize,
+    cursor: u32,
+    limit: u32,
+}
+
+impl Allocator<'_> {
+    fn alloc(&mut self, mut count: u32) -> Result<Vec<Range>> {
+        let mut out = Vec::new();
+        while count > 0 {
+            while let Some(m) = self.metadata.get(self.next_meta) {
+                if m.end() <= self.cursor {
+                    self.next_meta += 1;
+                } else if m.start <= self.cursor {
+                    self.cursor = m.end();
+                    self.next_meta += 1;
+                } else {
+                    break;
+                }
+            }
+            let stop = self
+                .metadata
+                .get(self.next_meta)
+                .map_or(self.limit, |m| m.start);
+            let len = count.min(stop - self.cursor);
+            if len == 0 {
+                return Err(Error::Internal(
+                    "ran out of blocks that planning promised".into(),
+                ));
+            }
+            out.push(Range {
+                start: self.cursor,
+                len,
+            });
+            self.cursor += len;
+            count -= len;
+        }
+        Ok(out)
+    }
+
+    /// Allocates blocks for logical blocks `first..first+count` as extents.
+    fn extents(&mut self, first: u64, count: u64, out: &mut Vec<Extent>) -> Result<()> {
+        let mut logical = first as u32;
+        for range in self.alloc(count as u32)? {
+            let mut start = range.start;
+            let mut left = range.len;
+            while left > 0 {
+                let len = left.min(MAX_EXTENT_LEN);
+                out.push(Extent {
+                    logical,
+                    physical: start,
+                    len,
+                });
+                logical += len;
+                start += len;
+                left -= len;
+            }
+        }
+        Ok(())
+    }
+
+    fn blocks(&mut self, count: u32) -> Result<Vec<u32>> {
+        Ok(self
+            .alloc(count)?
+            .into_iter()
+            .flat_map(|r| r.start..r.end())
+            .collect())
+    }
+}
+
+/// Writes the filesystem; see [`crate::write_ext4`].
+pub(crate) fn write(
+    tree: &Tree,
+    data: &SpillReader,
+    out: &File,
+    options: &Ext4Options,
+) -> Result<Ext4Report> {
+    let numbering = number(tree);
+    let needs = measure(tree, &numbering)?;
+    let (geo, journal_blocks) = plan(&needs, options.size)?;
+    let seed = fs_seed(&options.uuid);
+    let hash = HashParams {
+        seed: options.hash_seed,
+        signed_chars: true,
+    };
+    let max_ino = numbering.max_ino;
+
+    // Allocation, in write order: journal, resize block, then every inode in number order.
+    let mut alloc = Allocator {
+        metadata: &geo.metadata,
+        next_meta: 0,
+        cursor: 0,
+        limit: geo.blocks_count,
+    };
+    let mut journal_extents = Vec::new();
+    if journal_blocks > 0 {
+        alloc.extents(0, u64::from(journal_blocks), &mut journal_extents)?;
+    }
+    let journal_tree = alloc.blocks(extent::tree_blocks(journal_extents.len()) as u32)?;
+    let resize_dind = alloc.blocks(1)?[0];
+    let mut placed = vec![Placed::default(); max_ino as usize + 1];
+    let mut all_extents: Vec<Extent> = Vec::new();
+    let mut all_tree: Vec<u32> = Vec::new();
+    // Identical external xattr blocks are shared, up to the kernel's limit of references.
+    let mut xattr_blocks: Vec<(Box<[u8; 4096]>, u32, u32)> = Vec::new();
+    let mut xattr_open: HashMap<Box<[u8; 4096]>, usize> = HashMap::new();
+    for ino in ROOT_INO..=max_ino {
+        let tree_id = numbering.tree_of.get(ino as usize).copied().flatten();
+        if tree_id.is_none() && ino != LOST_FOUND_INO {
+            continue;
+        }
+        let start = all_extents.len() as u32;
+        match tree_id.map(|id| &tree.inode(id).kind) {
+            Some(InodeKind::File(f)) => {
+                for (first, count) in block_runs(f) {
+                    alloc.extents(first, count, &mut all_extents)?;
+                }
+            }
+            Some(InodeKind::Directory(_)) | None => {
+                let count = if ino == LOST_FOUND_INO && numbering.synthetic_lost_found {
+                    LOST_FOUND_BLOCKS
+                } else {
+                    dir::directory_block_count(&dir_entries(tree, &numbering, ino))
+                };
+                alloc.extents(0, count as u64, &mut all_extents)?;
+            }
+            Some(InodeKind::Symlink(target)) if target.len() > FAST_SYMLINK_MAX => {
+                alloc.extents(0, 1, &mut all_extents)?;
+            }
+            Some(_) => {}
+        }
+        let count = all_extents.len() as u32 - start;
+        let tree_start = all_tree.len() as u32;
+        all_tree.extend(alloc.blocks(extent::tree_blocks(count as usize) as u32)?);
+        let mut xattr_block = 0;
+        if let Some(id) = tree_id {
+            let placement = xattr::place_xattrs(&tree.inode(id).xattrs)
+                .map_err(|source| Error::Xattr { ino, source })?;
+            if let Some(block) = placement.block {
+                let index = match xattr_open.get(&block) {
+                    Some(&i) if xattr_blocks[i].2 < XATTR_REFCOUNT_MAX => i,
+                    _ => {
+                        let nr = alloc.blocks(1)?[0];
+                        xattr_blocks.push((block.clone(), nr, 0));
+                        xattr_open.insert(block, xattr_blocks.len() - 1);
+                        xattr_blocks.len() - 1
+                    }
+                };
+                xattr_blocks[index].2 += 1;
+                xattr_block = xattr_blocks[index].1;
+            }
+        }
+        placed[ino as usize] = Placed {
+            extents: (start, count),
+            tree: (tree_start, all_tree.len() as u32 - tree_start),
+            xattr_block,
+            indexed: false,
+        };
+    }
+    let data_end = alloc.cursor;
+
+    out.set_len(options.size.file_len(u64::from(geo.blocks_count) * BS))
+        .map_err(Error::Io)?;
+    let write_at = |bytes: &[u8], offset: u64| out.write_all_at(bytes, offset).map_err(Error::Io);
+    let write_block = |bytes: &[u8], block: u32| write_at(bytes, u64::from(block) * BS);
+
+    // File data: only live extents, straight from the content store.
+    for ino in ROOT_INO..=max_ino {
+        let Some(id) = numbering.tree_of.get(ino as usize).copied().flatten() else {
+            continue;
+        };
+        if let InodeKind::File(f) = &tree.inode(id).kind {
+            let (start, count) = placed[ino as usize].extents;
+            copy_file(
+                f,
+                &all_extents[start as usize..(start + count) as usize],
+                data,
+                out,
+            )?;
+        }
+    }
+
+    // Directories and slow symlinks.
+    for ino in ROOT_INO..=max_ino {
+        let tree_id = numbering.tree_of.get(ino as usize).copied().flatten();
+        let p = placed[ino as usize];
+        let blocks =
+            block_numbers(&all_extents[p.extents.0 as usize..(p.extents.0 + p.extents.1) as usize]);
+        let iseed = inode_seed(seed, ino, 0);
+        match tree_id.map(|id| &tree.inode(id).kind) {
+            None if ino == LOST_FOUND_INO => {
+                for (nr, block) in blocks.iter().zip(dir::empty_directory_blocks(
+                    ino,
+                    ROOT_INO,
+                    LOST_FOUND_BLOCKS,
+                    iseed,
+                )) {
+                    write_block(&block[..], *nr)?;
+                }
+            }
+            Some(InodeKind::Directory(_)) => {
+                let entries = dir_entries(tree, &numbering, ino);
+                let built = dir::build_directory(
+                    &entries,
+                    ino,
+                    numbering.parent_of[ino as usize],
+                    &hash,
+                    iseed,
+                );
+                placed[ino as usize].indexed = built.indexed;
+                for (nr, block) in blocks.iter().zip(built.blocks) {
+                    write_block(&block[..], *nr)?;
+                }
+            }
+            Some(InodeKind::Symlink(target)) if target.len() > FAST_SYMLINK_MAX => {
+                let mut block = vec![0u8; BLOCK_SIZE as usize];
+                block[..target.len()].copy_from_slice(target);
+                write_block(&block, blocks[0])?;
+            }
+            _ => {}
+        }
+    }
+
+    // Shared xattr blocks.
+    for (mut block, nr, refcount) in xattr_blocks {
+        xattr::finish_block(&mut block, refcount, u64::from(nr), seed);
+        write_block(&block[..], nr)?;
+    }
+
+    // Journal and resize inode contents.
+    let journal_size = u64::from(journal_blocks) * BS;
+    let (journal_root, journal_tree_blocks) = extent::build(
+        &journal_extents,
+        &journal_tree,
+        inode_seed(seed, JOURNAL_INO, 0),
+    );
+    for (nr, block) in &journal_tree_blocks {
+        write_block(&block[..], *nr)?;
+    }
+    if let Some(first) = journal_extents.first() {
+        write_block(
+            &journal::journal_superblock(journal_blocks, &options.uuid)[..],
+            first.physical,
+        )?;
+    }
+    let group_count = geo.groups.len() as u32;
+    let resize_inode = resize::resize_inode(
+        geo.blocks_count,
+        group_count,
+        geo.gdt_blocks,
+        geo.reserved_gdt_blocks,
+        resize_dind,
+    );
+    for (nr, block) in resize_inode.blocks() {
+        write_block(&block[..], nr)?;
+    }
+
+    // Inode tables, one block of 16 inodes at a time; blocks of unused inodes stay holes.
+    let ipg = geo.inodes_per_group;
+    let per_block = BLOCK_SIZE / INODE_SIZE;
+    let mut table_block = vec![0u8; BLOCK_SIZE as usize];
+    let mut used_dirs = vec![0u16; geo.groups.len()];
+    let last_table_ino = max_ino.next_multiple_of(per_block);
+    for ino in 1..=last_table_ino {
+        let slot = ((ino - 1) % per_block) as usize * INODE_SIZE as usize;
+        let in_tree = ino <= max_ino
+            && (ino == LOST_FOUND_INO
+                || numbering
+                    .tree_of
+                    .get(ino as usize)
+                    .copied()
+                    .flatten()
+                    .is_some());
+        let fields = if ino == RESIZE_INO {
+            Some(InodeFields {
+                mode: resize::RESIZE_INODE_MODE,
+                links: resize::RESIZE_INODE_LINKS,
+                flags: resize::RESIZE_INODE_FLAGS,
+                size: resize_inode.size,
+                blocks_512: resize_inode.blocks_512,
+                block: words_to_bytes(&resize_inode.i_block),
+                time: ts(options.timestamp),
+                ..InodeFields::default()
+            })
+        } else if ino == JOURNAL_INO {
+            Some(InodeFields {
+                mode: 0o100600,
+                links: 1,
+                size: journal_size,
+                blocks_512: (u64::from(journal_blocks) + journal_tree.len() as u64) * (BS / 512),
+                flags: FLAG_EXTENTS,
+                block: journal_root,
+                time: ts(options.timestamp),
+                ..InodeFields::default()
+            })
+        } else if in_tree {
+            let p = placed[ino as usize];
+            let f = inode_fields(
+                tree,
+                &numbering,
+                ino,
+                p,
+                &all_extents,
+                &all_tree,
+                seed,
+                options.timestamp,
+                &mut |nr, block: &[u8]| write_block(block, nr),
+            )?;
+            if f.mode & 0o170000 == 0o040000 {
+                used_dirs[((ino - 1) / ipg) as usize] += 1;
+            }
+            Some(f)
+        } else if ino < FIRST_INO {
+            // Other reserved inodes: empty, with a valid checksum.
+            Some(InodeFields::default())
+        } else {
+            None
+        };
+        if let Some(f) = fields {
+            table_block[slot..slot + INODE_SIZE as usize]
+                .copy_from_slice(&encode_inode(&f, ino, seed));
+        }
+        if ino % per_block == 0 {
+            if table_block.iter().any(|&b| b != 0) {
+                let group = &geo.groups[((ino - 1) / ipg) as usize];
+                let index = ((ino - 1) % ipg) / per_block;
+                write_block(&table_block, group.inode_table + index)?;
+            }
+            table_block.fill(0);
+        }
+    }
+
+    // Bitmaps and group descriptors.
+    let is_meta = |b: u32| {
+        geo.metadata
+            .binary_search_by(|r| {
+                if r.end() <= b {
+                    std::cmp::Ordering::Less
+                } else if r.start > b {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .is_ok()
+    };
+    let mut descs = Vec::with_capacity(geo.groups.len());
+    let mut free_blocks_total = 0u64;
+    let mut free_inodes_total = 0u64;
+    for (g, group) in geo.groups.iter().enumerate() {
+        let mut bitmap = vec![0u8; BLOCK_SIZE as usize];
+        let mut used = 0u32;
+        for i in 0..BLOCKS_PER_GROUP {
+            let b = group.start + i;
+            let in_use = i >= group.blocks || b < data_end || is_meta(b);
+            if in_use {
+                bitmap[(i / 8) as usize] |= 1 << (i % 8);
+                if i < group.blocks {
+                    used += 1;
+                }
+            }
+        }
+        let free_blocks = group.blocks - used;
+        let first_ino = g as u32 * ipg + 1;
+        let used_inodes = max_ino.saturating_sub(first_ino - 1).min(ipg);
+        let mut ibitmap = vec![0u8; BLOCK_SIZE as usize];
+        for i in 0..used_inodes {
+            ibitmap[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        // Bits past the group's inodes are padding, set as mke2fs does.
+        for i in ipg..BLOCK_SIZE * 8 {
+            ibitmap[(i / 8) as usize] |= 1 << (i % 8);
+        }
+        write_block(&bitmap, group.block_bitmap)?;
+        write_block(&ibitmap, group.inode_bitmap)?;
+        let desc = GroupDesc {
+            block_bitmap: group.block_bitmap,
+            inode_bitmap: group.inode_bitmap,
+            inode_table: group.inode_table,
+            free_blocks: free_blocks as u16,
+            free_inodes: (ipg - used_inodes) as u16,
+            used_dirs: used_dirs[g],
+            flags: BG_INODE_ZEROED,
+            block_bitmap_csum: ext4_chksum(seed, &bitmap) as u16,
+            inode_bitmap_csum: ext4_chksum(seed, &ibitmap[..(ipg / 8) as usize]) as u16,
+            itable_unused: (ipg - used_inodes) as u16,
+        };
+        free_blocks_total += u64::from(free_blocks);
+        free_inodes_total += u64::from(ipg - used_inodes);
+        descs.extend_from_slice(&encode_group_desc(&desc, g as u32, seed));
+    }
+    descs.resize((geo.gdt_blocks * BLOCK_SIZE) as usize, 0);
+
+    let mut journal_backup = [0u32; 17];
+    for (i, chunk) in journal_root.chunks_exact(4).enumerate() {
+        journal_backup[i] = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+    }
+    journal_backup[15] = (journal_size >> 32) as u32;
+    journal_backup[16] = journal_size as u32;
+    let fields = SuperblockFields {
+        inodes_count: geo.inodes_count(),
+        blocks_count: geo.blocks_count,
+        free_blocks: free_blocks_total as u32,
+        free_inodes: free_inodes_total as u32,
+        inodes_per_group: ipg,
+        reserved_gdt_blocks: geo.reserved_gdt_blocks as u16,
+        uuid: options.uuid,
+        volume_name: options.label,
+        hash_seed: options.hash_seed,
+        time: options.timestamp,
+        journal_backup,
+    };
+    for (g, group) in geo.groups.iter().enumerate() {
+        let Some(backup) = group.backup else { continue };
+        let sb = encode_superblock(&fields, g as u16);
+        if g == 0 {
+            write_at(&sb, SUPERBLOCK_OFFSET)?;
+        } else {
+            let mut block = vec![0u8; BLOCK_SIZE as usize];
+            block[..sb.len()].copy_from_slice(&sb);
+            write_block(&block, backup.start)?;
+        }
+        write_at(&descs, (u64::from(backup.start) + 1) * BS)?;
+    }
+
+    Ok(Ext4Report {
+        size_bytes: u64::from(geo.blocks_count) * BS,
+        blocks_count: geo.blocks_count,
+        free_blocks: free_blocks_total,
+        inodes_count: geo.inodes_count(),
+        used_inodes: max_ino,
+    })
+}
+
+fn ts(seconds: u32) -> Timestamp {
+    Timestamp {
+        seconds: i64::from(seconds),
+        nanoseconds: 0,
+    }
+}
+
+fn words_to_bytes(words: &[u32; 15]) -> [u8; 60] {
+    let mut b = [0u8; 60];
+    for (i, w) in words.iter().enumerate() {
+        b[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+    }
+    b
+}
+
+fn block_numbers(extents: &[Extent]) -> Vec<u32> {
+    extents
+        .iter()
+        .flat_map(|e| e.physical..e.physical + e.len)
+        .collect()
+}
+
+/// Copies a file's stored runs to their blocks.
+fn copy_file(file: &FileData, extents: &[Extent], data: &SpillReader, out: &File) -> Result<()> {
+    for run in &file.extents {
+        let mut pos = run.file_offset;
+        let end = run.file_offset + run.len;
+        while pos < end {
+            let block = pos / BS;
+            let i = extents.partition_point(|e| u64::from(e.logical + e.len) <= block);
+            let e = extents
+                .get(i)
+                .filter(|e| u64::from(e.logical) <= block)
+                .ok_or_else(|| Error::Internal("file data outside its extents".into()))?;
+            let extent_end = u64::from(e.logical + e.len) * BS;
+            let chunk = (end - pos).min(extent_end - pos);
+            let target = (u64::from(e.physical) + block - u64::from(e.logical)) * BS + pos % BS;
+            let copied = data
+                .copy_to_file(
+                    run.store_offset + (pos - run.file_offset),
+                    chunk,
+                    out,
+                    target,
+                )
+                .map_err(Error::Io)?;
+            if copied < chunk {
+                let mut buf = vec![0u8; (chunk - copied) as usize];
+                data.read_exact_at(
+                    &mut buf,
+                    run.store_offset + (pos - run.file_offset) + copied,
+                )
+                .map_err(Error::Io)?;
+                out.write_all_at(&buf, target + copied).map_err(Error::Io)?;
+            }
+            pos += chunk;
+        }
+    }
+    Ok(())
+}
+
+/// The fields of a tree inode (or the synthetic lost+found), writing its extent tree blocks.
+#[allow(clippy::too_many_arguments)]
+fn inode_fields(
+    tree: &Tree,
+    numbering: &Numbering,
+    ino: u32,
+    p: Placed,
+    all_extents: &[Extent],
+    all_tree: &[u32],
+    seed: u32,
+    timestamp: u32,
+    write_block: &mut dyn FnMut(u32, &[u8]) -> Result<()>,
+) -> Result<InodeFields> {
+    let extents = &all_extents[p.extents.0 as usize..(p.extents.0 + p.extents.1) as usize];
+    let tree_blocks = &all_tree[p.tree.0 as usize..(p.tree.0 + p.tree.1) as usize];
+    let mut f = InodeFields::default();
+    let data_blocks: u64 =
+        extents.iter().map(|e| u64::from(e.len)).sum::<u64>() + tree_blocks.len() as u64;
+    let mut use_extents = |f: &mut InodeFields| -> Result<()> {
+        let (root, blocks) = extent::build(extents, tree_blocks, inode_seed(seed, ino, 0));
+        for (nr, block) in blocks {
+            write_block(nr, &block[..])?;
+        }
+        f.block = root;
+        f.flags |= FLAG_EXTENTS;
+        Ok(())
+    };
+    let Some(id) = numbering.tree_of.get(ino as usize).copied().flatten() else {
+        // lost+found made by d2l.
+        f.mode = 0o040700;
+        f.links = 2;
+        f.size = data_blocks * BS;
+        f.blocks_512 = data_blocks * (BS / 512);
+        f.time = ts(timestamp);
+        use_extents(&mut f)?;
+        return Ok(f);
+    };
+    let inode = tree.inode(id);
+    f.mode = (inode.file_type_bits() | u32::from(inode.mode)) as u16;
+    f.uid = inode.uid;
+    f.gid = inode.gid;
+    f.time = inode.mtime;
+    match &inode.kind {
+        InodeKind::Directory(d) => {
+            let mut subdirs = d
+                .entries()
+                .filter(|(_, c)| tree.inode(*c).as_directory().is_some())
+                .count() as u64;
+            if ino == ROOT_INO && numbering.synthetic_lost_found {
+                subdirs += 1;
+            }
+            // dir_nlink: a directory with too many subdirectories counts 1.
+            f.links = u16::try_from(2 + subdirs)
+                .ok()
+                .filter(|&n| n < 65000)
+                .unwrap_or(1);
+            f.size = data_blocks.saturating_sub(tree_blocks.len() as u64) * BS;
+            if p.indexed {
+                f.flags |= FLAG_INDEX;
+            }
+            use_extents(&mut f)?;
+        }
+        InodeKind::File(file) => {
+            f.links = inode.link_count().min(65000) as u16;
+            f.size = file.size;
+            use_extents(&mut f)?;
+        }
+        InodeKind::Symlink(target) => {
+            f.links = inode.link_count().min(65000) as u16;
+            f.size = target.len() as u64;
+            if target.len() <= FAST_SYMLINK_MAX {
+                f.block[..target.len()].copy_from_slice(target);
+            } else {
+                use_extents(&mut f)?;
+            }
+        }
+        InodeKind::CharDevice(dev) | InodeKind::BlockDevice(dev) => {
+            f.links = inode.link_count().min(65000) as u16;
+            // Old encoding when it fits in 8+8 bits, else the new one in i_block[1], as the
+            // kernel's ext4_write_inode does.
+            if dev.major < 256 && dev.minor < 256 {
+                f.block[0..4].copy_from_slice(&((dev.major << 8) | dev.minor).to_le_bytes());
+            } else {
+                let new = (dev.minor & 0xff) | (dev.major << 8) | ((dev.minor & !0xff) << 12);
+                f.block[4..8].copy_from_slice(&new.to_le_bytes());
+            }
+        }
+        InodeKind::Fifo => {
+            f.links = inode.link_count().min(65000) as u16;
+        }
+    }
+    let placement =
+        xattr::place_xattrs(&inode.xattrs).map_err(|source| Error::Xattr { ino, source })?;
+    f.ibody_xattrs = placement.ibody;
+    f.file_acl = p.xattr_block;
+    let xattr_blocks = u64::from(p.xattr_block != 0);
+    f.blocks_512 = (data_blocks + xattr_blocks) * (BS / 512);
+    Ok(f)
+}
