@@ -40,6 +40,15 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "mkfs.ext4",
         package: "e2fsprogs",
     },
+    // The fs-writer's xattr tests give files capabilities and ACLs for mke2fs to copy.
+    Tool {
+        command: "setfattr",
+        package: "attr",
+    },
+    Tool {
+        command: "setfacl",
+        package: "acl",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.
