@@ -28,6 +28,14 @@ pub enum Error {
         /// Why.
         source: crate::xattr::XattrError,
     },
+    /// A file asked to be contiguous is missing, not a regular file, or too large.
+    #[error("cannot place {path:?} contiguously: {reason}")]
+    Contiguous {
+        /// The path asked for.
+        path: String,
+        /// Why not.
+        reason: String,
+    },
     /// Writing the output failed.
     #[error("{0}")]
     Io(#[source] std::io::Error),

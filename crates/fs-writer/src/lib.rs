@@ -109,6 +109,10 @@ pub struct Ext4Options {
     pub label: [u8; 16],
     /// Creation time recorded in the superblock (and on inodes d2l creates).
     pub timestamp: u32,
+    /// Regular files (paths from the root, e.g. `boot/syslinux/ldlinux.sys`) to place in one
+    /// contiguous run of blocks with no holes: boot code reads them by sector number. Their
+    /// blocks are reported in [`Ext4Report::contiguous_files`].
+    pub contiguous: Vec<Vec<u8>>,
 }
 
 impl Ext4Options {
@@ -130,6 +134,7 @@ impl Ext4Options {
             hash_seed,
             label: [0; 16],
             timestamp: 0,
+            contiguous: Vec::new(),
         }
     }
 }
@@ -164,6 +169,21 @@ pub struct Ext4Report {
     pub inodes_count: u32,
     /// Inodes in use (the highest inode number).
     pub used_inodes: u32,
+    /// Where each file of [`Ext4Options::contiguous`] went, in the same order.
+    pub contiguous_files: Vec<ContiguousFile>,
+}
+
+/// A file placed in one run of blocks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContiguousFile {
+    /// Its path, as asked for.
+    pub path: Vec<u8>,
+    /// Its inode number.
+    pub ino: u32,
+    /// First block (filesystem block number; block size 4096).
+    pub first_block: u32,
+    /// Number of blocks, covering the whole file.
+    pub blocks: u32,
 }
 
 /// Writes `tree` (file data in `data`) as an ext4 filesystem into `out`, which must be an

@@ -361,6 +361,12 @@ impl Allocator<'_> {
         Ok(())
     }
 
+    /// `count` blocks in one run, from the current gap between metadata areas.
+    fn contiguous(&mut self, count: u32) -> Option<u32> {
+        let ranges = self.alloc(count).ok()?;
+        (ranges.len() == 1).then(|| ranges[0].start)
+    }
+
     fn blocks(&mut self, count: u32) -> Result<Vec<u32>> {
         Ok(self
             .alloc(count)?
@@ -387,22 +393,68 @@ pub(crate) fn write(
     };
     let max_ino = numbering.max_ino;
 
-    // Allocation, in write order: journal, resize block, then every inode in number order.
+    // Allocation, in write order: files that must be contiguous (first, in the large gap after
+    // group 0's metadata), journal, resize block, then every inode in number order.
     let mut alloc = Allocator {
         metadata: &geo.metadata,
         next_meta: 0,
         cursor: 0,
         limit: geo.blocks_count,
     };
+    let mut placed = vec![Placed::default(); max_ino as usize + 1];
+    let mut all_extents: Vec<Extent> = Vec::new();
+    let mut all_tree: Vec<u32> = Vec::new();
+    let mut contiguous_files = Vec::with_capacity(options.contiguous.len());
+    for path in &options.contiguous {
+        let shown = || String::from_utf8_lossy(path).into_owned();
+        let fail = |reason: &str| Error::Contiguous {
+            path: shown(),
+            reason: reason.to_string(),
+        };
+        let id = tree
+            .lookup(path)
+            .ok_or_else(|| fail("no such file in the image"))?;
+        let file = tree
+            .inode(id)
+            .as_file()
+            .ok_or_else(|| fail("not a regular file"))?;
+        let ino = numbering.ino_of[id.index()];
+        let count = u32::try_from(file.size.div_ceil(BS)).map_err(|_| fail("too large"))?;
+        if placed[ino as usize].extents.1 > 0 || count == 0 {
+            return Err(fail(if count == 0 {
+                "the file is empty"
+            } else {
+                "named twice"
+            }));
+        }
+        let first = alloc
+            .contiguous(count)
+            .ok_or_else(|| fail("no free run of blocks that long"))?;
+        let start = all_extents.len() as u32;
+        let mut logical = 0;
+        while logical < count {
+            let len = (count - logical).min(MAX_EXTENT_LEN);
+            all_extents.push(Extent {
+                logical,
+                physical: first + logical,
+                len,
+            });
+            logical += len;
+        }
+        placed[ino as usize].extents = (start, all_extents.len() as u32 - start);
+        contiguous_files.push(crate::ContiguousFile {
+            path: path.clone(),
+            ino,
+            first_block: first,
+            blocks: count,
+        });
+    }
     let mut journal_extents = Vec::new();
     if journal_blocks > 0 {
         alloc.extents(0, u64::from(journal_blocks), &mut journal_extents)?;
     }
     let journal_tree = alloc.blocks(extent::tree_blocks(journal_extents.len()) as u32)?;
     let resize_dind = alloc.blocks(1)?[0];
-    let mut placed = vec![Placed::default(); max_ino as usize + 1];
-    let mut all_extents: Vec<Extent> = Vec::new();
-    let mut all_tree: Vec<u32> = Vec::new();
     // Identical external xattr blocks are shared, up to the kernel's limit of references.
     let mut xattr_blocks: Vec<(Box<[u8; 4096]>, u32, u32)> = Vec::new();
     let mut xattr_open: HashMap<Box<[u8; 4096]>, usize> = HashMap::new();
@@ -411,8 +463,14 @@ pub(crate) fn write(
         if tree_id.is_none() && ino != LOST_FOUND_INO {
             continue;
         }
-        let start = all_extents.len() as u32;
+        let pinned = placed[ino as usize].extents;
+        let start = if pinned.1 > 0 {
+            pinned.0
+        } else {
+            all_extents.len() as u32
+        };
         match tree_id.map(|id| &tree.inode(id).kind) {
+            Some(InodeKind::File(_)) if pinned.1 > 0 => {}
             Some(InodeKind::File(f)) => {
                 for (first, count) in block_runs(f) {
                     alloc.extents(first, count, &mut all_extents)?;
@@ -431,7 +489,11 @@ pub(crate) fn write(
             }
             Some(_) => {}
         }
-        let count = all_extents.len() as u32 - start;
+        let count = if pinned.1 > 0 {
+            pinned.1
+        } else {
+            all_extents.len() as u32 - start
+        };
         let tree_start = all_tree.len() as u32;
         all_tree.extend(alloc.blocks(extent::tree_blocks(count as usize) as u32)?);
         let mut xattr_block = 0;
@@ -731,6 +793,7 @@ pub(crate) fn write(
         free_blocks: free_blocks_total,
         inodes_count: geo.inodes_count(),
         used_inodes: max_ino,
+        contiguous_files,
     })
 }
 
