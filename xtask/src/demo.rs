@@ -1,20 +1,26 @@
 //! `cargo xtask demo`: d2l on the built-in demo image (the Debian fixture).
 //!
-//! Today: `d2l inspect` and `d2l export` to `./demo-rootfs.tar`. A later issue turns the
-//! demo into a bootable disk.
+//! Today: `d2l inspect`, then `d2l build --table none` to `./demo-rootfs.ext4` (a bare ext4
+//! filesystem, checked with `e2fsck -fn` and summarised by `dumpe2fs -h`). A later issue
+//! turns the demo into a bootable disk.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use anyhow::{Context, Result};
 
 use crate::fixtures;
 use crate::util::{self, cargo, step};
 
-/// The tar the demo writes, in the current directory.
-const OUTPUT: &str = "demo-rootfs.tar";
-/// How many entries of the tar to show.
-const SHOW: usize = 10;
+/// The filesystem image the demo writes, in the current directory.
+const OUTPUT: &str = "demo-rootfs.ext4";
+/// Lines of `dumpe2fs -h` worth showing.
+const SUMMARY_FIELDS: &[&str] = &[
+    "Filesystem UUID",
+    "Filesystem features",
+    "Inode count",
+    "Block count",
+    "Free blocks",
+];
 
 /// Builds d2l and runs it on the demo image.
 pub fn run() -> Result<()> {
@@ -31,27 +37,24 @@ pub fn run() -> Result<()> {
     step("d2l inspect", || {
         util::run(Command::new(&d2l).args(["inspect", &source]))
     })?;
-    step("d2l export", || {
-        util::run(Command::new(&d2l).args(["export", &source, "-o", OUTPUT]))
+    step("d2l build --table none", || {
+        util::run(Command::new(&d2l).args(["build", &source, "-o", OUTPUT, "--table", "none"]))
     })?;
-
-    let size = std::fs::metadata(OUTPUT)
-        .with_context(|| OUTPUT.to_string())?
-        .len();
-    println!(
-        "\n{OUTPUT}: {}\n$ tar -tvf {OUTPUT} | head",
-        util::mib(size)
-    );
-    let mut tar = Command::new("tar")
-        .args(["-tvf", OUTPUT])
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let lines = BufReader::new(tar.stdout.take().expect("piped")).lines();
-    for line in lines.take(SHOW) {
-        println!("{}", line?);
+    step("e2fsck -fn", || {
+        util::run(Command::new("e2fsck").args(["-fn", OUTPUT]))
+    })?;
+    let dump = Command::new("dumpe2fs")
+        .args(["-h", OUTPUT])
+        .output()
+        .context("dumpe2fs (e2fsprogs)")?;
+    let text = String::from_utf8_lossy(&dump.stdout);
+    println!("\n{OUTPUT}:");
+    for line in text.lines() {
+        if SUMMARY_FIELDS.iter().any(|f| line.starts_with(f)) {
+            println!("  {line}");
+        }
     }
-    // Like `head`: stop tar rather than list the rest.
-    let _ = tar.kill();
-    let _ = tar.wait();
+    println!("\nBoot it as a root drive, e.g.: qemu-system-x86_64 -kernel vmlinuz -initrd initrd.img \\");
+    println!("  -append 'root=/dev/vda console=ttyS0' -drive file={OUTPUT},format=raw,if=virtio -nographic");
     Ok(())
 }
