@@ -14,6 +14,12 @@ pub enum Error {
         /// Bytes given.
         given: u64,
     },
+    /// The content did not fit after all (an exact `--size` just above the estimate).
+    #[error("the content does not fit in a filesystem of {} MiB; give a larger --size", (u64::from(*blocks) * 4096) >> 20)]
+    Full {
+        /// Blocks in the filesystem.
+        blocks: u32,
+    },
     /// Larger than ext4 without the 64bit feature can be (16 TiB with 4 KiB blocks).
     #[error("a filesystem of {bytes} bytes is too large (at most 16 TiB without the 64bit feature, which extlinux cannot read)")]
     TooLarge {

@@ -326,9 +326,7 @@ impl Allocator<'_> {
                 .map_or(self.limit, |m| m.start);
             let len = count.min(stop - self.cursor);
             if len == 0 {
-                return Err(Error::Internal(
-                    "ran out of blocks that planning promised".into(),
-                ));
+                return Err(Error::Full { blocks: self.limit });
             }
             out.push(Range {
                 start: self.cursor,
