@@ -17,6 +17,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod alloc;
 mod csum;
 mod dir;
 mod dx_hash;
@@ -26,7 +27,9 @@ mod geometry;
 mod inode;
 mod journal;
 mod layout;
+mod numbering;
 mod resize;
+mod sizing;
 mod superblock;
 mod writer;
 mod xattr;

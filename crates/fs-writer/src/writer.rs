@@ -7,48 +7,32 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use d2l_layer_apply::{FileData, InodeId, InodeKind, SpillReader, Timestamp, Tree};
+use d2l_layer_apply::{FileData, InodeKind, SpillReader, Timestamp, Tree};
 
+use crate::alloc::Allocator;
 use crate::csum::{ext4_chksum, fs_seed, inode_seed};
-use crate::dir::{self, DirEntryIn, HashParams};
+use crate::dir::{self, HashParams};
 use crate::error::{Error, Result};
 use crate::extent::{self, Extent, MAX_EXTENT_LEN};
-use crate::geometry::{Geometry, Range};
 use crate::inode::{encode_inode, InodeFields, FLAG_EXTENTS, FLAG_INDEX};
 use crate::journal;
 use crate::layout::{
     BLOCKS_PER_GROUP, BLOCK_SIZE, FIRST_INO, INODE_SIZE, JOURNAL_INO, LOST_FOUND_INO, RESIZE_INO,
     ROOT_INO, SUPERBLOCK_OFFSET,
 };
+use crate::numbering::{dir_entries, number, Numbering};
 use crate::resize;
+use crate::sizing::{block_runs, measure, plan, FAST_SYMLINK_MAX, LOST_FOUND_BLOCKS};
 use crate::superblock::{
     encode_group_desc, encode_superblock, GroupDesc, SuperblockFields, BG_INODE_ZEROED,
 };
 use crate::xattr;
-use crate::{Ext4Options, Ext4Report, SizeSpec};
+use crate::{Ext4Options, Ext4Report};
 
 const BS: u64 = BLOCK_SIZE as u64;
-/// Blocks of lost+found, as mke2fs makes it (16 KiB).
-const LOST_FOUND_BLOCKS: usize = 4;
-/// Longest symlink target stored in the inode itself (a "fast" symlink).
-const FAST_SYMLINK_MAX: usize = 59;
-/// mke2fs's default bytes-per-inode ratio.
-const BYTES_PER_INODE: u64 = 16384;
-/// Free space `--size auto` leaves at least.
-const AUTO_MIN_FREE: u64 = 512 << 20;
-/// A last group smaller than this is dropped (mke2fs drops groups too small to be useful).
-const MIN_LAST_GROUP: u32 = 1024;
 
 /// Most inodes sharing one xattr block (the kernel's EXT4_XATTR_REFCOUNT_MAX).
 const XATTR_REFCOUNT_MAX: u32 = 1024;
-
-/// File type codes of directory entries (`ext4_dir_entry_2.file_type`).
-const FT_REG: u8 = 1;
-const FT_DIR: u8 = 2;
-const FT_CHR: u8 = 3;
-const FT_BLK: u8 = 4;
-const FT_FIFO: u8 = 5;
-const FT_SYMLINK: u8 = 7;
 
 /// Where one inode's blocks went.
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,321 +41,6 @@ struct Placed {
     tree: (u32, u32),
     xattr_block: u32,
     indexed: bool,
-}
-
-/// The tree with ext4 inode numbers.
-struct Numbering {
-    /// ext4 inode number of each tree inode (0 = none).
-    ino_of: Vec<u32>,
-    /// Tree inode of each ext4 inode number (index = ino); `None` for reserved and synthetic.
-    tree_of: Vec<Option<InodeId>>,
-    /// Parent directory inode number of each directory inode.
-    parent_of: Vec<u32>,
-    /// Whether d2l creates lost+found (the image has none).
-    synthetic_lost_found: bool,
-    /// Paths for error messages, by ino (only for inodes that can fail: with xattrs).
-    max_ino: u32,
-}
-
-fn number(tree: &Tree) -> Numbering {
-    let mut ino_of = vec![0u32; tree.inode_index_bound()];
-    let mut tree_of: Vec<Option<InodeId>> = vec![None; FIRST_INO as usize + 1];
-    let mut parent_of = vec![0u32; FIRST_INO as usize + 1];
-    let root = tree.root();
-    ino_of[root.index()] = ROOT_INO;
-    tree_of[ROOT_INO as usize] = Some(root);
-    parent_of[ROOT_INO as usize] = ROOT_INO;
-    let root_dir = tree
-        .inode(root)
-        .as_directory()
-        .expect("root is a directory");
-    let existing_lf = root_dir
-        .get(b"lost+found")
-        .filter(|&id| tree.inode(id).as_directory().is_some());
-    if let Some(id) = existing_lf {
-        ino_of[id.index()] = LOST_FOUND_INO;
-        tree_of[LOST_FOUND_INO as usize] = Some(id);
-    }
-    parent_of[LOST_FOUND_INO as usize] = ROOT_INO;
-    let mut next = FIRST_INO + 1;
-    // Depth first, names in byte order: inode numbers and blocks follow the tree, so a
-    // directory's files sit together.
-    let mut stack = vec![root];
-    while let Some(dir_id) = stack.pop() {
-        let dir_ino = ino_of[dir_id.index()];
-        let dir = tree
-            .inode(dir_id)
-            .as_directory()
-            .expect("stack holds directories");
-        let mut subdirs = Vec::new();
-        for (_, child) in dir.entries() {
-            if ino_of[child.index()] == 0 {
-                ino_of[child.index()] = next;
-                tree_of.push(Some(child));
-                parent_of.push(0);
-                next += 1;
-            }
-            if tree.inode(child).as_directory().is_some() {
-                parent_of[ino_of[child.index()] as usize] = dir_ino;
-                subdirs.push(child);
-            }
-        }
-        stack.extend(subdirs.into_iter().rev());
-    }
-    Numbering {
-        ino_of,
-        tree_of,
-        parent_of,
-        synthetic_lost_found: existing_lf.is_none(),
-        max_ino: next - 1,
-    }
-}
-
-fn file_type(kind: &InodeKind) -> u8 {
-    match kind {
-        InodeKind::Directory(_) => FT_DIR,
-        InodeKind::File(_) => FT_REG,
-        InodeKind::Symlink(_) => FT_SYMLINK,
-        InodeKind::CharDevice(_) => FT_CHR,
-        InodeKind::BlockDevice(_) => FT_BLK,
-        InodeKind::Fifo => FT_FIFO,
-    }
-}
-
-/// Directory entries of a directory inode as ext4 sees them (without "." and "..").
-fn dir_entries<'t>(tree: &'t Tree, numbering: &Numbering, ino: u32) -> Vec<DirEntryIn<'t>> {
-    let mut out = Vec::new();
-    if let Some(id) = numbering.tree_of[ino as usize] {
-        let dir = tree.inode(id).as_directory().expect("a directory");
-        out.reserve(dir.len() + 1);
-        for (name, child) in dir.entries() {
-            out.push(DirEntryIn {
-                name,
-                inode: numbering.ino_of[child.index()],
-                file_type: file_type(&tree.inode(child).kind),
-            });
-        }
-    }
-    if ino == ROOT_INO && numbering.synthetic_lost_found {
-        let at = out.partition_point(|e| e.name < &b"lost+found"[..]);
-        out.insert(
-            at,
-            DirEntryIn {
-                name: b"lost+found",
-                inode: LOST_FOUND_INO,
-                file_type: FT_DIR,
-            },
-        );
-    }
-    out
-}
-
-/// Logical block runs `(first block, count)` holding a file's data.
-fn block_runs(file: &FileData) -> Vec<(u64, u64)> {
-    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(file.extents.len());
-    for e in &file.extents {
-        let first = e.file_offset / BS;
-        let end = (e.file_offset + e.len).div_ceil(BS);
-        match runs.last_mut() {
-            Some((start, count)) if *start + *count >= first => *count = (*count).max(end - *start),
-            _ => runs.push((first, end - first)),
-        }
-    }
-    runs
-}
-
-/// What the tree needs, measured before the filesystem is sized.
-struct Needs {
-    /// Data, directory, symlink, xattr and extent-tree blocks of all inodes.
-    content_blocks: u64,
-    /// Bytes of file data (for `--size auto`'s 25%).
-    used_inodes: u64,
-}
-
-fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
-    let mut blocks = (LOST_FOUND_BLOCKS + 1) as u64; // lost+found and the resize inode's block
-    let mut xattr_blocks: HashMap<Box<[u8; 4096]>, ()> = HashMap::new();
-    for ino in ROOT_INO..=numbering.max_ino {
-        let Some(id) = numbering.tree_of.get(ino as usize).copied().flatten() else {
-            continue;
-        };
-        let inode = tree.inode(id);
-        let placement =
-            xattr::place_xattrs(&inode.xattrs).map_err(|source| Error::Xattr { ino, source })?;
-        if let Some(block) = placement.block {
-            xattr_blocks.insert(block, ());
-        }
-        let extents = match &inode.kind {
-            InodeKind::File(f) => {
-                let runs = block_runs(f);
-                blocks += runs.iter().map(|r| r.1).sum::<u64>();
-                runs.iter()
-                    .map(|r| r.1.div_ceil(u64::from(MAX_EXTENT_LEN)))
-                    .sum::<u64>()
-            }
-            InodeKind::Directory(_) => {
-                let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)) as u64;
-                blocks += n;
-                n.div_ceil(u64::from(MAX_EXTENT_LEN))
-            }
-            InodeKind::Symlink(target) if target.len() > FAST_SYMLINK_MAX => {
-                blocks += 1;
-                1
-            }
-            _ => 0,
-        };
-        // Metadata areas may split a run once per group it crosses; count generously.
-        blocks += extent::tree_blocks(extents as usize * 2) as u64;
-    }
-    blocks += xattr_blocks.len() as u64;
-    Ok(Needs {
-        content_blocks: blocks,
-        used_inodes: u64::from(numbering.max_ino),
-    })
-}
-
-/// Picks the block count and geometry.
-fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
-    let content = needs.content_blocks;
-    let free = match size {
-        SizeSpec::Auto => (content / 4).max(AUTO_MIN_FREE / BS),
-        SizeSpec::Extra(bytes) => bytes.div_ceil(BS),
-        SizeSpec::Exact(_) => 0,
-    };
-    // Leave room for the running system: a quarter more inodes than used, at least 4096,
-    // and never fewer than mke2fs's ratio gives.
-    let inodes_for = |blocks: u64| {
-        (blocks * BS / BYTES_PER_INODE).max(needs.used_inodes + (needs.used_inodes / 4).max(4096))
-    };
-    let mut blocks = content + free + 4096;
-    for _ in 0..64 {
-        if let SizeSpec::Exact(bytes) = size {
-            blocks = bytes / BS;
-        }
-        blocks = blocks.next_multiple_of(256); // whole MiB
-        if let SizeSpec::Exact(bytes) = size {
-            if blocks * BS > bytes {
-                blocks -= 256;
-            }
-        }
-        let mut count =
-            u32::try_from(blocks).map_err(|_| Error::TooLarge { bytes: blocks * BS })?;
-        // A tiny last group is dropped (exact size) or filled out.
-        let last = count % BLOCKS_PER_GROUP;
-        if last != 0 && last < MIN_LAST_GROUP && count > BLOCKS_PER_GROUP {
-            count = match size {
-                SizeSpec::Exact(_) => count - last,
-                _ => count - last + MIN_LAST_GROUP,
-            };
-        }
-        let Some(geometry) = Geometry::new(count, inodes_for(u64::from(count))) else {
-            // More inodes than the groups can hold: more groups.
-            if matches!(size, SizeSpec::Exact(_)) {
-                return Err(Error::TooSmall {
-                    needed: (u64::from(count) + u64::from(BLOCKS_PER_GROUP)) * BS,
-                    given: u64::from(count) * BS,
-                });
-            }
-            blocks = u64::from(count) + u64::from(BLOCKS_PER_GROUP);
-            continue;
-        };
-        let journal = journal::default_journal_blocks(u64::from(count)).unwrap_or(0);
-        let needed = geometry.metadata_blocks() + u64::from(journal) + content;
-        match size {
-            SizeSpec::Exact(bytes) => {
-                if needed > u64::from(count) {
-                    return Err(Error::TooSmall {
-                        needed: needed * BS,
-                        given: bytes,
-                    });
-                }
-                return Ok((geometry, journal));
-            }
-            _ => {
-                if needed + free <= u64::from(count) {
-                    return Ok((geometry, journal));
-                }
-                blocks = needed + free;
-            }
-        }
-    }
-    unreachable!("the size converges within a few rounds")
-}
-
-/// Hands out data blocks in order, skipping metadata.
-struct Allocator<'g> {
-    metadata: &'g [Range],
-    next_meta: usize,
-    cursor: u32,
-    limit: u32,
-}
-
-impl Allocator<'_> {
-    fn alloc(&mut self, mut count: u32) -> Result<Vec<Range>> {
-        let mut out = Vec::new();
-        while count > 0 {
-            while let Some(m) = self.metadata.get(self.next_meta) {
-                if m.end() <= self.cursor {
-                    self.next_meta += 1;
-                } else if m.start <= self.cursor {
-                    self.cursor = m.end();
-                    self.next_meta += 1;
-                } else {
-                    break;
-                }
-            }
-            let stop = self
-                .metadata
-                .get(self.next_meta)
-                .map_or(self.limit, |m| m.start);
-            let len = count.min(stop - self.cursor);
-            if len == 0 {
-                return Err(Error::Full { blocks: self.limit });
-            }
-            out.push(Range {
-                start: self.cursor,
-                len,
-            });
-            self.cursor += len;
-            count -= len;
-        }
-        Ok(out)
-    }
-
-    /// Allocates blocks for logical blocks `first..first+count` as extents.
-    fn extents(&mut self, first: u64, count: u64, out: &mut Vec<Extent>) -> Result<()> {
-        let mut logical = first as u32;
-        for range in self.alloc(count as u32)? {
-            let mut start = range.start;
-            let mut left = range.len;
-            while left > 0 {
-                let len = left.min(MAX_EXTENT_LEN);
-                out.push(Extent {
-                    logical,
-                    physical: start,
-                    len,
-                });
-                logical += len;
-                start += len;
-                left -= len;
-            }
-        }
-        Ok(())
-    }
-
-    /// `count` blocks in one run, from the current gap between metadata areas.
-    fn contiguous(&mut self, count: u32) -> Option<u32> {
-        let ranges = self.alloc(count).ok()?;
-        (ranges.len() == 1).then(|| ranges[0].start)
-    }
-
-    fn blocks(&mut self, count: u32) -> Result<Vec<u32>> {
-        Ok(self
-            .alloc(count)?
-            .into_iter()
-            .flat_map(|r| r.start..r.end())
-            .collect())
-    }
 }
 
 /// Writes the filesystem; see [`crate::write_ext4`].

@@ -1,0 +1,160 @@
+//! How big the filesystem must be: what the tree needs in blocks and inodes, and the
+//! geometry that holds it with the free space asked for.
+
+use std::collections::HashMap;
+
+use d2l_layer_apply::{FileData, InodeKind, Tree};
+
+use crate::dir;
+use crate::error::{Error, Result};
+use crate::extent::{self, MAX_EXTENT_LEN};
+use crate::geometry::Geometry;
+use crate::journal;
+use crate::layout::{BLOCKS_PER_GROUP, BLOCK_SIZE, ROOT_INO};
+use crate::numbering::{dir_entries, Numbering};
+use crate::xattr;
+use crate::SizeSpec;
+
+const BS: u64 = BLOCK_SIZE as u64;
+/// Blocks of lost+found, as mke2fs makes it (16 KiB).
+pub(crate) const LOST_FOUND_BLOCKS: usize = 4;
+/// Longest symlink target stored in the inode itself (a "fast" symlink).
+pub(crate) const FAST_SYMLINK_MAX: usize = 59;
+/// mke2fs's default bytes-per-inode ratio.
+const BYTES_PER_INODE: u64 = 16384;
+/// Free space `--size auto` leaves at least.
+const AUTO_MIN_FREE: u64 = 512 << 20;
+/// A last group smaller than this is dropped (mke2fs drops groups too small to be useful).
+const MIN_LAST_GROUP: u32 = 1024;
+
+/// Logical block runs `(first block, count)` holding a file's data.
+pub(crate) fn block_runs(file: &FileData) -> Vec<(u64, u64)> {
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(file.extents.len());
+    for e in &file.extents {
+        let first = e.file_offset / BS;
+        let end = (e.file_offset + e.len).div_ceil(BS);
+        match runs.last_mut() {
+            Some((start, count)) if *start + *count >= first => *count = (*count).max(end - *start),
+            _ => runs.push((first, end - first)),
+        }
+    }
+    runs
+}
+
+/// What the tree needs, measured before the filesystem is sized.
+pub(crate) struct Needs {
+    /// Data, directory, symlink, xattr and extent-tree blocks of all inodes.
+    content_blocks: u64,
+    /// Bytes of file data (for `--size auto`'s 25%).
+    used_inodes: u64,
+}
+
+pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
+    let mut blocks = (LOST_FOUND_BLOCKS + 1) as u64; // lost+found and the resize inode's block
+    let mut xattr_blocks: HashMap<Box<[u8; 4096]>, ()> = HashMap::new();
+    for ino in ROOT_INO..=numbering.max_ino {
+        let Some(id) = numbering.tree_of.get(ino as usize).copied().flatten() else {
+            continue;
+        };
+        let inode = tree.inode(id);
+        let placement =
+            xattr::place_xattrs(&inode.xattrs).map_err(|source| Error::Xattr { ino, source })?;
+        if let Some(block) = placement.block {
+            xattr_blocks.insert(block, ());
+        }
+        let extents = match &inode.kind {
+            InodeKind::File(f) => {
+                let runs = block_runs(f);
+                blocks += runs.iter().map(|r| r.1).sum::<u64>();
+                runs.iter()
+                    .map(|r| r.1.div_ceil(u64::from(MAX_EXTENT_LEN)))
+                    .sum::<u64>()
+            }
+            InodeKind::Directory(_) => {
+                let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)) as u64;
+                blocks += n;
+                n.div_ceil(u64::from(MAX_EXTENT_LEN))
+            }
+            InodeKind::Symlink(target) if target.len() > FAST_SYMLINK_MAX => {
+                blocks += 1;
+                1
+            }
+            _ => 0,
+        };
+        // Metadata areas may split a run once per group it crosses; count generously.
+        blocks += extent::tree_blocks(extents as usize * 2) as u64;
+    }
+    blocks += xattr_blocks.len() as u64;
+    Ok(Needs {
+        content_blocks: blocks,
+        used_inodes: u64::from(numbering.max_ino),
+    })
+}
+
+/// Picks the block count and geometry.
+pub(crate) fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
+    let content = needs.content_blocks;
+    let free = match size {
+        SizeSpec::Auto => (content / 4).max(AUTO_MIN_FREE / BS),
+        SizeSpec::Extra(bytes) => bytes.div_ceil(BS),
+        SizeSpec::Exact(_) => 0,
+    };
+    // Leave room for the running system: a quarter more inodes than used, at least 4096,
+    // and never fewer than mke2fs's ratio gives.
+    let inodes_for = |blocks: u64| {
+        (blocks * BS / BYTES_PER_INODE).max(needs.used_inodes + (needs.used_inodes / 4).max(4096))
+    };
+    let mut blocks = content + free + 4096;
+    for _ in 0..64 {
+        if let SizeSpec::Exact(bytes) = size {
+            blocks = bytes / BS;
+        }
+        blocks = blocks.next_multiple_of(256); // whole MiB
+        if let SizeSpec::Exact(bytes) = size {
+            if blocks * BS > bytes {
+                blocks -= 256;
+            }
+        }
+        let mut count =
+            u32::try_from(blocks).map_err(|_| Error::TooLarge { bytes: blocks * BS })?;
+        // A tiny last group is dropped (exact size) or filled out.
+        let last = count % BLOCKS_PER_GROUP;
+        if last != 0 && last < MIN_LAST_GROUP && count > BLOCKS_PER_GROUP {
+            count = match size {
+                SizeSpec::Exact(_) => count - last,
+                _ => count - last + MIN_LAST_GROUP,
+            };
+        }
+        let Some(geometry) = Geometry::new(count, inodes_for(u64::from(count))) else {
+            // More inodes than the groups can hold: more groups.
+            if matches!(size, SizeSpec::Exact(_)) {
+                return Err(Error::TooSmall {
+                    needed: (u64::from(count) + u64::from(BLOCKS_PER_GROUP)) * BS,
+                    given: u64::from(count) * BS,
+                });
+            }
+            blocks = u64::from(count) + u64::from(BLOCKS_PER_GROUP);
+            continue;
+        };
+        let journal = journal::default_journal_blocks(u64::from(count)).unwrap_or(0);
+        let needed = geometry.metadata_blocks() + u64::from(journal) + content;
+        match size {
+            SizeSpec::Exact(bytes) => {
+                if needed > u64::from(count) {
+                    return Err(Error::TooSmall {
+                        needed: needed * BS,
+                        given: bytes,
+                    });
+                }
+                return Ok((geometry, journal));
+            }
+            _ => {
+                if needed + free <= u64::from(count) {
+                    return Ok((geometry, journal));
+                }
+                blocks = needed + free;
+            }
+        }
+    }
+    unreachable!("the size converges within a few rounds")
+}
