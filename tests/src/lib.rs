@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod debugfs;
 mod fixtures;
 pub mod layer;
 pub mod oci;

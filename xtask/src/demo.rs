@@ -54,7 +54,9 @@ pub fn run() -> Result<()> {
             println!("  {line}");
         }
     }
-    println!("\nBoot it as a root drive, e.g.: qemu-system-x86_64 -kernel vmlinuz -initrd initrd.img \\");
+    println!(
+        "\nBoot it as a root drive, e.g.: qemu-system-x86_64 -kernel vmlinuz -initrd initrd.img \\"
+    );
     println!("  -append 'root=/dev/vda console=ttyS0' -drive file={OUTPUT},format=raw,if=virtio -nographic");
     Ok(())
 }

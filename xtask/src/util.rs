@@ -49,6 +49,12 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "setfacl",
         package: "acl",
     },
+    // crates/d2l/tests read exported tars with Python's tarfile module, an independent
+    // reader; the ext4 tests also run e2fsck, debugfs, dumpe2fs and resize2fs (e2fsprogs).
+    Tool {
+        command: "python3",
+        package: "python3",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

@@ -27,12 +27,12 @@ pub enum Error {
         bytes: u64,
     },
     /// An inode's xattrs cannot be stored.
-    #[error("inode {ino}: {source}")]
+    #[error("{path}: {error}")]
     Xattr {
-        /// ext4 inode number.
-        ino: u32,
+        /// The file's path in the image.
+        path: String,
         /// Why.
-        source: crate::xattr::XattrError,
+        error: crate::xattr::XattrError,
     },
     /// A file asked to be contiguous is missing, not a regular file, or too large.
     #[error("cannot place {path:?} contiguously: {reason}")]
@@ -42,9 +42,17 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// Something in the image that ext4 cannot hold.
+    #[error("{path}: {reason}")]
+    Unsupported {
+        /// The file's path in the image.
+        path: String,
+        /// What is beyond ext4's limits.
+        reason: String,
+    },
     /// Writing the output failed.
     #[error("{0}")]
-    Io(#[source] std::io::Error),
+    Io(std::io::Error),
     /// A broken invariant of this crate.
     #[error("internal error: {0}")]
     Internal(String),

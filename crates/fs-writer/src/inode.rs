@@ -11,6 +11,10 @@ pub(crate) const FLAG_EXTENTS: u32 = 0x0008_0000;
 pub(crate) const FLAG_INDEX: u32 = 0x0000_1000;
 /// Offset of the in-inode xattr area: after the 128-byte base and `i_extra_isize` bytes.
 pub(crate) const IBODY_XATTR_OFFSET: usize = 128 + EXTRA_ISIZE as usize;
+/// Earliest and latest second ext4's 32 bits plus 2 epoch bits can hold (the kernel's
+/// EXT4_EXTRA_TIMESTAMP_MIN and _MAX).
+const TIME_MIN: i64 = i32::MIN as i64;
+const TIME_MAX: i64 = (1 << 34) - 1 + i32::MIN as i64;
 /// Offsets of the two checksum halves.
 const CHECKSUM_LO: usize = 0x7C;
 const CHECKSUM_HI: usize = 0x82;
@@ -57,6 +61,18 @@ impl Default for InodeFields {
 /// Seconds truncated to 32 bits, and the `_extra` word: 2 epoch bits (so times before 1970
 /// and after 2038 survive) and the nanoseconds shifted left by 2.
 fn encode_time(t: Timestamp) -> (u32, u32) {
+    // ext4 holds 1901-12-13 .. 2446-05-10; like the kernel, clamp what is outside.
+    let (seconds, nanoseconds) = if t.seconds < TIME_MIN {
+        (TIME_MIN, 0)
+    } else if t.seconds > TIME_MAX {
+        (TIME_MAX, 0)
+    } else {
+        (t.seconds, t.nanoseconds)
+    };
+    let t = Timestamp {
+        seconds,
+        nanoseconds,
+    };
     let low = t.seconds as i32;
     let epoch = ((t.seconds - i64::from(low)) >> 32) as u32 & 0x3;
     (low as u32, epoch | (t.nanoseconds << 2))

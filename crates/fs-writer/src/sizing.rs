@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use d2l_layer_apply::{FileData, InodeKind, Tree};
+use d2l_layer_apply::{FileData, Inode, InodeId, InodeKind, Tree};
 
 use crate::dir;
 use crate::error::{Error, Result};
@@ -41,24 +41,80 @@ pub(crate) fn block_runs(file: &FileData) -> Vec<(u64, u64)> {
     runs
 }
 
+/// Most names a non-directory inode can have (the kernel's EXT4_LINK_MAX).
+const LINK_MAX: u32 = 65000;
+/// Longest symlink target (PATH_MAX - 1: what the kernel accepts and e2fsck checks).
+const SYMLINK_MAX: usize = 4095;
+/// Largest device major and minor numbers Linux has (12 and 20 bits).
+const DEV_MAJOR_MAX: u32 = (1 << 12) - 1;
+const DEV_MINOR_MAX: u32 = (1 << 20) - 1;
+
+/// What ext4 (and Linux) cannot store about an inode.
+fn check_limits(inode: &Inode) -> std::result::Result<(), String> {
+    if inode.as_directory().is_none() && inode.link_count() > LINK_MAX {
+        return Err(format!(
+            "{} hard links; ext4 allows at most {LINK_MAX}",
+            inode.link_count()
+        ));
+    }
+    match &inode.kind {
+        InodeKind::Symlink(target) if target.len() > SYMLINK_MAX => Err(format!(
+            "symlink target of {} bytes; at most {SYMLINK_MAX}",
+            target.len()
+        )),
+        InodeKind::CharDevice(d) | InodeKind::BlockDevice(d)
+            if d.major > DEV_MAJOR_MAX || d.minor > DEV_MINOR_MAX =>
+        {
+            Err(format!(
+                "device number {}:{} is beyond Linux's {DEV_MAJOR_MAX}:{DEV_MINOR_MAX}",
+                d.major, d.minor
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The first path naming `id`, for error messages (walks the tree: only on failure).
+pub(crate) fn path_of(tree: &Tree, id: InodeId) -> String {
+    let mut walk = tree.walk();
+    while let Some(entry) = walk.next_entry() {
+        if entry.inode == id {
+            return String::from_utf8_lossy(entry.path).into_owned();
+        }
+    }
+    "/".into()
+}
+
 /// What the tree needs, measured before the filesystem is sized.
 pub(crate) struct Needs {
     /// Data, directory, symlink, xattr and extent-tree blocks of all inodes.
     content_blocks: u64,
-    /// Bytes of file data (for `--size auto`'s 25%).
+    /// Inodes in use.
     used_inodes: u64,
 }
 
 pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
     let mut blocks = (LOST_FOUND_BLOCKS + 1) as u64; // lost+found and the resize inode's block
     let mut xattr_blocks: HashMap<Box<[u8; 4096]>, ()> = HashMap::new();
+    if numbering.synthetic_lost_found && tree.lookup(b"lost+found").is_some() {
+        return Err(Error::Unsupported {
+            path: "lost+found".into(),
+            reason: "it is not a directory, and ext4's fsck needs /lost+found to be one".into(),
+        });
+    }
     for ino in ROOT_INO..=numbering.max_ino {
         let Some(id) = numbering.tree_of.get(ino as usize).copied().flatten() else {
             continue;
         };
         let inode = tree.inode(id);
-        let placement =
-            xattr::place_xattrs(&inode.xattrs).map_err(|source| Error::Xattr { ino, source })?;
+        check_limits(inode).map_err(|reason| Error::Unsupported {
+            path: path_of(tree, id),
+            reason,
+        })?;
+        let placement = xattr::place_xattrs(&inode.xattrs).map_err(|error| Error::Xattr {
+            path: path_of(tree, id),
+            error,
+        })?;
         if let Some(block) = placement.block {
             xattr_blocks.insert(block, ());
         }
@@ -89,6 +145,17 @@ pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
         content_blocks: blocks,
         used_inodes: u64::from(numbering.max_ino),
     })
+}
+
+/// The error for an exact size that is too small, naming the smallest size that works.
+fn too_small(needs: &Needs, given: u64) -> Error {
+    match plan(needs, SizeSpec::Extra(0)) {
+        Ok((geometry, _)) => Error::TooSmall {
+            needed: u64::from(geometry.blocks_count) * BS,
+            given,
+        },
+        Err(e) => e,
+    }
 }
 
 /// Picks the block count and geometry.
@@ -128,10 +195,7 @@ pub(crate) fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
         let Some(geometry) = Geometry::new(count, inodes_for(u64::from(count))) else {
             // More inodes than the groups can hold: more groups.
             if matches!(size, SizeSpec::Exact(_)) {
-                return Err(Error::TooSmall {
-                    needed: (u64::from(count) + u64::from(BLOCKS_PER_GROUP)) * BS,
-                    given: u64::from(count) * BS,
-                });
+                return Err(too_small(needs, u64::from(count) * BS));
             }
             blocks = u64::from(count) + u64::from(BLOCKS_PER_GROUP);
             continue;
@@ -141,10 +205,7 @@ pub(crate) fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
         match size {
             SizeSpec::Exact(bytes) => {
                 if needed > u64::from(count) {
-                    return Err(Error::TooSmall {
-                        needed: needed * BS,
-                        given: bytes,
-                    });
+                    return Err(too_small(needs, bytes));
                 }
                 return Ok((geometry, journal));
             }

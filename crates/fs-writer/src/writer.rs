@@ -22,7 +22,7 @@ use crate::layout::{
 };
 use crate::numbering::{dir_entries, number, Numbering};
 use crate::resize;
-use crate::sizing::{block_runs, measure, plan, FAST_SYMLINK_MAX, LOST_FOUND_BLOCKS};
+use crate::sizing::{block_runs, measure, path_of, plan, FAST_SYMLINK_MAX, LOST_FOUND_BLOCKS};
 use crate::superblock::{
     encode_group_desc, encode_superblock, GroupDesc, SuperblockFields, BG_INODE_ZEROED,
 };
@@ -165,8 +165,11 @@ pub(crate) fn write(
         all_tree.extend(alloc.blocks(extent::tree_blocks(count as usize) as u32)?);
         let mut xattr_block = 0;
         if let Some(id) = tree_id {
-            let placement = xattr::place_xattrs(&tree.inode(id).xattrs)
-                .map_err(|source| Error::Xattr { ino, source })?;
+            let placement =
+                xattr::place_xattrs(&tree.inode(id).xattrs).map_err(|error| Error::Xattr {
+                    path: path_of(tree, id),
+                    error,
+                })?;
             if let Some(block) = placement.block {
                 let index = match xattr_open.get(&block) {
                     Some(&i) if xattr_blocks[i].2 < XATTR_REFCOUNT_MAX => i,
@@ -615,8 +618,10 @@ fn inode_fields(
             f.links = inode.link_count().min(65000) as u16;
         }
     }
-    let placement =
-        xattr::place_xattrs(&inode.xattrs).map_err(|source| Error::Xattr { ino, source })?;
+    let placement = xattr::place_xattrs(&inode.xattrs).map_err(|error| Error::Xattr {
+        path: path_of(tree, id),
+        error,
+    })?;
     f.ibody_xattrs = placement.ibody;
     f.file_acl = p.xattr_block;
     let xattr_blocks = u64::from(p.xattr_block != 0);

@@ -60,24 +60,24 @@ pub enum EntryError {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The image's source could not hand out a layer blob.
-    #[error("layer {layer} ({digest}): {source}")]
+    #[error("layer {layer} ({digest}): {error}")]
     Blob {
         /// Layer index, from 0 (bottom layer).
         layer: usize,
         /// Layer blob digest.
         digest: Digest,
         /// What went wrong.
-        source: Box<d2l_registry::Error>,
+        error: Box<d2l_registry::Error>,
     },
     /// Reading the blob failed, including size and digest mismatches found at its end.
-    #[error("layer {layer} ({digest}): {source}")]
+    #[error("layer {layer} ({digest}): {error}")]
     Read {
         /// Layer index.
         layer: usize,
         /// Layer blob digest.
         digest: Digest,
         /// What went wrong.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The blob is not valid compressed data.
     #[error("layer {layer} ({digest}): {compression} data is corrupt: {message}")]
@@ -137,7 +137,7 @@ pub enum Error {
     },
     /// Writing file data to the content store failed.
     #[error("writing file data to the content store: {0}")]
-    Store(#[source] std::io::Error),
+    Store(std::io::Error),
     /// A pipeline thread panicked.
     #[error("internal error: a layer pipeline thread panicked")]
     Panicked,

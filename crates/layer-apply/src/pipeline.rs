@@ -170,12 +170,12 @@ fn read_blobs(image: &Image, tx: SyncSender<Msg>) -> std::result::Result<(), Sto
         let mut blob = image.open_layer(index).map_err(|source| Error::Blob {
             layer: index,
             digest: layer.digest.clone(),
-            source: Box::new(source),
+            error: Box::new(source),
         })?;
-        let read_error = |source| Error::Read {
+        let read_error = |error| Error::Read {
             layer: index,
             digest: layer.digest.clone(),
-            source,
+            error,
         };
         let mut downstream_gone = false;
         loop {

@@ -108,7 +108,7 @@ impl Archive<'_> {
         let entries: Vec<ManifestEntry> =
             serde_json::from_slice(&manifest).map_err(|source| Error::Json {
                 what: store.describe(MANIFEST_FILE),
-                source,
+                error: source,
             })?;
         let entry = self.choose(&entries, name_tag)?;
 

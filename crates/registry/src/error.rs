@@ -61,12 +61,12 @@ pub enum Error {
     },
 
     /// An I/O error on a file of the source.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file (or archive) being read.
         path: PathBuf,
         /// The underlying error.
-        source: io::Error,
+        error: io::Error,
     },
 
     /// A blob's byte count differs from its descriptor's size.
@@ -121,12 +121,12 @@ pub enum Error {
     },
 
     /// A JSON document (manifest, index, config, `manifest.json`) does not parse.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Json {
         /// Which document, and where it is.
         what: String,
         /// The parser's error.
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
 
     /// A manifest, index or config is well-formed JSON but not a valid document of its kind.
@@ -330,7 +330,7 @@ impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            error: source,
         }
     }
 }

@@ -214,7 +214,7 @@ struct RawConfigPlatform {
 pub(crate) fn config_platform(bytes: &[u8], digest: &Digest) -> Result<Platform> {
     let raw: RawConfigPlatform = serde_json::from_slice(bytes).map_err(|source| Error::Json {
         what: format!("config {digest}"),
-        source,
+        error: source,
     })?;
     if raw.os.is_empty() || raw.architecture.is_empty() {
         return Err(Error::InvalidDocument {
@@ -236,7 +236,7 @@ pub(crate) fn parse_config(bytes: &[u8], digest: &Digest) -> Result<ParsedConfig
     let config: ImageConfiguration =
         serde_json::from_slice(bytes).map_err(|source| Error::Json {
             what: what(),
-            source,
+            error: source,
         })?;
     let rootfs = config.rootfs();
     if rootfs.typ() != ROOTFS_TYPE_LAYERS {

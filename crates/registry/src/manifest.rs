@@ -133,7 +133,7 @@ pub(crate) enum Document {
 pub(crate) fn parse_index_entries(bytes: &[u8], what: &str) -> Result<Vec<Descriptor>> {
     let raw: RawDocument = serde_json::from_slice(bytes).map_err(|source| Error::Json {
         what: what.to_owned(),
-        source,
+        error: source,
     })?;
     let Some(manifests) = raw.manifests else {
         return Err(Error::InvalidDocument {
@@ -157,7 +157,7 @@ pub(crate) fn parse_document(
     let what = format!("manifest {digest}");
     let json_err = |source| Error::Json {
         what: what.clone(),
-        source,
+        error: source,
     };
     let header: RawHeader = serde_json::from_slice(bytes).map_err(json_err)?;
     let own_media_type = header.media_type.as_deref().filter(|m| !m.is_empty());

@@ -46,7 +46,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     if let Some(uuid) = args.fs_uuid {
         options.uuid = uuid;
     }
-    options.timestamp = newest_mtime(&applied.tree);
+    options.timestamp = creation_time(&applied.tree);
     let destination = args.output.display().to_string();
     let step = progress.step("writing the ext4 filesystem".to_string());
     let report = output.write_with(|out| match out {
@@ -77,13 +77,21 @@ fn digest_bytes(digest: &d2l_registry::Digest) -> [u8; 32] {
     })
 }
 
-/// The newest modification time in the tree: the filesystem's creation time, so the same
-/// image gives the same bytes.
-fn newest_mtime(tree: &Tree) -> u32 {
-    let newest = tree
-        .inodes()
-        .map(|(_, inode)| inode.mtime.seconds)
-        .max()
-        .unwrap_or(0);
-    u32::try_from(newest.max(0)).unwrap_or(u32::MAX)
+/// The filesystem's creation time: `$SOURCE_DATE_EPOCH` if set, else the newest modification
+/// time in the tree (so the same image gives the same bytes), but never in the future, which
+/// e2fsck reports as an error.
+fn creation_time(tree: &Tree) -> u32 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let from_env = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok());
+    let chosen = from_env.unwrap_or_else(|| {
+        tree.inodes()
+            .map(|(_, inode)| inode.mtime.seconds)
+            .max()
+            .unwrap_or(0)
+    });
+    u32::try_from(chosen.clamp(0, now)).unwrap_or(u32::MAX)
 }
