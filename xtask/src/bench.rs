@@ -1,35 +1,116 @@
-//! `cargo xtask bench`: how fast `d2l export` flattens the Debian fixture, against
-//! `umoci unpack` of the same image and against a floor.
+//! `cargo xtask bench [--only PART[,PART...]]`: how fast d2l is, in three parts.
+//!
+//! - `export` ([`export`]): `d2l export` of the Debian fixture against `umoci unpack` of
+//!   the same image and against the floor.
+//! - `build` ([`build`]): `d2l build --table none` of the fixture against the floor,
+//!   against `mkfs.ext4 -d` on the already-extracted tree and against `tar -x` +
+//!   `mkfs.ext4 -d`; and its peak RSS.
+//! - `scale` ([`scale`]): `d2l build --table none` of synthetic images of 10k, 100k and 1M
+//!   small files in 10 layers ([`crate::synthetic`]): time per file, peak RSS, linearity.
 //!
 //! The floor is the work no exporter can skip, done single-threaded and spread over the
 //! cores: `openssl sha256` of the compressed layers (digest check), `pigz -dc -p 1` of them
 //! (decompression) and `openssl sha256` of the decompressed bytes (diff_id check), summed
-//! and divided by the number of cores. Every time is the best of 3 after one warm-up run,
-//! with the page cache warm.
+//! and divided by the number of cores. It is measured once per run and shared by `export`
+//! and `build`. Every time is the best of 3 after one warm-up run, with the page cache
+//! warm; outputs are removed (untimed) before each run, and in `build` and `scale` a
+//! `sync` then flushes the previous run's dirty pages so its writeback is not timed in the
+//! next. Peak RSS is the kernel's high-water mark for the process ([`crate::rss`]).
+//! `d2l` is a copy of `target/release/d2l` taken after building it.
 //!
-//! Targets: export / floor <= 1.3, umoci / export >= 2.0. A benchmark, not a test: misses
-//! are reported, only a failing command fails the task.
+//! A benchmark, not a test: misses are reported, only a failing command fails the task.
+
+mod build;
+mod export;
+mod scale;
 
 use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 use crate::fixtures::{self, Layer};
+use crate::rss::Usage;
 use crate::util::{self, cargo, step, Tool};
 
 /// Timed runs per measurement, after one untimed warm-up.
 const RUNS: usize = 3;
-/// Target: `d2l export` at most this many times the floor.
-const EXPORT_OVER_FLOOR_MAX: f64 = 1.3;
-/// Target: `umoci unpack` at least this many times `d2l export`.
-const UMOCI_OVER_EXPORT_MIN: f64 = 2.0;
 
-/// Builds d2l, makes sure the fixtures exist, measures and prints the table.
-pub fn run() -> Result<()> {
+/// Which parts of the benchmark to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// `d2l export` against umoci and the floor.
+    pub export: bool,
+    /// `d2l build` of the fixture against mkfs.ext4 and the floor.
+    pub build: bool,
+    /// `d2l build` of synthetic images of growing size.
+    pub scale: bool,
+}
+
+impl Parts {
+    /// Everything.
+    pub const ALL: Parts = Parts {
+        export: true,
+        build: true,
+        scale: true,
+    };
+
+    /// Reads the arguments after `bench`: nothing, or `--only PART[,PART...]`.
+    pub fn parse(args: &[String]) -> std::result::Result<Parts, String> {
+        match args {
+            [] => Ok(Parts::ALL),
+            [flag, list] if flag == "--only" => {
+                let mut parts = Parts {
+                    export: false,
+                    build: false,
+                    scale: false,
+                };
+                for name in list.split(',') {
+                    match name {
+                        "export" => parts.export = true,
+                        "build" => parts.build = true,
+                        "scale" => parts.scale = true,
+                        other => {
+                            return Err(format!(
+                                "unknown bench part `{other}` (export, build, scale)"
+                            ))
+                        }
+                    }
+                }
+                Ok(parts)
+            }
+            [flag] if flag.starts_with("--only=") => {
+                Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
+            }
+            _ => Err(format!(
+                "bench takes `--only export|build|scale` (comma-separated), not `{}`",
+                args.join(" ")
+            )),
+        }
+    }
+}
+
+/// What the parts share: the d2l binary, a scratch directory and the fixture.
+struct Ctx {
+    /// A copy of `target/release/d2l`, made right after building it.
+    d2l: PathBuf,
+    /// `target/xtask-bench`, emptied at the start and the end.
+    tmp: PathBuf,
+}
+
+/// The Debian fixture in its OCI layout form.
+struct Fixture {
+    /// `DIR:REF`, to prefix with `oci:` (d2l) or pass to `--image` (umoci).
+    image: String,
+    /// Its layers, bottom first.
+    layers: Vec<Layer>,
+}
+
+/// Builds d2l, makes sure the fixtures exist, measures and prints the tables.
+pub fn run(parts: Parts) -> Result<()> {
     step("packages", || {
         util::ensure_tools(util::FIXTURE_TOOLS)?;
         util::ensure_tools(&[Tool {
@@ -40,112 +121,117 @@ pub fn run() -> Result<()> {
     step("cargo build --release -p d2l", || {
         util::run(cargo().args(["build", "--release", "-p", "d2l"]))
     })?;
-    let fix = step("fixtures", fixtures::ensure)?;
-    let layout = fix.join(fixtures::OCI_DIR);
-    let image = format!("{}:{}", layout.display(), fixtures::REFERENCE);
-    let layers = fixtures::layers(&layout, fixtures::REFERENCE)?;
     let target = util::target_dir()?;
-    let d2l = target.join("release/d2l");
     let tmp = target.join("xtask-bench");
     util::remove_tree(&tmp)?;
     std::fs::create_dir_all(&tmp).with_context(|| tmp.display().to_string())?;
+    // A copy, so a `cargo build` running meanwhile cannot swap the binary mid-run.
+    let built = target.join("release/d2l");
+    let d2l = tmp.join("d2l");
+    std::fs::copy(&built, &d2l)
+        .with_context(|| format!("copy {} -> {}", built.display(), d2l.display()))?;
+    let ctx = Ctx { d2l, tmp };
 
-    let rootfs_tar = tmp.join("rootfs.tar");
-    let export = measure(
-        "d2l export",
-        || {
-            util::run_silent(
-                Command::new(&d2l)
-                    .arg("export")
-                    .arg(format!("oci:{image}"))
-                    .arg("-o")
-                    .arg(&rootfs_tar),
-            )
-        },
-        || remove_file(&rootfs_tar),
-    );
-    // Keep going without d2l so the rest of the table is there; fail at the end.
-    if let Err(err) = &export {
-        eprintln!("    d2l export failed: {err:#}");
+    // A part that fails is reported and the others still run; the task fails at the end.
+    let mut failed = Vec::new();
+    let mut report = |name: &'static str, result: Result<()>| {
+        if let Err(err) = result {
+            eprintln!("bench {name} failed: {err:#}");
+            failed.push(name);
+        }
+    };
+    if parts.export || parts.build {
+        let fix = step("fixtures", fixtures::ensure)?;
+        let layout = fix.join(fixtures::OCI_DIR);
+        let fixture = Fixture {
+            image: format!("{}:{}", layout.display(), fixtures::REFERENCE),
+            layers: fixtures::layers(&layout, fixtures::REFERENCE)?,
+        };
+        let floor = step("bench: floor", || Floor::measure(&ctx, &fixture.layers))?;
+        if parts.export {
+            report(
+                "export",
+                step("bench: export", || export::run(&ctx, &fixture, &floor)),
+            );
+        }
+        if parts.build {
+            report(
+                "build",
+                step("bench: build", || build::run(&ctx, &fixture, &floor)),
+            );
+        }
     }
-    remove_file(&rootfs_tar)?;
-
-    let bundle = tmp.join("bundle");
-    let umoci = measure(
-        "umoci unpack",
-        || {
-            let mut cmd = Command::new("umoci");
-            cmd.arg("unpack");
-            if !util::is_root() {
-                cmd.arg("--rootless");
-            }
-            util::run_silent(cmd.arg("--image").arg(&image).arg(&bundle))
-        },
-        || util::remove_tree(&bundle),
-    )?;
-    util::remove_tree(&bundle)?;
-
-    let blobs = || layers.iter().map(|l| &l.path);
-    let sha_compressed = measure(
-        "openssl sha256 (compressed)",
-        || util::run_silent(Command::new("openssl").arg("sha256").args(blobs())),
-        || Ok(()),
-    )?;
-    let gunzip = measure(
-        "pigz -dc -p 1",
-        || util::run_silent(&mut pigz(&layers)),
-        || Ok(()),
-    )?;
-    let raw = tmp.join("layers.tar");
-    util::run_quiet(pigz(&layers).stdout(File::create(&raw)?))?;
-    let raw_size = std::fs::metadata(&raw)?.len();
-    let sha_raw = measure(
-        "openssl sha256 (uncompressed)",
-        || util::run_silent(Command::new("openssl").arg("sha256").arg(&raw)),
-        || Ok(()),
-    )?;
-    util::remove_tree(&tmp)?;
-
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let floor = (sha_compressed + gunzip + sha_raw) / cores as u32;
-    let compressed: u64 = layers.iter().map(|l| l.size).sum();
-    println!();
-    println!(
-        "image: {} layers, {} compressed, {} uncompressed; {cores} cores",
-        layers.len(),
-        util::mib(compressed),
-        util::mib(raw_size)
-    );
-    println!(
-        "{:<40} {:>9}",
-        format!("best of {RUNS}, after a warm-up"),
-        "time"
-    );
-    let row = |name: &str, d: Duration| println!("{name:<40} {:>8.3}s", d.as_secs_f64());
-    match &export {
-        Ok(d) => row("d2l export", *d),
-        Err(_) => println!("{:<40} {:>9}", "d2l export", "FAILED"),
+    if parts.scale {
+        report("scale", step("bench: scale", || scale::run(&ctx)));
     }
-    row("umoci unpack", umoci);
-    row("floor: openssl sha256, compressed", sha_compressed);
-    row("floor: pigz -dc -p 1", gunzip);
-    row("floor: openssl sha256, uncompressed", sha_raw);
-    row(&format!("floor: sum / {cores} cores"), floor);
-    println!();
-    let export = export?;
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
-    let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
-    let over_floor = ratio(export, floor);
-    let umoci_over = ratio(umoci, export);
-    println!(
-        "export / floor  {over_floor:>6.2}   target <= {EXPORT_OVER_FLOOR_MAX:.1}   {}",
-        verdict(over_floor <= EXPORT_OVER_FLOOR_MAX)
-    );
-    println!(
-        "umoci / export  {umoci_over:>6.2}   target >= {UMOCI_OVER_EXPORT_MIN:.1}   {}",
-        verdict(umoci_over >= UMOCI_OVER_EXPORT_MIN)
-    );
+    util::remove_tree(&ctx.tmp)?;
+    if !failed.is_empty() {
+        bail!("bench parts failed: {}", failed.join(", "));
+    }
     Ok(())
+}
+
+/// The floor and its terms.
+struct Floor {
+    sha_compressed: Duration,
+    gunzip: Duration,
+    sha_raw: Duration,
+    cores: usize,
+    /// The terms summed and divided by `cores`.
+    total: Duration,
+}
+
+impl Floor {
+    /// Measures the floor for `layers` and prints what the image is made of.
+    fn measure(ctx: &Ctx, layers: &[Layer]) -> Result<Floor> {
+        let blobs = || layers.iter().map(|l| &l.path);
+        let sha_compressed = measure(
+            "openssl sha256 (compressed)",
+            || util::run_silent(Command::new("openssl").arg("sha256").args(blobs())),
+            || Ok(()),
+        )?;
+        let gunzip = measure(
+            "pigz -dc -p 1",
+            || util::run_silent(&mut pigz(layers)),
+            || Ok(()),
+        )?;
+        let raw = ctx.tmp.join("layers.tar");
+        util::run_quiet(pigz(layers).stdout(File::create(&raw)?))?;
+        let raw_size = std::fs::metadata(&raw)?.len();
+        let sha_raw = measure(
+            "openssl sha256 (uncompressed)",
+            || util::run_silent(Command::new("openssl").arg("sha256").arg(&raw)),
+            || Ok(()),
+        )?;
+        remove_file(&raw)?;
+
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let floor = Floor {
+            sha_compressed,
+            gunzip,
+            sha_raw,
+            cores,
+            total: (sha_compressed + gunzip + sha_raw) / cores as u32,
+        };
+        let compressed: u64 = layers.iter().map(|l| l.size).sum();
+        println!(
+            "\nimage: {} layers, {} compressed, {} uncompressed; {cores} cores",
+            layers.len(),
+            util::mib(compressed),
+            util::mib(raw_size)
+        );
+        heading();
+        floor.rows();
+        Ok(floor)
+    }
+
+    /// Prints the terms and the total as table rows.
+    fn rows(&self) {
+        row("floor: openssl sha256, compressed", self.sha_compressed);
+        row("floor: pigz -dc -p 1", self.gunzip);
+        row("floor: openssl sha256, uncompressed", self.sha_raw);
+        row(&format!("floor: sum / {} cores", self.cores), self.total);
+    }
 }
 
 /// `pigz -dc -p 1` of all layer blobs, bottom first.
@@ -160,24 +246,92 @@ fn pigz(layers: &[Layer]) -> Command {
 fn measure(
     name: &str,
     mut f: impl FnMut() -> Result<()>,
-    mut reset: impl FnMut() -> Result<()>,
+    reset: impl FnMut() -> Result<()>,
 ) -> Result<Duration> {
+    let usage = measure_usage(
+        name,
+        RUNS,
+        || {
+            let start = Instant::now();
+            f()?;
+            Ok(Usage {
+                time: start.elapsed(),
+                peak_rss: 0,
+            })
+        },
+        reset,
+    )?;
+    Ok(usage.time)
+}
+
+/// Best time of `runs` runs of `f` after a warm-up, with the largest peak RSS of them all
+/// (the warm-up included); calls `reset` (untimed) before each.
+fn measure_usage(
+    name: &str,
+    runs: usize,
+    mut f: impl FnMut() -> Result<Usage>,
+    mut reset: impl FnMut() -> Result<()>,
+) -> Result<Usage> {
     print!("{name}: warm-up");
     flush();
     reset()?;
-    f()?;
-    let mut best = Duration::MAX;
-    for _ in 0..RUNS {
+    let warm_up = f()?;
+    let mut best = Usage {
+        time: Duration::MAX,
+        peak_rss: warm_up.peak_rss,
+    };
+    for _ in 0..runs {
         reset()?;
-        let start = Instant::now();
-        f()?;
-        let took = start.elapsed();
-        print!(", {}", util::secs(took));
+        let usage = f()?;
+        print!(", {}", secs3(usage.time));
         flush();
-        best = best.min(took);
+        best.time = best.time.min(usage.time);
+        best.peak_rss = best.peak_rss.max(usage.peak_rss);
     }
     println!();
     Ok(best)
+}
+
+/// The header of a time table.
+fn heading() {
+    println!(
+        "{:<44} {:>9}",
+        format!("best of {RUNS}, after a warm-up"),
+        "time"
+    );
+}
+
+/// A row of a time table.
+fn row(name: &str, d: Duration) {
+    println!("{name:<44} {:>8.3}s", d.as_secs_f64());
+}
+
+/// `1.234s`: what the run lines print (one decimal hides the differences that matter).
+fn secs3(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// `a / b` of two durations.
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64()
+}
+
+/// Prints a line of the verdict table: what, its value, the target, PASS or MISS.
+fn check(name: &str, value: &str, target: &str, ok: bool) {
+    let verdict = if ok { "PASS" } else { "MISS" };
+    println!("{name:<30} {value:>10}   {target:<28} {verdict}");
+}
+
+/// Removes the file `path` and flushes dirty pages (untimed, before a run), so writeback
+/// left over from the previous run does not land in the next one's time.
+fn remove_and_sync(path: &Path) -> Result<()> {
+    remove_file(path)?;
+    util::run_quiet(&mut Command::new("sync"))
+}
+
+/// `123.4 MB`: RSS targets are stated in decimal megabytes.
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 fn flush() {
@@ -190,5 +344,37 @@ fn remove_file(path: &Path) -> Result<()> {
             Err(e).with_context(|| path.display().to_string())
         }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> std::result::Result<Parts, String> {
+        Parts::parse(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn parts_default_to_all_and_only_picks() {
+        assert_eq!(parse(&[]), Ok(Parts::ALL));
+        let build = Parts {
+            export: false,
+            build: true,
+            scale: false,
+        };
+        assert_eq!(parse(&["--only", "build"]), Ok(build));
+        assert_eq!(parse(&["--only=build"]), Ok(build));
+        assert_eq!(
+            parse(&["--only", "scale,export"]),
+            Ok(Parts {
+                export: true,
+                build: false,
+                scale: true,
+            })
+        );
+        assert!(parse(&["--only", "boot"]).is_err());
+        assert!(parse(&["--only"]).is_err());
+        assert!(parse(&["build"]).is_err());
     }
 }

@@ -5,15 +5,20 @@
 //! - `fixtures`: build, once, a real Debian bookworm image in three forms and cache it
 //!   (see [`fixtures`] for the layout); `target/fixtures` links to it.
 //! - `ci`: the whole gate, as `.ci/run` runs it: packages, fmt, clippy, fixtures, tests.
-//! - `bench`: `d2l export` against `umoci unpack` and the hash/decompression floor.
+//! - `bench`: `d2l export` against `umoci unpack` and the hash/decompression floor;
+//!   `d2l build` against `mkfs.ext4 -d` and the floor; `d2l build` of synthetic images of
+//!   10k to 1M files (see [`bench`]).
 //! - `demo`: d2l on the built-in demo image.
 
 mod bench;
 mod ci;
 mod demo;
 mod fixtures;
+mod rss;
+mod synthetic;
 mod util;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -22,7 +27,10 @@ usage: cargo xtask TASK
 tasks:
   fixtures  build (once) and cache the Debian test image; link target/fixtures to it
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
-  bench     time d2l export against umoci unpack and the sha256+gunzip floor
+  bench [--only export|build|scale[,...]]
+            time d2l export against umoci unpack and the sha256+gunzip floor (export),
+            d2l build against mkfs.ext4 -d and the floor (build), d2l build of synthetic
+            images of 10k, 100k and 1M files (scale); default: all three
   demo      run d2l inspect and d2l export on the built-in demo image";
 
 fn main() -> ExitCode {
@@ -36,15 +44,36 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<ExitCode> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let [task] = args.as_slice() else {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Internal: the measuring process `rss::run` starts; its arguments need not be UTF-8.
+    if args.first().is_some_and(|a| a == rss::TASK) {
+        return rss::child_main(&args[1..]);
+    }
+    let args: Vec<String> = args
+        .into_iter()
+        .map(|a| a.into_string())
+        .collect::<Result<_, _>>()
+        .map_err(|a| anyhow::anyhow!("argument {a:?} is not UTF-8"))?;
+    let Some((task, rest)) = args.split_first() else {
         eprintln!("{USAGE}");
         return Ok(ExitCode::from(2));
     };
+    if task == "bench" {
+        return match bench::Parts::parse(rest) {
+            Ok(parts) => bench::run(parts).map(|()| ExitCode::SUCCESS),
+            Err(msg) => {
+                eprintln!("{msg}\n\n{USAGE}");
+                Ok(ExitCode::from(2))
+            }
+        };
+    }
+    if !rest.is_empty() {
+        eprintln!("`{task}` takes no arguments\n\n{USAGE}");
+        return Ok(ExitCode::from(2));
+    }
     match task.as_str() {
         "fixtures" => fixtures::ensure().map(|_| ())?,
         "ci" => ci::run()?,
-        "bench" => bench::run()?,
         "demo" => demo::run()?,
         "help" | "-h" | "--help" => println!("{USAGE}"),
         other => {

@@ -1,0 +1,101 @@
+//! `bench scale`: `d2l build --table none` of synthetic images of [`SIZES`] small files in
+//! [`synthetic::LAYERS`] gzip layers, generated once and cached (see [`crate::synthetic`]).
+//!
+//! Targets: time grows linearly with the file count, checked as each tenfold step costing
+//! at most [`STEP_RATIO_MAX`] times the previous one; peak RSS at 1M files under 1 GB.
+
+use std::time::Duration;
+
+use anyhow::Result;
+
+use super::{
+    build::d2l_build, check, mb, measure_usage, ratio, remove_and_sync, remove_file, Ctx, RUNS,
+};
+use crate::{rss, synthetic, util};
+
+/// File counts, each ten times the one before.
+const SIZES: &[usize] = &[10_000, 100_000, 1_000_000];
+/// Target: time(10 N) / time(N) at most this (10 is linear).
+const STEP_RATIO_MAX: f64 = 15.0;
+/// Target: peak RSS of the largest image, in bytes.
+const RSS_MAX: u64 = 1_000_000_000;
+
+/// One size's result.
+struct Point {
+    files: usize,
+    time: Duration,
+    peak_rss: u64,
+    fs_size: u64,
+}
+
+/// Generates (or reuses) the images, measures and prints the scaling table.
+pub(super) fn run(ctx: &Ctx) -> Result<()> {
+    let mut layouts = Vec::new();
+    for &files in SIZES {
+        let layout = util::step(&format!("synthetic image, {files} files"), || {
+            synthetic::ensure(files)
+        })?;
+        layouts.push((files, layout));
+    }
+
+    let out = ctx.tmp.join("scale.ext4");
+    let mut points = Vec::new();
+    for (files, layout) in &layouts {
+        let source = format!("oci:{}:{}", layout.display(), synthetic::REFERENCE);
+        let usage = measure_usage(
+            &format!("d2l build --table none, {files} files"),
+            RUNS,
+            || rss::run(&d2l_build(&ctx.d2l, &source, &out)),
+            || remove_and_sync(&out),
+        )?;
+        let fs_size = std::fs::metadata(&out)?.len();
+        remove_file(&out)?;
+        points.push(Point {
+            files: *files,
+            time: usage.time,
+            peak_rss: usage.peak_rss,
+            fs_size,
+        });
+    }
+
+    println!();
+    println!(
+        "best of {RUNS} after a warm-up; {} gzip layers, 100 files a directory",
+        synthetic::LAYERS
+    );
+    println!(
+        "{:>10} {:>10} {:>12} {:>12} {:>12}",
+        "files", "time", "per file", "peak RSS", "ext4 size"
+    );
+    for p in &points {
+        println!(
+            "{:>10} {:>9.3}s {:>9.2} µs {:>12} {:>12}",
+            p.files,
+            p.time.as_secs_f64(),
+            p.time.as_secs_f64() * 1e6 / p.files as f64,
+            mb(p.peak_rss),
+            util::mib(p.fs_size)
+        );
+    }
+    println!();
+    for pair in points.windows(2) {
+        let [small, big] = pair else { unreachable!() };
+        let step = ratio(big.time, small.time);
+        let files = big.files as f64 / small.files as f64;
+        check(
+            &format!("time({}) / time({})", big.files, small.files),
+            &format!("{step:.2}"),
+            &format!("files x{files:.0}, target <= {STEP_RATIO_MAX:.0}"),
+            step <= STEP_RATIO_MAX,
+        );
+    }
+    if let Some(largest) = points.last() {
+        check(
+            &format!("peak RSS({})", largest.files),
+            &mb(largest.peak_rss),
+            &format!("target < {}", mb(RSS_MAX)),
+            largest.peak_rss < RSS_MAX,
+        );
+    }
+    Ok(())
+}
