@@ -40,7 +40,8 @@ pub fn write_tar(tree: &Tree, data: &SpillReader, out: &mut dyn Write) -> io::Re
 }
 
 /// Writes `tree` as a tar file at the current end of `file`. Large file contents are copied
-/// from the spill file inside the kernel (`copy_file_range`), not through this process.
+/// from the spill file inside the kernel (`copy_file_range`), not through this process, on
+/// two threads once the headers are written.
 pub fn write_tar_to_file(tree: &Tree, data: &SpillReader, file: &File) -> io::Result<ExportStats> {
     let position = file.metadata()?.len();
     let mut sink = FileSink {
@@ -49,10 +50,61 @@ pub fn write_tar_to_file(tree: &Tree, data: &SpillReader, file: &File) -> io::Re
         start: position,
         buffer: Vec::with_capacity(1 << 20),
         scratch: vec![0u8; 1 << 20],
+        jobs: Vec::new(),
     };
     let stats = write_entries(tree, data, &mut sink)?;
     sink.flush_buffer()?;
+    run_copy_jobs(&sink.jobs, data, file)?;
     Ok(stats)
+}
+
+/// Large file contents, copied after the headers are written: `len` bytes at `from` in the
+/// spill file go to `to` in the archive.
+struct CopyJob {
+    from: u64,
+    len: u64,
+    to: u64,
+}
+
+/// Runs the copy jobs on two threads, split in half by bytes: positioned in-kernel copies to
+/// disjoint ranges of the archive.
+fn run_copy_jobs(jobs: &[CopyJob], data: &SpillReader, file: &File) -> io::Result<()> {
+    let total: u64 = jobs.iter().map(|j| j.len).sum();
+    let mut running = 0;
+    let split = jobs
+        .iter()
+        .position(|j| {
+            running += j.len;
+            running * 2 >= total
+        })
+        .map_or(jobs.len(), |i| i + 1);
+    let (first, second) = jobs.split_at(split);
+    let run = |part: &[CopyJob]| -> io::Result<()> {
+        let mut scratch = Vec::new();
+        for job in part {
+            let copied = data.copy_to_file(job.from, job.len, file, job.to)?;
+            if copied < job.len {
+                // The kernel cannot copy between these files: through this process.
+                scratch.resize(1 << 20, 0);
+                let mut done = copied;
+                while done < job.len {
+                    let n = scratch.len().min((job.len - done) as usize);
+                    data.read_exact_at(&mut scratch[..n], job.from + done)?;
+                    file.write_all_at(&scratch[..n], job.to + done)?;
+                    done += n as u64;
+                }
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|scope| {
+        let helper = scope.spawn(|| run(second));
+        let here = run(first);
+        let there = helper
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("copy thread panicked")));
+        here.and(there)
+    })
 }
 
 /// Where the archive goes: plain bytes, and file data from the spill file.
@@ -97,6 +149,8 @@ struct FileSink<'a> {
     start: u64,
     buffer: Vec<u8>,
     scratch: Vec<u8>,
+    /// Large copies, left as gaps and done at the end.
+    jobs: Vec<CopyJob>,
 }
 
 impl FileSink<'_> {
@@ -130,16 +184,13 @@ impl TarSink for FileSink<'_> {
     fn copy_data(&mut self, data: &SpillReader, offset: u64, len: u64) -> io::Result<()> {
         if len >= KERNEL_COPY_MIN {
             self.flush_buffer()?;
-            let copied = data.copy_to_file(offset, len, self.file, self.position)?;
-            self.position += copied;
-            if copied == len {
-                return Ok(());
-            }
-            // The kernel could not copy (or not all): the rest goes through this process.
-            let mut scratch = std::mem::take(&mut self.scratch);
-            let result = data.copy_to(offset + copied, len - copied, self, &mut scratch);
-            self.scratch = scratch;
-            return result;
+            self.jobs.push(CopyJob {
+                from: offset,
+                len,
+                to: self.position,
+            });
+            self.position += len;
+            return Ok(());
         }
         let mut scratch = std::mem::take(&mut self.scratch);
         let result = data.copy_to(offset, len, self, &mut scratch);
