@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use d2l_fs_writer::{write_ext4, Ext4Options};
-use d2l_layer_apply::{apply_image, SpillFile, Tree};
+use d2l_layer_apply::Tree;
 
 use crate::cli::{BuildArgs, Table};
 use crate::output::{Destination, Output};
@@ -24,33 +24,24 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     let progress = Progress::new(quiet);
     let image = super::open_image(&args.source)?;
     let output = Output::create(&args.output)?;
-    let spill = SpillFile::new_in(output.scratch_dir().expect("a file output"))
-        .context("creating a spill file for file data")?;
-
-    let step = progress.step(format!("applying {} layers", image.layers.len()));
-    let applied = apply_image(&image, spill, super::apply_options(&args.apply))
-        .with_context(|| format!("{}", args.source.source))?;
-    step.done();
-    tracing::info!(
-        "applied {} layers in {:.2}s",
-        applied.layers.len(),
-        started.elapsed().as_secs_f64()
-    );
-    let data = applied
-        .store
-        .into_reader()
-        .context("finishing the spill file")?;
+    let flat = super::flatten(
+        &image,
+        &args.source,
+        &args.apply,
+        output.scratch_dir(),
+        &progress,
+    )?;
 
     let mut options = Ext4Options::deterministic(&digest_bytes(&image.config_digest));
     options.size = args.size;
     if let Some(uuid) = args.fs_uuid {
         options.uuid = uuid;
     }
-    options.timestamp = creation_time(&applied.tree);
+    options.timestamp = creation_time(&flat.tree);
     let destination = args.output.display().to_string();
     let step = progress.step("writing the ext4 filesystem".to_string());
     let report = output.write_with(|out| match out {
-        Destination::File(file) => write_ext4(&applied.tree, &data, file, &options)
+        Destination::File(file) => write_ext4(&flat.tree, &flat.data, file, &options)
             .with_context(|| format!("writing {destination}")),
         Destination::Stream(_) => unreachable!("rejected above"),
     })?;

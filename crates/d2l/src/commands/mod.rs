@@ -4,11 +4,15 @@ mod build;
 mod export;
 mod inspect;
 
+use std::path::Path;
+use std::time::Instant;
+
 use anyhow::{Context, Result};
-use d2l_layer_apply::{ApplyOptions, XattrPolicy};
+use d2l_layer_apply::{apply_image, ApplyOptions, SpillFile, SpillReader, Tree, XattrPolicy};
 use d2l_registry::Image;
 
 use crate::cli::{ApplyArgs, Cli, Command, SourceArgs};
+use crate::progress::Progress;
 
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
@@ -23,6 +27,48 @@ pub fn run(cli: Cli) -> Result<()> {
 fn open_image(args: &SourceArgs) -> Result<Image> {
     d2l_registry::open_image(&args.source, &args.platform)
         .with_context(|| format!("{}", args.source))
+}
+
+/// The flattened image: the tree, and the spill file holding its file data.
+struct Flattened {
+    tree: Tree,
+    data: SpillReader,
+    layers: usize,
+}
+
+/// Applies the image's layers. File data waits in a spill file in `scratch_dir` (next to the
+/// output: the user chose that filesystem for a file of about this size), or in $TMPDIR.
+fn flatten(
+    image: &Image,
+    source: &SourceArgs,
+    apply: &ApplyArgs,
+    scratch_dir: Option<&Path>,
+    progress: &Progress,
+) -> Result<Flattened> {
+    let started = Instant::now();
+    let spill = match scratch_dir {
+        Some(dir) => SpillFile::new_in(dir),
+        None => SpillFile::new(),
+    }
+    .context("creating a spill file for file data")?;
+    let step = progress.step(format!("applying {} layers", image.layers.len()));
+    let applied = apply_image(image, spill, apply_options(apply))
+        .with_context(|| format!("{}", source.source))?;
+    step.done();
+    tracing::info!(
+        "applied {} layers in {:.2}s",
+        applied.layers.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let data = applied
+        .store
+        .into_reader()
+        .context("finishing the spill file")?;
+    Ok(Flattened {
+        tree: applied.tree,
+        data,
+        layers: applied.layers.len(),
+    })
 }
 
 fn apply_options(args: &ApplyArgs) -> ApplyOptions {
