@@ -14,6 +14,7 @@ use crate::csum::{ext4_chksum, fs_seed, inode_seed};
 use crate::dir::{self, HashParams};
 use crate::error::{Error, Result};
 use crate::extent::{self, Extent, MAX_EXTENT_LEN};
+use crate::geometry::Geometry;
 use crate::inode::{encode_inode, InodeFields, FLAG_EXTENTS, FLAG_INDEX};
 use crate::journal;
 use crate::layout::{
@@ -60,138 +61,17 @@ pub(crate) fn write(
     };
     let max_ino = numbering.max_ino;
 
-    // Allocation, in write order: files that must be contiguous (first, in the large gap after
-    // group 0's metadata), journal, resize block, then every inode in number order.
-    let mut alloc = Allocator {
-        metadata: &geo.metadata,
-        next_meta: 0,
-        cursor: 0,
-        limit: geo.blocks_count,
-    };
-    let mut placed = vec![Placed::default(); max_ino as usize + 1];
-    let mut all_extents: Vec<Extent> = Vec::new();
-    let mut all_tree: Vec<u32> = Vec::new();
-    let mut contiguous_files = Vec::with_capacity(options.contiguous.len());
-    for path in &options.contiguous {
-        let shown = || String::from_utf8_lossy(path).into_owned();
-        let fail = |reason: &str| Error::Contiguous {
-            path: shown(),
-            reason: reason.to_string(),
-        };
-        let id = tree
-            .lookup(path)
-            .ok_or_else(|| fail("no such file in the image"))?;
-        let file = tree
-            .inode(id)
-            .as_file()
-            .ok_or_else(|| fail("not a regular file"))?;
-        let ino = numbering.ino_of[id.index()];
-        let count = u32::try_from(file.size.div_ceil(BS)).map_err(|_| fail("too large"))?;
-        if placed[ino as usize].extents.1 > 0 || count == 0 {
-            return Err(fail(if count == 0 {
-                "the file is empty"
-            } else {
-                "named twice"
-            }));
-        }
-        let first = alloc
-            .contiguous(count)
-            .ok_or_else(|| fail("no free run of blocks that long"))?;
-        let start = all_extents.len() as u32;
-        let mut logical = 0;
-        while logical < count {
-            let len = (count - logical).min(MAX_EXTENT_LEN);
-            all_extents.push(Extent {
-                logical,
-                physical: first + logical,
-                len,
-            });
-            logical += len;
-        }
-        placed[ino as usize].extents = (start, all_extents.len() as u32 - start);
-        contiguous_files.push(crate::ContiguousFile {
-            path: path.clone(),
-            ino,
-            first_block: first,
-            blocks: count,
-        });
-    }
-    let mut journal_extents = Vec::new();
-    if journal_blocks > 0 {
-        alloc.extents(0, u64::from(journal_blocks), &mut journal_extents)?;
-    }
-    let journal_tree = alloc.blocks(extent::tree_blocks(journal_extents.len()) as u32)?;
-    let resize_dind = alloc.blocks(1)?[0];
-    // Identical external xattr blocks are shared, up to the kernel's limit of references.
-    let mut xattr_blocks: Vec<(Box<[u8; 4096]>, u32, u32)> = Vec::new();
-    let mut xattr_open: HashMap<Box<[u8; 4096]>, usize> = HashMap::new();
-    for ino in ROOT_INO..=max_ino {
-        let tree_id = numbering.tree_of.get(ino as usize).copied().flatten();
-        if tree_id.is_none() && ino != LOST_FOUND_INO {
-            continue;
-        }
-        let pinned = placed[ino as usize].extents;
-        let start = if pinned.1 > 0 {
-            pinned.0
-        } else {
-            all_extents.len() as u32
-        };
-        match tree_id.map(|id| &tree.inode(id).kind) {
-            Some(InodeKind::File(_)) if pinned.1 > 0 => {}
-            Some(InodeKind::File(f)) => {
-                for (first, count) in block_runs(f) {
-                    alloc.extents(first, count, &mut all_extents)?;
-                }
-            }
-            Some(InodeKind::Directory(_)) | None => {
-                let count = if ino == LOST_FOUND_INO && numbering.synthetic_lost_found {
-                    LOST_FOUND_BLOCKS
-                } else {
-                    dir::directory_block_count(&dir_entries(tree, &numbering, ino))
-                };
-                alloc.extents(0, count as u64, &mut all_extents)?;
-            }
-            Some(InodeKind::Symlink(target)) if target.len() > FAST_SYMLINK_MAX => {
-                alloc.extents(0, 1, &mut all_extents)?;
-            }
-            Some(_) => {}
-        }
-        let count = if pinned.1 > 0 {
-            pinned.1
-        } else {
-            all_extents.len() as u32 - start
-        };
-        let tree_start = all_tree.len() as u32;
-        all_tree.extend(alloc.blocks(extent::tree_blocks(count as usize) as u32)?);
-        let mut xattr_block = 0;
-        if let Some(id) = tree_id {
-            let placement =
-                xattr::place_xattrs(&tree.inode(id).xattrs).map_err(|error| Error::Xattr {
-                    path: path_of(tree, id),
-                    error,
-                })?;
-            if let Some(block) = placement.block {
-                let index = match xattr_open.get(&block) {
-                    Some(&i) if xattr_blocks[i].2 < XATTR_REFCOUNT_MAX => i,
-                    _ => {
-                        let nr = alloc.blocks(1)?[0];
-                        xattr_blocks.push((block.clone(), nr, 0));
-                        xattr_open.insert(block, xattr_blocks.len() - 1);
-                        xattr_blocks.len() - 1
-                    }
-                };
-                xattr_blocks[index].2 += 1;
-                xattr_block = xattr_blocks[index].1;
-            }
-        }
-        placed[ino as usize] = Placed {
-            extents: (start, count),
-            tree: (tree_start, all_tree.len() as u32 - tree_start),
-            xattr_block,
-            indexed: false,
-        };
-    }
-    let data_end = alloc.cursor;
+    let Allocation {
+        mut placed,
+        extents: all_extents,
+        tree_blocks: all_tree,
+        contiguous_files,
+        journal_extents,
+        journal_tree,
+        resize_dind,
+        xattr_blocks,
+        data_end,
+    } = allocate(tree, &numbering, &geo, journal_blocks, options)?;
 
     out.set_len(options.size.file_len(u64::from(geo.blocks_count) * BS))
         .map_err(Error::Io)?;
@@ -381,7 +261,55 @@ pub(crate) fn write(
         }
     }
 
-    // Bitmaps and group descriptors.
+    let (descs, free_blocks_total, free_inodes_total) =
+        write_groups(&geo, data_end, max_ino, &used_dirs, seed, out)?;
+
+    let mut journal_backup = [0u32; 17];
+    for (i, chunk) in journal_root.chunks_exact(4).enumerate() {
+        journal_backup[i] = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
+    }
+    journal_backup[15] = (journal_size >> 32) as u32;
+    journal_backup[16] = journal_size as u32;
+    let fields = SuperblockFields {
+        inodes_count: geo.inodes_count(),
+        blocks_count: geo.blocks_count,
+        free_blocks: free_blocks_total as u32,
+        free_inodes: free_inodes_total as u32,
+        inodes_per_group: ipg,
+        reserved_gdt_blocks: geo.reserved_gdt_blocks as u16,
+        uuid: options.uuid,
+        volume_name: options.label,
+        hash_seed: options.hash_seed,
+        time: options.timestamp,
+        journal_backup,
+    };
+    write_superblocks(&geo, &descs, &fields, out)?;
+
+    Ok(Ext4Report {
+        size_bytes: u64::from(geo.blocks_count) * BS,
+        blocks_count: geo.blocks_count,
+        free_blocks: free_blocks_total,
+        inodes_count: geo.inodes_count(),
+        used_inodes: max_ino,
+        contiguous_files,
+    })
+}
+
+/// Writes block and inode bitmaps; returns the group descriptor table (padded to whole
+/// blocks) and the free block and inode totals.
+fn write_groups(
+    geo: &Geometry,
+    data_end: u32,
+    max_ino: u32,
+    used_dirs: &[u16],
+    seed: u32,
+    out: &File,
+) -> Result<(Vec<u8>, u64, u64)> {
+    let ipg = geo.inodes_per_group;
+    let write_block = |bytes: &[u8], block: u32| {
+        out.write_all_at(bytes, u64::from(block) * BS)
+            .map_err(Error::Io)
+    };
     let is_meta = |b: u32| {
         geo.metadata
             .binary_search_by(|r| {
@@ -441,46 +369,202 @@ pub(crate) fn write(
         descs.extend_from_slice(&encode_group_desc(&desc, g as u32, seed));
     }
     descs.resize((geo.gdt_blocks * BLOCK_SIZE) as usize, 0);
+    Ok((descs, free_blocks_total, free_inodes_total))
+}
 
-    let mut journal_backup = [0u32; 17];
-    for (i, chunk) in journal_root.chunks_exact(4).enumerate() {
-        journal_backup[i] = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
-    }
-    journal_backup[15] = (journal_size >> 32) as u32;
-    journal_backup[16] = journal_size as u32;
-    let fields = SuperblockFields {
-        inodes_count: geo.inodes_count(),
-        blocks_count: geo.blocks_count,
-        free_blocks: free_blocks_total as u32,
-        free_inodes: free_inodes_total as u32,
-        inodes_per_group: ipg,
-        reserved_gdt_blocks: geo.reserved_gdt_blocks as u16,
-        uuid: options.uuid,
-        volume_name: options.label,
-        hash_seed: options.hash_seed,
-        time: options.timestamp,
-        journal_backup,
-    };
+/// Writes the superblock and the group descriptor table in group 0 and every backup group.
+fn write_superblocks(
+    geo: &Geometry,
+    descs: &[u8],
+    fields: &SuperblockFields,
+    out: &File,
+) -> Result<()> {
+    let write_at = |bytes: &[u8], offset: u64| out.write_all_at(bytes, offset).map_err(Error::Io);
     for (g, group) in geo.groups.iter().enumerate() {
         let Some(backup) = group.backup else { continue };
-        let sb = encode_superblock(&fields, g as u16);
+        let sb = encode_superblock(fields, g as u16);
         if g == 0 {
             write_at(&sb, SUPERBLOCK_OFFSET)?;
         } else {
             let mut block = vec![0u8; BLOCK_SIZE as usize];
             block[..sb.len()].copy_from_slice(&sb);
-            write_block(&block, backup.start)?;
+            write_at(&block, u64::from(backup.start) * BS)?;
         }
-        write_at(&descs, (u64::from(backup.start) + 1) * BS)?;
+        write_at(descs, (u64::from(backup.start) + 1) * BS)?;
     }
 
-    Ok(Ext4Report {
-        size_bytes: u64::from(geo.blocks_count) * BS,
-        blocks_count: geo.blocks_count,
-        free_blocks: free_blocks_total,
-        inodes_count: geo.inodes_count(),
-        used_inodes: max_ino,
+    Ok(())
+}
+
+/// Where everything outside the fixed metadata went.
+struct Allocation {
+    /// Per inode number.
+    placed: Vec<Placed>,
+    /// Extents of all inodes, each inode's a slice given by `Placed::extents`.
+    extents: Vec<Extent>,
+    /// Extent tree blocks of all inodes, sliced by `Placed::tree`.
+    tree_blocks: Vec<u32>,
+    contiguous_files: Vec<crate::ContiguousFile>,
+    journal_extents: Vec<Extent>,
+    journal_tree: Vec<u32>,
+    resize_dind: u32,
+    /// Distinct external xattr blocks: contents (checksum not yet set), number, references.
+    xattr_blocks: Vec<(Box<[u8; 4096]>, u32, u32)>,
+    /// Every block below this is in use.
+    data_end: u32,
+}
+
+/// Allocates every block outside the fixed metadata, in the order the writes will go.
+fn allocate(
+    tree: &Tree,
+    numbering: &Numbering,
+    geo: &Geometry,
+    journal_blocks: u32,
+    options: &Ext4Options,
+) -> Result<Allocation> {
+    let max_ino = numbering.max_ino;
+    // Allocation, in write order: files that must be contiguous (first, in the large gap after
+    // group 0's metadata), journal, resize block, then every inode in number order.
+    let mut alloc = Allocator {
+        metadata: &geo.metadata,
+        next_meta: 0,
+        cursor: 0,
+        limit: geo.blocks_count,
+    };
+    let mut placed = vec![Placed::default(); max_ino as usize + 1];
+    let mut all_extents: Vec<Extent> = Vec::new();
+    let mut all_tree: Vec<u32> = Vec::new();
+    let mut contiguous_files = Vec::with_capacity(options.contiguous.len());
+    for path in &options.contiguous {
+        let shown = || String::from_utf8_lossy(path).into_owned();
+        let fail = |reason: &str| Error::Contiguous {
+            path: shown(),
+            reason: reason.to_string(),
+        };
+        let id = tree
+            .lookup(path)
+            .ok_or_else(|| fail("no such file in the image"))?;
+        let file = tree
+            .inode(id)
+            .as_file()
+            .ok_or_else(|| fail("not a regular file"))?;
+        let ino = numbering.ino_of[id.index()];
+        let count = u32::try_from(file.size.div_ceil(BS)).map_err(|_| fail("too large"))?;
+        if placed[ino as usize].extents.1 > 0 || count == 0 {
+            return Err(fail(if count == 0 {
+                "the file is empty"
+            } else {
+                "named twice"
+            }));
+        }
+        let first = alloc
+            .contiguous(count)
+            .ok_or_else(|| fail("no free run of blocks that long"))?;
+        let start = all_extents.len() as u32;
+        let mut logical = 0;
+        while logical < count {
+            let len = (count - logical).min(MAX_EXTENT_LEN);
+            all_extents.push(Extent {
+                logical,
+                physical: first + logical,
+                len,
+            });
+            logical += len;
+        }
+        placed[ino as usize].extents = (start, all_extents.len() as u32 - start);
+        contiguous_files.push(crate::ContiguousFile {
+            path: path.clone(),
+            ino,
+            first_block: first,
+            blocks: count,
+        });
+    }
+    let mut journal_extents = Vec::new();
+    if journal_blocks > 0 {
+        alloc.extents(0, u64::from(journal_blocks), &mut journal_extents)?;
+    }
+    let journal_tree = alloc.blocks(extent::tree_blocks(journal_extents.len()) as u32)?;
+    let resize_dind = alloc.blocks(1)?[0];
+    // Identical external xattr blocks are shared, up to the kernel's limit of references.
+    let mut xattr_blocks: Vec<(Box<[u8; 4096]>, u32, u32)> = Vec::new();
+    let mut xattr_open: HashMap<Box<[u8; 4096]>, usize> = HashMap::new();
+    for ino in ROOT_INO..=max_ino {
+        let tree_id = numbering.tree_of.get(ino as usize).copied().flatten();
+        if tree_id.is_none() && ino != LOST_FOUND_INO {
+            continue;
+        }
+        let pinned = placed[ino as usize].extents;
+        let start = if pinned.1 > 0 {
+            pinned.0
+        } else {
+            all_extents.len() as u32
+        };
+        match tree_id.map(|id| &tree.inode(id).kind) {
+            Some(InodeKind::File(_)) if pinned.1 > 0 => {}
+            Some(InodeKind::File(f)) => {
+                for (first, count) in block_runs(f) {
+                    alloc.extents(first, count, &mut all_extents)?;
+                }
+            }
+            Some(InodeKind::Directory(_)) | None => {
+                let count = if ino == LOST_FOUND_INO && numbering.synthetic_lost_found {
+                    LOST_FOUND_BLOCKS
+                } else {
+                    dir::directory_block_count(&dir_entries(tree, numbering, ino))
+                };
+                alloc.extents(0, count as u64, &mut all_extents)?;
+            }
+            Some(InodeKind::Symlink(target)) if target.len() > FAST_SYMLINK_MAX => {
+                alloc.extents(0, 1, &mut all_extents)?;
+            }
+            Some(_) => {}
+        }
+        let count = if pinned.1 > 0 {
+            pinned.1
+        } else {
+            all_extents.len() as u32 - start
+        };
+        let tree_start = all_tree.len() as u32;
+        all_tree.extend(alloc.blocks(extent::tree_blocks(count as usize) as u32)?);
+        let mut xattr_block = 0;
+        if let Some(id) = tree_id {
+            let placement =
+                xattr::place_xattrs(&tree.inode(id).xattrs).map_err(|error| Error::Xattr {
+                    path: path_of(tree, id),
+                    error,
+                })?;
+            if let Some(block) = placement.block {
+                let index = match xattr_open.get(&block) {
+                    Some(&i) if xattr_blocks[i].2 < XATTR_REFCOUNT_MAX => i,
+                    _ => {
+                        let nr = alloc.blocks(1)?[0];
+                        xattr_blocks.push((block.clone(), nr, 0));
+                        xattr_open.insert(block, xattr_blocks.len() - 1);
+                        xattr_blocks.len() - 1
+                    }
+                };
+                xattr_blocks[index].2 += 1;
+                xattr_block = xattr_blocks[index].1;
+            }
+        }
+        placed[ino as usize] = Placed {
+            extents: (start, count),
+            tree: (tree_start, all_tree.len() as u32 - tree_start),
+            xattr_block,
+            indexed: false,
+        };
+    }
+    let data_end = alloc.cursor;
+    Ok(Allocation {
+        placed,
+        extents: all_extents,
+        tree_blocks: all_tree,
         contiguous_files,
+        journal_extents,
+        journal_tree,
+        resize_dind,
+        xattr_blocks,
+        data_end,
     })
 }
 
