@@ -55,6 +55,34 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "python3",
         package: "python3",
     },
+    // The bootloader's tests compare with the real extlinux installer and take syslinux's
+    // pieces from the host: syslinux (with mtools) for the scratch-FAT method, extlinux for
+    // the comparison, syslinux-common for mbr.bin/gptmbr.bin.
+    Tool {
+        command: "syslinux",
+        package: "syslinux",
+    },
+    Tool {
+        command: "extlinux",
+        package: "extlinux",
+    },
+    Tool {
+        command: "mcopy",
+        package: "mtools",
+    },
+    Tool {
+        command: "/usr/lib/syslinux/mbr/gptmbr.bin",
+        package: "syslinux-common",
+    },
+    // The partition crate's tests read tables back with sfdisk and check GPT with sgdisk.
+    Tool {
+        command: "sfdisk",
+        package: "fdisk",
+    },
+    Tool {
+        command: "sgdisk",
+        package: "gdisk",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.
@@ -162,6 +190,10 @@ pub fn is_root() -> bool {
 
 /// Whether `command` is on `PATH` as an executable file, like `command -v`.
 pub fn have_command(command: &str) -> bool {
+    // An absolute path names a file a package installs (for packages without a command).
+    if command.starts_with('/') {
+        return Path::new(command).is_file();
+    }
     let Some(path) = std::env::var_os("PATH") else {
         return false;
     };

@@ -1,5 +1,34 @@
-//! Kernel and initrd discovery in a rootfs tree, and an offline extlinux install.
+//! Offline extlinux install: everything needed to make an ext4 partition boot with SYSLINUX
+//! without mounting it or running `extlinux`.
 //!
-//! Not built yet: see `shared/notes/extlinux-offline.md` for the plan. It exports nothing
-//! until it works.
+//! - [`Syslinux`]: the pieces of one syslinux build (boot sector template, `ldlinux.sys`,
+//!   `ldlinux.c32`, `mbr.bin`, `gptmbr.bin`), loaded from a directory or extracted from the
+//!   host's packages, and the pure functions that patch them for a placement:
+//!   [`Syslinux::patched_ldlinux`] and [`Syslinux::boot_sector`].
+//! - [`extlinux_conf`]: the configuration file text.
+//!
+//! The facts behind the byte layout are in `shared/notes/extlinux-offline.md`.
+//!
+//! ```no_run
+//! # fn main() -> d2l_bootloader::Result<()> {
+//! use d2l_bootloader::Syslinux;
+//! let cache = d2l_bootloader::default_cache_dir().expect("a home directory");
+//! let sl = Syslinux::load(None, &cache)?;
+//! // ldlinux.sys placed contiguously from sector 8200 of the partition:
+//! let n = sl.ldlinux_sys().len() as u64 / 512;
+//! let sectors: Vec<u64> = (8200..8200 + n).collect();
+//! let file = sl.patched_ldlinux(&sectors, "/boot/syslinux")?;
+//! let boot = sl.boot_sector(sectors[0], 2048, 1 << 20)?;
+//! # let _ = (file, boot); Ok(()) }
+//! ```
 #![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod assets;
+mod conf;
+mod error;
+mod ldlinux;
+
+pub use assets::{default_cache_dir, Syslinux};
+pub use conf::extlinux_conf;
+pub use error::{Error, Result};

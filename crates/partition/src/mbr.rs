@@ -1,0 +1,96 @@
+//! MBR (DOS) table: one active primary partition of type 0x83. Encoding by `mbrman`.
+
+use std::io::Cursor;
+
+use crate::layout::{DiskLayout, SECTOR_BYTES};
+use crate::{DiskIds, Result};
+
+/// MBR partition type "Linux native" (the 0x83 of fdisk's type list).
+pub(crate) const TYPE_LINUX: u8 = 0x83;
+
+/// CHS geometry used for the legacy CHS fields: 255 heads, 63 sectors per track, as fdisk
+/// and parted write for LBA-addressed disks.
+const CHS_HEADS: u8 = 255;
+/// See [`CHS_HEADS`].
+const CHS_SECTORS: u8 = 63;
+/// Largest cylinder a CHS field can hold (10 bits).
+const CHS_MAX_CYLINDER: u16 = 1023;
+
+/// Encodes sector 0 of an MBR disk: boot code (or zeros), disk signature, the one entry,
+/// 55 AA. Pure: the caller writes the 512 bytes at offset 0.
+pub(crate) fn encode(
+    layout: &DiskLayout,
+    ids: &DiskIds,
+    boot_code: Option<&[u8; 440]>,
+) -> Result<[u8; SECTOR_BYTES as usize]> {
+    // `validate` has checked that both fit in u32 (the partition ends at or below 2 TiB).
+    let start = u32::try_from(layout.partition_first_lba()).expect("validated below 2 TiB");
+    let sectors = u32::try_from(layout.partition_sectors()).expect("validated below 2 TiB");
+    let mut header = mbrman::MBRHeader::new(ids.mbr_signature.to_le_bytes());
+    if let Some(code) = boot_code {
+        header.bootstrap_code = *code;
+    }
+    header[1] = mbrman::MBRPartitionEntry {
+        boot: mbrman::BOOT_ACTIVE,
+        first_chs: chs(start),
+        sys: TYPE_LINUX,
+        last_chs: chs(start + (sectors - 1)),
+        starting_lba: start,
+        sectors,
+    };
+    let mut sector = [0u8; SECTOR_BYTES as usize];
+    header.write_into(&mut Cursor::new(&mut sector[..]))?;
+    Ok(sector)
+}
+
+/// CHS address of an LBA, or the conventional "beyond CHS" value 1023/254/63.
+fn chs(lba: u32) -> mbrman::CHS {
+    mbrman::CHS::from_lba_exact(lba, CHS_MAX_CYLINDER, CHS_HEADS, CHS_SECTORS)
+        .unwrap_or_else(|_| mbrman::CHS::new(CHS_MAX_CYLINDER, CHS_HEADS - 1, CHS_SECTORS))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TableKind;
+
+    #[test]
+    fn sector_zero_field_by_field() {
+        let layout = DiskLayout::plan(TableKind::Mbr, 3 * 1024 * 1024).unwrap();
+        let ids = DiskIds {
+            mbr_signature: 0x1234_5678,
+            disk_guid: [0; 16],
+            partition_guid: [0; 16],
+        };
+        let s = encode(&layout, &ids, Some(&[0xaa; 440])).unwrap();
+        assert_eq!(&s[..440], &[0xaa; 440][..], "boot code");
+        assert_eq!(
+            &s[440..444],
+            &[0x78, 0x56, 0x34, 0x12],
+            "disk signature, LE"
+        );
+        assert_eq!(&s[444..446], &[0, 0], "copy-protect");
+        let e = &s[446..462];
+        assert_eq!(e[0], 0x80, "active");
+        // LBA 2048 = C0 H32 S33 with 255/63: bytes head, sector|cyl-hi, cyl-lo.
+        assert_eq!(&e[1..4], &[32, 33, 0], "first CHS");
+        assert_eq!(e[4], 0x83, "type");
+        assert_eq!(&e[8..12], &2048u32.to_le_bytes(), "start LBA");
+        assert_eq!(&e[12..16], &(3 * 2048u32).to_le_bytes(), "sectors");
+        assert_eq!(&s[462..510], &[0; 48][..], "entries 2-4 empty");
+        assert_eq!(&s[510..], &[0x55, 0xaa], "boot signature");
+    }
+
+    #[test]
+    fn no_boot_code_leaves_zeros() {
+        let layout = DiskLayout::plan(TableKind::Mbr, 1).unwrap();
+        let s = encode(&layout, &DiskIds::derive(&[1; 32]), None).unwrap();
+        assert!(s[..440].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn chs_clamps_past_1023_cylinders() {
+        let c = chs(u32::MAX);
+        assert_eq!((c.cylinder, c.head, c.sector), (1023, 254, 63));
+    }
+}
