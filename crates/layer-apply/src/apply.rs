@@ -85,15 +85,15 @@ pub struct EntryFailure {
 /// A rootfs being built: the tree, the store that holds its file data, and the state that
 /// lives across layers.
 pub struct Rootfs<S> {
-    tree: Tree,
-    store: S,
+    pub(crate) tree: Tree,
+    pub(crate) store: S,
     options: ApplyOptions,
     /// AUFS hard-link stash: name under `.wh..wh.plnk/` -> inode (one name held by the stash).
     aufs_stash: HashMap<Vec<u8>, InodeId>,
     warned_overlay: bool,
 }
 
-enum Parent {
+pub(crate) enum Parent {
     Dir(InodeId),
     Missing,
     NotDir(String),
@@ -119,6 +119,18 @@ impl<S: ContentStore> Rootfs<S> {
     /// The tree so far.
     pub fn tree(&self) -> &Tree {
         &self.tree
+    }
+
+    /// A rootfs to change further, from the parts [`Rootfs::finish`] or
+    /// [`apply_image`](crate::apply_image) handed out.
+    pub fn from_parts(tree: Tree, store: S, options: ApplyOptions) -> Rootfs<S> {
+        Rootfs {
+            tree,
+            store,
+            options,
+            aufs_stash: HashMap::new(),
+            warned_overlay: false,
+        }
     }
 
     /// Ends application and hands out the tree and the store.
@@ -344,7 +356,7 @@ impl<S: ContentStore> Rootfs<S> {
         })
     }
 
-    fn implicit_metadata(&self) -> Metadata {
+    pub(crate) fn implicit_metadata(&self) -> Metadata {
         Metadata {
             mode: 0o755,
             uid: 0,
@@ -383,7 +395,7 @@ impl<S: ContentStore> Rootfs<S> {
     }
 
     /// Gives `inode` the name `name` in `parent`, replacing whatever had that name.
-    fn link(
+    pub(crate) fn link(
         &mut self,
         parent: InodeId,
         name: &[u8],
@@ -401,7 +413,7 @@ impl<S: ContentStore> Rootfs<S> {
         Ok(())
     }
 
-    fn unlink(&mut self, parent: InodeId, name: &[u8]) -> Result<(), EntryError> {
+    pub(crate) fn unlink(&mut self, parent: InodeId, name: &[u8]) -> Result<(), EntryError> {
         if let Some(old) = self.dir_mut(parent).entries.remove(name) {
             self.drop_name(old.inode).map_err(store_error)?;
         }
@@ -409,7 +421,7 @@ impl<S: ContentStore> Rootfs<S> {
     }
 
     /// Removes one name of an inode; frees it (its subtree, its data) with its last name.
-    fn drop_name(&mut self, id: InodeId) -> io::Result<()> {
+    pub(crate) fn drop_name(&mut self, id: InodeId) -> io::Result<()> {
         let mut pending = vec![id];
         while let Some(id) = pending.pop() {
             let inode = self.tree.inode_mut(id);
@@ -475,7 +487,7 @@ impl<S: ContentStore> Rootfs<S> {
     /// Resolves parent components to a directory with chroot semantics: symlinks are
     /// followed (absolute ones from the image root), ".." stops at the root, and nothing can
     /// leave the tree. With `create`, missing directories are made as implicit parents.
-    fn resolve_dir(
+    pub(crate) fn resolve_dir(
         &mut self,
         comps: &[&[u8]],
         layer: u32,
@@ -544,7 +556,7 @@ impl<S: ContentStore> Rootfs<S> {
         }
     }
 
-    fn dir(&self, id: InodeId) -> &Directory {
+    pub(crate) fn dir(&self, id: InodeId) -> &Directory {
         self.tree
             .inode(id)
             .as_directory()

@@ -20,6 +20,7 @@
 
 mod apply;
 mod compression;
+mod edit;
 mod error;
 mod export;
 mod path;

@@ -81,6 +81,12 @@ impl SpillFile {
         Ok(())
     }
 
+    /// Reads stored bytes back while writing goes on (what is still buffered included).
+    pub fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.flush()?;
+        self.file.read_exact_at(buf, offset)
+    }
+
     /// Ends writing and gives a reader for the stored data.
     pub fn into_reader(mut self) -> io::Result<SpillReader> {
         self.flush()?;
