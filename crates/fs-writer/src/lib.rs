@@ -112,6 +112,9 @@ pub struct Ext4Options {
     pub label: [u8; 16],
     /// Creation time recorded in the superblock (and on inodes d2l creates).
     pub timestamp: u32,
+    /// Byte offset of the filesystem in the output file (a partition's start); 0 for a bare
+    /// filesystem.
+    pub offset: u64,
     /// Regular files (paths from the root, e.g. `boot/syslinux/ldlinux.sys`) to place in one
     /// contiguous run of blocks with no holes: boot code reads them by sector number. Their
     /// blocks are reported in [`Ext4Report::contiguous_files`].
@@ -137,6 +140,7 @@ impl Ext4Options {
             hash_seed,
             label: [0; 16],
             timestamp: 0,
+            offset: 0,
             contiguous: Vec::new(),
         }
     }
@@ -189,8 +193,9 @@ pub struct ContiguousFile {
     pub blocks: u32,
 }
 
-/// Writes `tree` (file data in `data`) as an ext4 filesystem into `out`, which must be an
-/// empty regular file: it is extended to the filesystem's size and written sparsely.
+/// Writes `tree` (file data in `data`) as an ext4 filesystem into `out` from byte
+/// [`Ext4Options::offset`] on. The range must read as zeros (a new or freshly extended file):
+/// the file is extended to hold the filesystem and written sparsely.
 pub fn write_ext4(
     tree: &Tree,
     data: &SpillReader,

@@ -73,10 +73,15 @@ pub(crate) fn write(
         data_end,
     } = allocate(tree, &numbering, &geo, journal_blocks, options)?;
 
-    out.set_len(options.size.file_len(u64::from(geo.blocks_count) * BS))
-        .map_err(Error::Io)?;
-    let write_at = |bytes: &[u8], offset: u64| out.write_all_at(bytes, offset).map_err(Error::Io);
-    let write_block = |bytes: &[u8], block: u32| write_at(bytes, u64::from(block) * BS);
+    let out = &Target {
+        file: out,
+        base: options.offset,
+    };
+    let fs_len = options.size.file_len(u64::from(geo.blocks_count) * BS);
+    if out.file.metadata().map_err(Error::Io)?.len() < out.base + fs_len {
+        out.file.set_len(out.base + fs_len).map_err(Error::Io)?;
+    }
+    let write_block = |bytes: &[u8], block: u32| out.write_at(bytes, u64::from(block) * BS);
 
     // File data: only live extents, straight from the content store, in two halves (by
     // bytes) on two threads: positioned in-kernel copies to disjoint blocks.
@@ -303,13 +308,10 @@ fn write_groups(
     max_ino: u32,
     used_dirs: &[u16],
     seed: u32,
-    out: &File,
+    out: &Target,
 ) -> Result<(Vec<u8>, u64, u64)> {
     let ipg = geo.inodes_per_group;
-    let write_block = |bytes: &[u8], block: u32| {
-        out.write_all_at(bytes, u64::from(block) * BS)
-            .map_err(Error::Io)
-    };
+    let write_block = |bytes: &[u8], block: u32| out.write_at(bytes, u64::from(block) * BS);
     let is_meta = |b: u32| {
         geo.metadata
             .binary_search_by(|r| {
@@ -377,9 +379,9 @@ fn write_superblocks(
     geo: &Geometry,
     descs: &[u8],
     fields: &SuperblockFields,
-    out: &File,
+    out: &Target,
 ) -> Result<()> {
-    let write_at = |bytes: &[u8], offset: u64| out.write_all_at(bytes, offset).map_err(Error::Io);
+    let write_at = |bytes: &[u8], offset: u64| out.write_at(bytes, offset);
     for (g, group) in geo.groups.iter().enumerate() {
         let Some(backup) = group.backup else { continue };
         let sb = encode_superblock(fields, g as u16);
@@ -394,6 +396,21 @@ fn write_superblocks(
     }
 
     Ok(())
+}
+
+/// Where the filesystem goes: a file, from byte `base` on (a partition in a disk image).
+struct Target<'a> {
+    file: &'a File,
+    base: u64,
+}
+
+impl Target<'_> {
+    /// Writes `bytes` at `offset` from the filesystem's start.
+    fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
+        self.file
+            .write_all_at(bytes, self.base + offset)
+            .map_err(Error::Io)
+    }
 }
 
 /// Where everything outside the fixed metadata went.
@@ -591,7 +608,7 @@ fn block_numbers(extents: &[Extent]) -> Vec<u32> {
 }
 
 /// Copies a file's stored runs to their blocks.
-fn copy_file(file: &FileData, extents: &[Extent], data: &SpillReader, out: &File) -> Result<()> {
+fn copy_file(file: &FileData, extents: &[Extent], data: &SpillReader, out: &Target) -> Result<()> {
     for run in &file.extents {
         let mut pos = run.file_offset;
         let end = run.file_offset + run.len;
@@ -609,8 +626,8 @@ fn copy_file(file: &FileData, extents: &[Extent], data: &SpillReader, out: &File
                 .copy_to_file(
                     run.store_offset + (pos - run.file_offset),
                     chunk,
-                    out,
-                    target,
+                    out.file,
+                    out.base + target,
                 )
                 .map_err(Error::Io)?;
             if copied < chunk {
@@ -620,7 +637,7 @@ fn copy_file(file: &FileData, extents: &[Extent], data: &SpillReader, out: &File
                     run.store_offset + (pos - run.file_offset) + copied,
                 )
                 .map_err(Error::Io)?;
-                out.write_all_at(&buf, target + copied).map_err(Error::Io)?;
+                out.write_at(&buf, target + copied)?;
             }
             pos += chunk;
         }

@@ -129,3 +129,43 @@ fn contiguous_request_for_a_missing_file_is_an_error() {
     let err = write_ext4(&tree, &store.into_reader().unwrap(), &out, &options).unwrap_err();
     assert!(err.to_string().contains("boot/missing"), "{err}");
 }
+
+#[test]
+fn filesystem_at_an_offset_leaves_the_bytes_before_it_alone() {
+    let mut layer = LayerTar::new();
+    layer
+        .file("etc/hostname", b"d2l\n")
+        .file("big", &vec![5u8; 300_000]);
+    let mut rootfs = Rootfs::new(SpillFile::new().unwrap(), ApplyOptions::default());
+    rootfs
+        .apply_layer(1, &layer.finish()[..])
+        .map_err(|f| format!("{f:?}"))
+        .unwrap();
+    let (tree, store) = rootfs.finish().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = tmp.path().join("disk.img");
+    let out = std::fs::File::create(&disk).unwrap();
+    let mut options = Ext4Options::deterministic(&[9; 32]);
+    options.offset = 1 << 20;
+    let report = write_ext4(&tree, &store.into_reader().unwrap(), &out, &options).unwrap();
+    drop(out);
+    let bytes = std::fs::read(&disk).unwrap();
+    assert_eq!(bytes.len() as u64, (1 << 20) + report.size_bytes);
+    assert!(
+        bytes[..1 << 20].iter().all(|&b| b == 0),
+        "nothing written before the offset"
+    );
+    let fs = tmp.path().join("fs.ext4");
+    std::fs::write(&fs, &bytes[1 << 20..]).unwrap();
+    let fsck = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(&fs)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    assert_eq!(debugfs(&fs, "cat /etc/hostname"), "d2l\n");
+}
