@@ -83,6 +83,11 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "sgdisk",
         package: "gdisk",
     },
+    // crates/d2l/tests/boot.rs boots images in QEMU (software emulation, no KVM needed).
+    Tool {
+        command: "qemu-system-x86_64",
+        package: "qemu-system-x86",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

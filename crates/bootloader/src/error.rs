@@ -45,6 +45,43 @@ pub enum Error {
     /// The requested placement cannot be expressed in ldlinux.sys or the boot sector.
     #[error("placement: {0}")]
     Placement(String),
+    /// The image holds no kernel that d2l can boot.
+    #[error(
+        "no kernel in the image (looked for {searched}); add one to the image, e.g. \
+         `apt-get install linux-image-amd64 systemd-sysv` (Debian, Ubuntu: linux-image-generic), \
+         `dnf install kernel systemd` (Fedora, RHEL), `apk add linux-virt openrc` (Alpine), \
+         or build without a boot loader with `--boot none`"
+    )]
+    NoKernel {
+        /// The places and name patterns searched, for the message.
+        searched: String,
+    },
+    /// A `--kernel` or `--initrd` path (inside the image) is not a regular file.
+    #[error("{option} {path}: {reason}")]
+    BootFile {
+        /// `--kernel` or `--initrd`.
+        option: &'static str,
+        /// The path as given.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Editing a file of the image tree failed.
+    #[error("editing {path} in the image: {reason}")]
+    Edit {
+        /// The path inside the image.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A machine option (hostname, password) is not usable.
+    #[error("{option}: {reason}")]
+    MachineOption {
+        /// The command-line option, e.g. `--hostname`.
+        option: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// Result with this crate's [`Error`].

@@ -28,6 +28,8 @@ pub enum Command {
     Export(ExportArgs),
     /// Show an image's manifest, config and layers.
     Inspect(InspectArgs),
+    /// Boot a disk image in QEMU, its serial console on this terminal.
+    Run(RunArgs),
 }
 
 /// Where an image comes from and which one to take.
@@ -96,8 +98,45 @@ pub struct BuildArgs {
     /// gives the same filesystem).
     #[arg(long, value_name = "UUID", value_parser = d2l_fs_writer::parse_uuid)]
     pub fs_uuid: Option<[u8; 16]>,
+    /// Boot loader on the disk (`none` with `--table none`).
+    #[arg(long, value_enum, default_value = "extlinux")]
+    pub boot: Boot,
+    /// Take syslinux's pieces (ldlinux.bss, ldlinux.sys, ldlinux.c32, mbr.bin, gptmbr.bin)
+    /// from this directory instead of the host's syslinux packages.
+    #[arg(long, value_name = "DIR")]
+    pub syslinux_dir: Option<PathBuf>,
+    /// Kernel to boot, a path inside the image (default: the newest one found).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: Option<String>,
+    /// Initrd to boot with, a path inside the image (default: the kernel's).
+    #[arg(long, value_name = "PATH")]
+    pub initrd: Option<String>,
+    /// More kernel command line, after d2l's (root=UUID=... console=...).
+    #[arg(long, value_name = "ARGS", default_value = "")]
+    pub cmdline: String,
+    /// Host name of the machine (/etc/hostname, /etc/hosts).
+    #[arg(long, default_value = "d2l")]
+    pub hostname: String,
+    /// Root password, stored as a SHA-512 crypt hash in /etc/shadow.
+    #[arg(long, value_name = "PASSWORD", conflicts_with = "root_password_file")]
+    pub root_password: Option<String>,
+    /// Read the root password from a file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub root_password_file: Option<PathBuf>,
+    /// Leave the image's files as they are: no fstab, hostname, machine-id or password.
+    #[arg(long)]
+    pub no_prepare: bool,
     #[command(flatten)]
     pub apply: ApplyArgs,
+}
+
+/// Boot loader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Boot {
+    /// extlinux (syslinux for ext4), installed without root or a mount.
+    Extlinux,
+    /// No boot loader.
+    None,
 }
 
 /// `d2l inspect`.
@@ -108,6 +147,21 @@ pub struct InspectArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `d2l run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The disk image to boot.
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    /// Guest memory: MiB, or with a suffix K, M, G (1024-based).
+    #[arg(short, long, default_value = "1G", value_name = "SIZE")]
+    pub memory: String,
+    /// Disk format as QEMU names it (raw, qcow2, vdi, vmdk, vpc, vhdx); detected from the
+    /// file's magic bytes by default.
+    #[arg(long, value_name = "FORMAT")]
+    pub format: Option<String>,
 }
 
 #[cfg(test)]
@@ -190,6 +244,24 @@ mod tests {
         assert_eq!(args.size, d2l_fs_writer::SizeSpec::Extra(2 << 30));
         assert_eq!(args.fs_uuid.unwrap()[..2], [0x01, 0x23]);
         assert!(parse(&["build", "oci:/l", "-o", "x", "--size", "lots"]).is_err());
+    }
+
+    #[test]
+    fn run_image_memory_format() {
+        let cli = parse(&["run", "disk.img"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.image, PathBuf::from("disk.img"));
+        assert_eq!(args.memory, "1G");
+        assert_eq!(args.format, None);
+        let cli = parse(&["run", "--memory", "2G", "--format", "qcow2", "d.qcow2"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.memory, "2G");
+        assert_eq!(args.format.as_deref(), Some("qcow2"));
+        assert!(parse(&["run"]).is_err(), "missing image");
     }
 
     #[test]

@@ -1,30 +1,59 @@
-//! `d2l build`: a filesystem image (and, in later issues, a bootable disk) from an image.
+//! `d2l build`: a bootable disk (partition table, ext4, extlinux) or a bare filesystem.
 
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use d2l_fs_writer::{write_ext4, Ext4Options};
-use d2l_layer_apply::Tree;
+use d2l_bootloader::{extlinux_conf, find_kernel, prepare, MachineOptions, Syslinux};
+use d2l_fs_writer::{write_ext4, Ext4Options, SizeSpec};
+use d2l_layer_apply::{Metadata, Tree};
+use d2l_partition::{write_partition_table, DiskIds, DiskLayout, TableKind};
 
-use crate::cli::{BuildArgs, Table};
+use crate::cli::{Boot, BuildArgs, Table};
 use crate::output::{Destination, Output};
 use crate::progress::Progress;
 
+/// Where the boot loader lives in the image (extlinux's install directory).
+const SYSLINUX_DIR: &str = "/boot/syslinux";
+/// ldlinux.sys, the file boot code reads by sector number: placed contiguously.
+const LDLINUX_SYS: &str = "boot/syslinux/ldlinux.sys";
+/// ext4 block size, for turning the placement report into sectors.
+const BLOCK_BYTES: u64 = 4096;
+/// Sector size of the disk.
+const SECTOR_BYTES: u64 = 512;
+
 pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
-    if args.table != Table::None {
-        bail!(
-            "bootable disks (--table mbr|gpt) are not built yet; use --table none for a bare \
-             ext4 filesystem"
-        );
-    }
     if args.output.as_os_str() == "-" {
-        bail!("a filesystem image cannot be written to standard output; give a file with -o");
+        bail!("a disk image cannot be written to standard output; give a file with -o");
     }
+    let table = match args.table {
+        Table::Mbr => Some(TableKind::Mbr),
+        Table::Gpt => Some(TableKind::Gpt),
+        Table::None => None,
+    };
+    // A bare filesystem has nowhere to put boot code.
+    let boot = if table.is_some() {
+        args.boot
+    } else {
+        Boot::None
+    };
     let started = Instant::now();
     let progress = Progress::new(quiet);
+
+    // What can fail quickly fails before the long steps.
+    let syslinux = match boot {
+        Boot::Extlinux => {
+            let cache = d2l_bootloader::default_cache_dir()
+                .context("no cache directory ($XDG_CACHE_HOME or $HOME) for syslinux's files")?;
+            Some(Syslinux::load(args.syslinux_dir.as_deref(), &cache).context("syslinux")?)
+        }
+        Boot::None => None,
+    };
+    let root_password = read_root_password(&args)?;
     let image = super::open_image(&args.source)?;
     let output = Output::create(&args.output)?;
-    let flat = super::flatten(
+    let mut flat = super::flatten(
         &image,
         &args.source,
         &args.apply,
@@ -32,31 +61,173 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         &progress,
     )?;
 
-    let mut options = Ext4Options::deterministic(&digest_bytes(&image.config_digest));
-    options.size = args.size;
+    let digest = digest_bytes(&image.config_digest);
+    let mut options = Ext4Options::deterministic(&digest);
     if let Some(uuid) = args.fs_uuid {
         options.uuid = uuid;
     }
-    options.timestamp = creation_time(&flat.tree);
+    let fs_uuid = uuid_text(&options.uuid);
+    let rootfs = &mut flat.rootfs;
+
+    // Make the container's filesystem a machine's, then put the boot loader in.
+    let mut summary = Vec::new();
+    if table.is_some() && !args.no_prepare {
+        let machine = MachineOptions {
+            hostname: args.hostname.clone(),
+            root_password: root_password.clone(),
+            fs_uuid: fs_uuid.clone(),
+            salt: Some(d2l_bootloader::salt_from(&digest)),
+        };
+        let (changes, warnings) = prepare(rootfs, &machine).context("preparing the machine")?;
+        summary.extend(changes.into_iter().map(|c| c.0));
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+    }
+    if let Some(syslinux) = &syslinux {
+        let boot_files = find_kernel(rootfs, args.kernel.as_deref(), args.initrd.as_deref())?;
+        let conf = extlinux_conf(
+            &boot_files.kernel,
+            boot_files.initrd.as_deref(),
+            &fs_uuid,
+            &args.cmdline,
+        );
+        let file = |mode| Metadata {
+            mode,
+            ..Metadata::default()
+        };
+        rootfs.create_dir_all(SYSLINUX_DIR.as_bytes(), file(0o755))?;
+        // Its final bytes depend on where it lands; patched once the filesystem is placed.
+        rootfs.write_file(LDLINUX_SYS.as_bytes(), file(0o444), syslinux.ldlinux_sys())?;
+        rootfs.write_file(
+            b"boot/syslinux/ldlinux.c32",
+            file(0o444),
+            syslinux.ldlinux_c32(),
+        )?;
+        rootfs.write_file(b"boot/syslinux/extlinux.conf", file(0o644), conf.as_bytes())?;
+        options.contiguous = vec![LDLINUX_SYS.as_bytes().to_vec()];
+        summary.push(format!(
+            "extlinux in {SYSLINUX_DIR}, booting {}{}",
+            boot_files.kernel,
+            boot_files
+                .initrd
+                .map(|i| format!(" with {i}"))
+                .unwrap_or_default()
+        ));
+    }
+    let (tree, data) = flat.finish()?;
+    options.timestamp = creation_time(&tree);
+    if let Some(kind) = table {
+        options.offset = d2l_partition::PARTITION_START_BYTES;
+        options.size = match args.size {
+            // An exact size is the disk's: the filesystem gets what the table leaves.
+            SizeSpec::Exact(bytes) => {
+                let overhead = DiskLayout::plan(kind, 1 << 20)?.disk_bytes - (1 << 20);
+                SizeSpec::Exact(bytes.checked_sub(overhead).with_context(|| {
+                    format!("--size {bytes} is smaller than the partition table needs")
+                })?)
+            }
+            other => other,
+        };
+    } else {
+        options.size = args.size;
+    }
+
     let destination = args.output.display().to_string();
-    let step = progress.step("writing the ext4 filesystem".to_string());
-    let report = output.write_with(|out| match out {
-        Destination::File(file) => write_ext4(&flat.tree, &flat.data, file, &options)
-            .with_context(|| format!("writing {destination}")),
-        Destination::Stream(_) => unreachable!("rejected above"),
+    let step = progress.step(format!("writing {destination}"));
+    let (report, layout) = output.write_with(|out| {
+        let Destination::File(file) = out else {
+            unreachable!("standard output is refused above")
+        };
+        let report = write_ext4(&tree, &data, file, &options)
+            .with_context(|| format!("writing {destination}"))?;
+        let Some(kind) = table else {
+            return Ok((report, None));
+        };
+        let layout = DiskLayout::plan(kind, report.size_bytes)?;
+        let mut boot_code = None;
+        if let Some(syslinux) = &syslinux {
+            let placed = report
+                .contiguous_files
+                .first()
+                .context("ldlinux.sys was not placed")?;
+            let sectors = (syslinux.ldlinux_sys().len() as u64).div_ceil(SECTOR_BYTES);
+            let first = u64::from(placed.first_block) * (BLOCK_BYTES / SECTOR_BYTES);
+            let list: Vec<u64> = (first..first + sectors).collect();
+            let patched = syslinux.patched_ldlinux(&list, SYSLINUX_DIR)?;
+            let base = layout.partition_start;
+            file.write_all_at(&patched, base + u64::from(placed.first_block) * BLOCK_BYTES)
+                .with_context(|| format!("writing {destination}"))?;
+            let sector = syslinux.boot_sector(
+                first,
+                layout.partition_first_lba(),
+                layout.partition_sectors(),
+            )?;
+            file.write_all_at(&sector, base)
+                .with_context(|| format!("writing {destination}"))?;
+            boot_code = Some(match kind {
+                TableKind::Mbr => syslinux.mbr_bin(),
+                TableKind::Gpt => syslinux.gptmbr_bin(),
+            });
+        }
+        write_partition_table(file, &layout, &DiskIds::derive(&digest), boot_code)
+            .with_context(|| format!("writing the partition table of {destination}"))?;
+        Ok((report, Some(layout)))
     })?;
     step.done();
+
     if !quiet {
+        let what = match (&layout, table) {
+            (Some(l), Some(kind)) => format!(
+                "{} disk, {} MiB, ext4 partition at {} MiB",
+                match kind {
+                    TableKind::Mbr => "MBR",
+                    TableKind::Gpt => "GPT",
+                },
+                l.disk_bytes >> 20,
+                l.partition_start >> 20
+            ),
+            _ => format!("ext4, {} MiB", report.size_bytes >> 20),
+        };
         eprintln!(
-            "built {destination}: ext4, {} MiB, {} of {} inodes used, {} MiB free, in {:.1}s",
-            report.size_bytes >> 20,
+            "built {destination}: {what}, UUID {fs_uuid}, {} of {} inodes used, {} MiB free, in {:.1}s",
             report.used_inodes,
             report.inodes_count,
-            (report.free_blocks * 4096) >> 20,
+            (report.free_blocks * BLOCK_BYTES) >> 20,
             started.elapsed().as_secs_f64()
         );
+        for line in &summary {
+            eprintln!("  {line}");
+        }
     }
     Ok(())
+}
+
+fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {
+    if let Some(pw) = &args.root_password {
+        return Ok(Some(pw.clone()));
+    }
+    let Some(path): Option<&PathBuf> = args.root_password_file.as_ref() else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    let line = text.lines().next().unwrap_or("");
+    if line.is_empty() {
+        bail!("{}: the first line (the password) is empty", path.display());
+    }
+    Ok(Some(line.to_string()))
+}
+
+fn uuid_text(u: &[u8; 16]) -> String {
+    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The first 32 bytes of a digest (all of a sha256 one).

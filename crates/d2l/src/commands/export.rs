@@ -21,11 +21,13 @@ pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
         output.scratch_dir(),
         &progress,
     )?;
+    let layers = flat.layers;
+    let (tree, data) = flat.finish()?;
     let destination = args.output.display().to_string();
     let stats = output.write_with(|out| {
         match out {
-            Destination::File(file) => write_tar_to_file(&flat.tree, &flat.data, file),
-            Destination::Stream(stream) => write_tar(&flat.tree, &flat.data, stream),
+            Destination::File(file) => write_tar_to_file(&tree, &data, file),
+            Destination::Stream(stream) => write_tar(&tree, &data, stream),
         }
         .with_context(|| format!("writing {destination}"))
     })?;
@@ -33,7 +35,7 @@ pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
         eprintln!(
             "exported {} entries from {} layers ({:.1} MB) to {} in {:.1}s",
             stats.entries,
-            flat.layers,
+            layers,
             stats.bytes as f64 / 1e6,
             destination,
             started.elapsed().as_secs_f64()

@@ -3,12 +3,15 @@
 mod build;
 mod export;
 mod inspect;
+mod run;
 
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use d2l_layer_apply::{apply_image, ApplyOptions, SpillFile, SpillReader, Tree, XattrPolicy};
+use d2l_layer_apply::{
+    apply_image, ApplyOptions, Rootfs, SpillFile, SpillReader, Tree, XattrPolicy,
+};
 use d2l_registry::Image;
 
 use crate::cli::{ApplyArgs, Cli, Command, SourceArgs};
@@ -20,6 +23,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Build(args) => build::run(args, cli.quiet),
         Command::Export(args) => export::run(args, cli.quiet),
         Command::Inspect(args) => inspect::run(args),
+        Command::Run(args) => run::run(args),
     }
 }
 
@@ -29,11 +33,20 @@ fn open_image(args: &SourceArgs) -> Result<Image> {
         .with_context(|| format!("{}", args.source))
 }
 
-/// The flattened image: the tree, and the spill file holding its file data.
+/// The flattened image: a rootfs (tree and the spill file holding its file data) that can
+/// still be changed.
 struct Flattened {
-    tree: Tree,
-    data: SpillReader,
+    rootfs: Rootfs<SpillFile>,
     layers: usize,
+}
+
+impl Flattened {
+    /// Ends changes: the tree and a reader of its file data.
+    fn finish(self) -> Result<(Tree, SpillReader)> {
+        let (tree, spill) = self.rootfs.finish().context("finishing the rootfs")?;
+        let data = spill.into_reader().context("finishing the spill file")?;
+        Ok((tree, data))
+    }
 }
 
 /// Applies the image's layers. File data waits in a spill file in `scratch_dir` (next to the
@@ -60,13 +73,8 @@ fn flatten(
         applied.layers.len(),
         started.elapsed().as_secs_f64()
     );
-    let data = applied
-        .store
-        .into_reader()
-        .context("finishing the spill file")?;
     Ok(Flattened {
-        tree: applied.tree,
-        data,
+        rootfs: Rootfs::from_parts(applied.tree, applied.store, apply_options(apply)),
         layers: applied.layers.len(),
     })
 }

@@ -1,0 +1,204 @@
+//! `d2l run`: boots a disk image in QEMU with software emulation (TCG), its serial console on
+//! this terminal (`-nographic -serial mon:stdio`: Ctrl-A X quits, Ctrl-A C switches to the
+//! monitor). d2l exits with QEMU's status.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+use crate::cli::RunArgs;
+
+/// The emulator `d2l run` starts.
+const QEMU: &str = "qemu-system-x86_64";
+/// The Debian package that provides it.
+const QEMU_PACKAGE: &str = "qemu-system-x86";
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let memory = parse_memory_mib(&args.memory)?;
+    let image = &args.image;
+    let detected = detect(image).with_context(|| format!("{}", image.display()))?;
+    let format = match args.format {
+        Some(format) => format,
+        None => match detected {
+            Detected::BareExt4 => bail!(
+                "{}: a bare ext4 filesystem (no partition table, no boot loader) cannot boot \
+                 through the BIOS; boot it with a kernel (qemu-system-x86_64 -kernel VMLINUZ \
+                 -initrd INITRD -append \"root=/dev/vda console=ttyS0\" -drive \
+                 file=IMAGE,format=raw,if=virtio), or build a disk: d2l build without \
+                 --table none",
+                image.display()
+            ),
+            Detected::Format(format) => format.to_string(),
+        },
+    };
+    let mut cmd = qemu_command(image, &format, memory);
+    tracing::info!("running {cmd:?}");
+    let status = match cmd.status() {
+        Ok(status) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!("{QEMU} not found: install it (Debian: apt-get install {QEMU_PACKAGE})")
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot start {QEMU}")),
+    };
+    match status.code() {
+        Some(0) => Ok(()),
+        // QEMU already said what went wrong on the terminal: pass its status on.
+        Some(code) => std::process::exit(code),
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            let signal = status.signal().unwrap_or(0);
+            std::process::exit(128 + signal)
+        }
+    }
+}
+
+/// The QEMU command line for `image`.
+fn qemu_command(image: &Path, format: &str, memory_mib: u64) -> Command {
+    // QEMU's option syntax doubles commas inside a value.
+    let file = image.to_string_lossy().replace(',', ",,");
+    let mut cmd = Command::new(QEMU);
+    cmd.args(["-machine", "accel=tcg", "-m"])
+        .arg(memory_mib.to_string())
+        .args(["-nographic", "-serial", "mon:stdio", "-drive"])
+        .arg(format!("file={file},format={format},if=virtio"));
+    cmd
+}
+
+/// What an image file holds, from its magic bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Detected {
+    /// A disk in this QEMU format.
+    Format(&'static str),
+    /// An ext4 (or ext2/3) filesystem starting at byte 0: nothing a BIOS boots.
+    BareExt4,
+}
+
+/// Detects the format of `image`: qcow2, vdi, vmdk, vhdx, vpc (VHD), a bare ext filesystem,
+/// else raw.
+fn detect(image: &Path) -> Result<Detected> {
+    let mut file = File::open(image).context("cannot open the image")?;
+    let meta = file.metadata().context("cannot stat the image")?;
+    if meta.is_dir() {
+        bail!("is a directory, not a disk image");
+    }
+    let mut head = Vec::with_capacity(2048);
+    file.by_ref()
+        .take(2048)
+        .read_to_end(&mut head)
+        .context("cannot read the image")?;
+    // A VHD's footer is its last 512 bytes (fixed disks keep one only there).
+    let mut footer = [0u8; 8];
+    let len = meta.len();
+    if len >= 512 + 8 {
+        file.read_exact_at(&mut footer, len - 512)
+            .context("cannot read the image")?;
+    }
+    Ok(detect_bytes(&head, &footer))
+}
+
+fn detect_bytes(head: &[u8], footer: &[u8]) -> Detected {
+    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
+    if at(0, b"QFI\xfb") {
+        Detected::Format("qcow2")
+    } else if at(0x40, &0xbeda_107f_u32.to_le_bytes()) {
+        Detected::Format("vdi")
+    } else if at(0, b"KDMV") || at(0, b"# Disk DescriptorFile") {
+        Detected::Format("vmdk")
+    } else if at(0, b"vhdxfile") {
+        Detected::Format("vhdx")
+    } else if at(0, b"conectix") || footer == b"conectix" {
+        Detected::Format("vpc")
+    } else if at(1080, &0xef53_u16.to_le_bytes()) {
+        Detected::BareExt4
+    } else {
+        Detected::Format("raw")
+    }
+}
+
+/// `1024`, `512M`, `1G`, `1.5G`... to MiB.
+fn parse_memory_mib(text: &str) -> Result<u64> {
+    let trimmed = text.trim();
+    let (number, unit) = match trimmed
+        .char_indices()
+        .find(|(_, c)| c.is_ascii_alphabetic())
+    {
+        Some((i, _)) => trimmed.split_at(i),
+        None => (trimmed, "M"),
+    };
+    let kib_per_unit: f64 = match unit
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "K" => 1.0,
+        "M" => 1024.0,
+        "G" => 1024.0 * 1024.0,
+        "T" => 1024.0 * 1024.0 * 1024.0,
+        _ => bail!("--memory {text:?}: unknown unit {unit:?} (use K, M or G)"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v > 0.0)
+        .with_context(|| format!("--memory {text:?}: not a size like 512M or 1G"))?;
+    let mib = (value * kib_per_unit / 1024.0).round() as u64;
+    if mib < 16 {
+        bail!("--memory {text:?}: too little to boot anything (at least 16M)");
+    }
+    Ok(mib)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory() {
+        assert_eq!(parse_memory_mib("1G").unwrap(), 1024);
+        assert_eq!(parse_memory_mib("512").unwrap(), 512);
+        assert_eq!(parse_memory_mib("512M").unwrap(), 512);
+        assert_eq!(parse_memory_mib("1.5GiB").unwrap(), 1536);
+        assert_eq!(parse_memory_mib("2097152k").unwrap(), 2048);
+        assert!(parse_memory_mib("lots").is_err());
+        assert!(parse_memory_mib("1X").is_err());
+        assert!(parse_memory_mib("1K").is_err());
+        assert!(parse_memory_mib("-1G").is_err());
+    }
+
+    #[test]
+    fn magic() {
+        let mut head = vec![0u8; 2048];
+        assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format("raw"));
+        head[1080..1082].copy_from_slice(&[0x53, 0xef]);
+        assert_eq!(detect_bytes(&head, &[0; 8]), Detected::BareExt4);
+        assert_eq!(detect_bytes(&head, b"conectix"), Detected::Format("vpc"));
+        head[..4].copy_from_slice(b"QFI\xfb");
+        assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format("qcow2"));
+        head[..4].copy_from_slice(b"KDMV");
+        assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format("vmdk"));
+        let mut vdi = vec![0u8; 512];
+        vdi[0x40..0x44].copy_from_slice(&[0x7f, 0x10, 0xda, 0xbe]);
+        assert_eq!(detect_bytes(&vdi, &[0; 8]), Detected::Format("vdi"));
+        assert_eq!(detect_bytes(b"vhdxfile", &[0; 8]), Detected::Format("vhdx"));
+        assert_eq!(detect_bytes(b"", &[0; 8]), Detected::Format("raw"));
+    }
+
+    #[test]
+    fn command_is_tcg_on_virtio() {
+        let cmd = qemu_command(Path::new("/x/a,b.img"), "raw", 1024);
+        let args: Vec<String> = cmd
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args.join(" "),
+            "-machine accel=tcg -m 1024 -nographic -serial mon:stdio \
+             -drive file=/x/a,,b.img,format=raw,if=virtio"
+        );
+    }
+}
