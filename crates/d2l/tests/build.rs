@@ -1846,3 +1846,42 @@ fn xattrs_that_do_not_fit_fail_cleanly() {
         "the reason is given once: {err}"
     );
 }
+
+#[test]
+fn bootable_disk_too_small_fails_cleanly_naming_the_size_needed() {
+    let debian = d2l_testkit::debian();
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = work.join("linux.img");
+    let run = d2l(&[
+        "build",
+        &debian.oci,
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        "64M",
+    ]);
+    assert_clean_failure(&run, &work, &[], &["disk needs at least", "(64 MiB)"]);
+    // The size it names works.
+    let err = common::stderr(&run);
+    let mib: u64 = err
+        .split("at least ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ok = d2l(&[
+        "build",
+        &debian.oci,
+        "-o",
+        out.to_str().unwrap(),
+        "--size",
+        &format!("{mib}M"),
+    ]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_eq!(std::fs::metadata(&out).unwrap().len(), mib << 20);
+}

@@ -139,8 +139,22 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         let Destination::File(file) = out else {
             unreachable!("standard output is refused above")
         };
-        let report = write_ext4(&tree, &data, file, &options)
-            .with_context(|| format!("writing {destination}"))?;
+        let report = write_ext4(&tree, &data, file, &options).map_err(|e| match (e, table) {
+            // An exact size is the disk's: say what the disk needs.
+            (d2l_fs_writer::Error::TooSmall { needed, .. }, Some(kind)) => {
+                let disk = DiskLayout::plan(kind, needed).map_or(needed, |l| l.disk_bytes);
+                anyhow::anyhow!(
+                    "{destination}: the disk needs at least {} MiB ({disk} bytes), more than \
+                     --size gives ({} MiB)",
+                    disk.div_ceil(1 << 20),
+                    match args.size {
+                        SizeSpec::Exact(bytes) => bytes >> 20,
+                        _ => 0,
+                    }
+                )
+            }
+            (e, _) => anyhow::Error::new(e).context(format!("writing {destination}")),
+        })?;
         let Some(kind) = table else {
             return Ok((report, None));
         };
