@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--only PART[,PART...]]`: how fast d2l is, in three parts.
+//! `cargo xtask bench [--only PART[,PART...]]`: how fast d2l is, in four parts.
 //!
 //! - `export` ([`export`]): `d2l export` of the Debian fixture against `umoci unpack` of
 //!   the same image and against the floor.
@@ -7,6 +7,9 @@
 //!   `mkfs.ext4 -d`; and its peak RSS.
 //! - `scale` ([`scale`]): `d2l build --table none` of synthetic images of 10k, 100k and 1M
 //!   small files in 10 layers ([`crate::synthetic`]): time per file, peak RSS, linearity.
+//! - `disk` ([`disk`]): `d2l build` of the fixture into a bootable MBR disk against the
+//!   docker-to-linux way by hand as root (truncate, sfdisk, losetup, mkfs.ext4, tar -x,
+//!   extlinux --install, dd mbr.bin); both images are then booted once in QEMU.
 //!
 //! The floor is the work no exporter can skip, done single-threaded and spread over the
 //! cores: `openssl sha256` of the compressed layers (digest check), `pigz -dc -p 1` of them
@@ -21,6 +24,7 @@
 //! A benchmark, not a test: misses are reported, only a failing command fails the task.
 
 mod build;
+mod disk;
 mod export;
 mod scale;
 
@@ -48,6 +52,8 @@ pub struct Parts {
     pub build: bool,
     /// `d2l build` of synthetic images of growing size.
     pub scale: bool,
+    /// `d2l build` of a bootable disk against the docker-to-linux way, both booted.
+    pub disk: bool,
 }
 
 impl Parts {
@@ -56,6 +62,7 @@ impl Parts {
         export: true,
         build: true,
         scale: true,
+        disk: true,
     };
 
     /// Reads the arguments after `bench`: nothing, or `--only PART[,PART...]`.
@@ -67,15 +74,17 @@ impl Parts {
                     export: false,
                     build: false,
                     scale: false,
+                    disk: false,
                 };
                 for name in list.split(',') {
                     match name {
                         "export" => parts.export = true,
                         "build" => parts.build = true,
                         "scale" => parts.scale = true,
+                        "disk" => parts.disk = true,
                         other => {
                             return Err(format!(
-                                "unknown bench part `{other}` (export, build, scale)"
+                                "unknown bench part `{other}` (export, build, scale, disk)"
                             ))
                         }
                     }
@@ -86,7 +95,7 @@ impl Parts {
                 Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
             }
             _ => Err(format!(
-                "bench takes `--only export|build|scale` (comma-separated), not `{}`",
+                "bench takes `--only export|build|scale|disk` (comma-separated), not `{}`",
                 args.join(" ")
             )),
         }
@@ -140,25 +149,30 @@ pub fn run(parts: Parts) -> Result<()> {
             failed.push(name);
         }
     };
-    if parts.export || parts.build {
+    if parts.export || parts.build || parts.disk {
         let fix = step("fixtures", fixtures::ensure)?;
         let layout = fix.join(fixtures::OCI_DIR);
         let fixture = Fixture {
             image: format!("{}:{}", layout.display(), fixtures::REFERENCE),
             layers: fixtures::layers(&layout, fixtures::REFERENCE)?,
         };
-        let floor = step("bench: floor", || Floor::measure(&ctx, &fixture.layers))?;
-        if parts.export {
-            report(
-                "export",
-                step("bench: export", || export::run(&ctx, &fixture, &floor)),
-            );
+        if parts.export || parts.build {
+            let floor = step("bench: floor", || Floor::measure(&ctx, &fixture.layers))?;
+            if parts.export {
+                report(
+                    "export",
+                    step("bench: export", || export::run(&ctx, &fixture, &floor)),
+                );
+            }
+            if parts.build {
+                report(
+                    "build",
+                    step("bench: build", || build::run(&ctx, &fixture, &floor)),
+                );
+            }
         }
-        if parts.build {
-            report(
-                "build",
-                step("bench: build", || build::run(&ctx, &fixture, &floor)),
-            );
+        if parts.disk {
+            report("disk", step("bench: disk", || disk::run(&ctx, &fixture)));
         }
     }
     if parts.scale {
@@ -362,6 +376,7 @@ mod tests {
             export: false,
             build: true,
             scale: false,
+            disk: false,
         };
         assert_eq!(parse(&["--only", "build"]), Ok(build));
         assert_eq!(parse(&["--only=build"]), Ok(build));
@@ -371,6 +386,16 @@ mod tests {
                 export: true,
                 build: false,
                 scale: true,
+                disk: false,
+            })
+        );
+        assert_eq!(
+            parse(&["--only", "disk"]),
+            Ok(Parts {
+                export: false,
+                build: false,
+                scale: false,
+                disk: true,
             })
         );
         assert!(parse(&["--only", "boot"]).is_err());

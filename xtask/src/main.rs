@@ -7,7 +7,8 @@
 //! - `ci`: the whole gate, as `.ci/run` runs it: packages, fmt, clippy, fixtures, tests.
 //! - `bench`: `d2l export` against `umoci unpack` and the hash/decompression floor;
 //!   `d2l build` against `mkfs.ext4 -d` and the floor; `d2l build` of synthetic images of
-//!   10k to 1M files (see [`bench`]).
+//!   10k to 1M files; a bootable `d2l build` disk against the docker-to-linux way by hand,
+//!   both booted in QEMU (see [`bench`]).
 //! - `demo`: d2l on the built-in demo image.
 
 mod bench;
@@ -27,7 +28,7 @@ usage: cargo xtask TASK
 tasks:
   fixtures  build (once) and cache the Debian test image; link target/fixtures to it
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
-  bench [--only export|build|scale[,...]]
+  bench [--only export|build|scale|disk[,...]]
             time d2l export against umoci unpack and the sha256+gunzip floor (export),
             d2l build against mkfs.ext4 -d and the floor (build), d2l build of synthetic
             images of 10k, 100k and 1M files (scale); default: all three
