@@ -19,5 +19,6 @@ pub mod debugfs;
 mod fixtures;
 pub mod layer;
 pub mod oci;
+pub mod qemu;
 
 pub use fixtures::{debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};

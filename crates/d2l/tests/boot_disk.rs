@@ -1,0 +1,156 @@
+//! Issue 4's end-to-end proof: `d2l build` of the Debian fixture gives a disk that QEMU's BIOS
+//! (SeaBIOS, software emulation) boots through extlinux into the image's kernel and systemd,
+//! where root logs in with the password given to d2l, finds `/` as it should be, writes a
+//! file and powers off; the partition is then fsck-clean and holds the file.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::{d2l, stderr};
+use d2l_testkit::qemu::{Drive, Qemu};
+
+/// Boots are heavy under software emulation on 2 cores: one at a time.
+static ONE_BOOT_AT_A_TIME: Mutex<()> = Mutex::new(());
+/// The issue's budget for one boot to the login prompt.
+const BOOT_BUDGET: Duration = Duration::from_secs(180);
+/// Time for one shell command in the booted system.
+const COMMAND_TIME: Duration = Duration::from_secs(60);
+const PASSWORD: &str = "d2l-boot-test";
+
+/// Runs `command` in the booted shell and returns its output, up to a marker the shell
+/// computes (so the echo of the typed command cannot match it).
+fn shell(vm: &mut Qemu, command: &str, n: u32) -> String {
+    let before = vm.transcript().len();
+    vm.send_line(&format!("{command}; echo END-$(({n}+1000))"))
+        .expect("type on the console");
+    let marker = format!("END-{}", n + 1000);
+    vm.wait_for(&marker, COMMAND_TIME)
+        .unwrap_or_else(|t| panic!("{command}: no answer: {t:?}"));
+    let text = vm.transcript();
+    let out = &text[before..];
+    // Drop the typed line, keep what came before the marker.
+    let body = out.split(&marker).next().unwrap_or("");
+    body.split_once('\n')
+        .map_or("", |(_, rest)| rest)
+        .to_string()
+}
+
+fn boot_and_check(table: &str) {
+    let debian = d2l_testkit::debian();
+    let tmp = tempfile::tempdir().unwrap();
+    let image = tmp.path().join("linux.img");
+    let run = d2l(&[
+        "build",
+        &debian.oci,
+        "-o",
+        image.to_str().unwrap(),
+        "--table",
+        table,
+        "--root-password",
+        PASSWORD,
+    ]);
+    assert!(run.status.success(), "build: {}", stderr(&run));
+    let built = stderr(&run);
+    let uuid = built
+        .split("UUID ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .expect("the summary names the filesystem UUID")
+        .to_string();
+
+    let _one = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut vm = Qemu::builder()
+        .memory_mib(1024)
+        .drive(Drive::raw(&image))
+        .start()
+        .expect("start qemu-system-x86_64 (package qemu-system-x86)");
+    for step in ["SYSLINUX", "Linux version", "systemd", "login:"] {
+        vm.wait_for(step, BOOT_BUDGET)
+            .unwrap_or_else(|t| panic!("{table}: no {step:?} on the console: {t:?}"));
+    }
+    assert!(vm.elapsed() < BOOT_BUDGET, "boot took {:?}", vm.elapsed());
+    eprintln!("{table}: login prompt after {:?}", vm.elapsed());
+
+    vm.send_line("root").unwrap();
+    vm.wait_for("Password:", COMMAND_TIME)
+        .expect("password prompt");
+    vm.send_line(PASSWORD).unwrap();
+    vm.wait_for("root@d2l", COMMAND_TIME)
+        .unwrap_or_else(|t| panic!("{table}: login as root failed: {t:?}"));
+
+    let root = shell(&mut vm, "findmnt -n -o FSTYPE,OPTIONS /", 1);
+    assert!(root.contains("ext4"), "/ is not ext4: {root}");
+    assert!(root.contains("rw"), "/ is not read-write: {root}");
+    let cmdline = shell(&mut vm, "cat /proc/cmdline", 2);
+    assert!(
+        cmdline.contains(&format!("root=UUID={uuid}")),
+        "root not by UUID: {cmdline}"
+    );
+    let fstab = shell(&mut vm, "grep -v '^#' /etc/fstab", 3);
+    assert!(
+        fstab.contains(&format!("UUID={uuid} / ext4")),
+        "fstab: {fstab}"
+    );
+    let state = shell(&mut vm, "timeout 90 systemctl is-system-running --wait", 4);
+    assert!(
+        !state.contains("maintenance"),
+        "systemd is in maintenance: {state}"
+    );
+    assert!(
+        state.contains("running") || state.contains("degraded"),
+        "systemd state: {state}"
+    );
+    shell(
+        &mut vm,
+        "echo written-in-the-vm > /root/proof.txt && sync",
+        5,
+    );
+    vm.send_line("systemctl poweroff").unwrap();
+    let status = vm.wait_exit(Duration::from_secs(120));
+    assert!(
+        status.is_some(),
+        "{table}: the machine did not power off: {}",
+        vm.transcript_tail(2000)
+    );
+    drop(vm);
+
+    // The partition afterwards: clean, and the file is there.
+    let bytes = std::fs::read(&image).unwrap();
+    let start = 1 << 20;
+    let blocks = u32::from_le_bytes(
+        bytes[start + 1024 + 4..start + 1024 + 8]
+            .try_into()
+            .unwrap(),
+    );
+    let fs = tmp.path().join("root.ext4");
+    std::fs::write(&fs, &bytes[start..start + blocks as usize * 4096]).unwrap();
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&fs)
+        .output()
+        .expect("e2fsck");
+    assert!(
+        fsck.status.success(),
+        "{table}: e2fsck after the boot: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    let cat = Command::new("debugfs")
+        .args(["-R", "cat /root/proof.txt"])
+        .arg(&fs)
+        .output()
+        .expect("debugfs");
+    assert_eq!(String::from_utf8_lossy(&cat.stdout), "written-in-the-vm\n");
+}
+
+#[test]
+fn mbr_disk_boots_logs_in_and_keeps_what_was_written() {
+    boot_and_check("mbr");
+}
+
+#[test]
+fn gpt_disk_boots_logs_in_and_keeps_what_was_written() {
+    boot_and_check("gpt");
+}
