@@ -1,0 +1,150 @@
+//! d2l needs no privilege: as an ordinary user (uid 65534 here, dropped to with `setpriv`
+//! when the tests run as root, as CI does) it exports, writes a bare filesystem and builds a
+//! bootable disk, syslinux's pieces taken from the host packages included.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use d2l_testkit::layer::LayerTar;
+use d2l_testkit::oci::{simple_image, Compress};
+
+/// The user the commands run as when the tests run as root.
+const NOBODY: u32 = 65534;
+
+/// Runs d2l as an ordinary user, with a home and cache inside `home`.
+fn d2l_unprivileged(home: &Path, args: &[&str]) -> Output {
+    let d2l = env!("CARGO_BIN_EXE_d2l");
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            "--",
+            d2l,
+        ]);
+        c
+    } else {
+        Command::new(d2l)
+    };
+    cmd.args(args)
+        .env("HOME", home)
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env_remove("D2L_LOG")
+        .current_dir(home)
+        .output()
+        .expect("run d2l (setpriv is in util-linux)")
+}
+
+fn chown_tree(path: &Path) {
+    if rustix::process::geteuid().is_root() {
+        let status = Command::new("chown")
+            .args(["-R", &format!("{NOBODY}:{NOBODY}")])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+#[test]
+fn an_ordinary_user_builds_disks_and_filesystems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let mut layer = LayerTar::new();
+    layer
+        .file("etc/os-release", b"ID=d2l-test\n")
+        .file("etc/shadow", b"root:*:19000:0:99999:7:::\n")
+        .file_mode("bin/sh", b"#!fake\n", 0o4755)
+        // Not a real kernel: enough for the boot loader's files and configuration.
+        .file("boot/vmlinuz-1.0", &vec![0x4d; 100_000])
+        .file("boot/initrd.img-1.0", &vec![0x1f; 50_000]);
+    let image = simple_image(&home.join("img"), &[layer.finish()], Compress::Gzip);
+    chown_tree(home);
+
+    let out = |name: &str| home.join(name).to_str().unwrap().to_string();
+    let run = d2l_unprivileged(
+        home,
+        &[
+            "build",
+            &image.source,
+            "-o",
+            &out("disk.img"),
+            "--root-password",
+            "pw",
+        ],
+    );
+    assert!(run.status.success(), "build: {}", common::stderr(&run));
+    let run = d2l_unprivileged(
+        home,
+        &[
+            "build",
+            &image.source,
+            "-o",
+            &out("fs.ext4"),
+            "--table",
+            "none",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "build --table none: {}",
+        common::stderr(&run)
+    );
+    let run = d2l_unprivileged(home, &["export", &image.source, "-o", &out("root.tar")]);
+    assert!(run.status.success(), "export: {}", common::stderr(&run));
+
+    for name in ["disk.img", "fs.ext4", "root.tar"] {
+        let meta = std::fs::metadata(home.join(name)).unwrap();
+        if rustix::process::geteuid().is_root() {
+            assert_eq!(
+                meta.uid(),
+                NOBODY,
+                "{name} belongs to the user who built it"
+            );
+        }
+    }
+    // syslinux's pieces were extracted into the user's own cache.
+    assert!(home.join("cache/d2l/syslinux").is_dir());
+    // The disk: a bootable MBR partition at 1 MiB holding a clean ext4 with the boot loader.
+    let table = Command::new("sfdisk")
+        .arg("--json")
+        .arg(home.join("disk.img"))
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&table.stdout).unwrap();
+    assert_eq!(json["partitiontable"]["partitions"][0]["start"], 2048);
+    assert_eq!(json["partitiontable"]["partitions"][0]["bootable"], true);
+    let bytes = std::fs::read(home.join("disk.img")).unwrap();
+    let partition = home.join("partition.ext4");
+    std::fs::write(&partition, &bytes[1 << 20..]).unwrap();
+    for fs in [partition.as_path(), &home.join("fs.ext4")] {
+        let fsck = Command::new("e2fsck").arg("-fn").arg(fs).output().unwrap();
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+    }
+    let conf = Command::new("debugfs")
+        .args(["-R", "cat /boot/syslinux/extlinux.conf"])
+        .arg(&partition)
+        .output()
+        .unwrap();
+    let conf = String::from_utf8_lossy(&conf.stdout);
+    assert!(conf.contains("KERNEL /boot/vmlinuz-1.0"), "{conf}");
+    // Inside the image, files belong to root whoever built it.
+    let stat = Command::new("debugfs")
+        .args(["-R", "stat /bin/sh"])
+        .arg(&partition)
+        .output()
+        .unwrap();
+    let stat = String::from_utf8_lossy(&stat.stdout);
+    assert!(
+        stat.contains("User:     0") && stat.contains("Mode:  04755"),
+        "{stat}"
+    );
+}
