@@ -71,9 +71,9 @@ pub struct ExportArgs {
 /// Partition table of the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Table {
-    /// A bootable disk with an MBR partition table (not built yet).
+    /// A bootable disk with an MBR partition table.
     Mbr,
-    /// A bootable disk with a GPT partition table (not built yet).
+    /// A bootable disk with a GPT partition table (BIOS boot through gptmbr.bin).
     Gpt,
     /// The bare ext4 filesystem, no partition table, no boot loader (a VMM root drive).
     None,
@@ -90,8 +90,8 @@ pub struct BuildArgs {
     /// Partition table; `none` writes the bare filesystem and implies no boot loader.
     #[arg(long, value_enum, default_value = "mbr")]
     pub table: Table,
-    /// Filesystem size: `auto` (content + 25% or at least 512 MiB free), `4G` (exact), or
-    /// `+2G` (content + 2 GiB free).
+    /// Size: `auto` (content + 25% or at least 512 MiB free), `4G` (exactly: the whole disk,
+    /// or the filesystem with --table none), or `+2G` (content + 2 GiB free).
     #[arg(long, default_value = "auto", value_name = "auto|SIZE|+SIZE")]
     pub size: d2l_fs_writer::SizeSpec,
     /// Filesystem UUID (default: derived from the image's config digest, so the same image
