@@ -14,7 +14,7 @@
 //!
 //! let mut vm = Qemu::builder()
 //!     .memory_mib(1024)
-//!     .kernel("vmlinuz", Some("initrd".as_ref()), "root=/dev/vda console=ttyS0")
+//!     .kernel("vmlinuz".as_ref(), Some("initrd".as_ref()), "root=/dev/vda console=ttyS0")
 //!     .drive(Drive::raw("root.ext4"))
 //!     .start()
 //!     .unwrap();
