@@ -25,7 +25,7 @@ pub(crate) struct Numbering {
     pub parent_of: Vec<u32>,
     /// Whether d2l creates lost+found (the image has none).
     pub synthetic_lost_found: bool,
-    /// Paths for error messages, by ino (only for inodes that can fail: with xattrs).
+    /// The highest inode number in use.
     pub max_ino: u32,
 }
 

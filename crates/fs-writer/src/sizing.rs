@@ -91,11 +91,15 @@ pub(crate) struct Needs {
     content_blocks: u64,
     /// Inodes in use.
     used_inodes: u64,
+    /// Blocks of each directory, by inode number (0 for other inodes): counted here once,
+    /// reused by allocation.
+    pub dir_blocks: Vec<u32>,
 }
 
 pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
     let mut blocks = (LOST_FOUND_BLOCKS + 1) as u64; // lost+found and the resize inode's block
     let mut xattr_blocks: HashMap<Box<[u8; 4096]>, ()> = HashMap::new();
+    let mut dir_blocks = vec![0u32; numbering.max_ino as usize + 1];
     if numbering.synthetic_lost_found && tree.lookup(b"lost+found").is_some() {
         return Err(Error::Unsupported {
             path: "lost+found".into(),
@@ -128,6 +132,7 @@ pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
             }
             InodeKind::Directory(_) => {
                 let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)) as u64;
+                dir_blocks[ino as usize] = n as u32;
                 blocks += n;
                 n.div_ceil(u64::from(MAX_EXTENT_LEN))
             }
@@ -143,6 +148,7 @@ pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
     blocks += xattr_blocks.len() as u64;
     Ok(Needs {
         content_blocks: blocks,
+        dir_blocks,
         used_inodes: u64::from(numbering.max_ino),
     })
 }

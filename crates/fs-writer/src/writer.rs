@@ -71,7 +71,14 @@ pub(crate) fn write(
         resize_dind,
         xattr_blocks,
         data_end,
-    } = allocate(tree, &numbering, &geo, journal_blocks, options)?;
+    } = allocate(
+        tree,
+        &numbering,
+        &geo,
+        journal_blocks,
+        &needs.dir_blocks,
+        options,
+    )?;
 
     let out = &Target {
         file: out,
@@ -437,6 +444,7 @@ fn allocate(
     numbering: &Numbering,
     geo: &Geometry,
     journal_blocks: u32,
+    dir_blocks: &[u32],
     options: &Ext4Options,
 ) -> Result<Allocation> {
     let max_ino = numbering.max_ino;
@@ -527,7 +535,7 @@ fn allocate(
                 let count = if ino == LOST_FOUND_INO && numbering.synthetic_lost_found {
                     LOST_FOUND_BLOCKS
                 } else {
-                    dir::directory_block_count(&dir_entries(tree, numbering, ino))
+                    dir_blocks[ino as usize] as usize
                 };
                 alloc.extents(0, count as u64, &mut all_extents)?;
             }
