@@ -207,17 +207,17 @@ fn decompress_blobs(
 ) -> std::result::Result<(), Stop> {
     for (index, layer) in image.layers.iter().enumerate() {
         let mut input = ChunkReader::new(&rx);
+        let mut downstream_gone = false;
         let result = compression::decompress(compressions[index], &mut input, &mut |chunk| {
-            tx.send(Msg::Data(chunk))
-                .map_err(|_| io::Error::other(NEIGHBOUR_GONE))
+            tx.send(Msg::Data(chunk)).map_err(|_| {
+                downstream_gone = true;
+                io::Error::from(io::ErrorKind::BrokenPipe)
+            })
         });
-        if input.disconnected {
+        if input.disconnected || downstream_gone {
             return Err(Stop::Neighbour);
         }
         if let Err(e) = &result {
-            if e.to_string() == NEIGHBOUR_GONE {
-                return Err(Stop::Neighbour);
-            }
             return Err(Stop::Failed(Error::Decompress {
                 layer: index,
                 digest: layer.digest.clone(),
@@ -235,8 +235,6 @@ fn decompress_blobs(
     }
     Ok(())
 }
-
-const NEIGHBOUR_GONE: &str = "the next pipeline stage stopped";
 
 /// Stage 3: hash each decompressed stream for its diff_id.
 fn hash_streams(
