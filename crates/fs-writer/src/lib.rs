@@ -163,6 +163,19 @@ pub fn parse_uuid(text: &str) -> std::result::Result<[u8; 16], String> {
     Ok(out)
 }
 
+/// The usual text form of a UUID (`01234567-89ab-cdef-0123-456789abcdef`).
+pub fn format_uuid(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 /// What was written.
 #[derive(Debug, Clone)]
 pub struct Ext4Report {
@@ -218,6 +231,15 @@ mod tests {
         assert_eq!("1000".parse(), Ok(SizeSpec::Exact(1000)));
         assert!("4X".parse::<SizeSpec>().is_err());
         assert!("G".parse::<SizeSpec>().is_err());
+    }
+
+    #[test]
+    fn uuid_text_round_trips() {
+        let text = "01234567-89ab-cdef-0123-456789abcdef";
+        let uuid = parse_uuid(text).unwrap();
+        assert_eq!(uuid[..3], [0x01, 0x23, 0x45]);
+        assert_eq!(format_uuid(&uuid), text);
+        assert!(parse_uuid("0123456789abcdef0123456789abcdef").is_err());
     }
 
     #[test]

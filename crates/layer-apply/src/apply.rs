@@ -43,13 +43,17 @@ pub struct ApplyOptions {
     pub implicit_mtime: Timestamp,
 }
 
+/// `$SOURCE_DATE_EPOCH` (reproducible-builds.org), when it is set and valid.
+pub fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+}
+
 impl ApplyOptions {
     /// Defaults, with `implicit_mtime` from `$SOURCE_DATE_EPOCH` when it is set and valid.
     pub fn from_env() -> ApplyOptions {
-        let seconds = std::env::var("SOURCE_DATE_EPOCH")
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
+        let seconds = source_date_epoch().unwrap_or(0);
         ApplyOptions {
             implicit_mtime: Timestamp {
                 seconds,

@@ -30,7 +30,7 @@ mod tar_reader;
 mod tree;
 mod xattr;
 
-pub use apply::{ApplyOptions, EntryFailure, LayerStats, Rootfs};
+pub use apply::{source_date_epoch, ApplyOptions, EntryFailure, LayerStats, Rootfs};
 pub use compression::Compression;
 pub use error::{EntryError, Error, Result};
 pub use export::{write_tar, write_tar_to_file, ExportStats};

@@ -66,7 +66,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     if let Some(uuid) = args.fs_uuid {
         options.uuid = uuid;
     }
-    let fs_uuid = uuid_text(&options.uuid);
+    let fs_uuid = d2l_fs_writer::format_uuid(&options.uuid);
     let rootfs = &mut flat.rootfs;
 
     // Make the container's filesystem a machine's, then put the boot loader in.
@@ -232,18 +232,6 @@ fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {
     Ok(Some(line.to_string()))
 }
 
-fn uuid_text(u: &[u8; 16]) -> String {
-    let hex: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
-}
-
 /// The first 32 bytes of a digest (all of a sha256 one).
 fn digest_bytes(digest: &d2l_registry::Digest) -> [u8; 32] {
     let hex = digest.hex().as_bytes();
@@ -260,10 +248,7 @@ fn creation_time(tree: &Tree) -> u32 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let from_env = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok());
-    let chosen = from_env.unwrap_or_else(|| {
+    let chosen = d2l_layer_apply::source_date_epoch().unwrap_or_else(|| {
         tree.inodes()
             .map(|(_, inode)| inode.mtime.seconds)
             .max()
