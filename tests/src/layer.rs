@@ -238,3 +238,40 @@ impl LayerTar {
         self.raw(h, &payload)
     }
 }
+
+/// A non-zero byte pattern: the byte at `offset` of a file filled with it (so no run of data
+/// can be mistaken for a hole).
+pub fn pattern(offset: u64, len: u64) -> Vec<u8> {
+    (offset..offset + len)
+        .map(|i| (i % 251) as u8 + 1)
+        .collect()
+}
+
+/// A real sparse layer: `d/NAME`, `size` bytes with [`pattern`] data at `runs` (offset,
+/// length; 4 KiB aligned so the filesystem reports exactly those runs) and holes elsewhere,
+/// archived by the system's GNU tar with `tar_args` (e.g. `--sparse --format=gnu`).
+pub fn gnu_sparse_tar(tar_args: &[&str], name: &str, size: u64, runs: &[(u64, u64)]) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    let file = std::fs::File::create(dir.path().join("d").join(name)).unwrap();
+    file.set_len(size).unwrap();
+    for &(offset, len) in runs {
+        file.write_all_at(&pattern(offset, len), offset).unwrap();
+    }
+    file.sync_all().unwrap();
+    drop(file);
+    let out = std::process::Command::new("tar")
+        .args(tar_args)
+        .arg("-C")
+        .arg(dir.path())
+        .args(["-cf", "-", "d"])
+        .output()
+        .expect("run GNU tar");
+    assert!(
+        out.status.success(),
+        "tar failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}

@@ -22,7 +22,7 @@ use std::process::{Command, Output};
 
 use common::{assert_clean_failure, d2l, list_dir, stderr};
 use d2l_testkit::debugfs::{self, Stat};
-use d2l_testkit::layer::LayerTar;
+use d2l_testkit::layer::{gnu_sparse_tar, pattern, LayerTar};
 use d2l_testkit::oci::{simple_image, Compress};
 
 /// ext4 block size d2l writes.
@@ -129,39 +129,16 @@ impl Drop for Mount {
     }
 }
 
-/// A non-zero byte pattern: the byte at `offset` of a file filled with it.
-fn pattern(offset: u64, len: u64) -> Vec<u8> {
-    (offset..offset + len)
-        .map(|i| (i % 251) as u8 + 1)
-        .collect()
-}
-
 /// A layer made by the system's GNU tar: a file `d/NAME` of `size` bytes with data at `runs`
 /// (offset, length; 4 KiB aligned) and holes elsewhere, archived with `--sparse`.
 fn sparse_layer(name: &str, size: u64, runs: &[(u64, u64)]) -> Vec<u8> {
     debugfs::require("tar", "tar");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("d")).unwrap();
-    let file = File::create(dir.path().join("d").join(name)).unwrap();
-    file.set_len(size).unwrap();
-    for &(offset, len) in runs {
-        file.write_all_at(&pattern(offset, len), offset).unwrap();
-    }
-    file.sync_all().unwrap();
-    drop(file);
-    let out = Command::new("tar")
-        .args(["--format=gnu", "--sparse", "--owner=0", "--group=0"])
-        .arg("-C")
-        .arg(dir.path())
-        .args(["-cf", "-", "d"])
-        .output()
-        .expect("run GNU tar");
-    assert!(
-        out.status.success(),
-        "tar failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    gnu_sparse_tar(
+        &["--format=gnu", "--sparse", "--owner=0", "--group=0"],
+        name,
+        size,
+        runs,
+    )
 }
 
 /// Every (offset, needle) where one of `needles` occurs in the file, reading all of it

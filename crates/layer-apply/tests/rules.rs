@@ -10,15 +10,12 @@
 //! count equals its number of names, and file extents are sorted, non-empty and inside the file.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
-use std::process::Command;
 
 use d2l_layer_apply::{
     ApplyOptions, EntryError, EntryFailure, Inode, InodeId, InodeKind, Rootfs, SpillFile,
     SpillReader, Timestamp, Tree, XattrPolicy,
 };
-use d2l_testkit::layer::LayerTar;
+use d2l_testkit::layer::{gnu_sparse_tar, pattern, LayerTar};
 use tar::Header;
 
 // ---------------------------------------------------------------------------------------------
@@ -1449,38 +1446,10 @@ fn entries_unsupported_type_is_an_error() {
 // Sparse files, made by the system's GNU tar
 // ---------------------------------------------------------------------------------------------
 
-/// A non-zero byte pattern for data runs.
-fn pattern(offset: u64, len: u64) -> Vec<u8> {
-    (offset..offset + len)
-        .map(|i| (i % 251) as u8 + 1)
-        .collect()
-}
-
 /// Makes `d/sparse.img` of `size` bytes with data at `runs` (offset, length; 4 KiB aligned so
 /// the filesystem reports exactly those runs) and archives `d` with GNU tar and `args`.
 fn sparse_archive(args: &[&str], size: u64, runs: &[(u64, u64)]) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("d")).unwrap();
-    let file = File::create(dir.path().join("d/sparse.img")).unwrap();
-    file.set_len(size).unwrap();
-    for &(offset, len) in runs {
-        file.write_all_at(&pattern(offset, len), offset).unwrap();
-    }
-    file.sync_all().unwrap();
-    drop(file);
-    let out = Command::new("tar")
-        .args(args)
-        .arg("-C")
-        .arg(dir.path())
-        .args(["-cf", "-", "d"])
-        .output()
-        .expect("run GNU tar");
-    assert!(
-        out.status.success(),
-        "tar failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    gnu_sparse_tar(args, "sparse.img", size, runs)
 }
 
 /// Applies a sparse archive and checks the tree: only `d` and `d/sparse.img`, the right size,
