@@ -179,9 +179,8 @@ fn nodes_from_dir(root: &Path) -> BTreeMap<String, Node> {
         // Reverse so the stack pops them in sorted order.
         stack.extend(subdirs.into_iter().rev());
     }
-    // A hard link group of one name that the walk order saw second is still grouped by
-    // its first name in sorted depth-first order, which may differ from the stack order
-    // above only across directories; normalise both sides to the smallest path instead.
+    // Which name of a hard link group counts as first can differ between this walk and the
+    // tar's order; `normalise_links` names every group by its smallest path on both sides.
     out
 }
 
