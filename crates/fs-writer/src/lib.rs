@@ -20,6 +20,7 @@
 mod alloc;
 mod csum;
 mod dir;
+mod disk;
 mod dx_hash;
 mod error;
 mod extent;
@@ -34,10 +35,9 @@ mod superblock;
 mod writer;
 mod xattr;
 
-use std::fs::File;
-
 use d2l_layer_apply::{SpillReader, Tree};
 
+pub use disk::VirtualDisk;
 pub use error::{Error, Result};
 
 /// How big the filesystem is.
@@ -207,12 +207,12 @@ pub struct ContiguousFile {
 }
 
 /// Writes `tree` (file data in `data`) as an ext4 filesystem into `out` from byte
-/// [`Ext4Options::offset`] on. The range must read as zeros (a new or freshly extended file):
-/// the file is extended to hold the filesystem and written sparsely.
+/// [`Ext4Options::offset`] on. The range must read as zeros (a new disk): the disk is grown to
+/// hold the filesystem and written sparsely. A raw image is a [`File`](std::fs::File).
 pub fn write_ext4(
     tree: &Tree,
     data: &SpillReader,
-    out: &File,
+    out: &dyn VirtualDisk,
     options: &Ext4Options,
 ) -> Result<Ext4Report> {
     writer::write(tree, data, out, options)

@@ -4,14 +4,13 @@
 //! only live file data is copied, so deleted lower-layer content cannot reach the image.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use d2l_layer_apply::{FileData, InodeKind, SpillReader, Timestamp, Tree};
 
 use crate::alloc::Allocator;
 use crate::csum::{ext4_chksum, fs_seed, inode_seed};
 use crate::dir::{self, HashParams};
+use crate::disk::VirtualDisk;
 use crate::error::{Error, Result};
 use crate::extent::{self, Extent, MAX_EXTENT_LEN};
 use crate::geometry::Geometry;
@@ -48,7 +47,7 @@ struct Placed {
 pub(crate) fn write(
     tree: &Tree,
     data: &SpillReader,
-    out: &File,
+    out: &dyn VirtualDisk,
     options: &Ext4Options,
 ) -> Result<Ext4Report> {
     let numbering = number(tree);
@@ -81,13 +80,11 @@ pub(crate) fn write(
     )?;
 
     let out = &Target {
-        file: out,
+        disk: out,
         base: options.offset,
     };
     let fs_len = options.size.file_len(u64::from(geo.blocks_count) * BS);
-    if out.file.metadata().map_err(Error::Io)?.len() < out.base + fs_len {
-        out.file.set_len(out.base + fs_len).map_err(Error::Io)?;
-    }
+    out.disk.grow_to(out.base + fs_len).map_err(Error::Io)?;
     let write_block = |bytes: &[u8], block: u32| out.write_at(bytes, u64::from(block) * BS);
 
     // File data: only live extents, straight from the content store, in two halves (by
@@ -405,17 +402,17 @@ fn write_superblocks(
     Ok(())
 }
 
-/// Where the filesystem goes: a file, from byte `base` on (a partition in a disk image).
+/// Where the filesystem goes: a disk, from byte `base` on (a partition in a disk image).
 struct Target<'a> {
-    file: &'a File,
+    disk: &'a dyn VirtualDisk,
     base: u64,
 }
 
 impl Target<'_> {
     /// Writes `bytes` at `offset` from the filesystem's start.
     fn write_at(&self, bytes: &[u8], offset: u64) -> Result<()> {
-        self.file
-            .write_all_at(bytes, self.base + offset)
+        self.disk
+            .write_at(bytes, self.base + offset)
             .map_err(Error::Io)
     }
 }
@@ -630,23 +627,14 @@ fn copy_file(file: &FileData, extents: &[Extent], data: &SpillReader, out: &Targ
             let extent_end = u64::from(e.logical + e.len) * BS;
             let chunk = (end - pos).min(extent_end - pos);
             let target = (u64::from(e.physical) + block - u64::from(e.logical)) * BS + pos % BS;
-            let copied = data
-                .copy_to_file(
+            out.disk
+                .copy_from(
+                    data.as_file(),
                     run.store_offset + (pos - run.file_offset),
                     chunk,
-                    out.file,
                     out.base + target,
                 )
                 .map_err(Error::Io)?;
-            if copied < chunk {
-                let mut buf = vec![0u8; (chunk - copied) as usize];
-                data.read_exact_at(
-                    &mut buf,
-                    run.store_offset + (pos - run.file_offset) + copied,
-                )
-                .map_err(Error::Io)?;
-                out.write_at(&buf, target + copied)?;
-            }
             pos += chunk;
         }
     }

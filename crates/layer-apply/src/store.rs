@@ -154,6 +154,11 @@ pub struct SpillReader {
 }
 
 impl SpillReader {
+    /// The spill file, for copies that the kernel can do (`copy_file_range`).
+    pub fn as_file(&self) -> &File {
+        &self.file
+    }
+
     /// Reads exactly `buf.len()` bytes at `offset`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)

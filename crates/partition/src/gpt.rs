@@ -8,8 +8,10 @@
 //! and it must overwrite whatever was there.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 
+use d2l_fs_writer::VirtualDisk;
+
+use crate::cursor::DiskCursor;
 use crate::layout::{DiskLayout, SECTOR_BYTES};
 use crate::{DiskIds, Result};
 
@@ -21,11 +23,18 @@ pub const PARTITION_NAME: &str = "d2l-root";
 pub const ATTR_LEGACY_BIOS_BOOTABLE: u64 = 1 << 2;
 
 /// Writes the GPT structures (everything but LBA 0) with the gpt crate.
-pub(crate) fn write_tables(file: &File, layout: &DiskLayout, ids: &DiskIds) -> Result<()> {
+pub(crate) fn write_tables(
+    disk: &dyn VirtualDisk,
+    layout: &DiskLayout,
+    ids: &DiskIds,
+) -> Result<()> {
     let mut disk = gpt::GptConfig::new()
         .writable(true)
         .logical_block_size(gpt::disk::LogicalBlockSize::Lb512)
-        .create_from_device(file, Some(uuid::Uuid::from_bytes(ids.disk_guid)))?;
+        .create_from_device(
+            DiskCursor::new(disk),
+            Some(uuid::Uuid::from_bytes(ids.disk_guid)),
+        )?;
     let first_lba = layout.partition_first_lba();
     let partition = gpt::partition::Partition {
         part_type_guid: gpt::partition_types::LINUX_ROOT_X64,

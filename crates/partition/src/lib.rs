@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod cursor;
 mod error;
 mod gpt;
 mod ids;
