@@ -14,7 +14,7 @@
 
 use std::cmp::Ordering;
 
-use d2l_layer_apply::{InodeId, InodeKind, Rootfs, SpillFile, Tree};
+use d2l_layer_apply::{ContentStore, InodeId, InodeKind, Rootfs, Tree};
 
 use crate::error::{Error, Result};
 
@@ -49,7 +49,7 @@ struct Candidate {
 /// `--initrd` overrides (paths inside the image); a kernel given without an initrd gets the
 /// initrd that matches its version, if there is one.
 pub fn find_kernel(
-    rootfs: &mut Rootfs<SpillFile>,
+    rootfs: &mut Rootfs<impl ContentStore>,
     kernel: Option<&str>,
     initrd: Option<&str>,
 ) -> Result<BootFiles> {

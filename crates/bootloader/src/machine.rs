@@ -4,7 +4,7 @@
 //! Every change comes back as a [`Change`] line for the build's summary; things the user
 //! should know but that are not errors come back as warnings.
 
-use d2l_layer_apply::{InodeKind, Metadata, Rootfs, SpillFile, Timestamp};
+use d2l_layer_apply::{ContentStore, InodeKind, Metadata, Rootfs, Timestamp};
 use sha2::{Digest, Sha512};
 
 use crate::error::{Error, Result};
@@ -48,7 +48,7 @@ impl std::fmt::Display for Change {
 /// Makes the tree a machine's. Returns the changes made and warnings for the user.
 /// Files written belong to root, mode 0644, with the image's newest mtime.
 pub fn prepare(
-    rootfs: &mut Rootfs<SpillFile>,
+    rootfs: &mut Rootfs<impl ContentStore>,
     options: &MachineOptions,
 ) -> Result<(Vec<Change>, Vec<String>)> {
     check_hostname(&options.hostname)?;
@@ -169,7 +169,7 @@ fn check_hostname(host: &str) -> Result<()> {
 }
 
 /// The newest mtime in the tree: a reproducible time for the files written.
-fn newest_mtime(rootfs: &Rootfs<SpillFile>) -> Timestamp {
+fn newest_mtime(rootfs: &Rootfs<impl ContentStore>) -> Timestamp {
     rootfs
         .tree()
         .inodes()
@@ -180,7 +180,7 @@ fn newest_mtime(rootfs: &Rootfs<SpillFile>) -> Timestamp {
 
 /// Keeps an existing /etc/shadow's mode and owner; else 0640 root:shadow when the image has
 /// a shadow group, else 0600 root:root.
-fn shadow_metadata(rootfs: &mut Rootfs<SpillFile>, mtime: Timestamp) -> Result<Metadata> {
+fn shadow_metadata(rootfs: &mut Rootfs<impl ContentStore>, mtime: Timestamp) -> Result<Metadata> {
     let mut meta = Metadata {
         mode: 0o600,
         uid: 0,
@@ -251,14 +251,19 @@ fn set_root_password(shadow: &str, hash: &str, days: Option<i64>) -> String {
     out
 }
 
-fn write(rootfs: &mut Rootfs<SpillFile>, path: &str, meta: Metadata, content: &[u8]) -> Result<()> {
+fn write(
+    rootfs: &mut Rootfs<impl ContentStore>,
+    path: &str,
+    meta: Metadata,
+    content: &[u8],
+) -> Result<()> {
     rootfs
         .write_file(path.as_bytes(), meta, content)
         .map(drop)
         .map_err(edit(path))
 }
 
-fn read(rootfs: &mut Rootfs<SpillFile>, path: &str) -> Result<Option<Vec<u8>>> {
+fn read(rootfs: &mut Rootfs<impl ContentStore>, path: &str) -> Result<Option<Vec<u8>>> {
     rootfs
         .read_file(path.as_bytes(), MAX_CONFIG_BYTES)
         .map_err(edit(path))

@@ -319,12 +319,12 @@ impl<S: ContentStore> Rootfs<S> {
                 };
                 let mut extents = Vec::with_capacity(runs.len());
                 for run in runs.iter().filter(|r| r.len > 0) {
-                    let store_offset =
-                        self.store.store(run.len, &mut reader.data()).map_err(|e| {
-                            match e.kind() {
-                                io::ErrorKind::UnexpectedEof => EntryError::Truncated,
-                                _ => EntryError::Io(format!("storing file data: {e}")),
-                            }
+                    let store_offset = self
+                        .store
+                        .store(run.offset, run.len, &mut reader.data())
+                        .map_err(|e| match e.kind() {
+                            io::ErrorKind::UnexpectedEof => EntryError::Truncated,
+                            _ => EntryError::Io(format!("storing file data: {e}")),
                         })?;
                     stats.stored_bytes += run.len;
                     extents.push(DataExtent {

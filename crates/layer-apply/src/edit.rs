@@ -5,7 +5,7 @@
 use crate::apply::{Parent, Rootfs};
 use crate::error::EntryError;
 use crate::path;
-use crate::store::{ContentStore, SpillFile};
+use crate::store::ContentStore;
 use crate::tree::{DataExtent, Directory, FileData, InodeId, InodeKind, Metadata};
 
 /// Layer mark of edits: above every real layer.
@@ -26,7 +26,7 @@ impl<S: ContentStore> Rootfs<S> {
         if !content.is_empty() {
             let store_offset = self
                 .store
-                .store(content.len() as u64, &mut &content[..])
+                .store(0, content.len() as u64, &mut &content[..])
                 .map_err(|e| EntryError::Io(format!("storing file data: {e}")))?;
             extents.push(DataExtent {
                 file_offset: 0,
@@ -108,7 +108,7 @@ impl<S: ContentStore> Rootfs<S> {
     }
 }
 
-impl Rootfs<SpillFile> {
+impl<S: ContentStore> Rootfs<S> {
     /// The contents of the regular file at `path` (symlinks followed), if there is one; at
     /// most `limit` bytes (configuration files, not images).
     pub fn read_file(&mut self, path: &[u8], limit: u64) -> std::io::Result<Option<Vec<u8>>> {

@@ -13,8 +13,13 @@ use std::path::Path;
 /// A sink for file contents.
 pub trait ContentStore: Send {
     /// Stores exactly `len` bytes read from `data` and returns their offset in the store.
-    /// An early end of `data` is an error (`UnexpectedEof`).
-    fn store(&mut self, len: u64, data: &mut dyn Read) -> io::Result<u64>;
+    /// They are the bytes at `file_offset` in their file, which a store that places data
+    /// in filesystem blocks uses to align them. An early end of `data` is an error
+    /// (`UnexpectedEof`).
+    fn store(&mut self, file_offset: u64, len: u64, data: &mut dyn Read) -> io::Result<u64>;
+
+    /// Reads stored bytes back (configuration files that are edited after the layers).
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()>;
 
     /// Tells the store that `len` bytes at `offset` are dead: the file they belonged to was
     /// deleted or replaced by a later layer. A store must make sure they never reach its
@@ -81,12 +86,6 @@ impl SpillFile {
         Ok(())
     }
 
-    /// Reads stored bytes back while writing goes on (what is still buffered included).
-    pub fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.flush()?;
-        self.file.read_exact_at(buf, offset)
-    }
-
     /// Ends writing and gives a reader for the stored data.
     pub fn into_reader(mut self) -> io::Result<SpillReader> {
         self.flush()?;
@@ -95,7 +94,8 @@ impl SpillFile {
 }
 
 impl ContentStore for SpillFile {
-    fn store(&mut self, len: u64, data: &mut dyn Read) -> io::Result<u64> {
+    /// Packs data back to back: the file offset does not matter here.
+    fn store(&mut self, _file_offset: u64, len: u64, data: &mut dyn Read) -> io::Result<u64> {
         let offset = self.len;
         let mut remaining = len;
         while remaining > 0 {
@@ -121,6 +121,12 @@ impl ContentStore for SpillFile {
             self.len += n as u64;
         }
         Ok(offset)
+    }
+
+    /// What is still buffered included.
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.flush()?;
+        self.file.read_exact_at(buf, offset)
     }
 
     fn release(&mut self, offset: u64, len: u64) -> io::Result<()> {
@@ -228,9 +234,9 @@ mod tests {
     fn stores_and_reads_back_across_buffer_flushes() {
         let mut spill = SpillFile::new().unwrap();
         let big: Vec<u8> = (0..(3 * SPILL_BUFFER + 17)).map(|i| i as u8).collect();
-        let a = spill.store(5, &mut &b"hello"[..]).unwrap();
-        let b = spill.store(big.len() as u64, &mut &big[..]).unwrap();
-        let c = spill.store(3, &mut &b"end"[..]).unwrap();
+        let a = spill.store(0, 5, &mut &b"hello"[..]).unwrap();
+        let b = spill.store(0, big.len() as u64, &mut &big[..]).unwrap();
+        let c = spill.store(0, 3, &mut &b"end"[..]).unwrap();
         assert_eq!((a, b, c), (0, 5, 5 + big.len() as u64));
         spill.release(b, 10).unwrap();
         assert_eq!(spill.released(), 10);
@@ -249,7 +255,7 @@ mod tests {
     #[test]
     fn short_input_is_an_error() {
         let mut spill = SpillFile::new().unwrap();
-        let err = spill.store(10, &mut &b"short"[..]).unwrap_err();
+        let err = spill.store(0, 10, &mut &b"short"[..]).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
