@@ -1,16 +1,20 @@
-//! Data block allocation: one forward pass over the filesystem that skips metadata areas.
-//! Everything below the cursor is in use, which is what the block bitmaps record.
+//! Block allocation: one forward pass over the filesystem that skips what is taken already
+//! (metadata areas, and file data a store put on the disk). What it hands out is recorded
+//! for the block bitmaps.
 
 use crate::error::{Error, Result};
 use crate::extent::{Extent, MAX_EXTENT_LEN};
 use crate::geometry::Range;
 
-/// Hands out data blocks in order, skipping metadata.
+/// Hands out blocks in order, skipping taken ones.
 pub(crate) struct Allocator<'g> {
+    /// Blocks not to hand out, sorted and merged.
     pub metadata: &'g [Range],
     pub next_meta: usize,
     pub cursor: u32,
     pub limit: u32,
+    /// Everything handed out, in order.
+    pub given: Vec<Range>,
 }
 
 impl Allocator<'_> {
@@ -35,10 +39,15 @@ impl Allocator<'_> {
             if len == 0 {
                 return Err(Error::Full { blocks: self.limit });
             }
-            out.push(Range {
+            let range = Range {
                 start: self.cursor,
                 len,
-            });
+            };
+            out.push(range);
+            match self.given.last_mut() {
+                Some(last) if last.end() == range.start => last.len += len,
+                _ => self.given.push(range),
+            }
             self.cursor += len;
             count -= len;
         }

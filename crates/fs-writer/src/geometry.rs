@@ -56,8 +56,9 @@ pub(crate) struct Geometry {
 
 impl Geometry {
     /// Lays out a filesystem of `blocks_count` blocks with room for at least `min_inodes`
-    /// inodes. None when the groups cannot hold their own metadata.
-    pub fn new(blocks_count: u32, min_inodes: u64) -> Option<Geometry> {
+    /// inodes, keeping bitmaps and inode tables off the `occupied` blocks (sorted; file data
+    /// already on the disk). None when the groups cannot hold their own metadata.
+    pub fn new(blocks_count: u32, min_inodes: u64, occupied: &[Range]) -> Option<Geometry> {
         let group_count = blocks_count.div_ceil(BLOCKS_PER_GROUP);
         let per_group = min_inodes.div_ceil(u64::from(group_count));
         let inodes_per_group =
@@ -98,15 +99,21 @@ impl Geometry {
             let members = first..(first + flex).min(group_count);
             let mut cursor = groups[first as usize].start;
             for g in members.clone() {
-                let r = take(&mut metadata, &mut cursor, 1, blocks_count)?;
+                let r = take(&mut metadata, occupied, &mut cursor, 1, blocks_count)?;
                 groups[g as usize].block_bitmap = r.start;
             }
             for g in members.clone() {
-                let r = take(&mut metadata, &mut cursor, 1, blocks_count)?;
+                let r = take(&mut metadata, occupied, &mut cursor, 1, blocks_count)?;
                 groups[g as usize].inode_bitmap = r.start;
             }
             for g in members {
-                let r = take(&mut metadata, &mut cursor, table_blocks, blocks_count)?;
+                let r = take(
+                    &mut metadata,
+                    occupied,
+                    &mut cursor,
+                    table_blocks,
+                    blocks_count,
+                )?;
                 groups[g as usize].inode_table = r.start;
             }
         }
@@ -133,9 +140,15 @@ impl Geometry {
     }
 }
 
-/// Takes `len` contiguous blocks at or after `cursor` that overlap no range in `used`, adds
-/// them to `used`, and moves the cursor past them.
-fn take(used: &mut Vec<Range>, cursor: &mut u32, len: u32, limit: u32) -> Option<Range> {
+/// Takes `len` contiguous blocks at or after `cursor` that overlap no range in `used` or
+/// `occupied` (sorted), adds them to `used`, and moves the cursor past them.
+fn take(
+    used: &mut Vec<Range>,
+    occupied: &[Range],
+    cursor: &mut u32,
+    len: u32,
+    limit: u32,
+) -> Option<Range> {
     loop {
         let candidate = Range {
             start: *cursor,
@@ -144,9 +157,12 @@ fn take(used: &mut Vec<Range>, cursor: &mut u32, len: u32, limit: u32) -> Option
         if candidate.end() > limit {
             return None;
         }
+        let overlaps = |r: &&Range| r.start < candidate.end() && candidate.start < r.end();
+        let first_occupied = occupied.partition_point(|r| r.end() <= candidate.start);
         match used
             .iter()
-            .filter(|r| r.start < candidate.end() && candidate.start < r.end())
+            .filter(overlaps)
+            .chain(occupied[first_occupied..].iter().take(1).filter(overlaps))
             .map(|r| r.end())
             .max()
         {
@@ -161,7 +177,7 @@ fn take(used: &mut Vec<Range>, cursor: &mut u32, len: u32, limit: u32) -> Option
 }
 
 /// Merges sorted, possibly adjacent ranges.
-fn merge(sorted: Vec<Range>) -> Vec<Range> {
+pub(crate) fn merge(sorted: Vec<Range>) -> Vec<Range> {
     let mut out: Vec<Range> = Vec::with_capacity(sorted.len());
     for r in sorted {
         match out.last_mut() {
@@ -181,7 +197,7 @@ mod tests {
     #[test]
     fn small_filesystem_layout() {
         // 64 MiB: 16384 blocks, one group.
-        let g = Geometry::new(16384, 1000).unwrap();
+        let g = Geometry::new(16384, 1000, &[]).unwrap();
         assert_eq!(g.groups.len(), 1);
         assert_eq!(g.inodes_per_group, 1008);
         assert_eq!(g.gdt_blocks, 1);
@@ -202,7 +218,7 @@ mod tests {
     #[test]
     fn flex_groups_pack_their_metadata_and_skip_backups() {
         // 40 groups: flex groups of 16 start at groups 0, 16 and 32.
-        let g = Geometry::new(40 * BLOCKS_PER_GROUP, 40 * 8192).unwrap();
+        let g = Geometry::new(40 * BLOCKS_PER_GROUP, 40 * 8192, &[]).unwrap();
         assert_eq!(g.groups.len(), 40);
         let first = &g.groups[0];
         let backup_end = first.backup.unwrap().end();
@@ -229,7 +245,38 @@ mod tests {
     }
 
     #[test]
+    fn tables_go_around_data_already_on_the_disk() {
+        // Data from the end of group 0's backup area to the middle of group 1, with a hole.
+        let occupied = [
+            Range {
+                start: 1025,
+                len: 20_000,
+            },
+            Range {
+                start: 30_000,
+                len: 20_000,
+            },
+        ];
+        let g = Geometry::new(4 * BLOCKS_PER_GROUP, 4 * 8192, &occupied).unwrap();
+        for group in &g.groups {
+            for r in &occupied {
+                for (start, len) in [
+                    (group.block_bitmap, 1),
+                    (group.inode_bitmap, 1),
+                    (group.inode_table, 512),
+                ] {
+                    assert!(start + len <= r.start || start >= r.end(), "{group:?}");
+                }
+            }
+        }
+        // Metadata fills the free blocks before the data first (the backup area is smaller
+        // than the 1025 blocks data leaves it), then the hole in the data.
+        assert_eq!(g.groups[0].block_bitmap, g.groups[0].backup.unwrap().end());
+        assert!((21_025..30_000 - 512).contains(&g.groups[3].inode_table));
+    }
+
+    #[test]
     fn too_many_inodes_for_the_groups() {
-        assert!(Geometry::new(BLOCKS_PER_GROUP, 40_000).is_none());
+        assert!(Geometry::new(BLOCKS_PER_GROUP, 40_000, &[]).is_none());
     }
 }

@@ -4,7 +4,8 @@
 //! directories, flex_bg, sparse_super, reserved GDT blocks for online growth and metadata
 //! checksums; not 64bit, inline_data, meta_bg or other features the extlinux boot loader
 //! cannot read. The output is sparse: blocks that hold nothing are never written, and only
-//! file data that is live in the tree is copied, straight from the content store.
+//! file data that is live in the tree reaches it: written once by a [`DiskStore`] while the
+//! layers are applied ([`write_ext4_placed`]), or copied from a spill file ([`write_ext4`]).
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -19,11 +20,14 @@
 
 mod alloc;
 mod csum;
+mod data_space;
 mod dir;
 mod disk;
+mod disk_store;
 mod dx_hash;
 mod error;
 mod extent;
+mod file_data;
 mod geometry;
 mod inode;
 mod journal;
@@ -38,6 +42,7 @@ mod xattr;
 use d2l_layer_apply::{SpillReader, Tree};
 
 pub use disk::VirtualDisk;
+pub use disk_store::{DiskStore, PlacedData};
 pub use error::{Error, Result};
 
 /// How big the filesystem is.
@@ -215,7 +220,26 @@ pub fn write_ext4(
     out: &dyn VirtualDisk,
     options: &Ext4Options,
 ) -> Result<Ext4Report> {
-    writer::write(tree, data, out, options)
+    writer::write(tree, file_data::FileSource::Spill(data), out, options)
+}
+
+/// Writes `tree` as an ext4 filesystem into `out` around the file data a [`DiskStore`] put
+/// there (`data` is what it returned). Each byte of file data is then written once: most
+/// files keep the blocks the store gave them; the others are copied within the disk.
+/// [`Ext4Options::offset`] must be the store's `base`.
+pub fn write_ext4_placed(
+    tree: &Tree,
+    data: &PlacedData,
+    out: &dyn VirtualDisk,
+    options: &Ext4Options,
+) -> Result<Ext4Report> {
+    if data.base != options.offset {
+        return Err(Error::Internal(format!(
+            "file data was placed for a filesystem at byte {}, not {}",
+            data.base, options.offset
+        )));
+    }
+    writer::write(tree, file_data::FileSource::Placed(data), out, options)
 }
 
 #[cfg(test)]

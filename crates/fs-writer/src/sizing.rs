@@ -8,6 +8,7 @@ use d2l_layer_apply::{FileData, Inode, InodeId, InodeKind, Tree};
 use crate::dir;
 use crate::error::{Error, Result};
 use crate::extent::{self, MAX_EXTENT_LEN};
+use crate::file_data::FileSource;
 use crate::geometry::Geometry;
 use crate::journal;
 use crate::layout::{BLOCKS_PER_GROUP, BLOCK_SIZE, ROOT_INO};
@@ -154,8 +155,8 @@ pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
 }
 
 /// The error for an exact size that is too small, naming the smallest size that works.
-fn too_small(needs: &Needs, given: u64) -> Error {
-    match plan(needs, SizeSpec::Extra(0)) {
+fn too_small(needs: &Needs, given: u64, source: &FileSource<'_>) -> Error {
+    match plan(needs, SizeSpec::Extra(0), source) {
         Ok((geometry, _)) => Error::TooSmall {
             needed: u64::from(geometry.blocks_count) * BS,
             given,
@@ -164,9 +165,14 @@ fn too_small(needs: &Needs, given: u64) -> Error {
     }
 }
 
-/// Picks the block count and geometry.
-pub(crate) fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
-    let content = needs.content_blocks;
+/// Picks the block count and geometry. Data already on the disk (`source`) is counted with
+/// the blocks it spans but does not use (backup areas, deleted data), which stay free.
+pub(crate) fn plan(
+    needs: &Needs,
+    size: SizeSpec,
+    source: &FileSource<'_>,
+) -> Result<(Geometry, u32)> {
+    let content = needs.content_blocks + source.waste();
     let free = match size {
         SizeSpec::Auto => (content / 4).max(AUTO_MIN_FREE / BS),
         SizeSpec::Extra(bytes) => bytes.div_ceil(BS),
@@ -198,10 +204,13 @@ pub(crate) fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
                 _ => count - last + MIN_LAST_GROUP,
             };
         }
-        let Some(geometry) = Geometry::new(count, inodes_for(u64::from(count))) else {
-            // More inodes than the groups can hold: more groups.
+        let geometry = (count > source.end())
+            .then(|| Geometry::new(count, inodes_for(u64::from(count)), source.occupied()))
+            .flatten();
+        let Some(geometry) = geometry else {
+            // More inodes than the groups can hold, or stored data beyond them: more groups.
             if matches!(size, SizeSpec::Exact(_)) {
-                return Err(too_small(needs, u64::from(count) * BS));
+                return Err(too_small(needs, u64::from(count) * BS, source));
             }
             blocks = u64::from(count) + u64::from(BLOCKS_PER_GROUP);
             continue;
@@ -211,7 +220,7 @@ pub(crate) fn plan(needs: &Needs, size: SizeSpec) -> Result<(Geometry, u32)> {
         match size {
             SizeSpec::Exact(bytes) => {
                 if needed > u64::from(count) {
-                    return Err(too_small(needs, bytes));
+                    return Err(too_small(needs, bytes, source));
                 }
                 return Ok((geometry, journal));
             }

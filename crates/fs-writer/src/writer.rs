@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use d2l_layer_apply::{FileData, InodeKind, SpillReader, Timestamp, Tree};
+use d2l_layer_apply::{FileData, InodeKind, Timestamp, Tree};
 
 use crate::alloc::Allocator;
 use crate::csum::{ext4_chksum, fs_seed, inode_seed};
@@ -13,7 +13,8 @@ use crate::dir::{self, HashParams};
 use crate::disk::VirtualDisk;
 use crate::error::{Error, Result};
 use crate::extent::{self, Extent, MAX_EXTENT_LEN};
-use crate::geometry::Geometry;
+use crate::file_data::FileSource;
+use crate::geometry::{merge, Geometry, Range};
 use crate::inode::{encode_inode, InodeFields, FLAG_EXTENTS, FLAG_INDEX};
 use crate::journal;
 use crate::layout::{
@@ -38,6 +39,8 @@ const XATTR_REFCOUNT_MAX: u32 = 1024;
 #[derive(Debug, Clone, Copy, Default)]
 struct Placed {
     extents: (u32, u32),
+    /// The file's data must be copied to its extents (it is not on the disk there yet).
+    copy: bool,
     tree: (u32, u32),
     xattr_block: u32,
     indexed: bool,
@@ -46,13 +49,18 @@ struct Placed {
 /// Writes the filesystem; see [`crate::write_ext4`].
 pub(crate) fn write(
     tree: &Tree,
-    data: &SpillReader,
+    source: FileSource<'_>,
     out: &dyn VirtualDisk,
     options: &Ext4Options,
 ) -> Result<Ext4Report> {
     let numbering = number(tree);
     let needs = measure(tree, &numbering)?;
-    let (geo, journal_blocks) = plan(&needs, options.size)?;
+    let (geo, journal_blocks) = plan(&needs, options.size, &source)?;
+    // Allocation skips metadata and the data already on the disk.
+    let mut taken: Vec<Range> = geo.metadata.clone();
+    taken.extend_from_slice(source.occupied());
+    taken.sort_unstable();
+    let taken = merge(taken);
     let seed = fs_seed(&options.uuid);
     let hash = HashParams {
         seed: options.hash_seed,
@@ -69,14 +77,16 @@ pub(crate) fn write(
         journal_tree,
         resize_dind,
         xattr_blocks,
-        data_end,
+        used: data_used,
     } = allocate(
         tree,
         &numbering,
         &geo,
+        &taken,
         journal_blocks,
         &needs.dir_blocks,
         options,
+        &source,
     )?;
 
     let out = &Target {
@@ -87,12 +97,15 @@ pub(crate) fn write(
     out.disk.grow_to(out.base + fs_len).map_err(Error::Io)?;
     let write_block = |bytes: &[u8], block: u32| out.write_at(bytes, u64::from(block) * BS);
 
-    // File data: only live extents, straight from the content store, in two halves (by
-    // bytes) on two threads: positioned in-kernel copies to disjoint blocks.
+    // File data not on the disk where it belongs yet: only live extents, straight from the
+    // content store, in two halves (by bytes) on two threads, to disjoint blocks.
     let files: Vec<(&FileData, &[Extent])> = (ROOT_INO..=max_ino)
         .filter_map(|ino| {
             let id = numbering.tree_of.get(ino as usize).copied().flatten()?;
             let file = tree.inode(id).as_file()?;
+            if !placed[ino as usize].copy {
+                return None;
+            }
             let (start, count) = placed[ino as usize].extents;
             Some((file, &all_extents[start as usize..(start + count) as usize]))
         })
@@ -109,7 +122,7 @@ pub(crate) fn write(
     let (first, second) = files.split_at(split);
     let copy_all = |part: &[(&FileData, &[Extent])]| -> Result<()> {
         part.iter()
-            .try_for_each(|(file, extents)| copy_file(file, extents, data, out))
+            .try_for_each(|(file, extents)| source.copy_file(file, extents, out.disk, out.base))
     };
     std::thread::scope(|scope| {
         let helper = scope.spawn(|| copy_all(second));
@@ -271,7 +284,7 @@ pub(crate) fn write(
     }
 
     let (descs, free_blocks_total, free_inodes_total) =
-        write_groups(&geo, data_end, max_ino, &used_dirs, seed, out)?;
+        write_groups(&geo, &data_used, max_ino, &used_dirs, seed, out)?;
 
     let mut journal_backup = [0u32; 17];
     for (i, chunk) in journal_root.chunks_exact(4).enumerate() {
@@ -308,7 +321,7 @@ pub(crate) fn write(
 /// blocks) and the free block and inode totals.
 fn write_groups(
     geo: &Geometry,
-    data_end: u32,
+    data_used: &[Range],
     max_ino: u32,
     used_dirs: &[u16],
     seed: u32,
@@ -316,34 +329,37 @@ fn write_groups(
 ) -> Result<(Vec<u8>, u64, u64)> {
     let ipg = geo.inodes_per_group;
     let write_block = |bytes: &[u8], block: u32| out.write_at(bytes, u64::from(block) * BS);
-    let is_meta = |b: u32| {
-        geo.metadata
-            .binary_search_by(|r| {
-                if r.end() <= b {
-                    std::cmp::Ordering::Less
-                } else if r.start > b {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Equal
-                }
-            })
-            .is_ok()
-    };
+    let mut all_used: Vec<Range> = geo.metadata.clone();
+    all_used.extend_from_slice(data_used);
+    all_used.sort_unstable();
+    let all_used = merge(all_used);
+    let mut next_used = 0;
     let mut descs = Vec::with_capacity(geo.groups.len());
     let mut free_blocks_total = 0u64;
     let mut free_inodes_total = 0u64;
     for (g, group) in geo.groups.iter().enumerate() {
         let mut bitmap = vec![0u8; BLOCK_SIZE as usize];
         let mut used = 0u32;
-        for i in 0..BLOCKS_PER_GROUP {
-            let b = group.start + i;
-            let in_use = i >= group.blocks || b < data_end || is_meta(b);
-            if in_use {
-                bitmap[(i / 8) as usize] |= 1 << (i % 8);
-                if i < group.blocks {
-                    used += 1;
-                }
+        let group_end = group.start + group.blocks;
+        while let Some(r) = all_used.get(next_used) {
+            if r.start >= group_end {
+                break;
             }
+            let from = r.start.max(group.start);
+            let to = r.end().min(group_end);
+            for b in from..to {
+                let i = b - group.start;
+                bitmap[(i / 8) as usize] |= 1 << (i % 8);
+            }
+            used += to.saturating_sub(from);
+            if r.end() > group_end {
+                break; // continues into the next group
+            }
+            next_used += 1;
+        }
+        // Bits past the end of a short last group are padding, set.
+        for i in group.blocks..BLOCKS_PER_GROUP {
+            bitmap[(i / 8) as usize] |= 1 << (i % 8);
         }
         let free_blocks = group.blocks - used;
         let first_ino = g as u32 * ipg + 1;
@@ -431,29 +447,36 @@ struct Allocation {
     resize_dind: u32,
     /// Distinct external xattr blocks: contents (checksum not yet set), number, references.
     xattr_blocks: Vec<(Box<[u8; 4096]>, u32, u32)>,
-    /// Every block below this is in use.
-    data_end: u32,
+    /// Every block in use outside the fixed metadata, sorted and merged.
+    used: Vec<Range>,
 }
 
-/// Allocates every block outside the fixed metadata, in the order the writes will go.
+/// Allocates every block outside the fixed metadata (`taken` also holds the data already on
+/// the disk), in the order the writes will go.
+#[allow(clippy::too_many_arguments)]
 fn allocate(
     tree: &Tree,
     numbering: &Numbering,
     geo: &Geometry,
+    taken: &[Range],
     journal_blocks: u32,
     dir_blocks: &[u32],
     options: &Ext4Options,
+    source: &FileSource<'_>,
 ) -> Result<Allocation> {
     let max_ino = numbering.max_ino;
     // Allocation, in write order: files that must be contiguous (first, in the large gap after
-    // group 0's metadata), journal, resize block, then every inode in number order.
+    // group 0's metadata), journal, resize block, then every inode in number order. Files
+    // already on the disk keep their blocks.
     let mut alloc = Allocator {
-        metadata: &geo.metadata,
+        metadata: taken,
         next_meta: 0,
         cursor: 0,
         limit: geo.blocks_count,
+        given: Vec::new(),
     };
     let mut placed = vec![Placed::default(); max_ino as usize + 1];
+    let mut in_place: Vec<Range> = Vec::new();
     let mut all_extents: Vec<Extent> = Vec::new();
     let mut all_tree: Vec<u32> = Vec::new();
     let mut contiguous_files = Vec::with_capacity(options.contiguous.len());
@@ -479,10 +502,34 @@ fn allocate(
                 "named twice"
             }));
         }
+        let start = all_extents.len() as u32;
+        // Already in one run of blocks on the disk, holes none: kept there.
+        if let Some(extents) = source.in_place(file).filter(|e| {
+            e.first().is_some_and(|f| f.logical == 0)
+                && e.windows(2)
+                    .all(|w| w[0].physical + w[0].len == w[1].physical)
+                && e.iter().map(|x| x.len).sum::<u32>() == count
+                && e.windows(2)
+                    .all(|w| w[0].logical + w[0].len == w[1].logical)
+        }) {
+            let first = extents[0].physical;
+            in_place.push(Range {
+                start: first,
+                len: count,
+            });
+            all_extents.extend(extents);
+            placed[ino as usize].extents = (start, all_extents.len() as u32 - start);
+            contiguous_files.push(crate::ContiguousFile {
+                path: path.clone(),
+                ino,
+                first_block: first,
+                blocks: count,
+            });
+            continue;
+        }
         let first = alloc
             .contiguous(count)
             .ok_or_else(|| fail("no free run of blocks that long"))?;
-        let start = all_extents.len() as u32;
         let mut logical = 0;
         while logical < count {
             let len = (count - logical).min(MAX_EXTENT_LEN);
@@ -494,6 +541,7 @@ fn allocate(
             logical += len;
         }
         placed[ino as usize].extents = (start, all_extents.len() as u32 - start);
+        placed[ino as usize].copy = true;
         contiguous_files.push(crate::ContiguousFile {
             path: path.clone(),
             ino,
@@ -516,6 +564,7 @@ fn allocate(
             continue;
         }
         let pinned = placed[ino as usize].extents;
+        let mut copy = placed[ino as usize].copy;
         let start = if pinned.1 > 0 {
             pinned.0
         } else {
@@ -523,11 +572,21 @@ fn allocate(
         };
         match tree_id.map(|id| &tree.inode(id).kind) {
             Some(InodeKind::File(_)) if pinned.1 > 0 => {}
-            Some(InodeKind::File(f)) => {
-                for (first, count) in block_runs(f) {
-                    alloc.extents(first, count, &mut all_extents)?;
+            Some(InodeKind::File(f)) => match source.in_place(f) {
+                Some(extents) => {
+                    in_place.extend(extents.iter().map(|e| Range {
+                        start: e.physical,
+                        len: e.len,
+                    }));
+                    all_extents.extend(extents);
                 }
-            }
+                None => {
+                    for (first, count) in block_runs(f) {
+                        alloc.extents(first, count, &mut all_extents)?;
+                    }
+                    copy = true;
+                }
+            },
             Some(InodeKind::Directory(_)) | None => {
                 let count = if ino == LOST_FOUND_INO && numbering.synthetic_lost_found {
                     LOST_FOUND_BLOCKS
@@ -571,12 +630,15 @@ fn allocate(
         }
         placed[ino as usize] = Placed {
             extents: (start, count),
+            copy,
             tree: (tree_start, all_tree.len() as u32 - tree_start),
             xattr_block,
             indexed: false,
         };
     }
-    let data_end = alloc.cursor;
+    let mut used = alloc.given;
+    used.extend(in_place);
+    used.sort_unstable();
     Ok(Allocation {
         placed,
         extents: all_extents,
@@ -586,7 +648,7 @@ fn allocate(
         journal_tree,
         resize_dind,
         xattr_blocks,
-        data_end,
+        used: merge(used),
     })
 }
 
@@ -610,35 +672,6 @@ fn block_numbers(extents: &[Extent]) -> Vec<u32> {
         .iter()
         .flat_map(|e| e.physical..e.physical + e.len)
         .collect()
-}
-
-/// Copies a file's stored runs to their blocks.
-fn copy_file(file: &FileData, extents: &[Extent], data: &SpillReader, out: &Target) -> Result<()> {
-    for run in &file.extents {
-        let mut pos = run.file_offset;
-        let end = run.file_offset + run.len;
-        while pos < end {
-            let block = pos / BS;
-            let i = extents.partition_point(|e| u64::from(e.logical + e.len) <= block);
-            let e = extents
-                .get(i)
-                .filter(|e| u64::from(e.logical) <= block)
-                .ok_or_else(|| Error::Internal("file data outside its extents".into()))?;
-            let extent_end = u64::from(e.logical + e.len) * BS;
-            let chunk = (end - pos).min(extent_end - pos);
-            let target = (u64::from(e.physical) + block - u64::from(e.logical)) * BS + pos % BS;
-            out.disk
-                .copy_from(
-                    data.as_file(),
-                    run.store_offset + (pos - run.file_offset),
-                    chunk,
-                    out.base + target,
-                )
-                .map_err(Error::Io)?;
-            pos += chunk;
-        }
-    }
-    Ok(())
 }
 
 /// The fields of a tree inode (or the synthetic lost+found), writing its extent tree blocks.

@@ -1,0 +1,247 @@
+//! A content store that writes file data once, straight into the disk, at the blocks it keeps
+//! in the filesystem (see [`crate::data_space`] for which blocks those can be).
+//!
+//! Each stored run starts in a fresh block, at the same offset within its block as in its
+//! file, so its blocks can become the file's extents as they are. Data a later layer deletes
+//! is discarded from the disk at once: it never reaches the output.
+
+use std::io::{self, Read};
+
+use d2l_layer_apply::ContentStore;
+
+use crate::data_space::DataSpace;
+use crate::disk::VirtualDisk;
+use crate::geometry::Range;
+use crate::layout::BLOCK_SIZE;
+
+const BS: u64 = BLOCK_SIZE as u64;
+/// Bytes gathered before one write to the disk.
+const WRITE_BUFFER: usize = 1 << 20;
+
+/// Writes file data into `disk` for an ext4 filesystem that starts at byte `base`; give what
+/// [`finish`](DiskStore::finish) returns to [`write_ext4_placed`](crate::write_ext4_placed)
+/// with the same disk and `base` as [`Ext4Options::offset`](crate::Ext4Options::offset).
+pub struct DiskStore<'d> {
+    disk: &'d dyn VirtualDisk,
+    base: u64,
+    space: DataSpace,
+    /// Next free data-space block.
+    next: u64,
+    /// Bytes not yet written, from data-space byte `buffered_at` on.
+    buffer: Vec<u8>,
+    buffered_at: u64,
+    /// Data-space block ranges whose data died, as (first, count).
+    released: Vec<(u64, u64)>,
+}
+
+/// Where a [`DiskStore`] put the data: what the filesystem writer must build around.
+pub struct PlacedData {
+    pub(crate) space: DataSpace,
+    pub(crate) base: u64,
+    /// Filesystem blocks holding live data, sorted and merged.
+    pub(crate) live: Vec<Range>,
+    /// Blocks of live data.
+    pub(crate) live_blocks: u64,
+    /// First filesystem block after all stored data, dead or alive.
+    pub(crate) end: u32,
+}
+
+impl<'d> DiskStore<'d> {
+    /// A store for a filesystem at byte `base` of `disk` (its partition's start).
+    pub fn new(disk: &'d dyn VirtualDisk, base: u64) -> DiskStore<'d> {
+        DiskStore {
+            disk,
+            base,
+            space: DataSpace::new(),
+            next: 0,
+            buffer: Vec::with_capacity(WRITE_BUFFER),
+            buffered_at: 0,
+            released: Vec::new(),
+        }
+    }
+
+    /// Writes what is buffered and says where everything went.
+    pub fn finish(mut self) -> io::Result<PlacedData> {
+        self.flush()?;
+        self.released.sort_unstable();
+        let mut live = Vec::new();
+        let mut live_blocks = 0;
+        let mut at = 0u64;
+        let mut add = |from: u64, to: u64, live: &mut Vec<Range>| -> io::Result<()> {
+            if to > from {
+                for run in self.space.runs(from, to - from).ok_or_else(full)? {
+                    live_blocks += u64::from(run.len);
+                    match live.last_mut() {
+                        Some(last) if last.end() == run.start => last.len += run.len,
+                        _ => live.push(run),
+                    }
+                }
+            }
+            Ok(())
+        };
+        for &(first, count) in &self.released {
+            add(at, first.max(at), &mut live)?;
+            at = at.max(first + count);
+        }
+        add(at, self.next.max(at), &mut live)?;
+        let end = match self.next {
+            0 => 0,
+            n => self.space.block(n - 1).ok_or_else(full)? + 1,
+        };
+        Ok(PlacedData {
+            space: self.space,
+            base: self.base,
+            live,
+            live_blocks,
+            end,
+        })
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buffer.is_empty() {
+            for (disk_at, from, len) in self.pieces(self.buffered_at, self.buffer.len() as u64)? {
+                self.disk
+                    .write_at(&self.buffer[from..from + len], disk_at)?;
+            }
+            self.buffered_at += self.buffer.len() as u64;
+            self.buffer.clear();
+        }
+        Ok(())
+    }
+
+    fn pieces(&self, at: u64, len: u64) -> io::Result<Vec<(u64, usize, usize)>> {
+        self.space.pieces(self.base, at, len).ok_or_else(full)
+    }
+}
+
+impl ContentStore for DiskStore<'_> {
+    fn store(&mut self, file_offset: u64, len: u64, data: &mut dyn Read) -> io::Result<u64> {
+        let start = self.next * BS + file_offset % BS;
+        if self.buffer.is_empty() {
+            self.buffered_at = start;
+        } else {
+            // The gap since the last run: the rest of its last block and the head of this
+            // one, zeros in blocks that hold data anyway.
+            let end = self.buffered_at + self.buffer.len() as u64;
+            self.buffer
+                .resize(self.buffer.len() + (start - end) as usize, 0);
+        }
+        let mut remaining = len;
+        while remaining > 0 {
+            if self.buffer.len() >= WRITE_BUFFER {
+                self.flush()?;
+            }
+            let from = self.buffer.len();
+            let want = (WRITE_BUFFER - from).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            self.buffer.resize(from + want, 0);
+            let n = match data.read(&mut self.buffer[from..]) {
+                Ok(n) => n,
+                Err(e) => {
+                    self.buffer.truncate(from);
+                    return Err(e);
+                }
+            };
+            self.buffer.truncate(from + n);
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            remaining -= n as u64;
+        }
+        self.next = (start + len).div_ceil(BS);
+        // Fail here, not at the end, when the data outgrows a 32-bit filesystem.
+        self.space.block(self.next).ok_or_else(full)?;
+        Ok(start)
+    }
+
+    fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.flush()?;
+        for (disk_at, from, len) in self.pieces(offset, buf.len() as u64)? {
+            self.disk.read_at(&mut buf[from..from + len], disk_at)?;
+        }
+        Ok(())
+    }
+
+    fn release(&mut self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        // The run's blocks are its own (runs start in fresh blocks): free them whole.
+        let first = offset / BS;
+        let count = (offset + len).div_ceil(BS) - first;
+        if offset + len > self.buffered_at {
+            self.flush()?;
+        }
+        for (disk_at, _, bytes) in self.pieces(first * BS, count * BS)? {
+            self.disk.discard(disk_at, bytes as u64)?;
+        }
+        self.released.push((first, count));
+        Ok(())
+    }
+}
+
+fn full() -> io::Error {
+    io::Error::other("file data exceeds the largest ext4 filesystem d2l writes (16 TiB)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data_space::BACKUP_AREA_BLOCKS;
+
+    #[test]
+    fn runs_start_in_fresh_blocks_at_their_file_offset() {
+        let disk = tempfile::tempfile().unwrap();
+        let mut store = DiskStore::new(&disk, 1 << 20);
+        let a = store.store(0, 5, &mut &b"hello"[..]).unwrap();
+        let b = store.store(4096 + 10, 3, &mut &b"abc"[..]).unwrap();
+        assert_eq!(a, 0);
+        assert_eq!(b, 4096 + 10);
+        let mut back = [0u8; 3];
+        store.read_at(&mut back, b).unwrap();
+        assert_eq!(&back, b"abc");
+        let placed = store.finish().unwrap();
+        assert_eq!(
+            placed.live,
+            vec![Range {
+                start: BACKUP_AREA_BLOCKS,
+                len: 2
+            }]
+        );
+        let mut raw = [0u8; 5];
+        VirtualDisk::read_at(
+            &disk,
+            &mut raw,
+            (1 << 20) + u64::from(BACKUP_AREA_BLOCKS) * BS,
+        )
+        .unwrap();
+        assert_eq!(&raw, b"hello");
+    }
+
+    #[test]
+    fn released_data_never_reaches_the_disk_and_its_blocks_are_free() {
+        let disk = tempfile::tempfile().unwrap();
+        let mut store = DiskStore::new(&disk, 0);
+        let secret = vec![0x5au8; 3 * 4096];
+        let a = store
+            .store(0, secret.len() as u64, &mut &secret[..])
+            .unwrap();
+        let b = store.store(0, 4, &mut &b"kept"[..]).unwrap();
+        store.release(a, secret.len() as u64).unwrap();
+        let placed = store.finish().unwrap();
+        assert_eq!(b, 3 * 4096);
+        assert_eq!(placed.live_blocks, 1);
+        assert_eq!(placed.live[0].start, BACKUP_AREA_BLOCKS + 3);
+        let mut all = vec![0u8; VirtualDisk::virtual_size(&disk).unwrap() as usize];
+        VirtualDisk::read_at(&disk, &mut all, 0).unwrap();
+        assert!(!all.windows(4).any(|w| w == [0x5a; 4]));
+        assert!(all.windows(4).any(|w| w == b"kept"));
+    }
+
+    #[test]
+    fn short_input_is_an_error() {
+        let disk = tempfile::tempfile().unwrap();
+        let mut store = DiskStore::new(&disk, 0);
+        let err = store.store(0, 10, &mut &b"short"[..]).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}

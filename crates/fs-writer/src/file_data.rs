@@ -1,0 +1,179 @@
+//! Where file data comes from and how it reaches its blocks: copied from a spill file, or
+//! already on the disk where a [`DiskStore`](crate::DiskStore) put it, in which case a file
+//! keeps those blocks as its extents and is copied only when it cannot (runs sharing a block,
+//! or a file that must be contiguous and is not).
+
+use d2l_layer_apply::{FileData, SpillReader};
+
+use crate::disk::VirtualDisk;
+use crate::disk_store::PlacedData;
+use crate::error::{Error, Result};
+use crate::extent::{Extent, MAX_EXTENT_LEN};
+use crate::geometry::Range;
+use crate::layout::BLOCK_SIZE;
+
+const BS: u64 = BLOCK_SIZE as u64;
+/// Buffer for copies within the disk.
+const COPY_BUFFER: u64 = 1 << 20;
+
+/// The source of every regular file's bytes.
+#[derive(Clone, Copy)]
+pub(crate) enum FileSource<'a> {
+    /// In a spill file, at the runs' store offsets.
+    Spill(&'a SpillReader),
+    /// On the disk already, at the data-space offsets a `DiskStore` handed out.
+    Placed(&'a PlacedData),
+}
+
+impl FileSource<'_> {
+    /// Blocks that stored data occupies before anything is allocated (sorted, merged).
+    pub fn occupied(&self) -> &[Range] {
+        match self {
+            FileSource::Spill(_) => &[],
+            FileSource::Placed(placed) => &placed.live,
+        }
+    }
+
+    /// First block after all stored data: the filesystem must reach at least this far.
+    pub fn end(&self) -> u32 {
+        match self {
+            FileSource::Spill(_) => 0,
+            FileSource::Placed(placed) => placed.end,
+        }
+    }
+
+    /// Blocks that stored data spans without holding live data (backup areas, deleted data).
+    pub fn waste(&self) -> u64 {
+        match self {
+            FileSource::Spill(_) => 0,
+            FileSource::Placed(placed) => u64::from(placed.end).saturating_sub(placed.live_blocks),
+        }
+    }
+
+    /// The extents of a file whose data already lies where the filesystem can keep it.
+    pub fn in_place(&self, file: &FileData) -> Option<Vec<Extent>> {
+        let FileSource::Placed(placed) = self else {
+            return None;
+        };
+        let mut extents: Vec<Extent> = Vec::new();
+        let mut next_logical = 0u64;
+        for run in file.extents.iter().filter(|r| r.len > 0) {
+            if run.store_offset % BS != run.file_offset % BS {
+                return None;
+            }
+            let first = run.file_offset / BS;
+            if first < next_logical {
+                return None; // shares a block with the run before it
+            }
+            let count = (run.file_offset % BS + run.len).div_ceil(BS);
+            next_logical = first + count;
+            let mut logical = u32::try_from(first).ok()?;
+            for r in placed.space.runs(run.store_offset / BS, count)? {
+                let mut physical = r.start;
+                let mut left = r.len;
+                while left > 0 {
+                    match extents.last_mut() {
+                        Some(e)
+                            if e.logical + e.len == logical
+                                && e.physical + e.len == physical
+                                && e.len < MAX_EXTENT_LEN =>
+                        {
+                            let len = left.min(MAX_EXTENT_LEN - e.len);
+                            e.len += len;
+                            logical += len;
+                            physical += len;
+                            left -= len;
+                        }
+                        _ => {
+                            let len = left.min(MAX_EXTENT_LEN);
+                            extents.push(Extent {
+                                logical,
+                                physical,
+                                len,
+                            });
+                            logical += len;
+                            physical += len;
+                            left -= len;
+                        }
+                    }
+                }
+            }
+        }
+        Some(extents)
+    }
+
+    /// Copies a file's stored runs to `extents` (its new blocks) on `disk`, whose filesystem
+    /// starts at byte `base`; on the disk, the old blocks are discarded afterwards.
+    pub fn copy_file(
+        &self,
+        file: &FileData,
+        extents: &[Extent],
+        disk: &dyn VirtualDisk,
+        base: u64,
+    ) -> Result<()> {
+        for run in &file.extents {
+            let mut pos = run.file_offset;
+            let end = run.file_offset + run.len;
+            while pos < end {
+                let block = pos / BS;
+                let i = extents.partition_point(|e| u64::from(e.logical + e.len) <= block);
+                let e = extents
+                    .get(i)
+                    .filter(|e| u64::from(e.logical) <= block)
+                    .ok_or_else(|| Error::Internal("file data outside its extents".into()))?;
+                let extent_end = u64::from(e.logical + e.len) * BS;
+                let chunk = (end - pos).min(extent_end - pos);
+                let target =
+                    base + (u64::from(e.physical) + block - u64::from(e.logical)) * BS + pos % BS;
+                let from = run.store_offset + (pos - run.file_offset);
+                match self {
+                    FileSource::Spill(spill) => disk
+                        .copy_from(spill.as_file(), from, chunk, target)
+                        .map_err(Error::Io)?,
+                    FileSource::Placed(placed) => copy_within(placed, disk, from, chunk, target)?,
+                }
+                pos += chunk;
+            }
+        }
+        if let FileSource::Placed(placed) = self {
+            for run in file.extents.iter().filter(|r| r.len > 0) {
+                let first = run.store_offset / BS;
+                let blocks = (run.store_offset + run.len).div_ceil(BS) - first;
+                for (at, _, len) in pieces(placed, first * BS, blocks * BS)? {
+                    disk.discard(at, len as u64).map_err(Error::Io)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Copies `len` stored bytes at data-space offset `from` to disk byte `target`.
+fn copy_within(
+    placed: &PlacedData,
+    disk: &dyn VirtualDisk,
+    from: u64,
+    len: u64,
+    target: u64,
+) -> Result<()> {
+    let mut buf = vec![0u8; len.min(COPY_BUFFER) as usize];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(COPY_BUFFER);
+        let chunk = &mut buf[..n as usize];
+        for (at, offset, bytes) in pieces(placed, from + done, n)? {
+            disk.read_at(&mut chunk[offset..offset + bytes], at)
+                .map_err(Error::Io)?;
+        }
+        disk.write_at(chunk, target + done).map_err(Error::Io)?;
+        done += n;
+    }
+    Ok(())
+}
+
+fn pieces(placed: &PlacedData, at: u64, len: u64) -> Result<Vec<(u64, usize, usize)>> {
+    placed
+        .space
+        .pieces(placed.base, at, len)
+        .ok_or_else(|| Error::Internal("stored data beyond the largest filesystem".into()))
+}
