@@ -1,12 +1,13 @@
 //! `d2l build`: a bootable disk (partition table, ext4, extlinux) or a bare filesystem.
 
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use d2l_bootloader::{extlinux_conf, find_kernel, prepare, MachineOptions, Syslinux};
-use d2l_fs_writer::{write_ext4, Ext4Options, SizeSpec};
+use d2l_fs_writer::{
+    write_ext4_placed, DiskStore, Ext4Options, Ext4Report, PlacedData, SizeSpec, VirtualDisk,
+};
 use d2l_layer_apply::{Metadata, Tree};
 use d2l_partition::{write_partition_table, DiskIds, DiskLayout, TableKind};
 
@@ -53,12 +54,86 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     let root_password = read_root_password(&args)?;
     let image = super::open_image(&args.source)?;
     let output = Output::create(&args.output)?;
+    let destination = args.output.display().to_string();
+    let Built {
+        report,
+        layout,
+        fs_uuid,
+        summary,
+    } = output.write_with(|out| {
+        let Destination::File(file) = out else {
+            unreachable!("standard output is refused above")
+        };
+        build_disk(
+            &args,
+            table,
+            &syslinux,
+            root_password,
+            &image,
+            file,
+            &progress,
+        )
+    })?;
+
+    if !quiet {
+        let what = match (&layout, table) {
+            (Some(l), Some(kind)) => format!(
+                "{} disk, {} MiB, ext4 partition at {} MiB",
+                match kind {
+                    TableKind::Mbr => "MBR",
+                    TableKind::Gpt => "GPT",
+                },
+                l.disk_bytes >> 20,
+                l.partition_start >> 20
+            ),
+            _ => format!("ext4, {} MiB", report.size_bytes >> 20),
+        };
+        eprintln!(
+            "built {destination}: {what}, UUID {fs_uuid}, {} of {} inodes used, {} MiB free, in {:.1}s",
+            report.used_inodes,
+            report.inodes_count,
+            (report.free_blocks * BLOCK_BYTES) >> 20,
+            started.elapsed().as_secs_f64()
+        );
+        for line in &summary {
+            eprintln!("  {line}");
+        }
+    }
+    Ok(())
+}
+
+/// What a build made, for its summary.
+struct Built {
+    report: Ext4Report,
+    layout: Option<DiskLayout>,
+    fs_uuid: String,
+    /// Changes made to the tree, one line each.
+    summary: Vec<String>,
+}
+
+/// Applies the layers with their file data going straight into `disk` (where the filesystem
+/// will keep it), makes the tree a machine's, then writes the filesystem, boot code and
+/// partition table around that data.
+fn build_disk(
+    args: &BuildArgs,
+    table: Option<TableKind>,
+    syslinux: &Option<Syslinux>,
+    root_password: Option<String>,
+    image: &d2l_registry::Image,
+    disk: &dyn VirtualDisk,
+    progress: &Progress,
+) -> Result<Built> {
+    let destination = args.output.display().to_string();
+    let base = match table {
+        Some(_) => d2l_partition::PARTITION_START_BYTES,
+        None => 0,
+    };
     let mut flat = super::flatten(
-        &image,
+        image,
         &args.source,
         &args.apply,
-        output.scratch_dir(),
-        &progress,
+        DiskStore::new(disk, base),
+        progress,
     )?;
 
     let digest = digest_bytes(&image.config_digest);
@@ -84,7 +159,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
             tracing::warn!("{warning}");
         }
     }
-    if let Some(syslinux) = &syslinux {
+    if let Some(syslinux) = syslinux {
         let boot_files = find_kernel(rootfs, args.kernel.as_deref(), args.initrd.as_deref())?;
         let conf = extlinux_conf(
             &boot_files.kernel,
@@ -115,10 +190,13 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
                 .unwrap_or_default()
         ));
     }
-    let (tree, data) = flat.finish()?;
+    let (tree, store) = flat.finish()?;
+    let data = store
+        .finish()
+        .with_context(|| format!("writing {destination}"))?;
     options.timestamp = creation_time(&tree);
+    options.offset = base;
     if let Some(kind) = table {
-        options.offset = d2l_partition::PARTITION_START_BYTES;
         options.size = match args.size {
             // An exact size is the disk's: the filesystem gets what the table leaves.
             SizeSpec::Exact(bytes) => {
@@ -133,88 +211,85 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         options.size = args.size;
     }
 
-    let destination = args.output.display().to_string();
     let step = progress.step(format!("writing {destination}"));
-    let (report, layout) = output.write_with(|out| {
-        let Destination::File(file) = out else {
-            unreachable!("standard output is refused above")
-        };
-        let report = write_ext4(&tree, &data, file, &options).map_err(|e| match (e, table) {
-            // An exact size is the disk's: say what the disk needs.
-            (d2l_fs_writer::Error::TooSmall { needed, .. }, Some(kind)) => {
-                let disk = DiskLayout::plan(kind, needed).map_or(needed, |l| l.disk_bytes);
-                anyhow::anyhow!(
-                    "{destination}: the disk needs at least {} MiB ({disk} bytes), more than \
-                     --size gives ({} MiB)",
-                    disk.div_ceil(1 << 20),
-                    match args.size {
-                        SizeSpec::Exact(bytes) => bytes >> 20,
-                        _ => 0,
-                    }
-                )
-            }
-            (e, _) => anyhow::Error::new(e).context(format!("writing {destination}")),
-        })?;
-        let Some(kind) = table else {
-            return Ok((report, None));
-        };
-        let layout = DiskLayout::plan(kind, report.size_bytes)?;
-        let mut boot_code = None;
-        if let Some(syslinux) = &syslinux {
-            let placed = report
-                .contiguous_files
-                .first()
-                .context("ldlinux.sys was not placed")?;
-            let sectors = (syslinux.ldlinux_sys().len() as u64).div_ceil(SECTOR_BYTES);
-            let first = u64::from(placed.first_block) * (BLOCK_BYTES / SECTOR_BYTES);
-            let list: Vec<u64> = (first..first + sectors).collect();
-            let patched = syslinux.patched_ldlinux(&list, SYSLINUX_DIR)?;
-            let base = layout.partition_start;
-            file.write_all_at(&patched, base + u64::from(placed.first_block) * BLOCK_BYTES)
-                .with_context(|| format!("writing {destination}"))?;
-            let sector = syslinux.boot_sector(
-                first,
-                layout.partition_first_lba(),
-                layout.partition_sectors(),
-            )?;
-            file.write_all_at(&sector, base)
-                .with_context(|| format!("writing {destination}"))?;
-            boot_code = Some(match kind {
-                TableKind::Mbr => syslinux.mbr_bin(),
-                TableKind::Gpt => syslinux.gptmbr_bin(),
-            });
-        }
-        write_partition_table(file, &layout, &DiskIds::derive(&digest), boot_code)
-            .with_context(|| format!("writing the partition table of {destination}"))?;
-        Ok((report, Some(layout)))
-    })?;
+    let (report, layout) = write_disk(
+        args,
+        table,
+        syslinux,
+        (&tree, &data),
+        disk,
+        &options,
+        &digest,
+    )?;
     step.done();
+    Ok(Built {
+        report,
+        layout,
+        fs_uuid,
+        summary,
+    })
+}
 
-    if !quiet {
-        let what = match (&layout, table) {
-            (Some(l), Some(kind)) => format!(
-                "{} disk, {} MiB, ext4 partition at {} MiB",
-                match kind {
-                    TableKind::Mbr => "MBR",
-                    TableKind::Gpt => "GPT",
-                },
-                l.disk_bytes >> 20,
-                l.partition_start >> 20
-            ),
-            _ => format!("ext4, {} MiB", report.size_bytes >> 20),
-        };
-        eprintln!(
-            "built {destination}: {what}, UUID {fs_uuid}, {} of {} inodes used, {} MiB free, in {:.1}s",
-            report.used_inodes,
-            report.inodes_count,
-            (report.free_blocks * BLOCK_BYTES) >> 20,
-            started.elapsed().as_secs_f64()
-        );
-        for line in &summary {
-            eprintln!("  {line}");
+/// Writes the filesystem around the placed file data, then the boot code and the partition
+/// table.
+fn write_disk(
+    args: &BuildArgs,
+    table: Option<TableKind>,
+    syslinux: &Option<Syslinux>,
+    (tree, data): (&Tree, &PlacedData),
+    disk: &dyn VirtualDisk,
+    options: &Ext4Options,
+    digest: &[u8; 32],
+) -> Result<(Ext4Report, Option<DiskLayout>)> {
+    let destination = args.output.display().to_string();
+    let report = write_ext4_placed(tree, data, disk, options).map_err(|e| match (e, table) {
+        // An exact size is the disk's: say what the disk needs.
+        (d2l_fs_writer::Error::TooSmall { needed, .. }, Some(kind)) => {
+            let disk = DiskLayout::plan(kind, needed).map_or(needed, |l| l.disk_bytes);
+            anyhow::anyhow!(
+                "{destination}: the disk needs at least {} MiB ({disk} bytes), more than \
+                     --size gives ({} MiB)",
+                disk.div_ceil(1 << 20),
+                match args.size {
+                    SizeSpec::Exact(bytes) => bytes >> 20,
+                    _ => 0,
+                }
+            )
         }
+        (e, _) => anyhow::Error::new(e).context(format!("writing {destination}")),
+    })?;
+    let Some(kind) = table else {
+        return Ok((report, None));
+    };
+    let layout = DiskLayout::plan(kind, report.size_bytes)?;
+    let mut boot_code = None;
+    if let Some(syslinux) = syslinux {
+        let placed = report
+            .contiguous_files
+            .first()
+            .context("ldlinux.sys was not placed")?;
+        let sectors = (syslinux.ldlinux_sys().len() as u64).div_ceil(SECTOR_BYTES);
+        let first = u64::from(placed.first_block) * (BLOCK_BYTES / SECTOR_BYTES);
+        let list: Vec<u64> = (first..first + sectors).collect();
+        let patched = syslinux.patched_ldlinux(&list, SYSLINUX_DIR)?;
+        let base = layout.partition_start;
+        disk.write_at(&patched, base + u64::from(placed.first_block) * BLOCK_BYTES)
+            .with_context(|| format!("writing {destination}"))?;
+        let sector = syslinux.boot_sector(
+            first,
+            layout.partition_first_lba(),
+            layout.partition_sectors(),
+        )?;
+        disk.write_at(&sector, base)
+            .with_context(|| format!("writing {destination}"))?;
+        boot_code = Some(match kind {
+            TableKind::Mbr => syslinux.mbr_bin(),
+            TableKind::Gpt => syslinux.gptmbr_bin(),
+        });
     }
-    Ok(())
+    write_partition_table(disk, &layout, &DiskIds::derive(digest), boot_code)
+        .with_context(|| format!("writing the partition table of {destination}"))?;
+    Ok((report, Some(layout)))
 }
 
 fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {

@@ -18,11 +18,11 @@ pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
         &image,
         &args.source,
         &args.apply,
-        output.scratch_dir(),
+        super::spill_file(output.scratch_dir())?,
         &progress,
     )?;
     let layers = flat.layers;
-    let (tree, data) = flat.finish()?;
+    let (tree, data) = flat.finish_spill()?;
     let destination = args.output.display().to_string();
     let stats = output.write_with(|out| {
         match out {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use d2l_layer_apply::{
-    apply_image, ApplyOptions, Rootfs, SpillFile, SpillReader, Tree, XattrPolicy,
+    apply_image, ApplyOptions, ContentStore, Rootfs, SpillFile, SpillReader, Tree, XattrPolicy,
 };
 use d2l_registry::Image;
 
@@ -33,39 +33,50 @@ fn open_image(args: &SourceArgs) -> Result<Image> {
         .with_context(|| format!("{}", args.source))
 }
 
-/// The flattened image: a rootfs (tree and the spill file holding its file data) that can
-/// still be changed.
-struct Flattened {
-    rootfs: Rootfs<SpillFile>,
+/// The flattened image: a rootfs (tree and the store holding its file data) that can still
+/// be changed.
+struct Flattened<S> {
+    rootfs: Rootfs<S>,
     layers: usize,
 }
 
-impl Flattened {
+impl<S: ContentStore> Flattened<S> {
+    /// Ends changes: the tree and the store of its file data.
+    fn finish(self) -> Result<(Tree, S)> {
+        self.rootfs.finish().context("finishing the rootfs")
+    }
+}
+
+impl Flattened<SpillFile> {
     /// Ends changes: the tree and a reader of its file data.
-    fn finish(self) -> Result<(Tree, SpillReader)> {
-        let (tree, spill) = self.rootfs.finish().context("finishing the rootfs")?;
+    fn finish_spill(self) -> Result<(Tree, SpillReader)> {
+        let (tree, spill) = self.finish()?;
         let data = spill.into_reader().context("finishing the spill file")?;
         Ok((tree, data))
     }
 }
 
-/// Applies the image's layers. File data waits in a spill file in `scratch_dir` (next to the
-/// output: the user chose that filesystem for a file of about this size), or in $TMPDIR.
-fn flatten(
-    image: &Image,
-    source: &SourceArgs,
-    apply: &ApplyArgs,
-    scratch_dir: Option<&Path>,
-    progress: &Progress,
-) -> Result<Flattened> {
-    let started = Instant::now();
-    let spill = match scratch_dir {
+/// A spill file for file data in `scratch_dir` (next to the output: the user chose that
+/// filesystem for a file of about this size), or in $TMPDIR.
+fn spill_file(scratch_dir: Option<&Path>) -> Result<SpillFile> {
+    match scratch_dir {
         Some(dir) => SpillFile::new_in(dir),
         None => SpillFile::new(),
     }
-    .context("creating a spill file for file data")?;
+    .context("creating a spill file for file data")
+}
+
+/// Applies the image's layers, file data going into `store`.
+fn flatten<S: ContentStore>(
+    image: &Image,
+    source: &SourceArgs,
+    apply: &ApplyArgs,
+    store: S,
+    progress: &Progress,
+) -> Result<Flattened<S>> {
+    let started = Instant::now();
     let step = progress.step(format!("applying {} layers", image.layers.len()));
-    let applied = apply_image(image, spill, apply_options(apply))
+    let applied = apply_image(image, store, apply_options(apply))
         .with_context(|| format!("{}", source.source))?;
     step.done();
     tracing::info!(
