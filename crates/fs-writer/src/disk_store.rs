@@ -27,8 +27,10 @@ pub struct DiskStore<'d> {
     space: DataSpace,
     /// Next free data-space block.
     next: u64,
-    /// Bytes not yet written, from data-space byte `buffered_at` on.
+    /// Bytes not yet written: `buffer[..filled]`, from data-space byte `buffered_at` on.
+    /// Allocated (and zeroed) once.
     buffer: Vec<u8>,
+    filled: usize,
     buffered_at: u64,
     /// Data-space block ranges whose data died, as (first, count).
     released: Vec<(u64, u64)>,
@@ -54,7 +56,8 @@ impl<'d> DiskStore<'d> {
             base,
             space: DataSpace::new(),
             next: 0,
-            buffer: Vec::with_capacity(WRITE_BUFFER),
+            buffer: vec![0; WRITE_BUFFER],
+            filled: 0,
             buffered_at: 0,
             released: Vec::new(),
         }
@@ -98,13 +101,13 @@ impl<'d> DiskStore<'d> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        if !self.buffer.is_empty() {
-            for (disk_at, from, len) in self.pieces(self.buffered_at, self.buffer.len() as u64)? {
+        if self.filled > 0 {
+            for (disk_at, from, len) in self.pieces(self.buffered_at, self.filled as u64)? {
                 self.disk
                     .write_at(&self.buffer[from..from + len], disk_at)?;
             }
-            self.buffered_at += self.buffer.len() as u64;
-            self.buffer.clear();
+            self.buffered_at += self.filled as u64;
+            self.filled = 0;
         }
         Ok(())
     }
@@ -117,34 +120,28 @@ impl<'d> DiskStore<'d> {
 impl ContentStore for DiskStore<'_> {
     fn store(&mut self, file_offset: u64, len: u64, data: &mut dyn Read) -> io::Result<u64> {
         let start = self.next * BS + file_offset % BS;
-        if self.buffer.is_empty() {
-            self.buffered_at = start;
+        // The gap since the last run (the rest of its last block, the head of this one) is
+        // zeros: written as such when it fits in the buffer, else left a hole.
+        let gap = (start - (self.buffered_at + self.filled as u64)) as usize;
+        if self.filled > 0 && self.filled + gap <= WRITE_BUFFER {
+            self.buffer[self.filled..self.filled + gap].fill(0);
+            self.filled += gap;
         } else {
-            // The gap since the last run: the rest of its last block and the head of this
-            // one, zeros in blocks that hold data anyway.
-            let end = self.buffered_at + self.buffer.len() as u64;
-            self.buffer
-                .resize(self.buffer.len() + (start - end) as usize, 0);
+            self.flush()?;
+            self.buffered_at = start;
         }
         let mut remaining = len;
         while remaining > 0 {
-            if self.buffer.len() >= WRITE_BUFFER {
+            if self.filled == WRITE_BUFFER {
                 self.flush()?;
             }
-            let from = self.buffer.len();
-            let want = (WRITE_BUFFER - from).min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            self.buffer.resize(from + want, 0);
-            let n = match data.read(&mut self.buffer[from..]) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.buffer.truncate(from);
-                    return Err(e);
-                }
-            };
-            self.buffer.truncate(from + n);
+            let want =
+                (WRITE_BUFFER - self.filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));
+            let n = data.read(&mut self.buffer[self.filled..self.filled + want])?;
             if n == 0 {
                 return Err(io::ErrorKind::UnexpectedEof.into());
             }
+            self.filled += n;
             remaining -= n as u64;
         }
         self.next = (start + len).div_ceil(BS);
@@ -168,7 +165,7 @@ impl ContentStore for DiskStore<'_> {
         // The run's blocks are its own (runs start in fresh blocks): free them whole.
         let first = offset / BS;
         let count = (offset + len).div_ceil(BS) - first;
-        if offset + len > self.buffered_at {
+        if self.filled > 0 && offset + len > self.buffered_at {
             self.flush()?;
         }
         for (disk_at, _, bytes) in self.pieces(first * BS, count * BS)? {

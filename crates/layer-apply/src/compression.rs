@@ -9,12 +9,14 @@ pub use d2l_registry::Compression;
 /// Size of the chunks handed to the next stage.
 const OUT_CHUNK: usize = 256 * 1024;
 
-/// Decompresses `input` to its end, handing the output to `out` in chunks. Returns the
-/// compression used (`choice`, or the one the magic bytes show when `choice` is `None`).
+/// Decompresses `input` to its end, handing the output to `out` in chunks taken from
+/// `spare` (used chunks to fill again, or empty vectors). Returns the compression used
+/// (`choice`, or the one the magic bytes show when `choice` is `None`).
 pub fn decompress(
     choice: Option<Compression>,
     input: &mut dyn BufRead,
     out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+    spare: &mut dyn FnMut() -> Vec<u8>,
 ) -> io::Result<Compression> {
     let compression = match choice {
         Some(c) => c,
@@ -23,11 +25,11 @@ pub fn decompress(
         ),
     };
     match compression {
-        Compression::None => pump(input, out)?,
-        Compression::Gzip => gunzip_members(input, out)?,
+        Compression::None => pump(input, out, spare)?,
+        Compression::Gzip => gunzip_members(input, out, spare)?,
         Compression::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::with_buffer(input)?;
-            pump(&mut decoder, out)?;
+            pump(&mut decoder, out, spare)?;
         }
     }
     Ok(compression)
@@ -44,6 +46,7 @@ fn peek(input: &mut dyn BufRead, n: usize) -> io::Result<Vec<u8>> {
 fn gunzip_members(
     input: &mut dyn BufRead,
     out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+    spare: &mut dyn FnMut() -> Vec<u8>,
 ) -> io::Result<()> {
     let mut members = 0;
     loop {
@@ -55,7 +58,7 @@ fn gunzip_members(
             return skip_zero_padding(input);
         }
         let mut member = flate2::bufread::GzDecoder::new(&mut *input);
-        pump(&mut member, out)?;
+        pump(&mut member, out, spare)?;
         members += 1;
     }
     if members == 0 {
@@ -85,9 +88,15 @@ fn skip_zero_padding(input: &mut dyn BufRead) -> io::Result<()> {
 }
 
 /// Copies a reader to `out` in full chunks.
-fn pump(reader: &mut dyn Read, out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>) -> io::Result<()> {
+fn pump(
+    reader: &mut dyn Read,
+    out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
+    spare: &mut dyn FnMut() -> Vec<u8>,
+) -> io::Result<()> {
     loop {
-        let mut chunk = vec![0u8; OUT_CHUNK];
+        // A used chunk (stale bytes are overwritten) or a new one.
+        let mut chunk = spare();
+        chunk.resize(OUT_CHUNK, 0);
         let filled = read_full(reader, &mut chunk)?;
         if filled == 0 {
             return Ok(());
@@ -127,10 +136,15 @@ mod tests {
 
     fn run(choice: Option<Compression>, blob: &[u8]) -> io::Result<(Compression, Vec<u8>)> {
         let mut out = Vec::new();
-        let c = decompress(choice, &mut io::BufReader::new(blob), &mut |chunk| {
-            out.extend_from_slice(&chunk);
-            Ok(())
-        })?;
+        let c = decompress(
+            choice,
+            &mut io::BufReader::new(blob),
+            &mut |chunk| {
+                out.extend_from_slice(&chunk);
+                Ok(())
+            },
+            &mut Vec::new,
+        )?;
         Ok((c, out))
     }
 

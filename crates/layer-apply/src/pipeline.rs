@@ -27,6 +27,8 @@ use crate::tree::Tree;
 const CHUNK: usize = 256 * 1024;
 /// Chunks in flight between two stages.
 const DEPTH: usize = 8;
+/// Used decompressed chunks kept for reuse: what the two channels after decompression hold.
+const SPARE_CHUNKS: usize = 2 * DEPTH + 2;
 
 /// What was applied for one layer.
 #[derive(Debug, Clone)]
@@ -126,15 +128,18 @@ pub fn apply_image<S: ContentStore>(
     let (raw_tx, raw_rx) = sync_channel::<Msg>(DEPTH);
     let (plain_tx, plain_rx) = sync_channel::<Msg>(DEPTH);
     let (hashed_tx, hashed_rx) = sync_channel::<Msg>(DEPTH);
+    // Decompressed chunks the apply stage is done with go back to be filled again: no
+    // allocation, zeroing or page faults per chunk.
+    let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(SPARE_CHUNKS);
     let mut rootfs = Rootfs::new(store, options);
 
     let (read, decompress, hash, applied) = std::thread::scope(|scope| {
         let read = scope.spawn(|| read_blobs(image, raw_tx));
         let compressions = &compressions;
         let decompress =
-            scope.spawn(move || decompress_blobs(image, compressions, raw_rx, plain_tx));
+            scope.spawn(move || decompress_blobs(image, compressions, raw_rx, plain_tx, spare_rx));
         let hash = scope.spawn(|| hash_streams(image.layers.len(), plain_rx, hashed_tx));
-        let applied = apply_streams(image, &mut rootfs, hashed_rx);
+        let applied = apply_streams(image, &mut rootfs, hashed_rx, spare_tx);
         (read.join(), decompress.join(), hash.join(), applied)
     });
 
@@ -204,16 +209,22 @@ fn decompress_blobs(
     compressions: &[Option<Compression>],
     rx: Receiver<Msg>,
     tx: SyncSender<Msg>,
+    spare: Receiver<Vec<u8>>,
 ) -> std::result::Result<(), Stop> {
     for (index, layer) in image.layers.iter().enumerate() {
-        let mut input = ChunkReader::new(&rx);
+        let mut input = ChunkReader::new(&rx, None);
         let mut downstream_gone = false;
-        let result = compression::decompress(compressions[index], &mut input, &mut |chunk| {
-            tx.send(Msg::Data(chunk)).map_err(|_| {
-                downstream_gone = true;
-                io::Error::from(io::ErrorKind::BrokenPipe)
-            })
-        });
+        let result = compression::decompress(
+            compressions[index],
+            &mut input,
+            &mut |chunk| {
+                tx.send(Msg::Data(chunk)).map_err(|_| {
+                    downstream_gone = true;
+                    io::Error::from(io::ErrorKind::BrokenPipe)
+                })
+            },
+            &mut || spare.try_recv().unwrap_or_default(),
+        );
         if input.disconnected || downstream_gone {
             return Err(Stop::Neighbour);
         }
@@ -269,11 +280,12 @@ fn apply_streams<S: ContentStore>(
     image: &Image,
     rootfs: &mut Rootfs<S>,
     rx: Receiver<Msg>,
+    spare: SyncSender<Vec<u8>>,
 ) -> std::result::Result<Vec<AppliedLayer>, Stop> {
     let chain = chain_ids(&image.diff_ids);
     let mut applied = Vec::with_capacity(image.layers.len());
     for (index, layer) in image.layers.iter().enumerate() {
-        let input = ChunkReader::new(&rx);
+        let input = ChunkReader::new(&rx, Some(&spare));
         let layer_number = u32::try_from(index + 1).expect("fewer than 2^32 layers");
         let (mut rest, stats) = match rootfs.apply_layer(layer_number, input) {
             Ok(done) => done,
@@ -324,6 +336,7 @@ fn apply_streams<S: ContentStore>(
 /// Reads the chunks of one layer from a channel, up to that layer's `End` message.
 pub(crate) struct ChunkReader<'a> {
     rx: &'a Receiver<Msg>,
+    spare: Option<&'a SyncSender<Vec<u8>>>,
     chunk: Vec<u8>,
     pos: usize,
     /// The `End` message's payload, once reached.
@@ -333,9 +346,11 @@ pub(crate) struct ChunkReader<'a> {
 }
 
 impl<'a> ChunkReader<'a> {
-    fn new(rx: &'a Receiver<Msg>) -> Self {
+    /// Reads from `rx`; finished chunks go to `spare`, if given, to be reused.
+    fn new(rx: &'a Receiver<Msg>, spare: Option<&'a SyncSender<Vec<u8>>>) -> Self {
         ChunkReader {
             rx,
+            spare,
             chunk: Vec::new(),
             pos: 0,
             end: None,
@@ -359,7 +374,11 @@ impl BufRead for ChunkReader<'_> {
         while self.pos == self.chunk.len() && self.end.is_none() {
             match self.rx.recv() {
                 Ok(Msg::Data(chunk)) => {
-                    self.chunk = chunk;
+                    let done = std::mem::replace(&mut self.chunk, chunk);
+                    if let Some(spare) = self.spare {
+                        // Full: the producer has enough; this one is simply freed.
+                        let _ = spare.try_send(done);
+                    }
                     self.pos = 0;
                 }
                 Ok(Msg::End(payload)) => self.end = Some(payload),
