@@ -133,20 +133,10 @@ const ARCHIVE: &str = "image.tar";
 const IID_FILE: &str = "image-id";
 
 impl Builder {
-    /// Builds `request` and exports the image to an archive in a new temporary directory
-    /// inside `scratch_dir` (or `$TMPDIR`). The builder's output goes to this process's
-    /// standard output and error; its own copy of the image is removed afterwards.
-    pub fn build(&self, request: &BuildRequest, scratch_dir: Option<&Path>) -> Result<BuiltImage> {
-        let mut temp = tempfile::Builder::new();
-        temp.prefix(".d2l-build-");
-        let dir = match scratch_dir {
-            Some(parent) => temp.tempdir_in(parent),
-            None => temp.tempdir(),
-        }
-        .map_err(|source| Error::Scratch {
-            path: scratch_dir.map_or_else(std::env::temp_dir, Path::to_path_buf),
-            source,
-        })?;
+    /// Builds `request` and exports the image to an archive in `dir`, an empty directory
+    /// the result owns (and removes when dropped). The builder's output goes to this
+    /// process's standard output and error; its own copy of the image is removed afterwards.
+    pub fn build(&self, request: &BuildRequest, dir: tempfile::TempDir) -> Result<BuiltImage> {
         let archive = dir.path().join(ARCHIVE);
         let iid_file = dir.path().join(IID_FILE);
         let format = match self.kind {

@@ -54,14 +54,6 @@ pub enum Error {
         /// How it ended.
         status: ExitStatus,
     },
-    /// Creating or reading the scratch directory the image is exported to.
-    #[error("{}: {source}", path.display())]
-    Scratch {
-        /// The file or directory at fault.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
     /// The builder finished but did not write what it was asked to.
     #[error("`{command}` succeeded but wrote no {}", path.display())]
     NoOutput {

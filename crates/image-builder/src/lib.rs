@@ -6,8 +6,8 @@
 //! `PATH` (first found wins, or the one asked for); [`Builder::build`] runs it on a
 //! [`BuildRequest`] (Dockerfile, context, build args, target stage, platform), its output
 //! going straight to the user, and exports the image as an archive into a temporary
-//! directory: a [`BuiltImage`], which the ordinary `oci-archive:` or `docker-archive:` source
-//! opens. The builder's own copy of the image is removed; the archive goes with the
+//! directory the caller chose: a [`BuiltImage`], which the ordinary `oci-archive:` or
+//! `docker-archive:` source opens. The builder's own copy of the image is removed; the archive goes with the
 //! `BuiltImage`.
 //!
 //! | builder | build | export |
@@ -22,7 +22,7 @@
 //! # fn main() -> d2l_image_builder::Result<()> {
 //! let builder = Builder::find(None)?;
 //! let request = BuildRequest::new("Dockerfile".as_ref(), None, "linux/amd64")?;
-//! let image = builder.build(&request, None)?;
+//! let image = builder.build(&request, tempfile::tempdir().unwrap())?;
 //! println!("oci-archive:{}", image.archive().display());
 //! # Ok(()) }
 //! ```
