@@ -40,6 +40,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     };
     let started = Instant::now();
     let progress = Progress::new(quiet);
+    let input = super::dockerfile::Input::from_args(&args.source, quiet)?;
 
     // What can fail quickly fails before the long steps.
     let syslinux = match boot {
@@ -51,15 +52,18 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         Boot::None => None,
     };
     let root_password = read_root_password(&args)?;
-    let image = super::open_image(&args.source)?;
+    // With -f the builder runs now; its archive is needed until the layers are applied.
+    let (source, built) = input.resolve(&args.output, quiet)?;
+    let image = super::open_image(&source)?;
     let output = Output::create(&args.output)?;
     let mut flat = super::flatten(
         &image,
-        &args.source,
+        &source,
         &args.apply,
         output.scratch_dir(),
         &progress,
     )?;
+    drop(built);
 
     let digest = digest_bytes(&image.config_digest);
     let mut options = Ext4Options::deterministic(&digest);
