@@ -18,7 +18,9 @@
 pub mod debugfs;
 mod fixtures;
 pub mod layer;
+mod minbase;
 pub mod oci;
 pub mod qemu;
 
 pub use fixtures::{debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};
+pub use minbase::{minbase, MinbaseFixture, MINBASE_ENV};

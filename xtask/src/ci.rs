@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::Result;
 
-use crate::fixtures;
 use crate::util::{self, cargo, step};
+use crate::{fixtures, minbase};
 
 /// Packages, `cargo fmt --check`, clippy with warnings denied, the fixtures, `cargo test`.
 pub fn run() -> Result<()> {
@@ -29,11 +29,13 @@ pub fn run() -> Result<()> {
         ]))
     })?;
     let fix = step("fixtures", fixtures::ensure)?;
+    let minbase = step("minbase fixture", minbase::ensure)?;
     step("cargo test", || {
         util::run(
             cargo()
                 .args(["test", "--workspace"])
-                .env("D2L_FIXTURES", &fix),
+                .env("D2L_FIXTURES", &fix)
+                .env("D2L_MINBASE_FIXTURE", &minbase),
         )
     })?;
     println!("ci: all steps passed in {}", util::secs(start.elapsed()));

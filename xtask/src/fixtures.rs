@@ -59,7 +59,7 @@ const RECIPE_VERSION: u32 = 1;
 /// The Debian release, and the image's reference in the OCI forms.
 const SUITE: &str = "bookworm";
 /// Overrides [`DEFAULT_MIRROR`].
-const MIRROR_ENV: &str = "D2L_DEBIAN_MIRROR";
+pub(crate) const MIRROR_ENV: &str = "D2L_DEBIAN_MIRROR";
 const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 /// Packages on top of minbase: enough to boot the image in a later issue.
 const INCLUDE: &[&str] = &[
@@ -328,14 +328,14 @@ fn recipe(mirror: &str) -> String {
 }
 
 /// The first 16 hex digits of the sha256 of `recipe`.
-fn key(recipe: &str) -> String {
+pub(crate) fn key(recipe: &str) -> String {
     Sha256::digest(recipe.as_bytes())[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
 }
 
-fn mirror() -> String {
+pub(crate) fn mirror() -> String {
     std::env::var(MIRROR_ENV)
         .ok()
         .filter(|m| !m.is_empty())
@@ -343,7 +343,7 @@ fn mirror() -> String {
 }
 
 /// `$XDG_CACHE_HOME/d2l-fixtures`, or `~/.cache/d2l-fixtures`.
-fn cache_base() -> Result<PathBuf> {
+pub(crate) fn cache_base() -> Result<PathBuf> {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute());
@@ -406,7 +406,7 @@ pub fn ensure() -> Result<PathBuf> {
 }
 
 /// Removes `<key>.partial-<pid>` directories whose build process is gone.
-fn remove_stale_partials(base: &Path, key: &str) -> Result<()> {
+pub(crate) fn remove_stale_partials(base: &Path, key: &str) -> Result<()> {
     let prefix = format!("{key}.partial-");
     for entry in fs::read_dir(base)? {
         let entry = entry?;
@@ -638,16 +638,21 @@ fn manifest(out: &Path, key: &str) -> Result<Value> {
 
 /// Points `<target>/fixtures` at `dir`, replacing an older link atomically.
 fn link(dir: &Path) -> Result<()> {
+    link_as(dir, "fixtures")
+}
+
+/// Points `<target>/NAME` at `dir`, replacing an older link atomically.
+pub(crate) fn link_as(dir: &Path, name: &str) -> Result<()> {
     let target = util::target_dir()?;
     fs::create_dir_all(&target).with_context(|| target.display().to_string())?;
-    let link = target.join("fixtures");
+    let link = target.join(name);
     if fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
         bail!(
             "{} is a directory, not a symlink; remove it",
             link.display()
         );
     }
-    let tmp = target.join(format!("fixtures.tmp-{}", std::process::id()));
+    let tmp = target.join(format!("{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(dir, &tmp).with_context(|| tmp.display().to_string())?;
     fs::rename(&tmp, &link).with_context(|| link.display().to_string())?;

@@ -3,7 +3,8 @@
 //! Run as `cargo xtask NAME` (an alias in `.cargo/config.toml`):
 //!
 //! - `fixtures`: build, once, a real Debian bookworm image in three forms and cache it
-//!   (see [`fixtures`] for the layout); `target/fixtures` links to it.
+//!   (see [`fixtures`] for the layout); `target/fixtures` links to it. Also a kernel-less
+//!   minbase image, the base of the Dockerfile tests ([`minbase`]).
 //! - `ci`: the whole gate, as `.ci/run` runs it: packages, fmt, clippy, fixtures, tests.
 //! - `bench`: `d2l export` against `umoci unpack` and the hash/decompression floor;
 //!   `d2l build` against `mkfs.ext4 -d` and the floor; `d2l build` of synthetic images of
@@ -15,6 +16,7 @@ mod bench;
 mod ci;
 mod demo;
 mod fixtures;
+mod minbase;
 mod rss;
 mod synthetic;
 mod util;
@@ -26,7 +28,8 @@ const USAGE: &str = "\
 usage: cargo xtask TASK
 
 tasks:
-  fixtures  build (once) and cache the Debian test image; link target/fixtures to it
+  fixtures  build (once) and cache the Debian test images; link target/fixtures (and
+            target/fixtures-minbase, the kernel-less base of the Dockerfile tests) to them
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
   bench [--only export|build|scale|disk[,...]]
             time d2l export against umoci unpack and the sha256+gunzip floor (export),
@@ -73,7 +76,10 @@ fn run() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     match task.as_str() {
-        "fixtures" => fixtures::ensure().map(|_| ())?,
+        "fixtures" => {
+            fixtures::ensure()?;
+            minbase::ensure()?;
+        }
         "ci" => ci::run()?,
         "demo" => demo::run()?,
         "help" | "-h" | "--help" => println!("{USAGE}"),

@@ -88,6 +88,12 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "qemu-system-x86_64",
         package: "qemu-system-x86",
     },
+    // crates/d2l/tests/dockerfile.rs: `d2l build -f Dockerfile` drives buildah (as root,
+    // vfs storage, chroot isolation: no runtime or overlay needed).
+    Tool {
+        command: "buildah",
+        package: "buildah",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

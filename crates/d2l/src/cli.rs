@@ -79,11 +79,53 @@ pub enum Table {
     None,
 }
 
+/// What `d2l build` starts from: an image, or a Dockerfile an image builder builds first.
+#[derive(Debug, Args)]
+pub struct BuildSourceArgs {
+    /// The image (as for export); with -f, the build context directory (default: the
+    /// Dockerfile's directory).
+    #[arg(value_name = "SOURCE|CONTEXT", required_unless_present = "dockerfile")]
+    pub source: Option<String>,
+    /// Platform to pick from a multi-platform image (and to build for, with -f):
+    /// os/arch[/variant].
+    #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Platform,
+    /// Build this Dockerfile first, with buildah, podman or docker (the first found).
+    #[arg(short = 'f', long = "file", value_name = "DOCKERFILE")]
+    pub dockerfile: Option<PathBuf>,
+    /// A build argument for the Dockerfile (repeatable).
+    #[arg(long = "build-arg", value_name = "KEY=VALUE", requires = "dockerfile")]
+    pub build_args: Vec<String>,
+    /// The Dockerfile stage to build (default: the last).
+    #[arg(long, value_name = "STAGE", requires = "dockerfile")]
+    pub target: Option<String>,
+    /// The image builder to run (default: the first of these found on PATH).
+    #[arg(long, value_name = "buildah|podman|docker", requires = "dockerfile")]
+    pub builder: Option<d2l_image_builder::BuilderKind>,
+}
+
+impl BuildSourceArgs {
+    /// SOURCE as an image (without -f), or a usage error naming it.
+    pub fn image_source(&self) -> Result<SourceSpec, clap::Error> {
+        use clap::CommandFactory;
+        let text = self.source.as_deref().unwrap_or_default();
+        text.parse().map_err(|e| {
+            let mut cli = Cli::command();
+            cli.build();
+            let build = cli.find_subcommand_mut("build").expect("a build command");
+            build.error(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value '{text}' for '[SOURCE|CONTEXT]': {e}"),
+            )
+        })
+    }
+}
+
 /// `d2l build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     #[command(flatten)]
-    pub source: SourceArgs,
+    pub source: BuildSourceArgs,
     /// Output file.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
@@ -244,6 +286,59 @@ mod tests {
         assert_eq!(args.size, d2l_fs_writer::SizeSpec::Extra(2 << 30));
         assert_eq!(args.fs_uuid.unwrap()[..2], [0x01, 0x23]);
         assert!(parse(&["build", "oci:/l", "-o", "x", "--size", "lots"]).is_err());
+    }
+
+    #[test]
+    fn build_from_a_dockerfile() {
+        let cli = parse(&["build", "-f", "img/Dockerfile", "-o", "x.img"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(
+            args.source.dockerfile,
+            Some(PathBuf::from("img/Dockerfile"))
+        );
+        assert_eq!(args.source.source, None, "CONTEXT is optional");
+        let cli = parse(&[
+            "build",
+            "-f",
+            "D",
+            "ctx",
+            "--build-arg",
+            "A=1",
+            "--build-arg",
+            "B",
+            "--target",
+            "kernel",
+            "--builder",
+            "podman",
+            "--platform",
+            "linux/arm64",
+            "-o",
+            "x",
+        ])
+        .unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        let source = args.source;
+        assert_eq!(source.source.as_deref(), Some("ctx"));
+        assert_eq!(source.build_args, ["A=1", "B"]);
+        assert_eq!(source.target.as_deref(), Some("kernel"));
+        assert_eq!(source.builder, Some(d2l_image_builder::BuilderKind::Podman));
+        assert_eq!(source.platform.architecture, "arm64");
+        assert!(parse(&["build", "-o", "x"]).is_err(), "SOURCE or -f");
+        assert!(
+            parse(&["build", "oci:/l", "--target", "k", "-o", "x"]).is_err(),
+            "--target needs -f"
+        );
+        assert!(parse(&["build", "-f", "D", "--builder", "kaniko", "-o", "x"]).is_err());
+        // Without -f, SOURCE is an image.
+        let cli = parse(&["build", "oci:", "-o", "x"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert!(args.source.image_source().is_err());
     }
 
     #[test]

@@ -18,8 +18,24 @@ fn main() -> ExitCode {
         Err(error) => {
             // One line: the chain of contexts, outermost first.
             eprintln!("d2l: error: {error:#}");
-            ExitCode::FAILURE
+            exit_code(&error)
         }
+    }
+}
+
+/// 1, or the image builder's own exit code when a Dockerfile build failed (what a script
+/// around `docker build` would see).
+fn exit_code(error: &anyhow::Error) -> ExitCode {
+    let builder_code =
+        error.chain().find_map(
+            |cause| match cause.downcast_ref::<d2l_image_builder::Error>()? {
+                d2l_image_builder::Error::Failed { status, .. } => status.code(),
+                _ => None,
+            },
+        );
+    match builder_code.and_then(|code| u8::try_from(code).ok()) {
+        Some(code) if code != 0 => ExitCode::from(code),
+        _ => ExitCode::FAILURE,
     }
 }
 

@@ -19,7 +19,8 @@ pub fn remove_partial_outputs_on_interrupt() {
         // Runs on the handler's own thread, so ordinary code (locks, I/O) is fine here.
         if let Ok(paths) = PARTIAL_OUTPUTS.lock() {
             for path in paths.iter() {
-                let _ = std::fs::remove_file(path);
+                // Outputs are files; a builder's scratch directory (`build -f`) is not.
+                let _ = std::fs::remove_file(path).or_else(|_| std::fs::remove_dir_all(path));
             }
         }
         eprintln!("d2l: interrupted");
@@ -32,13 +33,15 @@ pub fn remove_partial_outputs_on_interrupt() {
     }
 }
 
-fn track(path: &Path) {
+/// Removes `path` (a file or a directory) if the process is interrupted.
+pub fn track(path: &Path) {
     if let Ok(mut paths) = PARTIAL_OUTPUTS.lock() {
         paths.push(path.to_path_buf());
     }
 }
 
-fn untrack(path: &Path) {
+/// Forgets a path given to [`track`].
+pub fn untrack(path: &Path) {
     if let Ok(mut paths) = PARTIAL_OUTPUTS.lock() {
         paths.retain(|p| p != path);
     }

@@ -22,8 +22,19 @@ pub fn stderr(out: &Output) -> String {
 /// Asserts a failed run: exit code 1, one error line that contains every `needles` string,
 /// and nothing left in `dir` but the files that were there before (no output, no temporary).
 pub fn assert_clean_failure(out: &Output, dir: &Path, before: &[String], needles: &[&str]) {
+    assert_clean_failure_code(out, 1, dir, before, needles);
+}
+
+/// [`assert_clean_failure`] with another exit code (an image builder's own).
+pub fn assert_clean_failure_code(
+    out: &Output,
+    code: i32,
+    dir: &Path,
+    before: &[String],
+    needles: &[&str],
+) {
     let err = stderr(out);
-    assert_eq!(out.status.code(), Some(1), "exit code; stderr: {err}");
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
     let lines: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("d2l: error:"))

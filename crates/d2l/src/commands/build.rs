@@ -11,7 +11,7 @@ use d2l_fs_writer::{
 use d2l_layer_apply::{Metadata, Tree};
 use d2l_partition::{write_partition_table, DiskIds, DiskLayout, TableKind};
 
-use crate::cli::{Boot, BuildArgs, Table};
+use crate::cli::{Boot, BuildArgs, SourceArgs, Table};
 use crate::output::{Destination, Output};
 use crate::progress::Progress;
 
@@ -41,6 +41,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     };
     let started = Instant::now();
     let progress = Progress::new(quiet);
+    let input = super::dockerfile::Input::from_args(&args.source, quiet)?;
 
     // What can fail quickly fails before the long steps.
     let syslinux = match boot {
@@ -52,7 +53,9 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         Boot::None => None,
     };
     let root_password = read_root_password(&args)?;
-    let image = super::open_image(&args.source)?;
+    // With -f the builder runs now; its archive is needed until the layers are applied.
+    let (source, built) = input.resolve(&args.output, quiet)?;
+    let image = super::open_image(&source)?;
     let output = Output::create(&args.output)?;
     let destination = args.output.display().to_string();
     let Built {
@@ -66,6 +69,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         };
         build_disk(
             &args,
+            (&source, built),
             table,
             &syslinux,
             root_password,
@@ -113,9 +117,12 @@ struct Built {
 
 /// Applies the layers with their file data going straight into `disk` (where the filesystem
 /// will keep it), makes the tree a machine's, then writes the filesystem, boot code and
-/// partition table around that data.
+/// partition table around that data. `built` (a Dockerfile build's archive) is removed once
+/// the layers are applied.
+#[allow(clippy::too_many_arguments)]
 fn build_disk(
     args: &BuildArgs,
+    (source, built): (&SourceArgs, Option<super::dockerfile::Built>),
     table: Option<TableKind>,
     syslinux: &Option<Syslinux>,
     root_password: Option<String>,
@@ -130,11 +137,12 @@ fn build_disk(
     };
     let mut flat = super::flatten(
         image,
-        &args.source,
+        source,
         &args.apply,
         DiskStore::new(disk, base),
         progress,
     )?;
+    drop(built);
 
     let digest = digest_bytes(&image.config_digest);
     let mut options = Ext4Options::deterministic(&digest);

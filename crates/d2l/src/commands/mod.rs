@@ -1,6 +1,7 @@
 //! One module per command; each turns parsed arguments into calls on the library crates.
 
 mod build;
+mod dockerfile;
 mod export;
 mod inspect;
 mod run;
