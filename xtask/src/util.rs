@@ -88,6 +88,20 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "qemu-system-x86_64",
         package: "qemu-system-x86",
     },
+    // crates/d2l/tests/registry.rs (and `bench pull`) pull from a real registry: Debian's
+    // distribution v2, with htpasswd files from apache2-utils and certificates by openssl.
+    Tool {
+        command: "docker-registry",
+        package: "docker-registry",
+    },
+    Tool {
+        command: "htpasswd",
+        package: "apache2-utils",
+    },
+    Tool {
+        command: "openssl",
+        package: "openssl",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

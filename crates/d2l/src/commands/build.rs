@@ -51,7 +51,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         Boot::None => None,
     };
     let root_password = read_root_password(&args)?;
-    let image = super::open_image(&args.source)?;
+    let image = super::open_image(&args.source, &progress)?;
     let output = Output::create(&args.output)?;
     let mut flat = super::flatten(
         &image,

@@ -1,0 +1,480 @@
+//! A real registry for tests: Debian's `docker-registry` (distribution v2) on 127.0.0.1 at a
+//! free port, in three set-ups ([`Setup`]): plain HTTP, TLS with a self-signed CA, TLS with
+//! htpasswd Basic auth. Images are pushed with `skopeo copy`. Its access log lets a test
+//! count requests (blob GETs). [`Throttle`] is a slow TCP relay to put in front of it, so a
+//! test can kill the registry in the middle of a download.
+//!
+//! The registry runs under a small `sh` that kills it (SIGKILL) when its standard input
+//! closes: when the [`Registry`] is dropped, or when the test process ends, even for a
+//! registry kept in a `static`.
+//!
+//! ```no_run
+//! use d2l_testkit::registry::{Registry, Setup};
+//! let registry = Registry::start(Setup::Tls);
+//! let fixture = d2l_testkit::debian();
+//! registry.push(&fixture.oci, "d2l/debian:bookworm", false);
+//! println!("pull {}/d2l/debian:bookworm with --cert-dir {}", registry.host(), registry.cert_dir().unwrap().display());
+//! ```
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The user name the auth set-up accepts.
+pub const USER: &str = "d2luser";
+/// Its password.
+pub const PASSWORD: &str = "s3cret-Pa55";
+/// How long a registry may take to answer after starting.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the registry is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setup {
+    /// Plain HTTP, anonymous.
+    Http,
+    /// TLS with a certificate from a CA made for the test (see [`Registry::cert_dir`]).
+    Tls,
+    /// TLS as above, and htpasswd Basic auth ([`USER`], [`PASSWORD`]).
+    TlsAuth,
+}
+
+/// A running registry; killed on drop.
+pub struct Registry {
+    setup: Setup,
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<(Child, ChildStdin)>,
+}
+
+impl Registry {
+    /// Starts a registry with empty storage at a free port and waits until it answers.
+    pub fn start(setup: Setup) -> Registry {
+        let dir = tempfile::Builder::new()
+            .prefix("d2l-registry-")
+            .tempdir()
+            .expect("a temporary directory");
+        let port = free_port();
+        let root = dir.path();
+        fs::create_dir_all(root.join("storage")).unwrap();
+        let mut config = format!(
+            "version: 0.1\n\
+             log:\n  level: info\n  accesslog:\n    disabled: false\n\
+             storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
+             http:\n  addr: 127.0.0.1:{port}\n",
+            storage = root.join("storage").display()
+        );
+        if setup != Setup::Http {
+            make_certificates(root);
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                root.join("server.crt").display(),
+                root.join("server.key").display()
+            ));
+        }
+        if setup == Setup::TlsAuth {
+            let out = Command::new("htpasswd")
+                .args(["-Bbn", USER, PASSWORD])
+                .output()
+                .expect("htpasswd (apache2-utils) runs");
+            assert!(out.status.success(), "htpasswd failed");
+            fs::write(root.join("htpasswd"), out.stdout).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: d2l-test\n    path: {}\n",
+                root.join("htpasswd").display()
+            ));
+        }
+        fs::write(root.join("config.yml"), config).unwrap();
+        let mut registry = Registry {
+            setup,
+            dir,
+            port,
+            child: None,
+        };
+        registry.restart();
+        registry
+    }
+
+    /// Starts the registry again (same port, same storage) after [`Registry::kill`].
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "the registry is running");
+        let root = self.dir.path();
+        // `read` returns when our end of the pipe closes (drop, or this process ending):
+        // then the registry is killed.
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                "/usr/bin/docker-registry serve \"$1\" >>\"$2\" 2>&1 & pid=$!; read _; \
+                 kill -9 $pid; wait $pid",
+                "sh",
+            ])
+            .arg(root.join("config.yml"))
+            .arg(self.log_path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sh runs");
+        let stdin = child.stdin.take().expect("piped");
+        self.child = Some((child, stdin));
+        let deadline = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if Instant::now() > deadline {
+                panic!(
+                    "docker-registry did not listen on port {} within {START_TIMEOUT:?}; log:\n{}",
+                    self.port,
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the registry (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some((mut child, stdin)) = self.child.take() {
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The set-up.
+    pub fn setup(&self) -> Setup {
+        self.setup
+    }
+
+    /// A directory holding the CA certificate (`ca.crt`), for `--cert-dir`; `None` for HTTP.
+    pub fn cert_dir(&self) -> Option<PathBuf> {
+        (self.setup != Setup::Http).then(|| self.dir.path().join("ca"))
+    }
+
+    /// `USER:PASS` for the auth set-up.
+    pub fn creds(&self) -> Option<String> {
+        (self.setup == Setup::TlsAuth).then(|| format!("{USER}:{PASSWORD}"))
+    }
+
+    /// Pushes `source` (a skopeo source such as `oci:DIR:REF`) as `REPO:TAG`; `all` copies
+    /// every image of an index (`skopeo copy --all`).
+    pub fn push(&self, source: &str, repo_tag: &str, all: bool) {
+        let mut cmd = Command::new("skopeo");
+        cmd.args(["copy", "--quiet"]);
+        if all {
+            cmd.arg("--all");
+        }
+        match self.cert_dir() {
+            Some(dir) => {
+                cmd.arg("--dest-cert-dir").arg(dir);
+            }
+            None => {
+                cmd.arg("--dest-tls-verify=false");
+            }
+        }
+        if let Some(creds) = self.creds() {
+            cmd.arg("--dest-creds").arg(creds);
+        }
+        cmd.arg(source)
+            .arg(format!("docker://{}/{repo_tag}", self.host()));
+        let out = cmd.output().expect("skopeo runs");
+        assert!(
+            out.status.success(),
+            "skopeo copy {source} -> {repo_tag} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("registry.log")
+    }
+
+    /// Everything the registry logged.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Access-log lines (`"METHOD PATH HTTP/1.1" STATUS`) whose request starts with
+    /// `prefix`, e.g. `GET /v2/d2l/debian/blobs/`.
+    pub fn requests(&self, prefix: &str) -> Vec<String> {
+        let needle = format!("\"{prefix}");
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Blob GETs of repository `repo` so far.
+    pub fn blob_gets(&self, repo: &str) -> usize {
+        self.requests(&format!("GET /v2/{repo}/blobs/")).len()
+    }
+
+    /// Where the registry keeps blob `digest` (`sha256:HEX`): its storage layout's `data`.
+    pub fn blob_data(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("a sha256 digest");
+        self.dir
+            .path()
+            .join("storage/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the registry to take).
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().unwrap().port()
+}
+
+/// A CA (`ca/ca.crt`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.crt`, `server.key`), with openssl.
+fn make_certificates(root: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(root)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    fs::create_dir_all(root.join("ca")).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=d2l test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca/ca.crt"]);
+    ca.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+    ca.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+    run(&ca);
+    let mut csr = vec!["req", "-subj", "/CN=localhost"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
+    run(&csr);
+    fs::write(
+        root.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca/ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.crt",
+        "-extfile",
+        "server.ext",
+    ]);
+}
+
+/// A TCP relay on 127.0.0.1 that forwards to `upstream`, sending the answers back at a
+/// limited rate (requests pass at full speed). It closes a client's connection when the
+/// upstream one ends, as a dying server's would. Stops on drop.
+pub struct Throttle {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    bytes_per_second: Arc<AtomicU64>,
+}
+
+/// Bytes forwarded per step of the throttled direction.
+const THROTTLE_CHUNK: usize = 16 << 10;
+
+impl Throttle {
+    /// Starts relaying to `upstream` at `bytes_per_second`.
+    pub fn start(upstream: SocketAddr, bytes_per_second: u64) -> Throttle {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let rate = Arc::new(AtomicU64::new(bytes_per_second));
+        let (stop2, rate2) = (Arc::clone(&stop), Arc::clone(&rate));
+        std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(server) = TcpStream::connect(upstream) else {
+                            continue;
+                        };
+                        relay(client, server, Arc::clone(&rate2), Arc::clone(&stop2));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        Throttle {
+            port,
+            stop,
+            bytes_per_second: rate,
+        }
+    }
+
+    /// `127.0.0.1:PORT` of the relay.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Changes the rate (0: unlimited) for what is sent from now on.
+    pub fn set_rate(&self, bytes_per_second: u64) {
+        self.bytes_per_second
+            .store(bytes_per_second, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Throttle {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Two threads: client to server at full speed, server to client throttled.
+fn relay(client: TcpStream, server: TcpStream, rate: Arc<AtomicU64>, stop: Arc<AtomicBool>) {
+    let (mut c_read, mut s_write) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+    std::thread::spawn(move || {
+        let mut buf = [0u8; THROTTLE_CHUNK];
+        loop {
+            match c_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = s_write.shutdown(Shutdown::Write);
+    });
+    let (mut s_read, mut c_write) = (server, client);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; THROTTLE_CHUNK];
+        loop {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let n = match s_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if c_write.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            let rate = rate.load(Ordering::Relaxed);
+            if rate > 0 {
+                std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64));
+            }
+        }
+        let _ = c_write.shutdown(Shutdown::Both);
+    });
+}
+
+/// Writes an OCI layout at `dest` whose index.json names one image index, `reference`,
+/// listing the images `images` name (`(layout dir, ref name)`), with their platforms from
+/// their configs. Blobs are hard-linked from the sources (copied across filesystems).
+/// `skopeo copy --all oci:DEST:REF docker://...` then pushes a multi-platform image.
+pub fn write_multi_platform_layout(dest: &Path, images: &[(&Path, &str)], reference: &str) {
+    use serde_json::{json, Value};
+    let blobs = dest.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let link = |src: &Path, digest: &str| {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        let from = src.join("blobs/sha256").join(hex);
+        let to = blobs.join(hex);
+        if !to.exists() && fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to).unwrap();
+        }
+    };
+    let read_json = |path: PathBuf| -> Value {
+        serde_json::from_slice(
+            &fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+        )
+        .unwrap()
+    };
+    let mut manifests = Vec::new();
+    for (src, name) in images {
+        let index = read_json(src.join("index.json"));
+        let entry = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == *name)
+            .unwrap_or_else(|| panic!("{}: no image {name}", src.display()))
+            .clone();
+        let digest = entry["digest"].as_str().unwrap().to_owned();
+        let manifest = read_json(src.join("blobs/sha256").join(&digest["sha256:".len()..]));
+        link(src, &digest);
+        let config_digest = manifest["config"]["digest"].as_str().unwrap();
+        link(src, config_digest);
+        for layer in manifest["layers"].as_array().unwrap() {
+            link(src, layer["digest"].as_str().unwrap());
+        }
+        let config = read_json(
+            src.join("blobs/sha256")
+                .join(&config_digest["sha256:".len()..]),
+        );
+        manifests.push(json!({
+            "mediaType": entry["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json"),
+            "digest": digest,
+            "size": entry["size"],
+            "platform": { "os": config["os"], "architecture": config["architecture"] },
+        }));
+    }
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": manifests,
+    }))
+    .unwrap();
+    let digest = d2l_registry::Digest::sha256_of(&index);
+    fs::write(blobs.join(digest.hex()), &index).unwrap();
+    let top = json!({
+        "schemaVersion": 2,
+        "manifests": [ {
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": index.len(),
+            "annotations": { "org.opencontainers.image.ref.name": reference },
+        } ]
+    });
+    fs::write(dest.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    fs::write(
+        dest.join("oci-layout"),
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+    )
+    .unwrap();
+}
