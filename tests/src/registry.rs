@@ -115,8 +115,9 @@ impl Registry {
             .arg(root.join("config.yml"))
             .arg(self.log_path())
             .stdin(Stdio::piped())
+            // The registry's output goes to its log; sh's own ("Killed") nowhere.
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::null())
             .spawn()
             .expect("sh runs");
         let stdin = child.stdin.take().expect("piped");

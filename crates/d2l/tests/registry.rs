@@ -114,6 +114,8 @@ fn error_line(out: &Output) -> String {
         .filter(|l| l.starts_with("d2l: error:"))
         .collect();
     assert_eq!(lines.len(), 1, "one error line in: {err}");
+    // Shown with --nocapture, to read what users get.
+    eprintln!("{}", lines[0]);
     lines[0].to_owned()
 }
 
@@ -552,7 +554,7 @@ fn a_registry_killed_mid_download_leaves_no_blob_and_the_next_run_resumes() {
     let home = tempfile::tempdir().unwrap();
     let cache = home.path().join("cache/d2l");
     let reference = format!("{}/d2l/debian:bookworm", throttle.host());
-    let mut child = command(home.path(), &["pull", &reference], &[])
+    let child = command(home.path(), &["pull", &reference], &[])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -59,7 +59,7 @@ pub enum Error {
     },
 
     /// A registry refused the credentials (or their absence) with 401 or 403.
-    #[error("{registry}: {status} for {image}: {reason}")]
+    #[error("{registry}: {status}: {reason}")]
     Unauthorized {
         /// The registry host (with port).
         registry: String,

@@ -685,10 +685,7 @@ fn unreachable_registry_is_a_clear_error() {
     let err = open_image_with(&source, &Platform::default(), &options).unwrap_err();
     assert!(matches!(err, Error::Registry { .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.starts_with("127.0.0.1:1: ") && msg.contains("127.0.0.1:1/x/y:z"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("127.0.0.1:1: "), "{msg}");
     assert!(msg.to_lowercase().contains("connect"), "{msg}");
 }
 

@@ -296,10 +296,7 @@ impl Connection {
                 registry,
                 reason,
             },
-            None => Error::Registry {
-                registry,
-                reason: format!("{}: {reason}", self.reference),
-            },
+            None => Error::Registry { registry, reason },
         }
     }
 }
@@ -309,7 +306,8 @@ impl Connection {
 pub(crate) fn describe(e: &OciDistributionError) -> String {
     match e {
         OciDistributionError::RequestError(inner) => {
-            let mut text = without_url(inner);
+            let mut text =
+                without_url(inner).replace("error sending request for url", "request failed");
             let mut source = std::error::Error::source(inner);
             while let Some(cause) = source {
                 let s = cause.to_string();
@@ -324,6 +322,8 @@ pub(crate) fn describe(e: &OciDistributionError) -> String {
                     " (a private CA? give its certificate with --cert-dir DIR or \
                      SSL_CERT_FILE, or name the host with --insecure-registry)",
                 );
+            } else if super::retry::is_tls_failure(inner) {
+                text.push_str(" (a registry without TLS? name it with --insecure-registry HOST)");
             }
             text
         }

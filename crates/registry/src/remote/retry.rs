@@ -59,8 +59,33 @@ pub fn is_transient_request(error: &reqwest::Error) -> bool {
     }
     match error.status() {
         Some(status) => is_transient_status(status.as_u16()),
+        None if is_tls_failure(error) => false,
         None => error.is_connect() || error.is_timeout() || error.is_request() || error.is_body(),
     }
+}
+
+/// Words of rustls' errors (found in the error's causes; d2l does not link rustls itself):
+/// a certificate or handshake failure is not fixed by trying again.
+const TLS_FAILURE_MARKERS: &[&str] = &[
+    "certificate",
+    "handshake",
+    "InvalidContentType",
+    "received corrupt message",
+    "peer is incompatible",
+    "peer misbehaved",
+];
+
+/// Whether a request failed in TLS (a certificate, a handshake, a server not speaking TLS).
+pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if TLS_FAILURE_MARKERS.iter().any(|m| text.contains(m)) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// 5xx and 429 Too Many Requests.
