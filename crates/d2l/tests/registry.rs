@@ -12,7 +12,8 @@
 //! cache; `cache ls` and `cache prune`.
 //!
 //! One registry per set-up is shared by the tests (started on first use); the tests that
-//! kill or corrupt a registry start their own.
+//! kill or corrupt a registry start their own. Tests that count requests use repositories
+//! no other test reads, since tests run in parallel.
 
 mod common;
 
@@ -275,6 +276,25 @@ fn build_over_tls_with_the_ca_from_cert_dir_or_ssl_cert_file() {
     );
     assert!(cached_blobs(&bare.path().join("cache/d2l")).is_empty());
 
+    // --insecure-registry: TLS without verification, for that host only.
+    let out = d2l_in(
+        bare.path(),
+        &[
+            "inspect",
+            &reference,
+            "--insecure-registry",
+            &registry.host(),
+        ],
+        &[],
+    );
+    assert!(ok(&out).contains(&d2l_testkit::debian().config_digest.to_string()));
+    let out = d2l_in(
+        bare.path(),
+        &["inspect", &reference, "--insecure-registry", "127.0.0.1:1"],
+        &[],
+    );
+    assert!(error_line(&out).contains("certificate"));
+
     // SSL_CERT_FILE is read as extra roots.
     let ca = registry.cert_dir().unwrap().join("ca.crt");
     let out = d2l_in(
@@ -437,12 +457,15 @@ fn platform_is_chosen_from_the_index() {
     let home = tempfile::tempdir().unwrap();
     let reference = format!("docker://{}/{MULTI}:latest", registry.host());
 
+    let before = registry.blob_gets(MULTI);
     let out = d2l_in(
         home.path(),
         &["inspect", &reference, "--platform", "linux/amd64", "--json"],
         &[],
     );
     let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    // inspect reads the config, never a layer.
+    assert_eq!(registry.blob_gets(MULTI) - before, 1);
     assert_eq!(report["platform"], "linux/amd64");
     assert_eq!(
         report["config_digest"],
@@ -586,9 +609,17 @@ fn a_registry_killed_mid_download_leaves_no_blob_and_the_next_run_resumes() {
     // After a restart the next run completes, resuming the partial download.
     registry.restart();
     throttle.set_rate(0);
-    let out = d2l_in(home.path(), &["-v", "pull", &reference], &[]);
-    ok(&out);
-    assert!(stderr(&out).contains("resuming"), "{}", stderr(&out));
+    let out = d2l_in(home.path(), &["-v", "pull", &reference, "--json"], &[]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let log = stderr(&out);
+    assert!(log.contains("resuming"), "{log}");
+    assert!(!log.contains("ignored the Range"), "{log}");
+    let total: u64 = debian.layers.iter().map(|l| l.size).sum();
+    let downloaded = report["downloaded_bytes"].as_u64().unwrap();
+    assert!(
+        downloaded <= total - (3 << 20),
+        "the resumed run downloaded {downloaded} of {total} bytes"
+    );
     for layer in &debian.layers {
         assert!(cached_blobs(&cache).contains(&hex(&layer.digest)));
     }
@@ -601,8 +632,10 @@ fn concurrent_pulls_share_one_cache() {
         format!("127.0.0.1:{}", registry.port()).parse().unwrap(),
         32 << 20,
     );
+    // A repository of its own: other tests count the blob GETs of theirs.
+    registry.push(&d2l_testkit::debian().oci, "d2l/concurrent:bookworm", false);
     let home = tempfile::tempdir().unwrap();
-    let reference = format!("{}/{DEBIAN}:bookworm", throttle.host());
+    let reference = format!("{}/d2l/concurrent:bookworm", throttle.host());
     let children: Vec<_> = (0..2)
         .map(|_| {
             command(home.path(), &["pull", &reference, "--json"], &[])
@@ -638,7 +671,14 @@ fn cache_ls_and_prune() {
     let home = tempfile::tempdir().unwrap();
     let cache_dir = home.path().join("elsewhere");
     let cache = cache_dir.to_str().unwrap();
-    let reference = format!("{}/{MULTI}:latest", registry.host());
+    // A repository of its own: other tests count the blob GETs of theirs.
+    let arm64 = d2l_testkit::arm64_layout();
+    registry.push(
+        &format!("oci:{}:arm64", arm64.display()),
+        "d2l/cached:latest",
+        false,
+    );
+    let reference = format!("{}/d2l/cached:latest", registry.host());
     ok(&d2l_in(
         home.path(),
         &[
@@ -666,7 +706,7 @@ fn cache_ls_and_prune() {
         &["cache", "ls", "--cache-dir", cache],
         &[],
     ));
-    let name = format!("{}/{MULTI}:latest", registry.host());
+    let name = format!("{}/d2l/cached:latest", registry.host());
     assert!(
         listing.contains(&name)
             && listing.contains("linux/arm64")

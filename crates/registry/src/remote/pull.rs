@@ -39,7 +39,8 @@ const RUNTIME_THREADS: usize = 2;
 pub struct Fetched {
     /// Its path in the cache.
     pub path: PathBuf,
-    /// Bytes downloaded now (0 when it was cached already).
+    /// Bytes that came over the network now (0 when it was cached already; less than the
+    /// size when an interrupted download was resumed).
     pub downloaded: u64,
     /// Whether it was already in the cache.
     pub cached: bool,
@@ -133,10 +134,12 @@ impl Remote {
         let registry = self.connection.registry().to_owned();
         let mut failures = 0;
         let mut restarted = false;
+        // Bytes that came over the network in this run.
+        let mut received = 0;
         loop {
             while partial.len < size {
                 let attempt = self
-                    .copy(digest, size, &mut partial, &mut hasher, show)
+                    .copy(digest, size, &mut partial, &mut hasher, show, &mut received)
                     .await;
                 let problem = match attempt {
                     Ok(()) if partial.len == size => break,
@@ -200,7 +203,7 @@ impl Remote {
         }
         Ok(Fetched {
             path,
-            downloaded: size - if restarted { 0 } else { resumed },
+            downloaded: received,
             cached: false,
         })
     }
@@ -213,6 +216,7 @@ impl Remote {
         partial: &mut super::cache::Partial,
         hasher: &mut crate::digest::Hasher,
         show: bool,
+        received: &mut u64,
     ) -> std::result::Result<(), Attempt> {
         let blob = match self.connection.blob(digest, partial.len).await {
             Ok(blob) => blob,
@@ -250,6 +254,7 @@ impl Remote {
                 }));
             }
             partial.append(&chunk).map_err(Attempt::Fatal)?;
+            *received += chunk.len() as u64;
             hasher.update(&chunk);
             if show {
                 self.progress.blob_advanced(digest, chunk.len() as u64);
