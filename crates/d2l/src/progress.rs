@@ -79,6 +79,21 @@ impl Progress {
     }
 }
 
+/// A size for people: `512 B`, `12.3 kB`, `347.9 MB`, `1.2 GB` (decimal units).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The first 12 hex digits of a digest, as `docker pull` shows layers.
 fn short(digest: &Digest) -> String {
     digest.hex().chars().take(12).collect()
@@ -89,7 +104,7 @@ impl PullProgress for DownloadBars {
         let overall = self.multi.add(ProgressBar::new(total_bytes));
         overall.set_style(
             ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {elapsed}",
+                "{msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} {elapsed}",
             )
             .expect("a valid template")
             .progress_chars("=> "),
@@ -109,9 +124,11 @@ impl PullProgress for DownloadBars {
                 .multi
                 .insert_before(overall_bar, ProgressBar::new(size));
             bar.set_style(
-                ProgressStyle::with_template("  {msg} [{bar:30}] {bytes}/{total_bytes}")
-                    .expect("a valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "  {msg} [{bar:30}] {decimal_bytes}/{decimal_total_bytes}",
+                )
+                .expect("a valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(short(digest));
             bar
@@ -144,9 +161,9 @@ impl PullProgress for DownloadBars {
         }
         let what = if cached { "cached" } else { "downloaded" };
         let _ = self.multi.println(format!(
-            "✓ layer {} {:.1} MB {what}",
+            "✓ layer {} {} {what}",
             short(digest),
-            size as f64 / 1e6
+            human_bytes(size)
         ));
         if overall
             .length()
@@ -160,5 +177,20 @@ impl PullProgress for DownloadBars {
         if let Some(bar) = self.layers.lock().expect("not poisoned").remove(digest) {
             bar.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_bytes;
+
+    #[test]
+    fn sizes_for_people() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1000), "1.0 kB");
+        assert_eq!(human_bytes(295), "295 B");
+        assert_eq!(human_bytes(347_928_129), "347.9 MB");
+        assert_eq!(human_bytes(1_500_000_000), "1.5 GB");
     }
 }

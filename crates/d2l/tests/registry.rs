@@ -260,6 +260,27 @@ fn build_over_plain_http_then_again_from_the_cache() {
 }
 
 #[test]
+fn a_reference_pinned_by_digest() {
+    let registry = registry(Setup::Http);
+    let home = tempfile::tempdir().unwrap();
+    let debian = d2l_testkit::debian();
+    // A repository of its own: other tests count the blob GETs of theirs.
+    registry.push(&debian.oci, "d2l/pinned:bookworm", false);
+    let pinned = format!("{}/d2l/pinned@{}", registry.host(), debian.manifest_digest);
+    let out = d2l_in(home.path(), &["inspect", &pinned, "--json"], &[]);
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(report["manifest_digest"], debian.manifest_digest);
+    assert_eq!(report["config_digest"], debian.config_digest);
+
+    let unknown = format!("{}/d2l/pinned@sha256:{}", registry.host(), "0".repeat(64));
+    let line = error_line(&d2l_in(home.path(), &["inspect", &unknown], &[]));
+    assert!(
+        line.contains("manifest unknown") || line.contains("404"),
+        "{line}"
+    );
+}
+
+#[test]
 fn build_over_tls_with_the_ca_from_cert_dir_or_ssl_cert_file() {
     let registry = registry(Setup::Tls);
     let home = tempfile::tempdir().unwrap();

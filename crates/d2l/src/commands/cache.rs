@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use d2l_registry::remote::{default_cache_dir, BlobCache};
 use serde::Serialize;
 
-use super::pull::mb;
+use crate::progress::human_bytes as mb;
 
 /// `d2l cache`.
 #[derive(Debug, Subcommand)]

@@ -6,7 +6,7 @@ use d2l_registry::{pull_image, SourceSpec};
 use serde::Serialize;
 
 use crate::cli::SourceArgs;
-use crate::progress::Progress;
+use crate::progress::{human_bytes as mb, Progress};
 
 /// `d2l pull`.
 #[derive(Debug, Args)]
@@ -94,9 +94,4 @@ pub fn run(args: PullArgs, quiet: bool) -> Result<()> {
         report.cache_dir
     );
     Ok(())
-}
-
-/// Bytes as MB with one decimal.
-pub fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
 }

@@ -193,11 +193,11 @@ impl Connection {
                 });
             }
             if !is_transient(&e) {
-                return Err(self.error(e, digest));
+                return Err(self.manifest_error(e, digest));
             }
             failures += 1;
             let Some(delay) = self.retry.delay_after(failures) else {
-                return Err(self.error(e, digest));
+                return Err(self.manifest_error(e, digest));
             };
             tracing::warn!(
                 "{}: manifest: {}; retrying in {:.1}s",
@@ -241,6 +241,24 @@ impl Connection {
                 stream: sized.stream,
                 whole: false,
             }),
+        }
+    }
+
+    /// [`Connection::error`] for a manifest: says which (by digest, else the tag).
+    fn manifest_error(&self, e: OciDistributionError, digest: Option<&Digest>) -> Error {
+        match self.error(e, None) {
+            Error::Registry { registry, reason } => {
+                let name = match (digest.or(self.reference.digest()), self.reference.tag()) {
+                    (Some(d), _) => d.to_string(),
+                    (None, Some(tag)) => format!("tag {tag:?}"),
+                    (None, None) => String::new(),
+                };
+                Error::Registry {
+                    registry,
+                    reason: format!("manifest {name}: {reason}"),
+                }
+            }
+            other => other,
         }
     }
 
