@@ -31,6 +31,10 @@ pub const USER: &str = "d2luser";
 pub const PASSWORD: &str = "s3cret-Pa55";
 /// How long a registry may take to answer after starting.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Ports tried before giving up.
+const PORT_ATTEMPTS: usize = 5;
+/// Stands for the port in the registry's configuration until one is chosen.
+const PORT_PLACEHOLDER: &str = "@PORT@";
 
 /// How the registry is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +45,11 @@ pub enum Setup {
     Tls,
     /// TLS as above, and htpasswd Basic auth ([`USER`], [`PASSWORD`]).
     TlsAuth,
+    /// Plain HTTP with Bearer tokens, Docker Hub's flow: the registry answers 401 with a
+    /// `Bearer realm=...,service=...` challenge; a token server started beside it
+    /// ([`Registry::token_requests`]) checks [`USER`] and [`PASSWORD`] by Basic auth and
+    /// hands out a JWT signed with a key the registry trusts.
+    Token,
 }
 
 /// A running registry; killed on drop.
@@ -49,6 +58,7 @@ pub struct Registry {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<(Child, ChildStdin)>,
+    token_server: Option<TokenServer>,
 }
 
 impl Registry {
@@ -58,17 +68,27 @@ impl Registry {
             .prefix("d2l-registry-")
             .tempdir()
             .expect("a temporary directory");
-        let port = free_port();
         let root = dir.path();
         fs::create_dir_all(root.join("storage")).unwrap();
         let mut config = format!(
             "version: 0.1\n\
              log:\n  level: info\n  accesslog:\n    disabled: false\n\
              storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-             http:\n  addr: 127.0.0.1:{port}\n",
+             http:\n  addr: 127.0.0.1:{PORT_PLACEHOLDER}\n",
             storage = root.join("storage").display()
         );
-        if setup != Setup::Http {
+        let mut token_server = None;
+        if setup == Setup::Token {
+            let server = TokenServer::start(root);
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: {TOKEN_SERVICE}\n    \
+                 issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+                server.port,
+                root.join("token.crt").display()
+            ));
+            token_server = Some(server);
+        }
+        if matches!(setup, Setup::Tls | Setup::TlsAuth) {
             make_certificates(root);
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
@@ -88,20 +108,42 @@ impl Registry {
                 root.join("htpasswd").display()
             ));
         }
-        fs::write(root.join("config.yml"), config).unwrap();
         let mut registry = Registry {
             setup,
             dir,
-            port,
+            port: 0,
             child: None,
+            token_server,
         };
-        registry.restart();
-        registry
+        // A port found free may be taken by another test's server before the registry binds
+        // it: then try another.
+        for _ in 0..PORT_ATTEMPTS {
+            registry.port = free_port();
+            let config = config.replace(PORT_PLACEHOLDER, &registry.port.to_string());
+            fs::write(registry.dir.path().join("config.yml"), config).unwrap();
+            if registry.spawn() {
+                return registry;
+            }
+            registry.kill();
+        }
+        panic!("docker-registry found no free port in {PORT_ATTEMPTS} attempts");
     }
 
     /// Starts the registry again (same port, same storage) after [`Registry::kill`].
     pub fn restart(&mut self) {
+        assert!(
+            self.spawn(),
+            "docker-registry could not listen on port {} again; log:\n{}",
+            self.port,
+            self.log()
+        );
+    }
+
+    /// Runs the registry; waits until it says it listens (true) or that the port is taken
+    /// (false).
+    fn spawn(&mut self) -> bool {
         assert!(self.child.is_none(), "the registry is running");
+        let logged_before = self.log().len();
         let root = self.dir.path();
         // `read` returns when our end of the pipe closes (drop, or this process ending):
         // then the registry is killed.
@@ -122,16 +164,24 @@ impl Registry {
             .expect("sh runs");
         let stdin = child.stdin.take().expect("piped");
         self.child = Some((child, stdin));
+        let listening = format!("listening on 127.0.0.1:{}", self.port);
         let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        loop {
+            let log = self.log();
+            let new = log.get(logged_before..).unwrap_or("");
+            if new.contains(&listening) {
+                return true;
+            }
+            if new.contains("address already in use") {
+                return false;
+            }
             if Instant::now() > deadline {
                 panic!(
-                    "docker-registry did not listen on port {} within {START_TIMEOUT:?}; log:\n{}",
-                    self.port,
-                    self.log()
+                    "docker-registry did not listen on port {} within {START_TIMEOUT:?}; log:\n{log}",
+                    self.port
                 );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -160,12 +210,21 @@ impl Registry {
 
     /// A directory holding the CA certificate (`ca.crt`), for `--cert-dir`; `None` for HTTP.
     pub fn cert_dir(&self) -> Option<PathBuf> {
-        (self.setup != Setup::Http).then(|| self.dir.path().join("ca"))
+        matches!(self.setup, Setup::Tls | Setup::TlsAuth).then(|| self.dir.path().join("ca"))
     }
 
-    /// `USER:PASS` for the auth set-up.
+    /// `USER:PASS` for the set-ups with auth.
     pub fn creds(&self) -> Option<String> {
-        (self.setup == Setup::TlsAuth).then(|| format!("{USER}:{PASSWORD}"))
+        matches!(self.setup, Setup::TlsAuth | Setup::Token).then(|| format!("{USER}:{PASSWORD}"))
+    }
+
+    /// The token server's requests so far (`GET /token?...` lines, with whether the
+    /// credentials were accepted), for the [`Setup::Token`] set-up.
+    pub fn token_requests(&self) -> Vec<String> {
+        self.token_server
+            .as_ref()
+            .map(|t| t.requests.lock().unwrap().clone())
+            .unwrap_or_default()
     }
 
     /// Pushes `source` (a skopeo source such as `oci:DIR:REF`) as `REPO:TAG`; `all` copies
@@ -478,4 +537,143 @@ pub fn write_multi_platform_layout(dest: &Path, images: &[(&Path, &str)], refere
         br#"{"imageLayoutVersion":"1.0.0"}"#,
     )
     .unwrap();
+}
+
+/// The `service` the token set-up's registry and tokens name.
+const TOKEN_SERVICE: &str = "d2l-test-registry";
+/// The tokens' issuer.
+const TOKEN_ISSUER: &str = "d2l-test-token-server";
+/// Repositories a token grants (pull and push).
+pub const TOKEN_REPOSITORIES: &[&str] = &["d2l/debian", "d2l/multi"];
+
+/// A token server for the [`Setup::Token`] registry: `GET /token` with Basic credentials
+/// gets a JWT (RS256, signed by openssl with a key whose self-signed certificate the
+/// registry trusts, sent in the `x5c` header) granting pull and push on
+/// [`TOKEN_REPOSITORIES`]; wrong or missing credentials get 401.
+struct TokenServer {
+    port: u16,
+    requests: Arc<std::sync::Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl TokenServer {
+    fn start(root: &Path) -> TokenServer {
+        use base64::Engine;
+        let b64url = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=d2l test token signer"])
+            .args(["-keyout", "token.key", "-out", "token.crt"])
+            .current_dir(root)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pem = fs::read_to_string(root.join("token.crt")).unwrap();
+        let der_b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let header = serde_json::json!({ "typ": "JWT", "alg": "RS256", "x5c": [der_b64] });
+        let access: Vec<serde_json::Value> = TOKEN_REPOSITORIES
+            .iter()
+            .map(|name| serde_json::json!({ "type": "repository", "name": name, "actions": ["pull", "push"] }))
+            .collect();
+        let claims = serde_json::json!({
+            "iss": TOKEN_ISSUER, "sub": USER, "aud": TOKEN_SERVICE,
+            "exp": now + 3600, "nbf": now - 60, "iat": now - 60, "jti": "d2l-test",
+            "access": access,
+        });
+        let signing_input = format!(
+            "{}.{}",
+            b64url(header.to_string().as_bytes()),
+            b64url(claims.to_string().as_bytes())
+        );
+        fs::write(root.join("token.input"), &signing_input).unwrap();
+        let out = Command::new("openssl")
+            .args(["dgst", "-sha256", "-sign", "token.key", "token.input"])
+            .current_dir(root)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let token = format!("{signing_input}.{}", b64url(&out.stdout));
+        let body = serde_json::json!({ "token": token, "access_token": token, "expires_in": 3600 })
+            .to_string();
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+        );
+
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log, stopped) = (Arc::clone(&requests), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stopped.load(Ordering::Relaxed) {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let line = text.lines().next().unwrap_or("").to_owned();
+                let authorized = text.lines().any(|l| {
+                    l.split_once(':').is_some_and(|(k, v)| {
+                        k.eq_ignore_ascii_case("authorization") && v.trim() == expected
+                    })
+                });
+                log.lock().unwrap().push(format!(
+                    "{line} {}",
+                    if authorized { "accepted" } else { "refused" }
+                ));
+                let answer = if authorized {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                         Connection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                } else {
+                    let refusal = r#"{"details":"wrong user name or password"}"#;
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{refusal}",
+                        refusal.len()
+                    )
+                };
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        TokenServer {
+            port,
+            requests,
+            stop,
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Pulling from a real registry: Debian's `docker-registry` started by the tests (see
 //! `d2l_testkit::registry`) in three set-ups — plain HTTP, TLS with a self-signed CA, TLS
-//! with htpasswd Basic auth — with the Debian fixture pushed by skopeo, and a
+//! with htpasswd Basic auth — and a fourth with Bearer tokens from a token server (Docker
+//! Hub's flow), with the Debian fixture pushed by skopeo, and a
 //! multi-platform index (the amd64 fixture and the small arm64 one).
 //!
 //! What is checked: a registry build gives the same bytes as a build of the local layout;
@@ -36,10 +37,12 @@ fn registry(setup: Setup) -> &'static Registry {
     static HTTP: OnceLock<Registry> = OnceLock::new();
     static TLS: OnceLock<Registry> = OnceLock::new();
     static TLS_AUTH: OnceLock<Registry> = OnceLock::new();
+    static TOKEN: OnceLock<Registry> = OnceLock::new();
     let cell = match setup {
         Setup::Http => &HTTP,
         Setup::Tls => &TLS,
         Setup::TlsAuth => &TLS_AUTH,
+        Setup::Token => &TOKEN,
     };
     cell.get_or_init(|| {
         let registry = Registry::start(setup);
@@ -331,6 +334,50 @@ fn build_over_tls_with_basic_auth() {
     let registry = registry(Setup::TlsAuth);
     let home = tempfile::tempdir().unwrap();
     build_through(registry, home.path(), "auth.ext4");
+}
+
+#[test]
+fn pull_with_bearer_tokens_as_from_docker_hub() {
+    let registry = registry(Setup::Token);
+    let home = tempfile::tempdir().unwrap();
+    let reference = format!("{}/{DEBIAN}:bookworm", registry.host());
+    let creds = registry.creds().unwrap();
+    let out = d2l_in(
+        home.path(),
+        &["pull", &reference, "--creds", &creds, "--json"],
+        &[],
+    );
+    let report: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(report["config_digest"], d2l_testkit::debian().config_digest);
+    // The challenge sent d2l to the token endpoint, with the pull scope and the
+    // credentials.
+    let requests = registry.token_requests();
+    assert!(
+        requests.iter().any(|r| r.contains("GET /token?")
+            && r.contains("scope=repository%3Ad2l%2Fdebian%3Apull")
+            && r.contains("service=d2l-test-registry")
+            && r.ends_with("accepted")),
+        "{requests:#?}"
+    );
+
+    // Refused at the token endpoint, before anything is written (the cache cannot be).
+    let out = d2l_in(
+        home.path(),
+        &[
+            "pull",
+            &reference,
+            "--creds",
+            "d2luser:nope",
+            "--cache-dir",
+            "/nonexistent/x",
+        ],
+        &[],
+    );
+    let line = error_line(&out);
+    assert!(
+        line.contains("401 Unauthorized") && line.contains("refused the credentials"),
+        "{line}"
+    );
 }
 
 #[test]
