@@ -66,6 +66,24 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The small linux/arm64 OCI layout `cargo xtask fixtures` writes beside the Debian image
+/// (`FIX/arm64-oci`, reference `arm64`: one layer with `/etc/d2l-arch` = `arm64`). For
+/// platform choice through a multi-platform index; it does not boot.
+///
+/// # Panics
+///
+/// When it is missing, telling to run `cargo xtask fixtures`.
+pub fn arm64_layout() -> PathBuf {
+    let dir = fixtures_dir().join("arm64-oci");
+    if !dir.join("index.json").is_file() {
+        panic!(
+            "no arm64 fixture at {}: run `cargo xtask fixtures`",
+            dir.display()
+        );
+    }
+    dir
+}
+
 /// Written last by the build; lists what was built.
 const MANIFEST: &str = "manifest.json";
 /// The `manifest.json` schema this testkit reads.

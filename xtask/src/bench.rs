@@ -10,6 +10,8 @@
 //! - `disk` ([`disk`]): `d2l build` of the fixture into a bootable MBR disk against the
 //!   docker-to-linux way by hand as root (truncate, sfdisk, losetup, mkfs.ext4, tar -x,
 //!   extlinux --install, dd mbr.bin); both images are then booted once in QEMU.
+//! - `pull` ([`pull`]): `d2l pull` of the fixture from a local `docker-registry` against
+//!   `skopeo copy docker://... oci:DIR`.
 //!
 //! The floor is the work no exporter can skip, done single-threaded and spread over the
 //! cores: `openssl sha256` of the compressed layers (digest check), `pigz -dc -p 1` of them
@@ -26,6 +28,7 @@
 mod build;
 mod disk;
 mod export;
+mod pull;
 mod scale;
 
 use std::fs::File;
@@ -54,6 +57,8 @@ pub struct Parts {
     pub scale: bool,
     /// `d2l build` of a bootable disk against the docker-to-linux way, both booted.
     pub disk: bool,
+    /// `d2l pull` from a local registry against `skopeo copy`.
+    pub pull: bool,
 }
 
 impl Parts {
@@ -63,6 +68,7 @@ impl Parts {
         build: true,
         scale: true,
         disk: true,
+        pull: true,
     };
 
     /// Reads the arguments after `bench`: nothing, or `--only PART[,PART...]`.
@@ -75,6 +81,7 @@ impl Parts {
                     build: false,
                     scale: false,
                     disk: false,
+                    pull: false,
                 };
                 for name in list.split(',') {
                     match name {
@@ -82,9 +89,10 @@ impl Parts {
                         "build" => parts.build = true,
                         "scale" => parts.scale = true,
                         "disk" => parts.disk = true,
+                        "pull" => parts.pull = true,
                         other => {
                             return Err(format!(
-                                "unknown bench part `{other}` (export, build, scale, disk)"
+                                "unknown bench part `{other}` (export, build, scale, disk, pull)"
                             ))
                         }
                     }
@@ -95,7 +103,7 @@ impl Parts {
                 Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
             }
             _ => Err(format!(
-                "bench takes `--only export|build|scale|disk` (comma-separated), not `{}`",
+                "bench takes `--only export|build|scale|disk|pull` (comma-separated), not `{}`",
                 args.join(" ")
             )),
         }
@@ -149,7 +157,7 @@ pub fn run(parts: Parts) -> Result<()> {
             failed.push(name);
         }
     };
-    if parts.export || parts.build || parts.disk {
+    if parts.export || parts.build || parts.disk || parts.pull {
         let fix = step("fixtures", fixtures::ensure)?;
         let layout = fix.join(fixtures::OCI_DIR);
         let fixture = Fixture {
@@ -173,6 +181,9 @@ pub fn run(parts: Parts) -> Result<()> {
         }
         if parts.disk {
             report("disk", step("bench: disk", || disk::run(&ctx, &fixture)));
+        }
+        if parts.pull {
+            report("pull", step("bench: pull", || pull::run(&ctx, &fixture)));
         }
     }
     if parts.scale {
@@ -377,6 +388,7 @@ mod tests {
             build: true,
             scale: false,
             disk: false,
+            pull: false,
         };
         assert_eq!(parse(&["--only", "build"]), Ok(build));
         assert_eq!(parse(&["--only=build"]), Ok(build));
@@ -387,6 +399,7 @@ mod tests {
                 build: false,
                 scale: true,
                 disk: false,
+                pull: false,
             })
         );
         assert_eq!(
@@ -396,8 +409,10 @@ mod tests {
                 build: false,
                 scale: false,
                 disk: true,
+                pull: false,
             })
         );
+        assert!(parse(&["--only", "pull"]).is_ok_and(|p| p.pull && !p.export));
         assert!(parse(&["--only", "boot"]).is_err());
         assert!(parse(&["--only"]).is_err());
         assert!(parse(&["build"]).is_err());

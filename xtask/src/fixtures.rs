@@ -12,6 +12,7 @@
 //! FIX/debian-oci-archive.tar      the same image as an oci-archive, reference `bookworm`
 //! FIX/debian-docker-archive.tar   the same image as a docker-archive, `d2l/debian:bookworm`
 //!                                 (its layers are stored uncompressed)
+//! FIX/arm64-oci/                  a small linux/arm64 image (crate::fixtures_arm64)
 //! FIX/recipe.txt                  the recipe text; FIX's name is a hash of it
 //! FIX/manifest.json               what was built, for tests (below)
 //! ```
@@ -354,8 +355,15 @@ pub(crate) fn cache_base() -> Result<PathBuf> {
     Ok(cache.join("d2l-fixtures"))
 }
 
-/// Makes sure the fixtures are built, links `<target>/fixtures` to them and returns FIX.
+/// Makes sure the fixtures are built (the Debian image, then the small arm64 image of
+/// [`crate::fixtures_arm64`] beside it), links `<target>/fixtures` to them and returns FIX.
 pub fn ensure() -> Result<PathBuf> {
+    let dir = ensure_debian()?;
+    crate::fixtures_arm64::ensure(&dir)?;
+    Ok(dir)
+}
+
+fn ensure_debian() -> Result<PathBuf> {
     let start = Instant::now();
     let mirror = mirror();
     let recipe = recipe(&mirror);

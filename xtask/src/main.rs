@@ -9,13 +9,15 @@
 //! - `bench`: `d2l export` against `umoci unpack` and the hash/decompression floor;
 //!   `d2l build` against `mkfs.ext4 -d` and the floor; `d2l build` of synthetic images of
 //!   10k to 1M files; a bootable `d2l build` disk against the docker-to-linux way by hand,
-//!   both booted in QEMU (see [`bench`]).
+//!   both booted in QEMU; `d2l pull` against `skopeo copy` from a local registry (see
+//!   [`bench`]).
 //! - `demo`: d2l on the built-in demo image.
 
 mod bench;
 mod ci;
 mod demo;
 mod fixtures;
+mod fixtures_arm64;
 mod minbase;
 mod rss;
 mod synthetic;
@@ -31,10 +33,12 @@ tasks:
   fixtures  build (once) and cache the Debian test images; link target/fixtures (and
             target/fixtures-minbase, the kernel-less base of the Dockerfile tests) to them
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
-  bench [--only export|build|scale|disk[,...]]
+  bench [--only export|build|scale|disk|pull[,...]]
             time d2l export against umoci unpack and the sha256+gunzip floor (export),
             d2l build against mkfs.ext4 -d and the floor (build), d2l build of synthetic
-            images of 10k, 100k and 1M files (scale); default: all three
+            images of 10k, 100k and 1M files (scale), a bootable disk against the
+            docker-to-linux way (disk), d2l pull against skopeo copy from a local
+            registry (pull); default: all
   demo      run d2l inspect and d2l export on the built-in demo image";
 
 fn main() -> ExitCode {

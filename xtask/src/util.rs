@@ -94,6 +94,20 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "buildah",
         package: "buildah",
     },
+    // crates/d2l/tests/registry.rs (and `bench pull`) pull from a real registry: Debian's
+    // distribution v2, with htpasswd files from apache2-utils and certificates by openssl.
+    Tool {
+        command: "docker-registry",
+        package: "docker-registry",
+    },
+    Tool {
+        command: "htpasswd",
+        package: "apache2-utils",
+    },
+    Tool {
+        command: "openssl",
+        package: "openssl",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

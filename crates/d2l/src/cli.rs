@@ -30,6 +30,11 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Boot a disk image in QEMU, its serial console on this terminal.
     Run(RunArgs),
+    /// Pull an image from a registry into the cache, without applying it.
+    Pull(crate::commands::pull::PullArgs),
+    /// List or prune the cache of pulled blobs.
+    #[command(subcommand)]
+    Cache(crate::commands::cache::CacheCommand),
 }
 
 /// Where an image comes from and which one to take.
@@ -42,6 +47,30 @@ pub struct SourceArgs {
     /// Platform to pick from a multi-platform image: os/arch[/variant].
     #[arg(long, default_value = "linux/amd64", value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Platform,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How registries are reached, and where pulled blobs are kept.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Registry options")]
+pub struct RegistryArgs {
+    /// Credentials for the registry (else auth files: $REGISTRY_AUTH_FILE, podman's
+    /// auth.json, ~/.docker/config.json).
+    #[arg(long, value_name = "USER:PASS")]
+    pub creds: Option<d2l_registry::remote::Credentials>,
+    /// Trust the CA certificates (*.crt) in this directory too.
+    #[arg(long, value_name = "DIR")]
+    pub cert_dir: Vec<PathBuf>,
+    /// Allow plain HTTP or unverified TLS for this registry (host[:port]); repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// Where pulled blobs are cached (default $XDG_CACHE_HOME/d2l).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Layers downloaded at once.
+    #[arg(long, value_name = "N", default_value_t = d2l_registry::remote::DEFAULT_CONCURRENT_DOWNLOADS)]
+    pub max_concurrent_downloads: usize,
 }
 
 /// How layers are applied.
@@ -102,6 +131,10 @@ pub struct BuildSourceArgs {
     /// The image builder to run (default: the first of these found on PATH).
     #[arg(long, value_name = "buildah|podman|docker", requires = "dockerfile")]
     pub builder: Option<d2l_image_builder::BuilderKind>,
+    /// How a registry SOURCE is reached (a Dockerfile's base images come through the
+    /// builder's own configuration).
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 impl BuildSourceArgs {
@@ -373,5 +406,40 @@ mod tests {
             panic!("not inspect")
         };
         assert!(args.json);
+    }
+
+    #[test]
+    fn registry_options_on_every_source() {
+        let cli = parse(&[
+            "build",
+            "localhost:5000/app",
+            "-o",
+            "x.img",
+            "--creds",
+            "u:p:w",
+            "--cert-dir",
+            "/certs",
+            "--insecure-registry",
+            "localhost:5000",
+            "--cache-dir",
+            "/c",
+        ])
+        .unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        let registry = args.source.registry;
+        assert_eq!(registry.creds.unwrap().password.expose(), "p:w");
+        assert_eq!(registry.cert_dir, vec![PathBuf::from("/certs")]);
+        assert_eq!(
+            registry.insecure_registry,
+            vec!["localhost:5000".to_owned()]
+        );
+        assert_eq!(registry.cache_dir, Some(PathBuf::from("/c")));
+        assert_eq!(registry.max_concurrent_downloads, 3);
+        assert!(parse(&["inspect", "x", "--creds", "nocolon"]).is_err());
+        assert!(parse(&["pull", "debian:bookworm", "--platform", "linux/arm64"]).is_ok());
+        assert!(parse(&["cache", "ls", "--cache-dir", "/c"]).is_ok());
+        assert!(parse(&["cache", "prune", "--all"]).is_ok());
     }
 }

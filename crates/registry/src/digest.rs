@@ -80,6 +80,11 @@ impl Digest {
         hasher.finish()
     }
 
+    /// An incremental hasher of this digest's algorithm.
+    pub(crate) fn hasher(&self) -> Hasher {
+        Hasher::new(self.algorithm)
+    }
+
     /// The path of this blob inside an OCI image layout: `blobs/ALG/HEX`.
     pub(crate) fn layout_path(&self) -> String {
         format!("blobs/{}/{}", self.algorithm(), self.hex)
@@ -156,7 +161,7 @@ fn to_hex(bytes: &[u8]) -> String {
 
 /// Incremental hashing for either algorithm; the one place that talks to the backend.
 #[derive(Clone)]
-struct Hasher {
+pub(crate) struct Hasher {
     algorithm: Algorithm,
     context: backend::Context,
 }
@@ -169,11 +174,11 @@ impl Hasher {
         }
     }
 
-    fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         self.context.update(bytes);
     }
 
-    fn finish(self) -> Digest {
+    pub(crate) fn finish(self) -> Digest {
         Digest {
             algorithm: self.algorithm,
             hex: to_hex(self.context.finish().as_ref()),

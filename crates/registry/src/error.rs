@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use crate::digest::Digest;
 use crate::platform::Platform;
-use crate::reference::Reference;
 
 /// Everything that can go wrong while reading an image.
 #[derive(Debug, thiserror::Error)]
@@ -50,14 +49,55 @@ pub enum Error {
         reason: String,
     },
 
-    /// Pulling from a registry is not implemented yet.
-    #[error(
-        "pulling from registries is not implemented yet ({reference}); \
-         use oci:DIR, oci-archive:FILE or docker-archive:FILE"
-    )]
-    RegistryNotYetSupported {
-        /// The registry reference that was asked for.
-        reference: Reference,
+    /// A registry could not be reached or answered with an error.
+    #[error("{registry}: {reason}")]
+    Registry {
+        /// The registry host (with port).
+        registry: String,
+        /// What went wrong, with the underlying cause.
+        reason: String,
+    },
+
+    /// A registry refused the credentials (or their absence) with 401 or 403.
+    #[error("{registry}: {status}: {reason}")]
+    Unauthorized {
+        /// The registry host (with port).
+        registry: String,
+        /// The image asked for (normalised reference).
+        image: String,
+        /// The HTTP status, e.g. `401 Unauthorized`.
+        status: String,
+        /// Which credentials were sent, and what to do (never the secret).
+        reason: String,
+    },
+
+    /// A blob's download failed (after retries, where retrying made sense).
+    #[error("blob {digest} from {registry}: {reason}")]
+    Download {
+        /// The blob's digest.
+        digest: Digest,
+        /// The registry host (with port).
+        registry: String,
+        /// What went wrong, with the underlying cause.
+        reason: String,
+    },
+
+    /// Credentials could not be read: an auth file, `--creds`, or a credential helper.
+    #[error("credentials from {origin}: {reason}")]
+    Credentials {
+        /// Where they were read from (a file, `--creds`, `docker-credential-NAME`).
+        origin: String,
+        /// What is wrong (never the secret).
+        reason: String,
+    },
+
+    /// A certificate file (`--cert-dir`, `SSL_CERT_FILE`) could not be used.
+    #[error("{path}: {reason}")]
+    Certificate {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
     },
 
     /// An I/O error on a file of the source.

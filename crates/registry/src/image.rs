@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::digest::{Digest, VerifiedReader};
 use crate::error::{Error, Result};
 use crate::platform::Platform;
+use crate::remote::{self, RegistryOptions};
 use crate::source::SourceSpec;
 use crate::store::Store;
 use crate::{docker_archive, layout};
@@ -107,8 +108,20 @@ impl fmt::Debug for Image {
 }
 
 /// Opens the image `source` names, choosing `platform` from a multi-platform index, and
-/// verifies its manifest and config. Layers are verified as they are read.
+/// verifies its manifest and config. Layers are verified as they are read. A registry is
+/// reached with [`RegistryOptions::from_env`]; see [`open_image_with`].
 pub fn open_image(source: &SourceSpec, platform: &Platform) -> Result<Image> {
+    open_image_with(source, platform, &RegistryOptions::from_env())
+}
+
+/// [`open_image`] with options for registries (credentials, CAs, cache, progress). A
+/// registry image's layers are downloaded into the cache once the first is opened, several
+/// at once, and [`Image::open_layer`] waits for the one asked for.
+pub fn open_image_with(
+    source: &SourceSpec,
+    platform: &Platform,
+    options: &RegistryOptions,
+) -> Result<Image> {
     let name = source.to_string();
     tracing::debug!(source = %name, %platform, "opening image");
     let image = match source {
@@ -121,11 +134,7 @@ pub fn open_image(source: &SourceSpec, platform: &Platform) -> Result<Image> {
         SourceSpec::DockerArchive { file, name_tag } => {
             docker_archive::open(file, name, name_tag.as_deref(), platform)?
         }
-        SourceSpec::Registry(reference) => {
-            return Err(Error::RegistryNotYetSupported {
-                reference: reference.clone(),
-            })
-        }
+        SourceSpec::Registry(reference) => remote::open(reference, platform, options)?,
     };
     tracing::debug!(
         source = %image.source,

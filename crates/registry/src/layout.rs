@@ -119,7 +119,7 @@ pub(crate) fn read_blob(store: &dyn Store, digest: &Digest, size: Option<u64>) -
 }
 
 /// The config descriptor must be an image config, when it says what it is.
-fn check_config_type(manifest: &Manifest) -> Result<()> {
+pub(crate) fn check_config_type(manifest: &Manifest) -> Result<()> {
     let config = &manifest.config;
     match config.media_type.as_deref() {
         Some(mt) if !media_type::is_config(mt) => Err(Error::NotAContainerImage {
@@ -131,6 +131,15 @@ fn check_config_type(manifest: &Manifest) -> Result<()> {
     }
 }
 
+/// Where a platform search reads manifests, indexes and configs: a layout's blobs, or a
+/// registry (through the blob cache).
+pub(crate) trait Documents {
+    /// The verified and parsed manifest or index `desc` points at.
+    fn document(&self, desc: &Descriptor) -> Result<Document>;
+    /// The verified bytes of the config blob `desc` points at.
+    fn config(&self, desc: &Descriptor) -> Result<Vec<u8>>;
+}
+
 /// What a platform search has come across.
 #[derive(Default)]
 struct Seen {
@@ -140,9 +149,129 @@ struct Seen {
     artifact: Option<Error>,
 }
 
-/// A manifest chosen for the platform.
-struct Selected {
-    manifest: Manifest,
+/// Walks `candidates` (and nested indexes) for the first image manifest for `wanted`; an
+/// error lists every platform seen when none matches. `source` names the image in messages.
+pub(crate) fn select_manifest(
+    docs: &dyn Documents,
+    source: &str,
+    wanted: &Platform,
+    candidates: &[Descriptor],
+) -> Result<Manifest> {
+    let mut seen = Seen::default();
+    if let Some(manifest) = select(docs, source, wanted, candidates, 0, &mut seen)? {
+        return Ok(manifest);
+    }
+    if let (true, Some(artifact)) = (seen.platforms.is_empty(), seen.artifact) {
+        return Err(artifact);
+    }
+    let mut unique: Vec<Platform> = Vec::new();
+    for p in seen.platforms {
+        if !unique.contains(&p) {
+            unique.push(p);
+        }
+    }
+    Err(Error::NoMatchingPlatform {
+        image: source.to_owned(),
+        wanted: wanted.clone(),
+        available: unique,
+    })
+}
+
+/// One level of [`select_manifest`], noting every platform seen.
+fn select(
+    docs: &dyn Documents,
+    source: &str,
+    wanted: &Platform,
+    entries: &[Descriptor],
+    depth: usize,
+    seen: &mut Seen,
+) -> Result<Option<Manifest>> {
+    for desc in entries {
+        if desc.is_attestation() {
+            continue;
+        }
+        let declared_index = desc.media_type.as_deref().is_some_and(media_type::is_index);
+        if let Some(platform) = &desc.platform {
+            if !declared_index && !platform.matches(wanted) {
+                seen.platforms.push(platform.clone());
+                continue;
+            }
+        }
+        match docs.document(desc)? {
+            Document::Index { digest, manifests } => {
+                if depth >= MAX_INDEX_DEPTH {
+                    return Err(Error::IndexTooDeep {
+                        image: source.to_owned(),
+                        digest,
+                        limit: MAX_INDEX_DEPTH,
+                    });
+                }
+                if let Some(selected) = select(docs, source, wanted, &manifests, depth + 1, seen)? {
+                    return Ok(Some(selected));
+                }
+            }
+            Document::Manifest(manifest) => {
+                if let Err(not_image) = check_config_type(&manifest) {
+                    // An artifact (signature, SBOM, chart) next to images: not a candidate.
+                    seen.artifact.get_or_insert(not_image);
+                    continue;
+                }
+                let platform = match &desc.platform {
+                    Some(platform) => platform.clone(),
+                    // No platform in the descriptor: the config says.
+                    None => {
+                        let config = &manifest.config;
+                        config_platform(&docs.config(config)?, &config.digest)?
+                    }
+                };
+                let matches = platform.matches(wanted);
+                seen.platforms.push(platform);
+                if matches {
+                    return Ok(Some(manifest));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The manifest's layers as [`LayerDescriptor`]s, refusing encrypted and unknown media types.
+pub(crate) fn layer_descriptors(manifest: &Manifest) -> Result<Vec<LayerDescriptor>> {
+    manifest
+        .layers
+        .iter()
+        .map(|desc| {
+            let mt = desc.media_type.clone().unwrap_or_default();
+            if media_type::is_encrypted(&mt) {
+                return Err(Error::EncryptedLayer {
+                    digest: desc.digest.clone(),
+                    media_type: mt,
+                });
+            }
+            if !media_type::is_layer(&mt) {
+                return Err(Error::UnsupportedLayer {
+                    digest: desc.digest.clone(),
+                    media_type: mt,
+                });
+            }
+            Ok(LayerDescriptor {
+                digest: desc.digest.clone(),
+                size: desc.size,
+                media_type: mt,
+            })
+        })
+        .collect()
+}
+
+impl Documents for Layout<'_> {
+    fn document(&self, desc: &Descriptor) -> Result<Document> {
+        let bytes = read_blob(&*self.store, &desc.digest, Some(desc.size))?;
+        parse_document(&bytes, &desc.digest, desc.media_type.as_deref())
+    }
+
+    fn config(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        read_blob(&*self.store, &desc.digest, Some(desc.size))
+    }
 }
 
 struct Layout<'a> {
@@ -187,24 +316,8 @@ impl<'a> Layout<'a> {
         let entries = parse_index_entries(&index, &store.describe(INDEX_FILE))?;
         let candidates = self.choose_named(&entries, reference)?;
 
-        let mut seen = Seen::default();
-        let Some(selected) = self.select(&candidates, 0, &mut seen)? else {
-            if let (true, Some(artifact)) = (seen.platforms.is_empty(), seen.artifact) {
-                return Err(artifact);
-            }
-            let mut unique: Vec<Platform> = Vec::new();
-            for p in seen.platforms {
-                if !unique.contains(&p) {
-                    unique.push(p);
-                }
-            }
-            return Err(Error::NoMatchingPlatform {
-                image: self.source.clone(),
-                wanted: self.wanted.clone(),
-                available: unique,
-            });
-        };
-        self.build(selected.manifest)
+        let manifest = select_manifest(&self, &self.source, self.wanted, &candidates)?;
+        self.build(manifest)
     }
 
     /// The names `index.json` entries go by, for messages: ref name, else containerd's image
@@ -285,70 +398,6 @@ impl<'a> Layout<'a> {
         }
     }
 
-    /// Loads and parses the manifest or index `desc` points at.
-    fn load(&self, desc: &Descriptor) -> Result<Document> {
-        let bytes = read_blob(&*self.store, &desc.digest, Some(desc.size))?;
-        parse_document(&bytes, &desc.digest, desc.media_type.as_deref())
-    }
-
-    /// Walks `entries` (and nested indexes) for the first manifest for the wanted platform,
-    /// noting every platform seen.
-    fn select(
-        &self,
-        entries: &[Descriptor],
-        depth: usize,
-        seen: &mut Seen,
-    ) -> Result<Option<Selected>> {
-        for desc in entries {
-            if desc.is_attestation() {
-                continue;
-            }
-            let declared_index = desc.media_type.as_deref().is_some_and(media_type::is_index);
-            if let Some(platform) = &desc.platform {
-                if !declared_index && !platform.matches(self.wanted) {
-                    seen.platforms.push(platform.clone());
-                    continue;
-                }
-            }
-            match self.load(desc)? {
-                Document::Index { digest, manifests } => {
-                    if depth >= MAX_INDEX_DEPTH {
-                        return Err(Error::IndexTooDeep {
-                            image: self.source.clone(),
-                            digest,
-                            limit: MAX_INDEX_DEPTH,
-                        });
-                    }
-                    if let Some(selected) = self.select(&manifests, depth + 1, seen)? {
-                        return Ok(Some(selected));
-                    }
-                }
-                Document::Manifest(manifest) => {
-                    if let Err(not_image) = check_config_type(&manifest) {
-                        // An artifact (signature, SBOM, chart) next to images: not a candidate.
-                        seen.artifact.get_or_insert(not_image);
-                        continue;
-                    }
-                    let platform = match &desc.platform {
-                        Some(platform) => platform.clone(),
-                        // No platform in the descriptor: the config says.
-                        None => {
-                            let config = &manifest.config;
-                            let bytes = read_blob(&*self.store, &config.digest, Some(config.size))?;
-                            config_platform(&bytes, &config.digest)?
-                        }
-                    };
-                    let matches = platform.matches(self.wanted);
-                    seen.platforms.push(platform);
-                    if matches {
-                        return Ok(Some(Selected { manifest }));
-                    }
-                }
-            }
-        }
-        Ok(None)
-    }
-
     /// Reads and checks the config, checks the layers' media types and presence, and builds
     /// the image.
     fn build(self, manifest: Manifest) -> Result<Image> {
@@ -358,41 +407,23 @@ impl<'a> Layout<'a> {
         let config_bytes = read_blob(store, &config_desc.digest, Some(config_desc.size))?;
         let config = parse_config(&config_bytes, &config_desc.digest)?;
 
-        let mut layers = Vec::with_capacity(manifest.layers.len());
-        let mut layer_paths = Vec::with_capacity(manifest.layers.len());
-        for desc in &manifest.layers {
-            let mt = desc.media_type.clone().unwrap_or_default();
-            if media_type::is_encrypted(&mt) {
-                return Err(Error::EncryptedLayer {
-                    digest: desc.digest.clone(),
-                    media_type: mt,
-                });
-            }
-            if !media_type::is_layer(&mt) {
-                return Err(Error::UnsupportedLayer {
-                    digest: desc.digest.clone(),
-                    media_type: mt,
-                });
-            }
-            let path = desc.digest.layout_path();
+        let layers = layer_descriptors(&manifest)?;
+        let mut layer_paths = Vec::with_capacity(layers.len());
+        for layer in &layers {
+            let path = layer.digest.layout_path();
             let Some(blob) = store.open(&path)? else {
                 return Err(Error::BlobMissing {
-                    digest: desc.digest.clone(),
+                    digest: layer.digest.clone(),
                     path: store.describe(&path),
                 });
             };
-            if blob.size != desc.size {
+            if blob.size != layer.size {
                 return Err(Error::BlobSizeMismatch {
-                    digest: desc.digest.clone(),
-                    expected: desc.size,
+                    digest: layer.digest.clone(),
+                    expected: layer.size,
                     actual: blob.size,
                 });
             }
-            layers.push(LayerDescriptor {
-                digest: desc.digest.clone(),
-                size: desc.size,
-                media_type: mt,
-            });
             layer_paths.push(path);
         }
 

@@ -3,9 +3,12 @@
 //!
 //! - [`SourceSpec`] names where the image is, like skopeo's transports: `oci:DIR[:REF]`,
 //!   `oci-archive:FILE[:REF]`, `docker-archive:FILE[:NAME:TAG]`, or a registry [`Reference`]
-//!   (which parses and normalises, but cannot be pulled yet).
-//! - [`open_image`] picks the image for a [`Platform`], verifies the size and digest of every
-//!   manifest, index and config blob before parsing it, and returns an [`Image`].
+//!   (`debian:bookworm`, normalised as Docker does).
+//! - [`open_image`] / [`open_image_with`] (registry options: credentials, CAs, cache,
+//!   progress) pick the image for a [`Platform`]. A registry image's blobs go through the
+//!   content-addressed cache of [`remote::cache`]; [`pull_image`] fills it without applying.
+//!   Either verifies the size and digest of every manifest, index and config blob before
+//!   parsing it, and returns an [`Image`].
 //! - [`Image::open_layer`] returns the raw (still compressed) layer bytes wrapped in a
 //!   [`VerifiedReader`], which fails the read if the size or [`Digest`] is wrong.
 //!
@@ -36,13 +39,15 @@ mod manifest;
 pub mod media_type;
 pub mod platform;
 pub mod reference;
+pub mod remote;
 pub mod source;
 mod store;
 
 pub use compression::Compression;
 pub use digest::{Digest, Sha256, VerifiedReader};
 pub use error::{Error, Result};
-pub use image::{open_image, Image, LayerDescriptor};
+pub use image::{open_image, open_image_with, Image, LayerDescriptor};
 pub use platform::Platform;
 pub use reference::Reference;
+pub use remote::{pull_image, PullProgress, PullReport, RegistryOptions};
 pub use source::SourceSpec;

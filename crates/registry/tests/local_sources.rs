@@ -4,7 +4,11 @@
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use d2l_registry::{media_type, open_image, Digest, Error, Image, Platform, SourceSpec};
+use d2l_registry::remote::RetryPolicy;
+use d2l_registry::{
+    media_type, open_image, open_image_with, Digest, Error, Image, Platform, RegistryOptions,
+    SourceSpec,
+};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -668,18 +672,21 @@ fn not_a_layout() {
 }
 
 #[test]
-fn registry_is_not_yet_supported() {
-    let source: SourceSpec = "docker://debian:bookworm".parse().unwrap();
-    let err = open_image(&source, &Platform::default()).unwrap_err();
-    assert!(
-        matches!(err, Error::RegistryNotYetSupported { .. }),
-        "{err}"
-    );
+fn unreachable_registry_is_a_clear_error() {
+    // Nothing listens on port 1: the error names the registry and the cause, and no cache
+    // directory is needed to say so.
+    let source: SourceSpec = "docker://127.0.0.1:1/x/y:z".parse().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let options = RegistryOptions {
+        retry: RetryPolicy { attempts: 1 },
+        cache_dir: Some(cache.path().to_owned()),
+        ..RegistryOptions::from_env()
+    };
+    let err = open_image_with(&source, &Platform::default(), &options).unwrap_err();
+    assert!(matches!(err, Error::Registry { .. }), "{err}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("not implemented yet") && msg.contains("docker.io/library/debian:bookworm"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("127.0.0.1:1: "), "{msg}");
+    assert!(msg.to_lowercase().contains("connect"), "{msg}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     let root_password = read_root_password(&args)?;
     // With -f the builder runs now; its archive is needed until the layers are applied.
     let (source, built) = input.resolve(&args.output, quiet)?;
-    let image = super::open_image(&source)?;
+    let image = super::open_image(&source, &progress)?;
     let output = Output::create(&args.output)?;
     let destination = args.output.display().to_string();
     let Built {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use d2l_image_builder::{ArchiveFormat, BuildRequest, Builder, BuiltImage};
 use d2l_registry::SourceSpec;
 
-use crate::cli::{BuildSourceArgs, SourceArgs};
+use crate::cli::{BuildSourceArgs, RegistryArgs, SourceArgs};
 use crate::output;
 
 /// The input of `d2l build`, checked but not yet built.
@@ -19,6 +19,7 @@ pub enum Input {
         builder: Builder,
         request: BuildRequest,
         platform: d2l_registry::Platform,
+        registry: RegistryArgs,
     },
 }
 
@@ -31,6 +32,7 @@ impl Input {
             return Ok(Input::Image(SourceArgs {
                 source,
                 platform: args.platform.clone(),
+                registry: args.registry.clone(),
             }));
         };
         let context = args.source.as_deref().map(Path::new);
@@ -43,6 +45,7 @@ impl Input {
             builder,
             request,
             platform: args.platform.clone(),
+            registry: args.registry.clone(),
         })
     }
 
@@ -50,13 +53,14 @@ impl Input {
     /// directory beside `output` (the filesystem the user chose for a file of about this
     /// size), which lives as long as the returned [`Built`].
     pub fn resolve(self, output: &Path, quiet: bool) -> Result<(SourceArgs, Option<Built>)> {
-        let (builder, request, platform) = match self {
+        let (builder, request, platform, registry) = match self {
             Input::Image(source) => return Ok((source, None)),
             Input::Dockerfile {
                 builder,
                 request,
                 platform,
-            } => (builder, request, platform),
+                registry,
+            } => (builder, request, platform, registry),
         };
         let dir = scratch_dir(output)?;
         let what = format!(
@@ -83,7 +87,14 @@ impl Input {
                 name_tag: None,
             },
         };
-        Ok((SourceArgs { source, platform }, Some(Built(image))))
+        Ok((
+            SourceArgs {
+                source,
+                platform,
+                registry,
+            },
+            Some(Built(image)),
+        ))
     }
 }
 

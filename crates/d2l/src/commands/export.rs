@@ -11,9 +11,9 @@ use crate::progress::Progress;
 
 pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
     let started = Instant::now();
-    let image = super::open_image(&args.source)?;
-    let output = Output::create(&args.output)?;
     let progress = Progress::new(quiet);
+    let image = super::open_image(&args.source, &progress)?;
+    let output = Output::create(&args.output)?;
     let flat = super::flatten(
         &image,
         &args.source,

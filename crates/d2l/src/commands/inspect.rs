@@ -26,8 +26,8 @@ struct LayerReport {
     chain_id: String,
 }
 
-pub fn run(args: InspectArgs) -> Result<()> {
-    let image = super::open_image(&args.source)?;
+pub fn run(args: InspectArgs, quiet: bool) -> Result<()> {
+    let image = super::open_image(&args.source, &crate::progress::Progress::new(quiet))?;
     let chain = chain_ids(&image.diff_ids);
     let report = Report {
         source: image.source.clone(),

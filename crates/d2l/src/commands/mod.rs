@@ -1,9 +1,11 @@
 //! One module per command; each turns parsed arguments into calls on the library crates.
 
 mod build;
+pub mod cache;
 mod dockerfile;
 mod export;
 mod inspect;
+pub mod pull;
 mod run;
 
 use std::path::Path;
@@ -13,9 +15,9 @@ use anyhow::{Context, Result};
 use d2l_layer_apply::{
     apply_image, ApplyOptions, ContentStore, Rootfs, SpillFile, SpillReader, Tree, XattrPolicy,
 };
-use d2l_registry::Image;
+use d2l_registry::{Image, RegistryOptions};
 
-use crate::cli::{ApplyArgs, Cli, Command, SourceArgs};
+use crate::cli::{ApplyArgs, Cli, Command, RegistryArgs, SourceArgs};
 use crate::progress::Progress;
 
 /// Runs the command line.
@@ -23,15 +25,34 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Build(args) => build::run(args, cli.quiet),
         Command::Export(args) => export::run(args, cli.quiet),
-        Command::Inspect(args) => inspect::run(args),
+        Command::Inspect(args) => inspect::run(args, cli.quiet),
         Command::Run(args) => run::run(args),
+        Command::Pull(args) => pull::run(args, cli.quiet),
+        Command::Cache(command) => cache::run(command),
     }
 }
 
-/// Opens the image a command names.
-fn open_image(args: &SourceArgs) -> Result<Image> {
-    d2l_registry::open_image(&args.source, &args.platform)
-        .with_context(|| format!("{}", args.source))
+/// Opens the image a command names (a registry image shows download bars on `progress`).
+fn open_image(args: &SourceArgs, progress: &Progress) -> Result<Image> {
+    d2l_registry::open_image_with(
+        &args.source,
+        &args.platform,
+        &registry_options(&args.registry, progress),
+    )
+    .with_context(|| format!("{}", args.source))
+}
+
+/// The registry options the command line gives.
+fn registry_options(args: &RegistryArgs, progress: &Progress) -> RegistryOptions {
+    RegistryOptions {
+        credentials: args.creds.clone(),
+        cert_dirs: args.cert_dir.clone(),
+        insecure_registries: args.insecure_registry.clone(),
+        cache_dir: args.cache_dir.clone(),
+        concurrent_downloads: args.max_concurrent_downloads.max(1),
+        progress: progress.downloads(),
+        ..RegistryOptions::from_env()
+    }
 }
 
 /// The flattened image: a rootfs (tree and the store holding its file data) that can still

@@ -1,0 +1,131 @@
+//! When and how long to wait before trying a registry request again.
+//!
+//! oci-client does not retry. d2l retries what a later attempt can fix: connection errors,
+//! timeouts, a body cut short, HTTP 5xx and 429. It never retries what cannot change: 4xx
+//! answers (401, 404...), a digest mismatch, a malformed document.
+
+use std::time::Duration;
+
+use oci_client::errors::OciDistributionError;
+
+/// Attempts of one request, the first included.
+pub const DEFAULT_ATTEMPTS: u32 = 5;
+/// Wait before the second attempt; doubled for each next one.
+const FIRST_DELAY: Duration = Duration::from_millis(400);
+/// Longest wait between two attempts.
+const MAX_DELAY: Duration = Duration::from_secs(8);
+
+/// How many times to try, and the waits in between (exponential backoff).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts of one request, the first included (at least 1).
+    pub attempts: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: DEFAULT_ATTEMPTS,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait after failed attempt number `failed` (1 for the first), or `None` when no
+    /// attempt is left.
+    pub fn delay_after(&self, failed: u32) -> Option<Duration> {
+        if failed >= self.attempts.max(1) {
+            return None;
+        }
+        let factor = 1u32 << (failed - 1).min(16);
+        Some(FIRST_DELAY.saturating_mul(factor).min(MAX_DELAY))
+    }
+}
+
+/// Whether an error from oci-client may go away on a later attempt.
+pub fn is_transient(error: &OciDistributionError) -> bool {
+    match error {
+        OciDistributionError::RequestError(e) => is_transient_request(e),
+        OciDistributionError::ServerError { code, .. } => is_transient_status(*code),
+        OciDistributionError::IoError(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether a reqwest error is about the connection rather than the answer.
+pub fn is_transient_request(error: &reqwest::Error) -> bool {
+    if error.is_builder() || error.is_redirect() || error.is_decode() {
+        return false;
+    }
+    match error.status() {
+        Some(status) => is_transient_status(status.as_u16()),
+        None if is_tls_failure(error) => false,
+        None => error.is_connect() || error.is_timeout() || error.is_request() || error.is_body(),
+    }
+}
+
+/// Words of rustls' errors (found in the error's causes; d2l does not link rustls itself):
+/// a certificate or handshake failure is not fixed by trying again.
+const TLS_FAILURE_MARKERS: &[&str] = &[
+    "certificate",
+    "handshake",
+    "InvalidContentType",
+    "received corrupt message",
+    "peer is incompatible",
+    "peer misbehaved",
+];
+
+/// Whether a request failed in TLS (a certificate, a handshake, a server not speaking TLS).
+pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if TLS_FAILURE_MARKERS.iter().any(|m| text.contains(m)) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// 5xx and 429 Too Many Requests.
+pub fn is_transient_status(code: u16) -> bool {
+    code >= 500 || code == 429
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_stops() {
+        let p = RetryPolicy { attempts: 8 };
+        let waits: Vec<_> = (1..8).map(|n| p.delay_after(n).unwrap()).collect();
+        assert_eq!(waits[0], Duration::from_millis(400));
+        assert_eq!(waits[1], Duration::from_millis(800));
+        assert_eq!(waits[2], Duration::from_millis(1600));
+        assert_eq!(waits[6], MAX_DELAY);
+        assert_eq!(p.delay_after(8), None);
+        assert_eq!(RetryPolicy { attempts: 1 }.delay_after(1), None);
+        assert_eq!(RetryPolicy { attempts: 0 }.delay_after(1), None);
+    }
+
+    #[test]
+    fn which_answers_are_transient() {
+        assert!(is_transient_status(500));
+        assert!(is_transient_status(503));
+        assert!(is_transient_status(429));
+        assert!(!is_transient_status(401));
+        assert!(!is_transient_status(404));
+        let server = |code| OciDistributionError::ServerError {
+            code,
+            url: "u".into(),
+            message: String::new(),
+        };
+        assert!(is_transient(&server(502)));
+        assert!(!is_transient(&server(403)));
+        assert!(!is_transient(&OciDistributionError::UnauthorizedError {
+            url: "u".into()
+        }));
+    }
+}
