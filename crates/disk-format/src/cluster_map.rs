@@ -155,6 +155,42 @@ impl Allocation {
         }
     }
 
+    /// Moves the start of the slot area `k` slots further into the file (room for a larger
+    /// table before it): the data of the first `k` slots moves to the end, and every unit is
+    /// renumbered so the slots stay `0..slots` from the new start.
+    pub fn shift_start(&mut self, k: u32) -> Result<()> {
+        let n = self.slots;
+        let moved = k.min(n);
+        let old = self.layout;
+        let mut new = old;
+        new.first += u64::from(k) * old.stride;
+        let renumber = |slot: u32| {
+            if slot >= moved {
+                slot - k
+            } else {
+                n - moved + slot
+            }
+        };
+        let mut buf = vec![0u8; old.unit as usize];
+        for slot in 0..moved {
+            let (src, dst) = (old.data_offset(slot), new.data_offset(renumber(slot)));
+            let got = read_up_to(&self.file, &mut buf, src)
+                .map_err(Error::io("reading a block to move", src))?;
+            buf[got..].fill(0);
+            self.file
+                .write_all_at(&buf, dst)
+                .map_err(Error::io("moving a block", dst))?;
+            punch(&self.file, src, old.unit).map_err(Error::io("freeing a moved block", src))?;
+        }
+        for chunk in self.chunks.iter_mut().flatten() {
+            for entry in chunk.iter_mut().filter(|e| **e != 0) {
+                *entry = renumber(*entry - 1) + 1;
+            }
+        }
+        self.layout = new;
+        Ok(())
+    }
+
     /// Host offset of the end of the last slot's data (where the data area ends).
     pub fn data_end(&self) -> u64 {
         match self.slots {
@@ -572,6 +608,32 @@ mod tests {
         let host = alloc.layout.data_offset(alloc.slot(3).unwrap());
         alloc.file.read_exact_at(&mut buf, host).unwrap();
         assert!(buf.iter().all(|&b| b == 4));
+    }
+
+    #[test]
+    fn shifting_the_start_moves_the_first_slots_to_the_end() {
+        for (units, k) in [(5u64, 2u32), (2, 4)] {
+            let disk = map(1 << 30);
+            for unit in 0..units {
+                disk.write_at(&[unit as u8 + 1; UNIT as usize], unit * 10 * UNIT)
+                    .unwrap();
+            }
+            let mut alloc = disk.into_allocation().unwrap();
+            let first = alloc.layout.first;
+            alloc.shift_start(k).unwrap();
+            assert_eq!(alloc.layout.first, first + u64::from(k) * alloc.layout.stride);
+            let mut slots: Vec<u32> = (0..units).map(|u| alloc.slot(u * 10).unwrap()).collect();
+            for (unit, &slot) in slots.iter().enumerate() {
+                let mut buf = vec![0u8; UNIT as usize];
+                alloc
+                    .file
+                    .read_exact_at(&mut buf, alloc.layout.data_offset(slot))
+                    .unwrap();
+                assert!(buf.iter().all(|&b| b == unit as u8 + 1), "unit {unit}");
+            }
+            slots.sort();
+            assert_eq!(slots, (0..units as u32).collect::<Vec<_>>(), "still dense");
+        }
     }
 
     #[test]

@@ -17,8 +17,10 @@ use crate::{Error, Result};
 
 /// Grains read and deflated together.
 const BATCH_GRAINS: u64 = 16;
-/// zlib's default level, as QEMU and VMware use.
-const LEVEL: u32 = 6;
+/// Deflate level 9. QEMU deflates at zlib's default, 6; zlib-rs (the zlib-ng algorithms)
+/// at 6 gives output about 1% larger than zlib's, at 9 about 1% smaller, still faster than
+/// QEMU's single thread when spread over two cores.
+const LEVEL: u32 = 9;
 
 /// How grains are deflated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

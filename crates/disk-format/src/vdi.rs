@@ -4,10 +4,10 @@
 //! written. Block `n` of the data area holds the guest block whose map entry is `n`.
 //!
 //! The map's size depends on the disk's size, which is not known before the first data
-//! write: unless the caller knows the largest size ([`WriteOptions::max_virtual_size`]), the
-//! data area starts after room for a 2 TiB disk's map (8 MiB, a hole where unused), which
-//! both VirtualBox and QEMU accept (the data offset is a header field that need only lie
-//! past the map).
+//! write. The data area starts where the map for the largest size known in advance
+//! ([`WriteOptions::max_virtual_size`]) ends, else at 2 MiB (room for a 256 GiB disk's map);
+//! if the disk ends up larger, `finish` moves the first blocks to the end of the file to make
+//! room, so the layout is always VirtualBox's.
 
 use std::fs::File;
 use std::io;
@@ -38,23 +38,20 @@ const BLOCKS_OFFSET: u64 = DATA_ALIGN;
 const BLOCK_FREE: u32 = u32::MAX;
 /// Sector size recorded in the geometries.
 const SECTOR: u32 = 512;
-/// The largest disk whose map is reserved when the size is not known in advance.
+/// The largest disk written (VirtualBox's limit for VDI is 2 TiB in older releases).
 const MAX_SIZE: u64 = 2 << 40;
 
 /// Writes a dynamic VDI.
 #[derive(Debug)]
 pub(crate) struct VdiWriter {
     map: ClusterMap,
-    data_offset: u64,
     identity: [u8; 16],
 }
 
 impl VdiWriter {
     pub fn new(file: File, options: &WriteOptions) -> Result<Self> {
-        let max = match options.max_virtual_size {
-            Some(size) => size.next_multiple_of(MIB),
-            None => MAX_SIZE,
-        };
+        let known = options.max_virtual_size.map(|size| size.next_multiple_of(MIB));
+        let max = known.unwrap_or(MAX_SIZE);
         if max > MAX_SIZE {
             return Err(Error::TooLarge {
                 format: "VDI",
@@ -62,16 +59,14 @@ impl VdiWriter {
                 max: MAX_SIZE,
             });
         }
-        let data_offset = data_offset(max / BLOCK);
         let layout = SlotLayout {
             unit: BLOCK,
-            first: data_offset,
+            first: data_offset((known.unwrap_or(0) / BLOCK).max(1)),
             stride: BLOCK,
             data: 0,
         };
         Ok(VdiWriter {
             map: ClusterMap::new(file, layout, "VDI", max),
-            data_offset,
             identity: options.identity,
         })
     }
@@ -171,9 +166,13 @@ impl ImageWriter for VdiWriter {
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
-        let alloc = self.map.into_allocation()?;
+        let mut alloc = self.map.into_allocation()?;
         let size = alloc.size.next_multiple_of(MIB);
         let blocks = size / BLOCK;
+        let data_offset = data_offset(blocks);
+        if data_offset > alloc.layout.first {
+            alloc.shift_start(((data_offset - alloc.layout.first) / BLOCK) as u32)?;
+        }
         let map: Vec<u8> = (0..blocks)
             .flat_map(|block| alloc.slot(block).unwrap_or(BLOCK_FREE).to_le_bytes())
             .collect();
@@ -187,7 +186,7 @@ impl ImageWriter for VdiWriter {
             disk_size: size,
             blocks: blocks as u32,
             allocated: alloc.slots,
-            data_offset: self.data_offset as u32,
+            data_offset: alloc.layout.first as u32,
             uuid_create: self.identity,
             uuid_modify,
         };
@@ -195,7 +194,7 @@ impl ImageWriter for VdiWriter {
             .file
             .write_all_at(&header.encode(), 0)
             .map_err(Error::io("writing the VDI header", 0))?;
-        let end = self.data_offset + u64::from(alloc.slots) * BLOCK;
+        let end = alloc.layout.first + u64::from(alloc.slots) * BLOCK;
         alloc
             .file
             .set_len(end)
@@ -235,6 +234,9 @@ mod tests {
     #[test]
     fn data_area_follows_the_map_on_a_mib_boundary() {
         assert_eq!(data_offset(1341), 2 * MIB, "VirtualBox's layout for a small disk");
-        assert_eq!(data_offset(MAX_SIZE / BLOCK), 9 * MIB, "room for 2 TiB");
+        assert_eq!(data_offset(1), 2 * MIB, "an unknown size starts with room for 256 GiB");
+        assert_eq!(data_offset(256 * 1024), 2 * MIB);
+        assert_eq!(data_offset(256 * 1024 + 1), 3 * MIB);
+        assert_eq!(data_offset(MAX_SIZE / BLOCK), 9 * MIB, "2 TiB");
     }
 }

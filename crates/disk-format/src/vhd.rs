@@ -8,12 +8,13 @@
 //! Azure and VirtualBox read the current size. The geometry is the specification's, for
 //! BIOSes. Sizes are whole MiB, as Azure requires of fixed disks.
 //!
-//! Dynamic: a copy of the footer at 0, the dynamic disk header at 512, the block allocation
-//! table (BAT) at 1536, then blocks of 2 MiB, each after its sector bitmap, in the order they
-//! were first written (each block's data 4 KiB aligned), then the footer. The BAT has room
-//! for the largest disk (2040 GiB, a hole where unused) unless the caller knows the size
-//! before the first write ([`WriteOptions::max_virtual_size`]); its entry count is the
-//! disk's. Fixed: the disk's bytes, then the footer.
+//! Dynamic: a copy of the footer at 0, the dynamic disk header at 512, then blocks of 2 MiB,
+//! each after its sector bitmap, in the order they were first written, then the footer. The
+//! block allocation table (BAT) sits between the header and the blocks when the caller knows
+//! the disk's size before the first write ([`WriteOptions::max_virtual_size`], as QEMU lays
+//! it out); otherwise `finish` writes it after the last block, before the footer: its place
+//! is the dynamic header's table offset, and QEMU and VirtualBox read it there. Fixed: the
+//! disk's bytes, then the footer.
 
 use std::fs::File;
 use std::io;
@@ -37,8 +38,6 @@ const BAT_OFFSET: u64 = SECTOR + DYNAMIC_HEADER_SIZE;
 const BLOCK: u64 = 2 * MIB;
 /// Bytes of a block's sector bitmap: one bit per sector, padded to a sector.
 const BITMAP: u64 = (BLOCK / SECTOR / 8).next_multiple_of(SECTOR);
-/// Blocks' data is aligned to this in the file.
-const DATA_ALIGN: u64 = 4096;
 /// The largest VHD: 2040 GiB (QEMU's VHD_MAX_SECTORS; the format's 32-bit sector counts).
 const MAX_SIZE: u64 = 0xff00_0000 * SECTOR;
 /// "cxsparse", the dynamic header's cookie.
@@ -126,13 +125,14 @@ fn checksum(bytes: &[u8]) -> u32 {
     !bytes.iter().fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
 }
 
-/// The dynamic disk header ("Dynamic Disk Header Format"), big-endian.
-fn dynamic_header(max_table_entries: u32) -> [u8; DYNAMIC_HEADER_SIZE as usize] {
+/// The dynamic disk header ("Dynamic Disk Header Format"), big-endian, for a BAT of
+/// `max_table_entries` at `table_offset`.
+fn dynamic_header(table_offset: u64, max_table_entries: u32) -> [u8; DYNAMIC_HEADER_SIZE as usize] {
     let mut b = [0u8; DYNAMIC_HEADER_SIZE as usize];
     let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
     put(0, DYNAMIC_COOKIE);
     put(8, &u64::MAX.to_be_bytes()); // data offset: unused
-    put(16, &BAT_OFFSET.to_be_bytes());
+    put(16, &table_offset.to_be_bytes());
     put(24, &HEADER_VERSION.to_be_bytes());
     put(28, &max_table_entries.to_be_bytes());
     put(32, &(BLOCK as u32).to_be_bytes());
@@ -159,29 +159,33 @@ fn check_size(size: u64) -> Result<()> {
 pub(crate) struct DynamicWriter {
     map: ClusterMap,
     options: WriteOptions,
+    /// Whether the BAT has its room after the header (the size was known).
+    bat_in_front: bool,
 }
 
 impl DynamicWriter {
     pub fn new(file: File, options: &WriteOptions) -> Result<Self> {
-        let max = match options.max_virtual_size {
-            Some(size) => size.next_multiple_of(MIB),
-            None => MAX_SIZE,
-        };
+        let known = options.max_virtual_size.map(|size| size.next_multiple_of(MIB));
+        let max = known.unwrap_or(MAX_SIZE);
         check_size(max)?;
-        let bat_bytes = (max.div_ceil(BLOCK) * 4).next_multiple_of(SECTOR);
-        // Each block's bitmap sits in the sector before its 4 KiB-aligned data.
-        let first_data = (BAT_OFFSET + bat_bytes + BITMAP).next_multiple_of(DATA_ALIGN);
+        let bat_bytes = known.map_or(0, |size| bat_bytes(size.div_ceil(BLOCK)));
         let layout = SlotLayout {
             unit: BLOCK,
-            first: first_data - BITMAP,
-            stride: (BITMAP + BLOCK).next_multiple_of(DATA_ALIGN),
+            first: BAT_OFFSET + bat_bytes,
+            stride: BITMAP + BLOCK,
             data: BITMAP,
         };
         Ok(DynamicWriter {
             map: ClusterMap::new(file, layout, "VHD", max),
             options: options.clone(),
+            bat_in_front: known.is_some(),
         })
     }
+}
+
+/// Bytes of a BAT of `entries`, padded to a sector.
+fn bat_bytes(entries: u64) -> u64 {
+    (entries * 4).next_multiple_of(SECTOR)
 }
 
 impl VirtualDisk for DynamicWriter {
@@ -231,8 +235,13 @@ impl ImageWriter for DynamicWriter {
                     .to_be_bytes()
             })
             .collect();
-        file.write_all_at(&bat, BAT_OFFSET)
-            .map_err(Error::io("writing the VHD block allocation table", BAT_OFFSET))?;
+        let bat_offset = if self.bat_in_front {
+            BAT_OFFSET
+        } else {
+            alloc.data_end()
+        };
+        file.write_all_at(&bat, bat_offset)
+            .map_err(Error::io("writing the VHD block allocation table", bat_offset))?;
         // Every sector of a stored block is marked present: its unwritten parts are holes
         // that read as zeros.
         let bitmap = [0xffu8; BITMAP as usize];
@@ -244,11 +253,12 @@ impl ImageWriter for DynamicWriter {
         let footer = Footer::new(&self.options, size, Some(SECTOR)).encode();
         file.write_all_at(&footer, 0)
             .map_err(Error::io("writing the VHD footer copy", 0))?;
-        file.write_all_at(&dynamic_header(entries as u32), SECTOR)
+        file.write_all_at(&dynamic_header(bat_offset, entries as u32), SECTOR)
             .map_err(Error::io("writing the VHD dynamic header", SECTOR))?;
-        let end = match alloc.slots {
-            0 => (BAT_OFFSET + entries * 4).next_multiple_of(SECTOR),
-            _ => alloc.data_end(),
+        let end = if self.bat_in_front {
+            alloc.data_end().max(BAT_OFFSET + bat_bytes(entries))
+        } else {
+            bat_offset + bat_bytes(entries)
         };
         file.write_all_at(&footer, end)
             .map_err(Error::io("writing the VHD footer", end))?;
@@ -357,7 +367,7 @@ mod tests {
 
     #[test]
     fn dynamic_header_bytes() {
-        let b = dynamic_header(671);
+        let b = dynamic_header(BAT_OFFSET, 671);
         assert_eq!(&b[0..8], b"cxsparse");
         assert_eq!(&b[8..16], &[0xff; 8]);
         assert_eq!(&b[16..24], &[0, 0, 0, 0, 0, 0, 6, 0], "BAT at 1536");
@@ -366,14 +376,16 @@ mod tests {
     }
 
     #[test]
-    fn blocks_data_is_aligned_after_its_bitmap() {
+    fn blocks_follow_a_bat_sized_for_a_known_disk_or_the_header() {
         let mut options = WriteOptions::new(crate::Format::Vhd, "x.vhd");
         options.max_virtual_size = Some(1341 * MIB);
         let w = DynamicWriter::new(tempfile::tempfile().unwrap(), &options).unwrap();
         let layout = w.map.into_allocation().unwrap().layout;
-        assert_eq!(layout.data_offset(0) % DATA_ALIGN, 0);
-        assert_eq!(layout.data_offset(1) % DATA_ALIGN, 0);
+        assert_eq!(layout.slot_offset(0), BAT_OFFSET + 3072, "671 entries, padded");
         assert_eq!(layout.slot_offset(0) + 512, layout.data_offset(0));
-        assert!(layout.slot_offset(0) >= BAT_OFFSET + 671 * 4);
+        assert_eq!(layout.slot_offset(1), layout.slot_offset(0) + 512 + BLOCK);
+        options.max_virtual_size = None;
+        let w = DynamicWriter::new(tempfile::tempfile().unwrap(), &options).unwrap();
+        assert_eq!(w.map.into_allocation().unwrap().layout.slot_offset(0), BAT_OFFSET);
     }
 }

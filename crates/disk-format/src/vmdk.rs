@@ -2,7 +2,7 @@
 //! specification 1.1): a sparse extent header in sector 0 and an embedded descriptor in
 //! sectors 1..21, then 64 KiB grains.
 //!
-//! monolithicSparse (version 1): grains from 64 KiB on, in the order they were first
+//! monolithicSparse (version 1): grains from 12 KiB on, in the order they were first
 //! written; at `finish`, after them, the redundant grain directory and its grain tables, then
 //! the grain directory and its grain tables (every table of the disk, entries 0 for grains
 //! never written). The directory's size follows the disk's, so it is placed at the end,
@@ -40,8 +40,11 @@ const GT_SECTORS: u64 = GTES_PER_GT * 4 / SECTOR;
 const DESCRIPTOR_OFFSET: u64 = 1;
 /// Descriptor sectors (QEMU and VMware reserve 20).
 const DESCRIPTOR_SECTORS: u64 = 20;
-/// Sectors before the first grain: header and descriptor, rounded up to a grain.
-const OVERHEAD_SECTORS: u64 = GRAIN_SECTORS;
+/// Sectors before the first grain of a monolithicSparse extent: header and descriptor,
+/// rounded up to 4 KiB.
+const SPARSE_OVERHEAD_SECTORS: u64 = 24;
+/// Sectors before the first grain of a streamOptimized extent: a grain, as VMware writes.
+const STREAM_OVERHEAD_SECTORS: u64 = GRAIN_SECTORS;
 /// Header flag: the new-line detection characters are valid.
 const FLAG_NL_DETECT: u32 = 1 << 0;
 /// Header flag: the redundant grain directory is in use.
@@ -74,6 +77,8 @@ struct Header {
     /// Sector of the grain directory, or [`GD_AT_END`].
     gd_offset: u64,
     compress: bool,
+    /// Sectors before the first grain.
+    overhead: u64,
 }
 
 impl Header {
@@ -90,7 +95,7 @@ impl Header {
         put(44, &(GTES_PER_GT as u32).to_le_bytes());
         put(48, &self.rgd_offset.to_le_bytes());
         put(56, &self.gd_offset.to_le_bytes());
-        put(64, &OVERHEAD_SECTORS.to_le_bytes());
+        put(64, &self.overhead.to_le_bytes());
         // 72: uncleanShutdown 0; then the characters that detect mangled line endings.
         put(73, b"\n \r\n");
         let algorithm = if self.compress { COMPRESS_DEFLATE } else { 0 };
@@ -160,7 +165,7 @@ impl SparseWriter {
         check_size(max)?;
         let layout = SlotLayout {
             unit: GRAIN,
-            first: OVERHEAD_SECTORS * SECTOR,
+            first: SPARSE_OVERHEAD_SECTORS * SECTOR,
             stride: GRAIN,
             data: 0,
         };
@@ -245,6 +250,7 @@ impl ImageWriter for SparseWriter {
             rgd_offset: rgd,
             gd_offset: gd,
             compress: false,
+            overhead: SPARSE_OVERHEAD_SECTORS,
         };
         file.write_all_at(&header.encode(), 0)
             .map_err(Error::io("writing the VMDK header", 0))?;
@@ -285,7 +291,7 @@ pub(crate) fn write_stream(
     let capacity = size / SECTOR;
     let gt_count = (size / GRAIN).div_ceil(GTES_PER_GT);
     let mut directory = vec![0u32; gt_count as usize];
-    let mut writer = SeqWriter::new(out, OVERHEAD_SECTORS * SECTOR);
+    let mut writer = SeqWriter::new(out, STREAM_OVERHEAD_SECTORS * SECTOR);
     // The grain table being filled: its index and entries.
     let mut table: Option<(u64, Vec<u32>)> = None;
 
@@ -334,6 +340,7 @@ pub(crate) fn write_stream(
         rgd_offset: 0,
         gd_offset,
         compress: true,
+        overhead: STREAM_OVERHEAD_SECTORS,
     };
     writer.write(&marker(1, MARKER_FOOTER))?;
     writer.write(&header(gd).encode())?;
@@ -363,6 +370,7 @@ mod tests {
             rgd_offset: 0,
             gd_offset: GD_AT_END,
             compress: true,
+            overhead: STREAM_OVERHEAD_SECTORS,
         }
         .encode();
         assert_eq!(&b[0..4], b"KDMV");

@@ -1,12 +1,11 @@
 //! `d2l build`: a bootable disk (partition table, ext4, extlinux) or a bare filesystem.
 
-use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use d2l_bootloader::{extlinux_conf, find_kernel, prepare, MachineOptions, Syslinux};
-use d2l_fs_writer::{write_ext4, Ext4Options, SizeSpec};
+use d2l_fs_writer::{write_ext4, Ext4Options, SizeSpec, VirtualDisk};
 use d2l_layer_apply::{Metadata, Tree};
 use d2l_partition::{write_partition_table, DiskIds, DiskLayout, TableKind};
 
@@ -53,6 +52,20 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     let root_password = read_root_password(&args)?;
     let image = super::open_image(&args.source)?;
     let output = Output::create(&args.output)?;
+    let scratch_dir = output.scratch_dir().map(Path::to_path_buf);
+    let mut write_options = super::image::write_options(
+        &args.format,
+        &super::image::Target {
+            path: &args.output,
+            scratch_dir: scratch_dir.as_deref(),
+            identity_seed: image.config_digest.to_string().as_bytes(),
+            timestamp: 0,
+            max_virtual_size: match args.size {
+                SizeSpec::Exact(bytes) => Some(bytes),
+                _ => None,
+            },
+        },
+    )?;
     let mut flat = super::flatten(
         &image,
         &args.source,
@@ -117,6 +130,7 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     }
     let (tree, data) = flat.finish()?;
     options.timestamp = creation_time(&tree);
+    write_options.timestamp = u64::from(options.timestamp);
     if let Some(kind) = table {
         options.offset = d2l_partition::PARTITION_START_BYTES;
         options.size = match args.size {
@@ -135,11 +149,9 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
 
     let destination = args.output.display().to_string();
     let step = progress.step(format!("writing {destination}"));
-    let (report, layout) = output.write_with(|out| {
-        let Destination::File(file) = out else {
-            unreachable!("standard output is refused above")
-        };
-        let report = write_ext4(&tree, &data, file, &options).map_err(|e| match (e, table) {
+    // Filesystem, boot code and table go through the format's writer, then its tables.
+    let write = |disk: &dyn VirtualDisk| -> Result<(d2l_fs_writer::Ext4Report, Option<DiskLayout>)> {
+        let report = write_ext4(&tree, &data, disk, &options).map_err(|e| match (e, table) {
             // An exact size is the disk's: say what the disk needs.
             (d2l_fs_writer::Error::TooSmall { needed, .. }, Some(kind)) => {
                 let disk = DiskLayout::plan(kind, needed).map_or(needed, |l| l.disk_bytes);
@@ -170,23 +182,34 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
             let list: Vec<u64> = (first..first + sectors).collect();
             let patched = syslinux.patched_ldlinux(&list, SYSLINUX_DIR)?;
             let base = layout.partition_start;
-            file.write_all_at(&patched, base + u64::from(placed.first_block) * BLOCK_BYTES)
+            disk.write_at(&patched, base + u64::from(placed.first_block) * BLOCK_BYTES)
                 .with_context(|| format!("writing {destination}"))?;
             let sector = syslinux.boot_sector(
                 first,
                 layout.partition_first_lba(),
                 layout.partition_sectors(),
             )?;
-            file.write_all_at(&sector, base)
+            disk.write_at(&sector, base)
                 .with_context(|| format!("writing {destination}"))?;
             boot_code = Some(match kind {
                 TableKind::Mbr => syslinux.mbr_bin(),
                 TableKind::Gpt => syslinux.gptmbr_bin(),
             });
         }
-        write_partition_table(file, &layout, &DiskIds::derive(&digest), boot_code)
+        write_partition_table(disk, &layout, &DiskIds::derive(&digest), boot_code)
             .with_context(|| format!("writing the partition table of {destination}"))?;
         Ok((report, Some(layout)))
+    };
+    let (report, layout) = output.write_with(|out| {
+        let Destination::File(file) = out else {
+            unreachable!("standard output is refused above")
+        };
+        let disk = super::image::create_writer(file, &write_options)
+            .with_context(|| format!("writing {destination}"))?;
+        let written = write(disk.as_disk())?;
+        disk.finish()
+            .with_context(|| format!("writing {destination}"))?;
+        Ok(written)
     })?;
     step.done();
 
@@ -202,6 +225,10 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
                 l.partition_start >> 20
             ),
             _ => format!("ext4, {} MiB", report.size_bytes >> 20),
+        };
+        let what = match write_options.format {
+            d2l_disk_format::Format::Raw => what,
+            _ => format!("{}, {what}", super::image::describe(&write_options)),
         };
         eprintln!(
             "built {destination}: {what}, UUID {fs_uuid}, {} of {} inodes used, {} MiB free, in {:.1}s",

@@ -1,7 +1,9 @@
 //! One module per command; each turns parsed arguments into calls on the library crates.
 
 mod build;
+mod convert;
 mod export;
+mod image;
 mod inspect;
 mod run;
 
@@ -24,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => export::run(args, cli.quiet),
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
+        Command::Convert(args) => convert::run(args, cli.quiet),
     }
 }
 
