@@ -20,5 +20,6 @@ mod fixtures;
 pub mod layer;
 pub mod oci;
 pub mod qemu;
+pub mod qemu_img;
 
 pub use fixtures::{debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};

@@ -20,6 +20,8 @@ use crate::{Error, Result};
 
 /// Units per chunk of the map: chunks are allocated when a unit in them is first used.
 const CHUNK_UNITS: u64 = 8192;
+/// Bytes copied at a time by `copy_from`.
+const COPY_BUFFER: usize = 1 << 20;
 /// An owner entry of a slot that a discard freed.
 const FREE: u32 = u32::MAX;
 
@@ -369,45 +371,6 @@ pub(crate) fn is_zero(bytes: &[u8]) -> bool {
         .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
-/// Copies `len` bytes from `src` at `src_offset` to `dst` at `dst_offset`, in the kernel
-/// when it can (`copy_file_range`), else through a buffer.
-pub(crate) fn copy_range(
-    src: &File,
-    src_offset: u64,
-    dst: &File,
-    dst_offset: u64,
-    len: u64,
-) -> io::Result<()> {
-    let mut done = 0u64;
-    while done < len {
-        let mut from = src_offset + done;
-        let mut to = dst_offset + done;
-        let want = usize::try_from(len - done)
-            .unwrap_or(usize::MAX)
-            .min(1 << 30);
-        match rustix::fs::copy_file_range(src, Some(&mut from), dst, Some(&mut to), want) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => done += n as u64,
-            Err(rustix::io::Errno::INTR) => {}
-            Err(
-                rustix::io::Errno::XDEV
-                | rustix::io::Errno::NOSYS
-                | rustix::io::Errno::INVAL
-                | rustix::io::Errno::OPNOTSUPP,
-            ) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let mut buf = vec![0u8; (len - done).min(1 << 20) as usize];
-    while done < len {
-        let n = buf.len().min((len - done) as usize);
-        src.read_exact_at(&mut buf[..n], src_offset + done)?;
-        dst.write_all_at(&buf[..n], dst_offset + done)?;
-        done += n as u64;
-    }
-    Ok(())
-}
-
 impl d2l_fs_writer::VirtualDisk for ClusterMap {
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
         // A unit is allocated only for non-zero bytes; zeros written where nothing is
@@ -498,21 +461,22 @@ impl d2l_fs_writer::VirtualDisk for ClusterMap {
     }
 
     fn copy_from(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
-        // File data from the content store: allocated without looking at it, so the kernel
-        // copies it (whole zero clusters of file data are rare; the layers' holes never
-        // reach here).
-        let len_usize = usize::try_from(len).map_err(|_| io::Error::other("copy too large"))?;
-        let runs = self.map_range(offset, len_usize, |_| true)?;
-        for run in runs {
-            copy_range(
-                src,
-                src_offset + run.at as u64,
-                &self.file,
-                run.host,
-                run.len as u64,
-            )?;
+        // Through a buffer, so file data that is all zeros allocates nothing either (as
+        // qemu-img convert leaves such clusters out); the buffer is the thread's own.
+        thread_local! {
+            static BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
-        Ok(())
+        BUFFER.with_borrow_mut(|buf| {
+            buf.resize(COPY_BUFFER, 0);
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(COPY_BUFFER as u64) as usize;
+                src.read_exact_at(&mut buf[..n], src_offset + done)?;
+                self.write_at(&buf[..n], offset + done)?;
+                done += n as u64;
+            }
+            Ok(())
+        })
     }
 }
 

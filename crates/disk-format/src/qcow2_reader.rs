@@ -186,6 +186,17 @@ impl Qcow2Reader {
             }
         }
 
+        // The refcount table is not needed to read, but a file cut before it is truncated.
+        let refcount_table = be64(&h, 48);
+        let refcount_end =
+            refcount_table.saturating_add(u64::from(be32(&h, 56)) << cluster_bits);
+        if refcount_table % cluster != 0 || refcount_end > len {
+            return Err(corrupt(format!(
+                "qcow2 refcount table ({} clusters at {refcount_table:#x}) is misplaced or ends past the end of the file ({len:#x} bytes): the image is truncated or damaged",
+                be32(&h, 56)
+            )));
+        }
+
         // The L1 table: where it is, that it fits the file and covers the virtual size.
         let l2_span = cluster * (cluster / 8);
         let needed = size.div_ceil(l2_span);
