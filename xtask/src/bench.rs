@@ -10,6 +10,8 @@
 //! - `disk` ([`disk`]): `d2l build` of the fixture into a bootable MBR disk against the
 //!   docker-to-linux way by hand as root (truncate, sfdisk, losetup, mkfs.ext4, tar -x,
 //!   extlinux --install, dd mbr.bin); both images are then booted once in QEMU.
+//! - `formats` ([`formats`]): `d2l build -o X.fmt` against the raw build, and `d2l convert`
+//!   against `qemu-img convert`, for every disk image format; output sizes.
 //!
 //! The floor is the work no exporter can skip, done single-threaded and spread over the
 //! cores: `openssl sha256` of the compressed layers (digest check), `pigz -dc -p 1` of them
@@ -26,6 +28,7 @@
 mod build;
 mod disk;
 mod export;
+mod formats;
 mod scale;
 
 use std::fs::File;
@@ -54,6 +57,8 @@ pub struct Parts {
     pub scale: bool,
     /// `d2l build` of a bootable disk against the docker-to-linux way, both booted.
     pub disk: bool,
+    /// Disk image formats: build and convert against qemu-img.
+    pub formats: bool,
 }
 
 impl Parts {
@@ -63,6 +68,7 @@ impl Parts {
         build: true,
         scale: true,
         disk: true,
+        formats: true,
     };
 
     /// Reads the arguments after `bench`: nothing, or `--only PART[,PART...]`.
@@ -75,6 +81,7 @@ impl Parts {
                     build: false,
                     scale: false,
                     disk: false,
+                    formats: false,
                 };
                 for name in list.split(',') {
                     match name {
@@ -82,9 +89,10 @@ impl Parts {
                         "build" => parts.build = true,
                         "scale" => parts.scale = true,
                         "disk" => parts.disk = true,
+                        "formats" => parts.formats = true,
                         other => {
                             return Err(format!(
-                                "unknown bench part `{other}` (export, build, scale, disk)"
+                                "unknown bench part `{other}` (export, build, scale, disk, formats)"
                             ))
                         }
                     }
@@ -95,7 +103,7 @@ impl Parts {
                 Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
             }
             _ => Err(format!(
-                "bench takes `--only export|build|scale|disk` (comma-separated), not `{}`",
+                "bench takes `--only export|build|scale|disk|formats` (comma-separated), not `{}`",
                 args.join(" ")
             )),
         }
@@ -149,7 +157,7 @@ pub fn run(parts: Parts) -> Result<()> {
             failed.push(name);
         }
     };
-    if parts.export || parts.build || parts.disk {
+    if parts.export || parts.build || parts.disk || parts.formats {
         let fix = step("fixtures", fixtures::ensure)?;
         let layout = fix.join(fixtures::OCI_DIR);
         let fixture = Fixture {
@@ -173,6 +181,12 @@ pub fn run(parts: Parts) -> Result<()> {
         }
         if parts.disk {
             report("disk", step("bench: disk", || disk::run(&ctx, &fixture)));
+        }
+        if parts.formats {
+            report(
+                "formats",
+                step("bench: formats", || formats::run(&ctx, &fixture)),
+            );
         }
     }
     if parts.scale {
@@ -377,6 +391,7 @@ mod tests {
             build: true,
             scale: false,
             disk: false,
+            formats: false,
         };
         assert_eq!(parse(&["--only", "build"]), Ok(build));
         assert_eq!(parse(&["--only=build"]), Ok(build));
@@ -387,6 +402,7 @@ mod tests {
                 build: false,
                 scale: true,
                 disk: false,
+                formats: false,
             })
         );
         assert_eq!(
@@ -396,6 +412,17 @@ mod tests {
                 build: false,
                 scale: false,
                 disk: true,
+                formats: false,
+            })
+        );
+        assert_eq!(
+            parse(&["--only", "formats"]),
+            Ok(Parts {
+                export: false,
+                build: false,
+                scale: false,
+                disk: false,
+                formats: true,
             })
         );
         assert!(parse(&["--only", "boot"]).is_err());

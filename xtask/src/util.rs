@@ -88,6 +88,12 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "qemu-system-x86_64",
         package: "qemu-system-x86",
     },
+    // The disk format tests and bench judge images with qemu-img (info, check, compare,
+    // convert).
+    Tool {
+        command: "qemu-img",
+        package: "qemu-utils",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a disk image from a container image.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Flatten an image's layers and write the root filesystem as a tar archive.
     Export(ExportArgs),
     /// Show an image's manifest, config and layers.

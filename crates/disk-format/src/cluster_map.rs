@@ -77,8 +77,7 @@ impl State {
         if self.chunks.len() <= index {
             self.chunks.resize_with(index + 1, || None);
         }
-        let chunk =
-            self.chunks[index].get_or_insert_with(|| vec![0; CHUNK_UNITS as usize].into());
+        let chunk = self.chunks[index].get_or_insert_with(|| vec![0; CHUNK_UNITS as usize].into());
         chunk[(unit % CHUNK_UNITS) as usize] = slot.map_or(0, |s| s + 1);
     }
 
@@ -514,8 +513,14 @@ mod tests {
         assert_eq!(disk.virtual_size().unwrap(), 3 * UNIT + 102);
         let got = read(&disk, 0, 4 * UNIT as usize);
         assert_eq!(&got[5..12], &[0, 0, 2, 2, 2, 0, 0]);
-        assert_eq!(&got[3 * UNIT as usize + 4..3 * UNIT as usize + 16], &[0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]);
-        assert_eq!(&got[3 * UNIT as usize + 100..3 * UNIT as usize + 102], &[3, 3]);
+        assert_eq!(
+            &got[3 * UNIT as usize + 4..3 * UNIT as usize + 16],
+            &[0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]
+        );
+        assert_eq!(
+            &got[3 * UNIT as usize + 100..3 * UNIT as usize + 102],
+            &[3, 3]
+        );
         let alloc = disk.into_allocation().unwrap();
         assert_eq!(alloc.slots, 2);
         assert_eq!(alloc.slot(3), Some(0), "first written first");
@@ -530,7 +535,9 @@ mod tests {
     #[test]
     fn a_write_across_units_and_a_copy_land_where_they_belong() {
         let disk = map(1 << 30);
-        let data: Vec<u8> = (0..3 * UNIT as usize).map(|i| (i % 251) as u8 + 1).collect();
+        let data: Vec<u8> = (0..3 * UNIT as usize)
+            .map(|i| (i % 251) as u8 + 1)
+            .collect();
         disk.write_at(&data, 1000).unwrap();
         assert_eq!(read(&disk, 1000, data.len()), data);
         let src = tempfile::tempfile().unwrap();
@@ -550,7 +557,9 @@ mod tests {
         // Unit 1 whole, half of unit 2.
         disk.discard(UNIT, UNIT + UNIT / 2).unwrap();
         let got = read(&disk, 0, 4 * UNIT as usize);
-        assert!(got[UNIT as usize..2 * UNIT as usize].iter().all(|&b| b == 0));
+        assert!(got[UNIT as usize..2 * UNIT as usize]
+            .iter()
+            .all(|&b| b == 0));
         assert!(got[2 * UNIT as usize..(2 * UNIT + UNIT / 2) as usize]
             .iter()
             .all(|&b| b == 0));
@@ -585,7 +594,10 @@ mod tests {
             let mut alloc = disk.into_allocation().unwrap();
             let first = alloc.layout.first;
             alloc.shift_start(k).unwrap();
-            assert_eq!(alloc.layout.first, first + u64::from(k) * alloc.layout.stride);
+            assert_eq!(
+                alloc.layout.first,
+                first + u64::from(k) * alloc.layout.stride
+            );
             let mut slots: Vec<u32> = (0..units).map(|u| alloc.slot(u * 10).unwrap()).collect();
             for (unit, &slot) in slots.iter().enumerate() {
                 let mut buf = vec![0u8; UNIT as usize];

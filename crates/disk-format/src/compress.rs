@@ -178,7 +178,10 @@ impl Deflater {
             Codec::Qcow2 => {
                 // Only worth it if it ends up smaller than a cluster.
                 let mut out = Vec::with_capacity(self.grain - 1);
-                match self.compress.compress_vec(&bytes, &mut out, FlushCompress::Finish) {
+                match self
+                    .compress
+                    .compress_vec(&bytes, &mut out, FlushCompress::Finish)
+                {
                     Ok(Status::StreamEnd) => Grain::Deflated(out),
                     _ => Grain::Plain(bytes),
                 }
@@ -215,11 +218,18 @@ mod tests {
         let size = 300 * grain;
         src.set_len(size).unwrap();
         // Text in grains 1, 2 (one write across both), 40 and 299; zeros written at 100.
-        let text: Vec<u8> = b"d2l writes disks. ".iter().copied().cycle().take(2 * 4096).collect();
+        let text: Vec<u8> = b"d2l writes disks. "
+            .iter()
+            .copied()
+            .cycle()
+            .take(2 * 4096)
+            .collect();
         src.write_all_at(&text, grain).unwrap();
         src.write_all_at(&text[..100], 40 * grain + 7).unwrap();
         src.write_all_at(&[0; 4096], 100 * grain).unwrap();
-        let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let noise: Vec<u8> = (0..4096u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
         src.write_all_at(&noise, 299 * grain).unwrap();
 
         for codec in [Codec::Qcow2, Codec::Zlib] {
@@ -231,7 +241,9 @@ mod tests {
                     Grain::Deflated(d) => {
                         let mut out = Vec::with_capacity(grain as usize);
                         let mut inflate = Decompress::new(codec == Codec::Zlib);
-                        inflate.decompress_vec(&d, &mut out, FlushDecompress::Finish).unwrap();
+                        inflate
+                            .decompress_vec(&d, &mut out, FlushDecompress::Finish)
+                            .unwrap();
                         assert!(d.len() < grain as usize);
                         out
                     }

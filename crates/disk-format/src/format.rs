@@ -79,7 +79,9 @@ impl FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unknown disk format {s:?}: expected raw, qcow2, vdi, vmdk or vhd"))
+            .ok_or_else(|| {
+                format!("unknown disk format {s:?}: expected raw, qcow2, vdi, vmdk or vhd")
+            })
     }
 }
 
@@ -189,16 +191,25 @@ mod tests {
     fn magic_numbers() {
         let mut head = vec![0u8; 512];
         assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format(Format::Raw));
-        assert_eq!(detect_bytes(&head, b"conectix"), Detected::Format(Format::Vhd));
+        assert_eq!(
+            detect_bytes(&head, b"conectix"),
+            Detected::Format(Format::Vhd)
+        );
         head[..4].copy_from_slice(b"QFI\xfb");
-        assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format(Format::Qcow2));
+        assert_eq!(
+            detect_bytes(&head, &[0; 8]),
+            Detected::Format(Format::Qcow2)
+        );
         head[..4].copy_from_slice(b"KDMV");
         assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format(Format::Vmdk));
         let mut vdi = vec![0u8; 512];
         vdi[0x40..0x44].copy_from_slice(&[0x7f, 0x10, 0xda, 0xbe]);
         assert_eq!(detect_bytes(&vdi, &[0; 8]), Detected::Format(Format::Vdi));
         assert_eq!(detect_bytes(b"vhdxfile", &[0; 8]), Detected::Vhdx);
-        assert_eq!(detect_bytes(b"conectix", &[0; 8]), Detected::Format(Format::Vhd));
+        assert_eq!(
+            detect_bytes(b"conectix", &[0; 8]),
+            Detected::Format(Format::Vhd)
+        );
         assert_eq!(detect_bytes(b"", &[0; 8]), Detected::Format(Format::Raw));
     }
 }

@@ -206,7 +206,8 @@ pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<
                 // The sectors the descriptor names are what QEMU counts references for.
                 reference(
                     &mut refcounts,
-                    (first_sector << 9) >> CLUSTER_BITS..=((last_sector << 9) + 511) >> CLUSTER_BITS,
+                    (first_sector << 9) >> CLUSTER_BITS
+                        ..=((last_sector << 9) + 511) >> CLUSTER_BITS,
                 )?;
                 writer.write(&bytes)?;
                 COMPRESSED | ((last_sector - first_sector) << shift) | at
@@ -221,8 +222,7 @@ pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<
         };
         tables
             .entry(index / L2_ENTRIES)
-            .or_insert_with(|| vec![0; L2_ENTRIES as usize])[(index % L2_ENTRIES) as usize] =
-            entry;
+            .or_insert_with(|| vec![0; L2_ENTRIES as usize])[(index % L2_ENTRIES) as usize] = entry;
         Ok(())
     })?;
     writer.pad_to(CLUSTER)?;
@@ -385,7 +385,11 @@ mod tests {
         assert_eq!(&b[24..32], &[0, 0, 0, 0, 0x50, 0, 0, 0], "size");
         assert_eq!(&b[36..40], &[0, 0, 0, 2], "l1_size");
         assert_eq!(&b[40..48], &[0, 0, 0, 0, 0, 3, 0, 0], "l1_table_offset");
-        assert_eq!(&b[48..56], &[0, 0, 0, 0, 0, 5, 0, 0], "refcount_table_offset");
+        assert_eq!(
+            &b[48..56],
+            &[0, 0, 0, 0, 0, 5, 0, 0],
+            "refcount_table_offset"
+        );
         assert_eq!(&b[56..60], &[0, 0, 0, 1], "refcount_table_clusters");
         assert_eq!(&b[96..100], &[0, 0, 0, 4], "refcount_order");
         assert_eq!(&b[100..104], &[0, 0, 0, 112], "header_length");
@@ -396,7 +400,10 @@ mod tests {
     fn the_refcount_structures_count_themselves() {
         // Small: everything fits one refcount block.
         let p = TailPlan::new(10, 1, 1);
-        assert_eq!((p.l1_clusters, p.refcount_blocks, p.refcount_table_clusters), (1, 1, 1));
+        assert_eq!(
+            (p.l1_clusters, p.refcount_blocks, p.refcount_table_clusters),
+            (1, 1, 1)
+        );
         assert_eq!(p.total(), 14);
         // Exactly at a block boundary, the blocks themselves need one more.
         let p = TailPlan::new(REFCOUNTS_PER_BLOCK - 3, 1, 1);

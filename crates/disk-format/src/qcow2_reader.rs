@@ -109,7 +109,9 @@ impl Qcow2Reader {
         let n = read_up_to(&file, &mut h, 0).map_err(Error::io("reading the qcow2 header", 0))?;
         let version = be32(&h, 4);
         if version != 2 && version != 3 {
-            return Err(Error::Unsupported(format!("qcow2 version {version} (d2l reads 2 and 3)")));
+            return Err(Error::Unsupported(format!(
+                "qcow2 version {version} (d2l reads 2 and 3)"
+            )));
         }
         let cluster_bits = be32(&h, 20);
         if !CLUSTER_BITS.contains(&cluster_bits) {
@@ -159,8 +161,11 @@ impl Qcow2Reader {
                     "the qcow2 image uses extended L2 entries (subclusters)".into(),
                 ));
             }
-            let known = INCOMPAT_DIRTY | INCOMPAT_CORRUPT | INCOMPAT_DATA_FILE
-                | INCOMPAT_COMPRESSION | INCOMPAT_EXTL2;
+            let known = INCOMPAT_DIRTY
+                | INCOMPAT_CORRUPT
+                | INCOMPAT_DATA_FILE
+                | INCOMPAT_COMPRESSION
+                | INCOMPAT_EXTL2;
             if incompatible & !known != 0 {
                 return Err(Error::Unsupported(format!(
                     "the qcow2 image has unknown incompatible features {:#x}",
@@ -168,28 +173,26 @@ impl Qcow2Reader {
                 )));
             }
             if incompatible & INCOMPAT_COMPRESSION != 0 {
-                compression = match (header_length > 104, h[104]) {
-                    (true, 0) => Compression::Deflate,
-                    (true, 1) => Compression::Zstd,
-                    (true, other) => {
-                        return Err(Error::Unsupported(format!(
-                            "qcow2 compression type {other}"
-                        )))
-                    }
-                    (false, _) => {
-                        return Err(corrupt(
+                compression =
+                    match (header_length > 104, h[104]) {
+                        (true, 0) => Compression::Deflate,
+                        (true, 1) => Compression::Zstd,
+                        (true, other) => {
+                            return Err(Error::Unsupported(format!(
+                                "qcow2 compression type {other}"
+                            )))
+                        }
+                        (false, _) => return Err(corrupt(
                             "qcow2 header: a compression type is flagged but the header has none"
                                 .into(),
-                        ))
-                    }
-                };
+                        )),
+                    };
             }
         }
 
         // The refcount table is not needed to read, but a file cut before it is truncated.
         let refcount_table = be64(&h, 48);
-        let refcount_end =
-            refcount_table.saturating_add(u64::from(be32(&h, 56)) << cluster_bits);
+        let refcount_end = refcount_table.saturating_add(u64::from(be32(&h, 56)) << cluster_bits);
         if refcount_table % cluster != 0 || refcount_end > len {
             return Err(corrupt(format!(
                 "qcow2 refcount table ({} clusters at {refcount_table:#x}) is misplaced or ends past the end of the file ({len:#x} bytes): the image is truncated or damaged",

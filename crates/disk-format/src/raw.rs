@@ -52,7 +52,10 @@ impl ImageWriter for RawWriter {
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
-        let len = self.file.virtual_size().map_err(Error::io("sizing the image", 0))?;
+        let len = self
+            .file
+            .virtual_size()
+            .map_err(Error::io("sizing the image", 0))?;
         self.file
             .set_len(len.next_multiple_of(MIB))
             .map_err(Error::io("sizing the image", len))

@@ -81,7 +81,9 @@ impl ImageWriter for Staged {
             .map_err(Error::io("sizing the scratch file", 0))?;
         let size = len.next_multiple_of(MIB);
         match self.target {
-            Target::CompressedQcow2 => crate::qcow2::write_compressed(&self.out, &self.scratch, size),
+            Target::CompressedQcow2 => {
+                crate::qcow2::write_compressed(&self.out, &self.scratch, size)
+            }
             Target::StreamVmdk => {
                 crate::vmdk::write_stream(&self.out, &self.scratch, size, &self.options)
             }

@@ -50,7 +50,9 @@ pub(crate) struct VdiWriter {
 
 impl VdiWriter {
     pub fn new(file: File, options: &WriteOptions) -> Result<Self> {
-        let known = options.max_virtual_size.map(|size| size.next_multiple_of(MIB));
+        let known = options
+            .max_virtual_size
+            .map(|size| size.next_multiple_of(MIB));
         let max = known.unwrap_or(MAX_SIZE);
         if max > MAX_SIZE {
             return Err(Error::TooLarge {
@@ -213,28 +215,65 @@ mod tests {
             blocks: 3,
             allocated: 2,
             data_offset: 0x200000,
-            uuid_create: [0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 9, 10, 11, 12, 13, 14, 15, 16],
+            uuid_create: [
+                0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 9, 10, 11, 12, 13, 14, 15, 16,
+            ],
             uuid_modify: [1; 16],
         };
         let b = h.encode();
         assert!(b.starts_with(b"<<< Oracle VM VirtualBox Disk Image >>>\n\0"));
-        assert_eq!(&b[0x40..0x48], &[0x7f, 0x10, 0xda, 0xbe, 1, 0, 1, 0], "signature, v1.1");
-        assert_eq!(&b[0x48..0x50], &[0x90, 1, 0, 0, 1, 0, 0, 0], "header size, type normal");
-        assert_eq!(&b[0x154..0x15c], &[0, 0, 0x10, 0, 0, 0, 0x20, 0], "blocks at 1 MiB, data at 2 MiB");
-        assert_eq!(&b[0x168..0x16c], &[0, 2, 0, 0], "legacy geometry sector size");
+        assert_eq!(
+            &b[0x40..0x48],
+            &[0x7f, 0x10, 0xda, 0xbe, 1, 0, 1, 0],
+            "signature, v1.1"
+        );
+        assert_eq!(
+            &b[0x48..0x50],
+            &[0x90, 1, 0, 0, 1, 0, 0, 0],
+            "header size, type normal"
+        );
+        assert_eq!(
+            &b[0x154..0x15c],
+            &[0, 0, 0x10, 0, 0, 0, 0x20, 0],
+            "blocks at 1 MiB, data at 2 MiB"
+        );
+        assert_eq!(
+            &b[0x168..0x16c],
+            &[0, 2, 0, 0],
+            "legacy geometry sector size"
+        );
         assert_eq!(&b[0x170..0x178], &[0, 0, 0x30, 0, 0, 0, 0, 0], "disk size");
         assert_eq!(&b[0x178..0x17c], &[0, 0, 0x10, 0], "block size");
-        assert_eq!(&b[0x180..0x188], &[3, 0, 0, 0, 2, 0, 0, 0], "blocks, allocated");
-        assert_eq!(&b[0x188..0x190], &[0x44, 0x33, 0x22, 0x11, 0x66, 0x55, 0x88, 0x77], "uuid");
-        assert!(b[0x1a8..0x1c8].iter().all(|&x| x == 0), "no linkage, no parent");
+        assert_eq!(
+            &b[0x180..0x188],
+            &[3, 0, 0, 0, 2, 0, 0, 0],
+            "blocks, allocated"
+        );
+        assert_eq!(
+            &b[0x188..0x190],
+            &[0x44, 0x33, 0x22, 0x11, 0x66, 0x55, 0x88, 0x77],
+            "uuid"
+        );
+        assert!(
+            b[0x1a8..0x1c8].iter().all(|&x| x == 0),
+            "no linkage, no parent"
+        );
         assert_eq!(&b[0x1d4..0x1d8], &[0, 2, 0, 0], "LCHS sector size");
         assert!(b[0x1d8..].iter().all(|&x| x == 0));
     }
 
     #[test]
     fn data_area_follows_the_map_on_a_mib_boundary() {
-        assert_eq!(data_offset(1341), 2 * MIB, "VirtualBox's layout for a small disk");
-        assert_eq!(data_offset(1), 2 * MIB, "an unknown size starts with room for 256 GiB");
+        assert_eq!(
+            data_offset(1341),
+            2 * MIB,
+            "VirtualBox's layout for a small disk"
+        );
+        assert_eq!(
+            data_offset(1),
+            2 * MIB,
+            "an unknown size starts with room for 256 GiB"
+        );
         assert_eq!(data_offset(256 * 1024), 2 * MIB);
         assert_eq!(data_offset(256 * 1024 + 1), 3 * MIB);
         assert_eq!(data_offset(MAX_SIZE / BLOCK), 9 * MIB, "2 TiB");

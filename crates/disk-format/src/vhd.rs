@@ -122,7 +122,9 @@ impl Footer {
 
 /// The one's complement of the sum of all bytes (the checksum field counted as zero).
 fn checksum(bytes: &[u8]) -> u32 {
-    !bytes.iter().fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
+    !bytes
+        .iter()
+        .fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))
 }
 
 /// The dynamic disk header ("Dynamic Disk Header Format"), big-endian, for a BAT of
@@ -165,7 +167,9 @@ pub(crate) struct DynamicWriter {
 
 impl DynamicWriter {
     pub fn new(file: File, options: &WriteOptions) -> Result<Self> {
-        let known = options.max_virtual_size.map(|size| size.next_multiple_of(MIB));
+        let known = options
+            .max_virtual_size
+            .map(|size| size.next_multiple_of(MIB));
         let max = known.unwrap_or(MAX_SIZE);
         check_size(max)?;
         let bat_bytes = known.map_or(0, |size| bat_bytes(size.div_ceil(BLOCK)));
@@ -240,8 +244,10 @@ impl ImageWriter for DynamicWriter {
         } else {
             alloc.data_end()
         };
-        file.write_all_at(&bat, bat_offset)
-            .map_err(Error::io("writing the VHD block allocation table", bat_offset))?;
+        file.write_all_at(&bat, bat_offset).map_err(Error::io(
+            "writing the VHD block allocation table",
+            bat_offset,
+        ))?;
         // Every sector of a stored block is marked present: its unwritten parts are holes
         // that read as zeros.
         let bitmap = [0xffu8; BITMAP as usize];
@@ -347,8 +353,16 @@ mod tests {
         options.timestamp = EPOCH_2000 + 0x0102_0304;
         let b = Footer::new(&options, 1 << 30, Some(512)).encode();
         assert_eq!(&b[0..8], b"conectix");
-        assert_eq!(&b[8..16], &[0, 0, 0, 2, 0, 1, 0, 0], "features, version 1.0");
-        assert_eq!(&b[16..24], &[0, 0, 0, 0, 0, 0, 2, 0], "dynamic header at 512");
+        assert_eq!(
+            &b[8..16],
+            &[0, 0, 0, 2, 0, 1, 0, 0],
+            "features, version 1.0"
+        );
+        assert_eq!(
+            &b[16..24],
+            &[0, 0, 0, 0, 0, 0, 2, 0],
+            "dynamic header at 512"
+        );
         assert_eq!(&b[24..28], &[1, 2, 3, 4], "seconds since 2000");
         assert_eq!(&b[28..40], b"win \0\x0a\0\0Wi2k", "creator");
         assert_eq!(&b[40..48], &[0, 0, 0, 0, 0x40, 0, 0, 0], "original size");
@@ -371,7 +385,10 @@ mod tests {
         assert_eq!(&b[0..8], b"cxsparse");
         assert_eq!(&b[8..16], &[0xff; 8]);
         assert_eq!(&b[16..24], &[0, 0, 0, 0, 0, 0, 6, 0], "BAT at 1536");
-        assert_eq!(&b[24..40][..12], &[0, 1, 0, 0, 0, 0, 2, 0x9f, 0, 0x20, 0, 0]);
+        assert_eq!(
+            &b[24..40][..12],
+            &[0, 1, 0, 0, 0, 0, 2, 0x9f, 0, 0x20, 0, 0]
+        );
         assert!(b[40..].iter().all(|&x| x == 0));
     }
 
@@ -381,11 +398,18 @@ mod tests {
         options.max_virtual_size = Some(1341 * MIB);
         let w = DynamicWriter::new(tempfile::tempfile().unwrap(), &options).unwrap();
         let layout = w.map.into_allocation().unwrap().layout;
-        assert_eq!(layout.slot_offset(0), BAT_OFFSET + 3072, "671 entries, padded");
+        assert_eq!(
+            layout.slot_offset(0),
+            BAT_OFFSET + 3072,
+            "671 entries, padded"
+        );
         assert_eq!(layout.slot_offset(0) + 512, layout.data_offset(0));
         assert_eq!(layout.slot_offset(1), layout.slot_offset(0) + 512 + BLOCK);
         options.max_virtual_size = None;
         let w = DynamicWriter::new(tempfile::tempfile().unwrap(), &options).unwrap();
-        assert_eq!(w.map.into_allocation().unwrap().layout.slot_offset(0), BAT_OFFSET);
+        assert_eq!(
+            w.map.into_allocation().unwrap().layout.slot_offset(0),
+            BAT_OFFSET
+        );
     }
 }

@@ -216,7 +216,7 @@ impl ImageWriter for SparseWriter {
         let grains = size / GRAIN;
         let gt_count = grains.div_ceil(GTES_PER_GT);
         let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
-        let rgd = alloc.data_end().next_multiple_of(SECTOR) / SECTOR;
+        let rgd = alloc.data_end().div_ceil(SECTOR);
         let rgt = rgd + gd_sectors;
         let gd = rgt + gt_count * GT_SECTORS;
         let gt = gd + gd_sectors;
@@ -226,14 +226,19 @@ impl ImageWriter for SparseWriter {
                 .flat_map(|t| sector_u32(tables + t * GT_SECTORS).to_le_bytes())
                 .collect();
             file.write_all_at(&entries, directory * SECTOR)
-                .map_err(Error::io("writing a VMDK grain directory", directory * SECTOR))?;
+                .map_err(Error::io(
+                    "writing a VMDK grain directory",
+                    directory * SECTOR,
+                ))?;
         }
         for t in 0..gt_count {
             let table: Vec<u8> = (t * GTES_PER_GT..(t + 1) * GTES_PER_GT)
                 .flat_map(|grain| {
                     alloc
                         .slot(grain)
-                        .map_or(0, |slot| sector_u32(alloc.layout.data_offset(slot) / SECTOR))
+                        .map_or(0, |slot| {
+                            sector_u32(alloc.layout.data_offset(slot) / SECTOR)
+                        })
                         .to_le_bytes()
                 })
                 .collect();
@@ -374,14 +379,26 @@ mod tests {
         }
         .encode();
         assert_eq!(&b[0..4], b"KDMV");
-        assert_eq!(&b[4..12], &[3, 0, 0, 0, 1, 0, 3, 0], "version 3, flags 0x30001");
+        assert_eq!(
+            &b[4..12],
+            &[3, 0, 0, 0, 1, 0, 3, 0],
+            "version 3, flags 0x30001"
+        );
         assert_eq!(&b[12..20], &[0, 0, 0x20, 0, 0, 0, 0, 0], "capacity");
         assert_eq!(&b[20..28], &[128, 0, 0, 0, 0, 0, 0, 0], "grain 128 sectors");
-        assert_eq!(&b[28..44], &[1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0], "descriptor");
+        assert_eq!(
+            &b[28..44],
+            &[1, 0, 0, 0, 0, 0, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0],
+            "descriptor"
+        );
         assert_eq!(&b[44..48], &[0, 2, 0, 0], "512 entries per table");
         assert_eq!(&b[56..64], &[0xff; 8], "directory at the end");
         assert_eq!(&b[64..72], &[128, 0, 0, 0, 0, 0, 0, 0], "overhead");
-        assert_eq!(&b[72..79], b"\0\n \r\n\x01\0", "clean, line-end checks, deflate");
+        assert_eq!(
+            &b[72..79],
+            b"\0\n \r\n\x01\0",
+            "clean, line-end checks, deflate"
+        );
         assert!(b[79..].iter().all(|&x| x == 0));
     }
 

@@ -120,7 +120,10 @@ fn judge(case: &Case, image: &Path, reference: &Path, size: u64) -> Vec<String> 
     if case.options.vhd_subformat != VhdSubformat::Fixed {
         let probed = qemu_img::info(image, None);
         if probed.format != case.qemu {
-            wrong.push(format!("{}: qemu-img probes it as {}", case.name, probed.format));
+            wrong.push(format!(
+                "{}: qemu-img probes it as {}",
+                case.name, probed.format
+            ));
         }
     }
     if case.options.format == Format::Vmdk {
@@ -203,7 +206,9 @@ fn check_vhd(path: &Path, size: u64) -> Result<(), String> {
                 if block + 512 + (2 << 20) > bytes.len() - 512
                     || bytes[block..block + 512].iter().any(|&b| b != 0xff)
                 {
-                    return Err(format!("BAT entry {i} ({e}) is not a block with its bitmap"));
+                    return Err(format!(
+                        "BAT entry {i} ({e}) is not a block with its bitmap"
+                    ));
                 }
             }
         }
@@ -218,9 +223,7 @@ fn every_format_holds_the_debian_disk() {
     let (tree, data) = debian_tree();
     // The reference: a raw disk written the same way.
     let reference = tmp.path().join("reference.raw");
-    let size = {
-        write_debian_disk(&new_file(&reference), &tree, &data)
-    };
+    let size = { write_debian_disk(&new_file(&reference), &tree, &data) };
     assert_eq!(size % MIB, 0);
     let mut wrong = Vec::new();
     for (known, cases) in [(false, cases(None)), (true, cases(Some(size)))] {
@@ -375,9 +378,18 @@ fn reads_qcow2_images_as_qemu_img_writes_them() {
         ("default", &["-O", "qcow2"]),
         ("compressed", &["-O", "qcow2", "-c"]),
         ("version 2", &["-O", "qcow2", "-o", "compat=0.10"]),
-        ("4 KiB clusters", &["-O", "qcow2", "-o", "cluster_size=4096"]),
-        ("2 MiB clusters, compressed", &["-O", "qcow2", "-c", "-o", "cluster_size=2M"]),
-        ("zstd", &["-O", "qcow2", "-c", "-o", "compression_type=zstd"]),
+        (
+            "4 KiB clusters",
+            &["-O", "qcow2", "-o", "cluster_size=4096"],
+        ),
+        (
+            "2 MiB clusters, compressed",
+            &["-O", "qcow2", "-c", "-o", "cluster_size=2M"],
+        ),
+        (
+            "zstd",
+            &["-O", "qcow2", "-c", "-o", "compression_type=zstd"],
+        ),
     ];
     let mut wrong = Vec::new();
     for (name, args) in variants {
@@ -395,7 +407,10 @@ fn reads_qcow2_images_as_qemu_img_writes_them() {
         }
     }
     // And d2l's own qcow2, compressed or not, read back.
-    for case in cases(None).into_iter().filter(|c| c.options.format == Format::Qcow2) {
+    for case in cases(None)
+        .into_iter()
+        .filter(|c| c.options.format == Format::Qcow2)
+    {
         let ours = tmp.path().join(case.name);
         d2l_convert(&raw, &ours, &case.options);
         let back = tmp.path().join("back.img");
@@ -438,12 +453,16 @@ fn truncated_or_corrupt_qcow2_is_an_error_that_says_what_is_wrong() {
     let cases: Vec<(PathBuf, &[&str])> = vec![
         // QEMU puts the L1 table near the start: the cut goes through the data.
         (
-            damaged(&qemu, "qemu-half.qcow2", &|f| f.set_len(len(&qemu) / 2).unwrap()),
+            damaged(&qemu, "qemu-half.qcow2", &|f| {
+                f.set_len(len(&qemu) / 2).unwrap()
+            }),
             &["past the end of the file", "truncated"],
         ),
         // d2l puts the tables at the end: a cut takes the refcounts, then the L1 table.
         (
-            damaged(&ours, "ours-cut.qcow2", &|f| f.set_len(len(&ours) - 70_000).unwrap()),
+            damaged(&ours, "ours-cut.qcow2", &|f| {
+                f.set_len(len(&ours) - 70_000).unwrap()
+            }),
             &["refcount table", "truncated"],
         ),
         (
@@ -461,7 +480,9 @@ fn truncated_or_corrupt_qcow2_is_an_error_that_says_what_is_wrong() {
             &["qcow2 header truncated", "50 bytes"],
         ),
         (
-            damaged(&qemu, "cluster-bits.qcow2", &|f| f.write_all_at(&[0, 0, 0, 40], 20).unwrap()),
+            damaged(&qemu, "cluster-bits.qcow2", &|f| {
+                f.write_all_at(&[0, 0, 0, 40], 20).unwrap()
+            }),
             &["cluster_bits 40"],
         ),
         (
@@ -477,15 +498,21 @@ fn truncated_or_corrupt_qcow2_is_an_error_that_says_what_is_wrong() {
             &["L2 table of L1 entry 0", "not cluster aligned"],
         ),
         (
-            damaged(&qemu, "l1-small.qcow2", &|f| f.write_all_at(&[0, 0, 0, 0], 36).unwrap()),
+            damaged(&qemu, "l1-small.qcow2", &|f| {
+                f.write_all_at(&[0, 0, 0, 0], 36).unwrap()
+            }),
             &["L1 table has 0 entries"],
         ),
         (
-            damaged(&qemu, "backing.qcow2", &|f| f.write_all_at(&512u64.to_be_bytes(), 8).unwrap()),
+            damaged(&qemu, "backing.qcow2", &|f| {
+                f.write_all_at(&512u64.to_be_bytes(), 8).unwrap()
+            }),
             &["backing file"],
         ),
         (
-            damaged(&qemu, "version.qcow2", &|f| f.write_all_at(&[0, 0, 0, 9], 4).unwrap()),
+            damaged(&qemu, "version.qcow2", &|f| {
+                f.write_all_at(&[0, 0, 0, 9], 4).unwrap()
+            }),
             &["qcow2 version 9"],
         ),
     ];

@@ -150,12 +150,14 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     let destination = args.output.display().to_string();
     let step = progress.step(format!("writing {destination}"));
     // Filesystem, boot code and table go through the format's writer, then its tables.
-    let write = |disk: &dyn VirtualDisk| -> Result<(d2l_fs_writer::Ext4Report, Option<DiskLayout>)> {
-        let report = write_ext4(&tree, &data, disk, &options).map_err(|e| match (e, table) {
-            // An exact size is the disk's: say what the disk needs.
-            (d2l_fs_writer::Error::TooSmall { needed, .. }, Some(kind)) => {
-                let disk = DiskLayout::plan(kind, needed).map_or(needed, |l| l.disk_bytes);
-                anyhow::anyhow!(
+    let write =
+        |disk: &dyn VirtualDisk| -> Result<(d2l_fs_writer::Ext4Report, Option<DiskLayout>)> {
+            let report =
+                write_ext4(&tree, &data, disk, &options).map_err(|e| match (e, table) {
+                    // An exact size is the disk's: say what the disk needs.
+                    (d2l_fs_writer::Error::TooSmall { needed, .. }, Some(kind)) => {
+                        let disk = DiskLayout::plan(kind, needed).map_or(needed, |l| l.disk_bytes);
+                        anyhow::anyhow!(
                     "{destination}: the disk needs at least {} MiB ({disk} bytes), more than \
                      --size gives ({} MiB)",
                     disk.div_ceil(1 << 20),
@@ -164,42 +166,42 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
                         _ => 0,
                     }
                 )
+                    }
+                    (e, _) => anyhow::Error::new(e).context(format!("writing {destination}")),
+                })?;
+            let Some(kind) = table else {
+                return Ok((report, None));
+            };
+            let layout = DiskLayout::plan(kind, report.size_bytes)?;
+            let mut boot_code = None;
+            if let Some(syslinux) = &syslinux {
+                let placed = report
+                    .contiguous_files
+                    .first()
+                    .context("ldlinux.sys was not placed")?;
+                let sectors = (syslinux.ldlinux_sys().len() as u64).div_ceil(SECTOR_BYTES);
+                let first = u64::from(placed.first_block) * (BLOCK_BYTES / SECTOR_BYTES);
+                let list: Vec<u64> = (first..first + sectors).collect();
+                let patched = syslinux.patched_ldlinux(&list, SYSLINUX_DIR)?;
+                let base = layout.partition_start;
+                disk.write_at(&patched, base + u64::from(placed.first_block) * BLOCK_BYTES)
+                    .with_context(|| format!("writing {destination}"))?;
+                let sector = syslinux.boot_sector(
+                    first,
+                    layout.partition_first_lba(),
+                    layout.partition_sectors(),
+                )?;
+                disk.write_at(&sector, base)
+                    .with_context(|| format!("writing {destination}"))?;
+                boot_code = Some(match kind {
+                    TableKind::Mbr => syslinux.mbr_bin(),
+                    TableKind::Gpt => syslinux.gptmbr_bin(),
+                });
             }
-            (e, _) => anyhow::Error::new(e).context(format!("writing {destination}")),
-        })?;
-        let Some(kind) = table else {
-            return Ok((report, None));
+            write_partition_table(disk, &layout, &DiskIds::derive(&digest), boot_code)
+                .with_context(|| format!("writing the partition table of {destination}"))?;
+            Ok((report, Some(layout)))
         };
-        let layout = DiskLayout::plan(kind, report.size_bytes)?;
-        let mut boot_code = None;
-        if let Some(syslinux) = &syslinux {
-            let placed = report
-                .contiguous_files
-                .first()
-                .context("ldlinux.sys was not placed")?;
-            let sectors = (syslinux.ldlinux_sys().len() as u64).div_ceil(SECTOR_BYTES);
-            let first = u64::from(placed.first_block) * (BLOCK_BYTES / SECTOR_BYTES);
-            let list: Vec<u64> = (first..first + sectors).collect();
-            let patched = syslinux.patched_ldlinux(&list, SYSLINUX_DIR)?;
-            let base = layout.partition_start;
-            disk.write_at(&patched, base + u64::from(placed.first_block) * BLOCK_BYTES)
-                .with_context(|| format!("writing {destination}"))?;
-            let sector = syslinux.boot_sector(
-                first,
-                layout.partition_first_lba(),
-                layout.partition_sectors(),
-            )?;
-            disk.write_at(&sector, base)
-                .with_context(|| format!("writing {destination}"))?;
-            boot_code = Some(match kind {
-                TableKind::Mbr => syslinux.mbr_bin(),
-                TableKind::Gpt => syslinux.gptmbr_bin(),
-            });
-        }
-        write_partition_table(disk, &layout, &DiskIds::derive(&digest), boot_code)
-            .with_context(|| format!("writing the partition table of {destination}"))?;
-        Ok((report, Some(layout)))
-    };
     let (report, layout) = output.write_with(|out| {
         let Destination::File(file) = out else {
             unreachable!("standard output is refused above")

@@ -22,7 +22,7 @@ use crate::progress::Progress;
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(args) => build::run(args, cli.quiet),
+        Command::Build(args) => build::run(*args, cli.quiet),
         Command::Export(args) => export::run(args, cli.quiet),
         Command::Inspect(args) => inspect::run(args),
         Command::Run(args) => run::run(args),
