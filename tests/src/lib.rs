@@ -21,6 +21,7 @@ pub mod layer;
 mod minbase;
 pub mod oci;
 pub mod qemu;
+pub mod qemu_img;
 pub mod registry;
 
 pub use fixtures::{arm64_layout, debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};

@@ -12,6 +12,8 @@
 //!   extlinux --install, dd mbr.bin); both images are then booted once in QEMU.
 //! - `pull` ([`pull`]): `d2l pull` of the fixture from a local `docker-registry` against
 //!   `skopeo copy docker://... oci:DIR`.
+//! - `formats` ([`formats`]): `d2l build -o X.fmt` against the raw build, and `d2l convert`
+//!   against `qemu-img convert`, for every disk image format; output sizes.
 //!
 //! The floor is the work no exporter can skip, done single-threaded and spread over the
 //! cores: `openssl sha256` of the compressed layers (digest check), `pigz -dc -p 1` of them
@@ -28,6 +30,7 @@
 mod build;
 mod disk;
 mod export;
+mod formats;
 mod pull;
 mod scale;
 
@@ -59,6 +62,8 @@ pub struct Parts {
     pub disk: bool,
     /// `d2l pull` from a local registry against `skopeo copy`.
     pub pull: bool,
+    /// Disk image formats: build and convert against qemu-img.
+    pub formats: bool,
 }
 
 impl Parts {
@@ -69,6 +74,7 @@ impl Parts {
         scale: true,
         disk: true,
         pull: true,
+        formats: true,
     };
 
     /// Reads the arguments after `bench`: nothing, or `--only PART[,PART...]`.
@@ -82,6 +88,7 @@ impl Parts {
                     scale: false,
                     disk: false,
                     pull: false,
+                    formats: false,
                 };
                 for name in list.split(',') {
                     match name {
@@ -90,9 +97,10 @@ impl Parts {
                         "scale" => parts.scale = true,
                         "disk" => parts.disk = true,
                         "pull" => parts.pull = true,
+                        "formats" => parts.formats = true,
                         other => {
                             return Err(format!(
-                                "unknown bench part `{other}` (export, build, scale, disk, pull)"
+                                "unknown bench part `{other}` (export, build, scale, disk, pull, formats)"
                             ))
                         }
                     }
@@ -103,7 +111,7 @@ impl Parts {
                 Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
             }
             _ => Err(format!(
-                "bench takes `--only export|build|scale|disk|pull` (comma-separated), not `{}`",
+                "bench takes `--only export|build|scale|disk|pull|formats` (comma-separated), not `{}`",
                 args.join(" ")
             )),
         }
@@ -157,7 +165,7 @@ pub fn run(parts: Parts) -> Result<()> {
             failed.push(name);
         }
     };
-    if parts.export || parts.build || parts.disk || parts.pull {
+    if parts.export || parts.build || parts.disk || parts.pull || parts.formats {
         let fix = step("fixtures", fixtures::ensure)?;
         let layout = fix.join(fixtures::OCI_DIR);
         let fixture = Fixture {
@@ -184,6 +192,12 @@ pub fn run(parts: Parts) -> Result<()> {
         }
         if parts.pull {
             report("pull", step("bench: pull", || pull::run(&ctx, &fixture)));
+        }
+        if parts.formats {
+            report(
+                "formats",
+                step("bench: formats", || formats::run(&ctx, &fixture)),
+            );
         }
     }
     if parts.scale {
@@ -389,6 +403,7 @@ mod tests {
             scale: false,
             disk: false,
             pull: false,
+            formats: false,
         };
         assert_eq!(parse(&["--only", "build"]), Ok(build));
         assert_eq!(parse(&["--only=build"]), Ok(build));
@@ -400,6 +415,7 @@ mod tests {
                 scale: true,
                 disk: false,
                 pull: false,
+                formats: false,
             })
         );
         assert_eq!(
@@ -410,6 +426,18 @@ mod tests {
                 scale: false,
                 disk: true,
                 pull: false,
+                formats: false,
+            })
+        );
+        assert_eq!(
+            parse(&["--only", "formats"]),
+            Ok(Parts {
+                export: false,
+                build: false,
+                scale: false,
+                disk: false,
+                pull: false,
+                formats: true,
             })
         );
         assert!(parse(&["--only", "pull"]).is_ok_and(|p| p.pull && !p.export));

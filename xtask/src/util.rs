@@ -108,6 +108,12 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "openssl",
         package: "openssl",
     },
+    // The disk format tests and bench judge images with qemu-img (info, check, compare,
+    // convert).
+    Tool {
+        command: "qemu-img",
+        package: "qemu-utils",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

@@ -23,7 +23,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build a disk image from a container image.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Flatten an image's layers and write the root filesystem as a tar archive.
     Export(ExportArgs),
     /// Show an image's manifest, config and layers.
@@ -35,6 +35,8 @@ pub enum Command {
     /// List or prune the cache of pulled blobs.
     #[command(subcommand)]
     Cache(crate::commands::cache::CacheCommand),
+    /// Convert a disk image (raw or qcow2) to another format.
+    Convert(ConvertArgs),
 }
 
 /// Where an image comes from and which one to take.
@@ -203,6 +205,58 @@ pub struct BuildArgs {
     pub no_prepare: bool,
     #[command(flatten)]
     pub apply: ApplyArgs,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// The output's disk image format.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Disk image format (default: from the output's extension: .img/.raw raw, .qcow2,
+    /// .vdi, .vmdk, .vhd; raw for any other).
+    #[arg(long, value_name = "raw|qcow2|vdi|vmdk|vhd")]
+    pub format: Option<d2l_disk_format::Format>,
+    /// qcow2: deflate the clusters (smaller, slower to write).
+    #[arg(long)]
+    pub compress: bool,
+    /// VMDK: monolithicSparse (`sparse`, default) or streamOptimized (`stream`: OVA,
+    /// vSphere import).
+    #[arg(long, value_enum, value_name = "sparse|stream")]
+    pub vmdk_subformat: Option<VmdkSubformat>,
+    /// VHD: `dynamic` (default) or `fixed` (the size rounded to 1 MiB, as Azure requires).
+    #[arg(long, value_enum, value_name = "dynamic|fixed")]
+    pub vhd_subformat: Option<VhdSubformat>,
+}
+
+/// `--vmdk-subformat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VmdkSubformat {
+    /// monolithicSparse.
+    Sparse,
+    /// streamOptimized.
+    Stream,
+}
+
+/// `--vhd-subformat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VhdSubformat {
+    /// Blocks allocated as written.
+    Dynamic,
+    /// All of the disk, then a footer.
+    Fixed,
+}
+
+/// `d2l convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The image to read: raw or qcow2 (detected from its content).
+    #[arg(value_name = "IN")]
+    pub input: PathBuf,
+    /// The image to write.
+    #[arg(value_name = "OUT")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// Boot loader.
@@ -390,6 +444,52 @@ mod tests {
         assert_eq!(args.memory, "2G");
         assert_eq!(args.format.as_deref(), Some("qcow2"));
         assert!(parse(&["run"]).is_err(), "missing image");
+    }
+
+    #[test]
+    fn formats_for_build_and_convert() {
+        let cli = parse(&["build", "oci:/l", "-o", "linux.vdi"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.format.format, None);
+        assert!(!args.format.compress);
+        let cli = parse(&[
+            "build",
+            "oci:/l",
+            "-o",
+            "x",
+            "--format",
+            "vmdk",
+            "--vmdk-subformat",
+            "stream",
+        ])
+        .unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.format.format, Some(d2l_disk_format::Format::Vmdk));
+        assert_eq!(args.format.vmdk_subformat, Some(VmdkSubformat::Stream));
+        assert!(parse(&["build", "oci:/l", "-o", "x", "--format", "vhdx"]).is_err());
+        assert!(parse(&["build", "oci:/l", "-o", "x", "--vhd-subformat", "big"]).is_err());
+
+        let cli = parse(&[
+            "convert",
+            "in.qcow2",
+            "out.vhd",
+            "--vhd-subformat",
+            "fixed",
+            "--compress",
+        ])
+        .unwrap();
+        let Command::Convert(args) = cli.command else {
+            panic!("not convert")
+        };
+        assert_eq!(args.input, PathBuf::from("in.qcow2"));
+        assert_eq!(args.output, PathBuf::from("out.vhd"));
+        assert_eq!(args.format.vhd_subformat, Some(VhdSubformat::Fixed));
+        assert!(args.format.compress);
+        assert!(parse(&["convert", "in.img"]).is_err(), "missing OUT");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Issue 4's end-to-end proof: `d2l build` of the Debian fixture gives a disk that QEMU's BIOS
 //! (SeaBIOS, software emulation) boots through extlinux into the image's kernel and systemd,
 //! where root logs in with the password given to d2l, finds `/` as it should be, writes a
-//! file and powers off; the partition is then fsck-clean and holds the file.
+//! file and powers off; the partition is then fsck-clean and holds the file. Issue 6 adds the
+//! same proof for a disk built straight into VDI and into qcow2.
 
 mod common;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use common::{d2l, stderr};
 use d2l_testkit::qemu::{Drive, Qemu};
+use d2l_testkit::qemu_img;
 
 /// Boots are heavy under software emulation on 2 cores: one at a time.
 static ONE_BOOT_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -38,10 +40,12 @@ fn shell(vm: &mut Qemu, command: &str, n: u32) -> String {
         .to_string()
 }
 
-fn boot_and_check(table: &str) {
+/// Builds the fixture into `linux.EXT` with `--table TABLE`, boots it (QEMU format
+/// `format`), logs in, checks the system and the file it wrote.
+fn boot_and_check(table: &str, ext: &str, format: &str) {
     let debian = d2l_testkit::debian();
     let tmp = tempfile::tempdir().unwrap();
-    let image = tmp.path().join("linux.img");
+    let image = tmp.path().join(format!("linux.{ext}"));
     let run = d2l(&[
         "build",
         &debian.oci,
@@ -64,22 +68,22 @@ fn boot_and_check(table: &str) {
     let _one = ONE_BOOT_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut vm = Qemu::builder()
         .memory_mib(1024)
-        .drive(Drive::raw(&image))
+        .drive(Drive::new(&image, format, "virtio"))
         .start()
         .expect("start qemu-system-x86_64 (package qemu-system-x86)");
     for step in ["SYSLINUX", "Linux version", "systemd", "login:"] {
         vm.wait_for(step, BOOT_BUDGET)
-            .unwrap_or_else(|t| panic!("{table}: no {step:?} on the console: {t:?}"));
+            .unwrap_or_else(|t| panic!("{table}/{ext}: no {step:?} on the console: {t:?}"));
     }
     assert!(vm.elapsed() < BOOT_BUDGET, "boot took {:?}", vm.elapsed());
-    eprintln!("{table}: login prompt after {:?}", vm.elapsed());
+    eprintln!("{table}/{ext}: login prompt after {:?}", vm.elapsed());
 
     vm.send_line("root").unwrap();
     vm.wait_for("Password:", COMMAND_TIME)
         .expect("password prompt");
     vm.send_line(PASSWORD).unwrap();
     vm.wait_for("root@d2l", COMMAND_TIME)
-        .unwrap_or_else(|t| panic!("{table}: login as root failed: {t:?}"));
+        .unwrap_or_else(|t| panic!("{table}/{ext}: login as root failed: {t:?}"));
 
     let root = shell(&mut vm, "findmnt -n -o FSTYPE,OPTIONS /", 1);
     assert!(root.contains("ext4"), "/ is not ext4: {root}");
@@ -112,13 +116,21 @@ fn boot_and_check(table: &str) {
     let status = vm.wait_exit(Duration::from_secs(120));
     assert!(
         status.is_some(),
-        "{table}: the machine did not power off: {}",
+        "{table}/{ext}: the machine did not power off: {}",
         vm.transcript_tail(2000)
     );
     drop(vm);
 
     // The partition afterwards: clean, and the file is there.
-    let bytes = std::fs::read(&image).unwrap();
+    let raw = if format == "raw" {
+        image.clone()
+    } else {
+        qemu_img::assert_check(&image, format);
+        let raw = tmp.path().join("after-boot.img");
+        qemu_img::convert(&["-f", format, "-O", "raw"], &image, &raw);
+        raw
+    };
+    let bytes = std::fs::read(&raw).unwrap();
     let start = 1 << 20;
     let blocks = u32::from_le_bytes(
         bytes[start + 1024 + 4..start + 1024 + 8]
@@ -134,7 +146,7 @@ fn boot_and_check(table: &str) {
         .expect("e2fsck");
     assert!(
         fsck.status.success(),
-        "{table}: e2fsck after the boot: {}",
+        "{table}/{ext}: e2fsck after the boot: {}",
         String::from_utf8_lossy(&fsck.stdout)
     );
     let cat = Command::new("debugfs")
@@ -147,10 +159,20 @@ fn boot_and_check(table: &str) {
 
 #[test]
 fn mbr_disk_boots_logs_in_and_keeps_what_was_written() {
-    boot_and_check("mbr");
+    boot_and_check("mbr", "img", "raw");
 }
 
 #[test]
 fn gpt_disk_boots_logs_in_and_keeps_what_was_written() {
-    boot_and_check("gpt");
+    boot_and_check("gpt", "img", "raw");
+}
+
+#[test]
+fn vdi_disk_boots_logs_in_and_keeps_what_was_written() {
+    boot_and_check("mbr", "vdi", "vdi");
+}
+
+#[test]
+fn qcow2_disk_boots_logs_in_and_keeps_what_was_written() {
+    boot_and_check("gpt", "qcow2", "qcow2");
 }

@@ -1,6 +1,6 @@
 //! `d2l build`: a bootable disk (partition table, ext4, extlinux) or a bare filesystem.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
@@ -58,6 +58,23 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
     let image = super::open_image(&source, &progress)?;
     let output = Output::create(&args.output)?;
     let destination = args.output.display().to_string();
+    let scratch_dir = output.scratch_dir().map(Path::to_path_buf);
+    let write_options = super::image::write_options(
+        &args.format,
+        &super::image::Target {
+            path: &args.output,
+            scratch_dir: scratch_dir.as_deref(),
+            identity_seed: image.config_digest.to_string().as_bytes(),
+            // Known before the tree is: the same image gives the same bytes.
+            timestamp: d2l_layer_apply::source_date_epoch()
+                .and_then(|t| u64::try_from(t).ok())
+                .unwrap_or(0),
+            max_virtual_size: match args.size {
+                SizeSpec::Exact(bytes) => Some(bytes),
+                _ => None,
+            },
+        },
+    )?;
     let Built {
         report,
         layout,
@@ -67,16 +84,22 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
         let Destination::File(file) = out else {
             unreachable!("standard output is refused above")
         };
-        build_disk(
+        // Everything, file data first, goes through the format's writer, then its tables.
+        let disk = super::image::create_writer(file, &write_options)
+            .with_context(|| format!("writing {destination}"))?;
+        let built = build_disk(
             &args,
             (&source, built),
             table,
             &syslinux,
             root_password,
             &image,
-            file,
+            disk.as_disk(),
             &progress,
-        )
+        )?;
+        disk.finish()
+            .with_context(|| format!("writing {destination}"))?;
+        Ok(built)
     })?;
 
     if !quiet {
@@ -91,6 +114,10 @@ pub fn run(args: BuildArgs, quiet: bool) -> Result<()> {
                 l.partition_start >> 20
             ),
             _ => format!("ext4, {} MiB", report.size_bytes >> 20),
+        };
+        let what = match write_options.format {
+            d2l_disk_format::Format::Raw => what,
+            _ => format!("{}, {what}", super::image::describe(&write_options)),
         };
         eprintln!(
             "built {destination}: {what}, UUID {fs_uuid}, {} of {} inodes used, {} MiB free, in {:.1}s",

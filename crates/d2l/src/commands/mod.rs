@@ -2,8 +2,10 @@
 
 mod build;
 pub mod cache;
+mod convert;
 mod dockerfile;
 mod export;
+mod image;
 mod inspect;
 pub mod pull;
 mod run;
@@ -23,12 +25,13 @@ use crate::progress::Progress;
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build(args) => build::run(args, cli.quiet),
+        Command::Build(args) => build::run(*args, cli.quiet),
         Command::Export(args) => export::run(args, cli.quiet),
         Command::Inspect(args) => inspect::run(args, cli.quiet),
         Command::Run(args) => run::run(args),
         Command::Pull(args) => pull::run(args, cli.quiet),
         Command::Cache(command) => cache::run(command),
+        Command::Convert(args) => convert::run(args, cli.quiet),
     }
 }
 

@@ -101,21 +101,13 @@ fn detect(image: &Path) -> Result<Detected> {
 }
 
 fn detect_bytes(head: &[u8], footer: &[u8]) -> Detected {
-    let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
-    if at(0, b"QFI\xfb") {
-        Detected::Format("qcow2")
-    } else if at(0x40, &0xbeda_107f_u32.to_le_bytes()) {
-        Detected::Format("vdi")
-    } else if at(0, b"KDMV") || at(0, b"# Disk DescriptorFile") {
-        Detected::Format("vmdk")
-    } else if at(0, b"vhdxfile") {
-        Detected::Format("vhdx")
-    } else if at(0, b"conectix") || footer == b"conectix" {
-        Detected::Format("vpc")
-    } else if at(1080, &0xef53_u16.to_le_bytes()) {
-        Detected::BareExt4
-    } else {
-        Detected::Format("raw")
+    use d2l_disk_format::{Detected as Magic, Format};
+    match d2l_disk_format::detect_bytes(head, footer) {
+        Magic::Format(Format::Raw) if head.get(1080..1082) == Some(&0xef53_u16.to_le_bytes()) => {
+            Detected::BareExt4
+        }
+        Magic::Format(format) => Detected::Format(format.qemu_name()),
+        Magic::Vhdx => Detected::Format("vhdx"),
     }
 }
 

@@ -1,0 +1,262 @@
+//! `bench formats`: for each disk image format, `d2l build -o X.fmt` of the fixture against
+//! `d2l build -o X.img` (raw), and `d2l convert` of that raw disk against
+//! `qemu-img convert -O fmt` of it, in the same run; and the size of each output.
+//!
+//! Targets: a build straight to an uncompressed format costs at most 10% more than the raw
+//! build; `d2l convert` is no slower than qemu-img; d2l's output is no larger than qemu-img's
+//! (file length; the space it takes on disk is printed too). For the compressed outputs
+//! (qcow2 `--compress`, VMDK streamOptimized) the build is compared with what it replaces,
+//! the raw build followed by `qemu-img convert`, and is timed once after the warm-up (each
+//! run deflates the whole disk).
+//!
+//! QEMU sizes a VHD from its CHS geometry, so `qemu-img convert -O vpc` rounds the disk up a
+//! little (d2l keeps the exact size, see crates/disk-format/src/vhd.rs); the sizes compared
+//! are still the files'.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use super::{check, measure, measure_usage, ratio, remove_and_sync, remove_file, Ctx, Fixture};
+use crate::rss::Usage;
+use crate::util;
+
+/// Target: a build straight to a format at most this many times the raw build.
+const BUILD_OVER_RAW_MAX: f64 = 1.10;
+/// Target: `d2l convert` at most this many times `qemu-img convert`.
+const CONVERT_OVER_QEMU_MAX: f64 = 1.0;
+
+/// One format as both tools spell it.
+struct Case {
+    /// What the tables call it.
+    name: &'static str,
+    /// Output file name (its extension picks the format).
+    file: &'static str,
+    /// More `d2l build`/`d2l convert` arguments.
+    d2l_args: &'static [&'static str],
+    /// `qemu-img convert` arguments.
+    qemu_args: &'static [&'static str],
+    /// Deflated: timed once after the warm-up.
+    compressed: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "qcow2",
+        file: "disk.qcow2",
+        d2l_args: &[],
+        qemu_args: &["-O", "qcow2"],
+        compressed: false,
+    },
+    Case {
+        name: "vdi",
+        file: "disk.vdi",
+        d2l_args: &[],
+        qemu_args: &["-O", "vdi"],
+        compressed: false,
+    },
+    Case {
+        name: "vmdk (monolithicSparse)",
+        file: "disk.vmdk",
+        d2l_args: &[],
+        qemu_args: &["-O", "vmdk"],
+        compressed: false,
+    },
+    Case {
+        name: "vhd (dynamic)",
+        file: "disk.vhd",
+        d2l_args: &[],
+        qemu_args: &["-O", "vpc"],
+        compressed: false,
+    },
+    Case {
+        name: "vhd (fixed)",
+        file: "fixed.vhd",
+        d2l_args: &["--vhd-subformat", "fixed"],
+        qemu_args: &["-O", "vpc", "-o", "subformat=fixed"],
+        compressed: false,
+    },
+    Case {
+        name: "qcow2 (compressed)",
+        file: "small.qcow2",
+        d2l_args: &["--compress"],
+        qemu_args: &["-O", "qcow2", "-c"],
+        compressed: true,
+    },
+    Case {
+        name: "vmdk (streamOptimized)",
+        file: "stream.vmdk",
+        d2l_args: &["--vmdk-subformat", "stream"],
+        qemu_args: &["-O", "vmdk", "-o", "subformat=streamOptimized"],
+        compressed: true,
+    },
+];
+
+/// What one case measured.
+struct Measured {
+    build: Duration,
+    convert: Duration,
+    qemu: Duration,
+    /// (file length, bytes on disk) of d2l build's, d2l convert's and qemu-img's outputs.
+    sizes: [(u64, u64); 3],
+}
+
+/// Measures every format and prints the tables.
+pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
+    let tmp = &ctx.tmp;
+    let source = format!("oci:{}", fixture.image);
+    let raw = tmp.join("disk.img");
+    let raw_build = measure(
+        "d2l build -o disk.img (raw)",
+        || util::run_silent(&mut d2l_build(&ctx.d2l, &source, &raw, &[])),
+        || remove_and_sync(&raw),
+    )?;
+    let raw_size = sizes(&raw)?;
+    println!(
+        "the raw disk: {} ({} on disk)",
+        util::mib(raw_size.0),
+        util::mib(raw_size.1)
+    );
+
+    let mut results = Vec::new();
+    for case in CASES {
+        let out = tmp.join(case.file);
+        let time = |name: &str, cmd: &mut dyn FnMut() -> Command| -> Result<Duration> {
+            let runs = if case.compressed { 1 } else { super::RUNS };
+            let usage = measure_usage(
+                &format!("{}: {name}", case.name),
+                runs,
+                || {
+                    let start = std::time::Instant::now();
+                    util::run_silent(&mut cmd())?;
+                    Ok(Usage {
+                        time: start.elapsed(),
+                        peak_rss: 0,
+                    })
+                },
+                || remove_and_sync(&out),
+            )?;
+            Ok(usage.time)
+        };
+        let build = time("d2l build", &mut || {
+            d2l_build(&ctx.d2l, &source, &out, case.d2l_args)
+        })?;
+        let built = sizes(&out)?;
+        let convert = time("d2l convert", &mut || {
+            let mut cmd = Command::new(&ctx.d2l);
+            cmd.args(["convert", "--quiet"])
+                .arg(&raw)
+                .arg(&out)
+                .args(case.d2l_args);
+            cmd
+        })?;
+        let converted = sizes(&out)?;
+        let qemu = time("qemu-img convert", &mut || {
+            let mut cmd = Command::new("qemu-img");
+            cmd.arg("convert").args(case.qemu_args).arg(&raw).arg(&out);
+            cmd
+        })?;
+        let by_qemu = sizes(&out)?;
+        remove_file(&out)?;
+        results.push((
+            case,
+            Measured {
+                build,
+                convert,
+                qemu,
+                sizes: [built, converted, by_qemu],
+            },
+        ));
+    }
+    remove_file(&raw)?;
+
+    println!();
+    println!(
+        "{:<24} {:>9} {:>9} {:>9}   (raw build {:.3}s)",
+        "best time",
+        "build",
+        "convert",
+        "qemu-img",
+        raw_build.as_secs_f64()
+    );
+    for (case, m) in &results {
+        println!(
+            "{:<24} {:>8.3}s {:>8.3}s {:>8.3}s",
+            case.name,
+            m.build.as_secs_f64(),
+            m.convert.as_secs_f64(),
+            m.qemu.as_secs_f64(),
+        );
+    }
+    println!();
+    println!(
+        "{:<24} {:>24} {:>24} {:>24}",
+        "file length / on disk", "build", "convert", "qemu-img"
+    );
+    let both = |(len, disk): (u64, u64)| format!("{} / {}", util::mib(len), util::mib(disk));
+    for (case, m) in &results {
+        println!(
+            "{:<24} {:>24} {:>24} {:>24}",
+            case.name,
+            both(m.sizes[0]),
+            both(m.sizes[1]),
+            both(m.sizes[2]),
+        );
+    }
+    println!();
+    for (case, m) in &results {
+        if case.compressed {
+            let before = raw_build + m.qemu;
+            let over = ratio(m.build, before);
+            check(
+                &format!("{}: build / (raw + qemu-img)", case.name),
+                &format!("{over:.2}"),
+                "target <= 1.0 (replaces both)",
+                over <= 1.0,
+            );
+        } else {
+            let over = ratio(m.build, raw_build);
+            check(
+                &format!("{}: build / raw build", case.name),
+                &format!("{over:.2}"),
+                &format!("target <= {BUILD_OVER_RAW_MAX:.2}"),
+                over <= BUILD_OVER_RAW_MAX,
+            );
+        }
+        let over = ratio(m.convert, m.qemu);
+        check(
+            &format!("{}: convert / qemu-img", case.name),
+            &format!("{over:.2}"),
+            &format!("target <= {CONVERT_OVER_QEMU_MAX:.1}"),
+            over <= CONVERT_OVER_QEMU_MAX,
+        );
+        for (what, size) in [("build", m.sizes[0].0), ("convert", m.sizes[1].0)] {
+            let over = size as f64 / m.sizes[2].0 as f64;
+            check(
+                &format!("{}: {what} size / qemu-img", case.name),
+                &format!("{over:.4}"),
+                "target <= 1 (file length)",
+                size <= m.sizes[2].0,
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `d2l build --quiet SOURCE -o OUT ARGS` (an MBR disk with extlinux).
+fn d2l_build(d2l: &Path, source: &str, out: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(d2l);
+    cmd.args(["build", "--quiet", source, "-o"])
+        .arg(out)
+        .args(args);
+    cmd
+}
+
+/// A file's length and the bytes it takes on disk.
+fn sizes(path: &Path) -> Result<(u64, u64)> {
+    let meta = std::fs::metadata(path).with_context(|| path.display().to_string())?;
+    Ok((meta.len(), meta.blocks() * 512))
+}
