@@ -96,8 +96,37 @@ fn an_ordinary_user_builds_disks_and_filesystems() {
     );
     let run = d2l_unprivileged(home, &["export", &image.source, "-o", &out("root.tar")]);
     assert!(run.status.success(), "export: {}", common::stderr(&run));
+    // Disk formats too: one staged through a scratch file, one converted.
+    let run = d2l_unprivileged(
+        home,
+        &[
+            "build",
+            &image.source,
+            "-o",
+            &out("disk.vmdk"),
+            "--vmdk-subformat",
+            "stream",
+            "--root-password",
+            "pw",
+        ],
+    );
+    assert!(
+        run.status.success(),
+        "build -o disk.vmdk: {}",
+        common::stderr(&run)
+    );
+    let run = d2l_unprivileged(home, &["convert", &out("disk.img"), &out("disk.qcow2")]);
+    assert!(run.status.success(), "convert: {}", common::stderr(&run));
+    for (name, format) in [("disk.vmdk", "vmdk"), ("disk.qcow2", "qcow2")] {
+        d2l_testkit::qemu_img::assert_identical(
+            &home.join("disk.img"),
+            "raw",
+            &home.join(name),
+            format,
+        );
+    }
 
-    for name in ["disk.img", "fs.ext4", "root.tar"] {
+    for name in ["disk.img", "fs.ext4", "root.tar", "disk.vmdk", "disk.qcow2"] {
         let meta = std::fs::metadata(home.join(name)).unwrap();
         if rustix::process::geteuid().is_root() {
             assert_eq!(

@@ -6,7 +6,7 @@
 //! order, from several threads, before the disk's final size is known; then
 //! [`ImageWriter::finish`] writes what only the end can write (tables, headers, footers).
 //!
-//! - [`Format::Raw`]: sparse, its length rounded up to 1 MiB.
+//! - [`Format::Raw`]: sparse, the disk's own size.
 //! - [`Format::Qcow2`]: version 3, 64 KiB clusters allocated on first non-zero write; L2
 //!   tables, L1 table and refcounts placed after the data at the end. With
 //!   [`WriteOptions::compress`], deflated clusters.
@@ -60,7 +60,7 @@ pub use error::{Error, Result};
 pub use format::{detect, detect_bytes, Detected, Format, VhdSubformat, VmdkSubformat};
 pub use read::{open, DiskReader};
 
-/// One mebibyte: raw, VDI and VHD sizes are rounded to it.
+/// One mebibyte: the virtual sizes of the formats other than raw are rounded up to it.
 pub const MIB: u64 = 1 << 20;
 
 /// A disk image being written in some format.
@@ -69,8 +69,9 @@ pub trait ImageWriter: VirtualDisk + Send {
     fn as_disk(&self) -> &dyn VirtualDisk;
 
     /// Writes what can only be written once all data is in: tables, headers, footers (and,
-    /// for the compressed formats, all the data). The virtual size is rounded up to 1 MiB.
-    /// Syncs nothing: the caller renames the finished file into place.
+    /// for the compressed formats, all the data). Formats other than raw round the virtual
+    /// size up to 1 MiB (the disks `d2l build` plans are whole MiB already). Syncs nothing:
+    /// the caller renames the finished file into place.
     fn finish(self: Box<Self>) -> Result<()>;
 }
 

@@ -6,9 +6,10 @@ use std::io;
 use d2l_fs_writer::VirtualDisk;
 
 use crate::read::DiskReader;
-use crate::{Error, Format, ImageWriter, Result, MIB};
+use crate::{Error, Format, ImageWriter, Result};
 
-/// Writes a raw image; [`finish`](ImageWriter::finish) rounds its length up to 1 MiB.
+/// Writes a raw image: the file is the disk, its length the disk's size (whole MiB for the
+/// disks `d2l build` plans; a bare filesystem keeps the exact size asked for).
 #[derive(Debug)]
 pub(crate) struct RawWriter {
     file: File,
@@ -52,13 +53,8 @@ impl ImageWriter for RawWriter {
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
-        let len = self
-            .file
-            .virtual_size()
-            .map_err(Error::io("sizing the image", 0))?;
-        self.file
-            .set_len(len.next_multiple_of(MIB))
-            .map_err(Error::io("sizing the image", len))
+        // Nothing to add: every write went to its place.
+        Ok(())
     }
 }
 
