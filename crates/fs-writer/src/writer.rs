@@ -98,7 +98,9 @@ pub(crate) fn write(
     let write_block = |bytes: &[u8], block: u32| out.write_at(bytes, u64::from(block) * BS);
 
     // File data not on the disk where it belongs yet: only live extents, straight from the
-    // content store, in two halves (by bytes) on two threads, to disjoint blocks.
+    // content store. From a spill file (all the data) in two halves (by bytes) on two
+    // threads, to disjoint blocks; within the disk (a few files) on this thread, so that a
+    // format that allocates its clusters in write order gets the same order every time.
     let files: Vec<(&FileData, &[Extent])> = (ROOT_INO..=max_ino)
         .filter_map(|ino| {
             let id = numbering.tree_of.get(ino as usize).copied().flatten()?;
@@ -119,7 +121,10 @@ pub(crate) fn write(
             running * 2 >= total
         })
         .map_or(files.len(), |i| i + 1);
-    let (first, second) = files.split_at(split);
+    let (first, second) = match source {
+        FileSource::Spill(_) => files.split_at(split),
+        FileSource::Placed(_) => (&files[..], &files[..0]),
+    };
     let copy_all = |part: &[(&FileData, &[Extent])]| -> Result<()> {
         part.iter()
             .try_for_each(|(file, extents)| source.copy_file(file, extents, out.disk, out.base))
