@@ -64,7 +64,7 @@ pub use read::{open, DiskReader};
 pub const MIB: u64 = 1 << 20;
 
 /// A disk image being written in some format.
-pub trait ImageWriter: VirtualDisk + Send {
+pub trait ImageWriter: Send {
     /// The image as a [`VirtualDisk`], to hand to the filesystem and partition writers.
     fn as_disk(&self) -> &dyn VirtualDisk;
 

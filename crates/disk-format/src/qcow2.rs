@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io;
 use std::os::unix::fs::FileExt;
 
 use d2l_fs_writer::VirtualDisk;
@@ -113,35 +112,9 @@ impl Qcow2Writer {
     }
 }
 
-impl VirtualDisk for Qcow2Writer {
-    fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
-        self.map.write_at(bytes, offset)
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.map.read_at(buf, offset)
-    }
-
-    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.map.discard(offset, len)
-    }
-
-    fn virtual_size(&self) -> io::Result<u64> {
-        self.map.virtual_size()
-    }
-
-    fn grow_to(&self, len: u64) -> io::Result<()> {
-        self.map.grow_to(len)
-    }
-
-    fn copy_from(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
-        self.map.copy_from(src, src_offset, len, offset)
-    }
-}
-
 impl ImageWriter for Qcow2Writer {
     fn as_disk(&self) -> &dyn VirtualDisk {
-        self
+        &self.map
     }
 
     fn finish(self: Box<Self>) -> Result<()> {

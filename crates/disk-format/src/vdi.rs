@@ -10,7 +10,6 @@
 //! room, so the layout is always VirtualBox's.
 
 use std::fs::File;
-use std::io;
 use std::os::unix::fs::FileExt;
 
 use d2l_fs_writer::VirtualDisk;
@@ -136,35 +135,9 @@ fn uuid_le(uuid: &[u8; 16]) -> [u8; 16] {
     out
 }
 
-impl VirtualDisk for VdiWriter {
-    fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
-        self.map.write_at(bytes, offset)
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.map.read_at(buf, offset)
-    }
-
-    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.map.discard(offset, len)
-    }
-
-    fn virtual_size(&self) -> io::Result<u64> {
-        self.map.virtual_size()
-    }
-
-    fn grow_to(&self, len: u64) -> io::Result<()> {
-        self.map.grow_to(len)
-    }
-
-    fn copy_from(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
-        self.map.copy_from(src, src_offset, len, offset)
-    }
-}
-
 impl ImageWriter for VdiWriter {
     fn as_disk(&self) -> &dyn VirtualDisk {
-        self
+        &self.map
     }
 
     fn finish(self: Box<Self>) -> Result<()> {

@@ -192,35 +192,9 @@ fn bat_bytes(entries: u64) -> u64 {
     (entries * 4).next_multiple_of(SECTOR)
 }
 
-impl VirtualDisk for DynamicWriter {
-    fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
-        self.map.write_at(bytes, offset)
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.map.read_at(buf, offset)
-    }
-
-    fn discard(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.map.discard(offset, len)
-    }
-
-    fn virtual_size(&self) -> io::Result<u64> {
-        self.map.virtual_size()
-    }
-
-    fn grow_to(&self, len: u64) -> io::Result<()> {
-        self.map.grow_to(len)
-    }
-
-    fn copy_from(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
-        self.map.copy_from(src, src_offset, len, offset)
-    }
-}
-
 impl ImageWriter for DynamicWriter {
     fn as_disk(&self) -> &dyn VirtualDisk {
-        self
+        &self.map
     }
 
     fn finish(self: Box<Self>) -> Result<()> {
