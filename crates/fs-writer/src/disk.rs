@@ -77,27 +77,7 @@ impl VirtualDisk for File {
     }
 
     fn copy_from(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
-        let mut done = 0u64;
-        while done < len {
-            let mut from = src_offset + done;
-            let mut to = offset + done;
-            let want = usize::try_from(len - done)
-                .unwrap_or(usize::MAX)
-                .min(1 << 30);
-            match rustix::fs::copy_file_range(src, Some(&mut from), self, Some(&mut to), want) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => done += n as u64,
-                Err(rustix::io::Errno::INTR) => {}
-                // Not between these files (e.g. across filesystems on old kernels).
-                Err(
-                    rustix::io::Errno::XDEV
-                    | rustix::io::Errno::NOSYS
-                    | rustix::io::Errno::INVAL
-                    | rustix::io::Errno::OPNOTSUPP,
-                ) => break,
-                Err(e) => return Err(e.into()),
-            }
-        }
+        let done = d2l_layer_apply::copy_in_kernel(src, src_offset, len, self, offset)?;
         copy_through_buffer(self, src, src_offset + done, len - done, offset + done)
     }
 }

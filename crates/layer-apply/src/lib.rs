@@ -35,7 +35,7 @@ pub use compression::Compression;
 pub use error::{EntryError, Error, Result};
 pub use export::{write_tar, write_tar_to_file, ExportStats};
 pub use pipeline::{apply_image, chain_ids, AppliedImage, AppliedLayer};
-pub use store::{ContentStore, SpillFile, SpillReader};
+pub use store::{copy_in_kernel, ContentStore, SpillFile, SpillReader};
 pub use tree::{
     DataExtent, Device, DirEntry, Directory, FileData, Inode, InodeId, InodeKind, Metadata,
     Timestamp, Tree, Walk, WalkEntry, Xattr,
