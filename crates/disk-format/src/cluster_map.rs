@@ -59,6 +59,9 @@ struct State {
     owners: Vec<u32>,
     /// Slots freed by discards (already punched), to reuse.
     free: Vec<u32>,
+    /// Units a discard zeroed in part: all zero by the end if other discards zeroed the
+    /// rest, and then freed by [`ClusterMap::into_allocation`].
+    partly_discarded: Vec<u64>,
     /// The virtual size: the largest of `grow_to` and the end of any write.
     size: u64,
 }
@@ -277,11 +280,30 @@ impl ClusterMap {
         Ok(runs)
     }
 
-    /// Consumes the map: fills freed slots with the last ones (moving their data), so slots
-    /// `0..slots` are all in use, and returns the result for the format to describe.
+    /// Consumes the map: frees units that discards left all zero, fills freed slots with the
+    /// last ones (moving their data), so slots `0..slots` are all in use, and returns the
+    /// result for the format to describe.
     pub fn into_allocation(self) -> Result<Allocation> {
         let layout = self.layout;
         let mut state = self.state.into_inner().unwrap_or_else(|e| e.into_inner());
+        let mut partly_discarded = std::mem::take(&mut state.partly_discarded);
+        partly_discarded.sort_unstable();
+        partly_discarded.dedup();
+        for unit in partly_discarded {
+            let Some(slot) = state.slot(unit) else {
+                continue;
+            };
+            let host = layout.data_offset(slot);
+            if slot_is_zero(&self.file, host, layout.unit)
+                .map_err(Error::io("reading a discarded block", host))?
+            {
+                punch(&self.file, host, layout.unit)
+                    .map_err(Error::io("freeing a discarded block", host))?;
+                state.set(unit, None);
+                state.owners[slot as usize] = FREE;
+                state.free.push(slot);
+            }
+        }
         state.free.sort_unstable_by(|a, b| b.cmp(a));
         loop {
             while state.owners.last() == Some(&FREE) {
@@ -323,6 +345,35 @@ fn move_slot(file: &File, layout: &SlotLayout, from: u32, to: u32) -> Result<()>
     file.write_all_at(&buf, dst)
         .map_err(Error::io("moving a block", dst))?;
     punch(file, src, layout.unit).map_err(Error::io("freeing a moved block", src))
+}
+
+/// Whether `len` bytes at `offset` of `file` read as zeros; holes are skipped unread.
+fn slot_is_zero(file: &File, offset: u64, len: u64) -> io::Result<bool> {
+    use rustix::fs::{seek, SeekFrom};
+    let end = offset + len;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut pos = offset;
+    while pos < end {
+        // The next data at or after `pos`; past the end of the file there is none.
+        pos = match seek(file, SeekFrom::Data(pos)) {
+            Ok(data) => data,
+            Err(rustix::io::Errno::NXIO) => return Ok(true),
+            Err(e) => return Err(e.into()),
+        };
+        if pos >= end {
+            return Ok(true);
+        }
+        let n = buf.len().min((end - pos) as usize);
+        let got = read_up_to(file, &mut buf[..n], pos)?;
+        if !is_zero(&buf[..got]) {
+            return Ok(false);
+        }
+        if got < n {
+            return Ok(true);
+        }
+        pos += n as u64;
+    }
+    Ok(true)
 }
 
 /// Reads into `buf` at `offset` until it is full or the file ends; returns the bytes read.
@@ -433,6 +484,7 @@ impl d2l_fs_writer::VirtualDisk for ClusterMap {
                         punches.push((self.layout.data_offset(slot), unit));
                     } else {
                         punches.push((self.layout.data_offset(slot) + pos % unit, piece_end - pos));
+                        state.partly_discarded.push(index);
                     }
                 }
                 pos = piece_end;
@@ -581,6 +633,26 @@ mod tests {
         let host = alloc.layout.data_offset(alloc.slot(3).unwrap());
         alloc.file.read_exact_at(&mut buf, host).unwrap();
         assert!(buf.iter().all(|&b| b == 4));
+    }
+
+    #[test]
+    fn a_unit_zeroed_by_several_partial_discards_is_freed() {
+        let disk = map(1 << 30);
+        disk.write_at(&[1; UNIT as usize], 0).unwrap();
+        disk.write_at(&[2; UNIT as usize], UNIT).unwrap();
+        // Unit 0 in two halves; unit 1 only in part, so it stays.
+        disk.discard(0, UNIT / 2).unwrap();
+        disk.discard(UNIT / 2, UNIT / 2 + UNIT / 4).unwrap();
+        let alloc = disk.into_allocation().unwrap();
+        assert_eq!(alloc.slots, 1, "only unit 1 is stored");
+        assert_eq!(alloc.slot(0), None);
+        let mut buf = vec![0u8; UNIT as usize];
+        alloc
+            .file
+            .read_exact_at(&mut buf, alloc.layout.data_offset(alloc.slot(1).unwrap()))
+            .unwrap();
+        assert!(buf[..UNIT as usize / 4].iter().all(|&b| b == 0));
+        assert!(buf[UNIT as usize / 4..].iter().all(|&b| b == 2));
     }
 
     #[test]

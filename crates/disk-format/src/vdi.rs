@@ -1,13 +1,18 @@
-//! VirtualBox disk images (VDI), dynamic, as VirtualBox writes them (VDICore.h, VDI.cpp):
-//! a pre-header and a version 1.1 header in the first sector, the block map at 1 MiB, data
-//! blocks of 1 MiB from the next 1 MiB boundary after the map, in the order they were first
-//! written. Block `n` of the data area holds the guest block whose map entry is `n`.
+//! VirtualBox disk images (VDI), dynamic, with the header VirtualBox writes (VDICore.h,
+//! VDI.cpp): a pre-header and a version 1.1 header in the first sector, the block map in the
+//! next sector, data blocks of 1 MiB from the first sector after the map, in the order they
+//! were first written. Block `n` of the data area holds the guest block whose map entry is `n`.
+//!
+//! VirtualBox itself aligns the map and the data area to 1 MiB (its `DataAlignment` setting),
+//! which costs up to 2 MiB per image; sector alignment is the smallest layout both VirtualBox
+//! (`vdiValidateHeader` asks only that the data follow the map) and QEMU (which asks for sector
+//! alignment) open, and the one `qemu-img` writes.
 //!
 //! The map's size depends on the disk's size, which is not known before the first data
 //! write. The data area starts where the map for the largest size known in advance
-//! ([`WriteOptions::max_virtual_size`]) ends, else at 2 MiB (room for a 256 GiB disk's map);
-//! if the disk ends up larger, `finish` moves the first blocks to the end of the file to make
-//! room, so the layout is always VirtualBox's.
+//! ([`WriteOptions::max_virtual_size`]) ends, else where a 64 GiB disk's map would end, a few
+//! KiB later than needed for a smaller disk. If the disk ends up larger, `finish` moves the
+//! first blocks to the end of the file to make room.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -29,10 +34,13 @@ const HEADER_SIZE: u32 = 0x190;
 const TYPE_NORMAL: u32 = 1;
 /// Block size (the only one QEMU reads).
 const BLOCK: u64 = MIB;
-/// Alignment of the block map and the data area (VDI_DATA_ALIGN).
-const DATA_ALIGN: u64 = MIB;
+/// Alignment of the block map and the data area: a sector (see the module documentation).
+const DATA_ALIGN: u64 = SECTOR as u64;
 /// Offset of the block map: the headers rounded up to [`DATA_ALIGN`].
-const BLOCKS_OFFSET: u64 = DATA_ALIGN;
+const BLOCKS_OFFSET: u64 =
+    (PREHEADER_SIZE as u64 + HEADER_SIZE as u64).next_multiple_of(DATA_ALIGN);
+/// The disk size the map has room for when the size is not known in advance.
+const UNKNOWN_SIZE_RESERVE: u64 = 64 << 30;
 /// A map entry for a block never written (VDI_IMAGE_BLOCK_FREE).
 const BLOCK_FREE: u32 = u32::MAX;
 /// Sector size recorded in the geometries.
@@ -62,7 +70,7 @@ impl VdiWriter {
         }
         let layout = SlotLayout {
             unit: BLOCK,
-            first: data_offset((known.unwrap_or(0) / BLOCK).max(1)),
+            first: data_offset(known.unwrap_or(UNKNOWN_SIZE_RESERVE) / BLOCK),
             stride: BLOCK,
             data: 0,
         };
@@ -73,7 +81,8 @@ impl VdiWriter {
     }
 }
 
-/// Where the data area starts for a map of `blocks` entries (VirtualBox's vdiInitHeader).
+/// Where the data area starts for a map of `blocks` entries (as VirtualBox's vdiInitHeader
+/// computes it, with [`DATA_ALIGN`]).
 fn data_offset(blocks: u64) -> u64 {
     (BLOCKS_OFFSET + blocks * 4).next_multiple_of(DATA_ALIGN)
 }
@@ -146,7 +155,9 @@ impl ImageWriter for VdiWriter {
         let blocks = size / BLOCK;
         let data_offset = data_offset(blocks);
         if data_offset > alloc.layout.first {
-            alloc.shift_start(((data_offset - alloc.layout.first) / BLOCK) as u32)?;
+            // Whole blocks move, so the data area starts up to a block later than needed.
+            let blocks = (data_offset - alloc.layout.first).div_ceil(BLOCK);
+            alloc.shift_start(blocks as u32)?;
         }
         let map: Vec<u8> = (0..blocks)
             .flat_map(|block| alloc.slot(block).unwrap_or(BLOCK_FREE).to_le_bytes())
@@ -187,7 +198,7 @@ mod tests {
             disk_size: 3 * MIB,
             blocks: 3,
             allocated: 2,
-            data_offset: 0x200000,
+            data_offset: 0x1800,
             uuid_create: [
                 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 9, 10, 11, 12, 13, 14, 15, 16,
             ],
@@ -207,8 +218,8 @@ mod tests {
         );
         assert_eq!(
             &b[0x154..0x15c],
-            &[0, 0, 0x10, 0, 0, 0, 0x20, 0],
-            "blocks at 1 MiB, data at 2 MiB"
+            &[0, 2, 0, 0, 0, 0x18, 0, 0],
+            "blocks in sector 1, data at 6 KiB"
         );
         assert_eq!(
             &b[0x168..0x16c],
@@ -236,19 +247,20 @@ mod tests {
     }
 
     #[test]
-    fn data_area_follows_the_map_on_a_mib_boundary() {
+    fn data_area_follows_the_map_on_a_sector_boundary() {
+        assert_eq!(BLOCKS_OFFSET, 512);
         assert_eq!(
-            data_offset(1341),
-            2 * MIB,
-            "VirtualBox's layout for a small disk"
+            data_offset(1357),
+            0x1800,
+            "what qemu-img writes for 1357 MiB"
         );
+        assert_eq!(data_offset(128), 1024, "one sector of map");
+        assert_eq!(data_offset(129), 1536);
         assert_eq!(
-            data_offset(1),
-            2 * MIB,
-            "an unknown size starts with room for 256 GiB"
+            data_offset(UNKNOWN_SIZE_RESERVE / BLOCK),
+            512 + 256 * 1024,
+            "an unknown size starts with room for 64 GiB"
         );
-        assert_eq!(data_offset(256 * 1024), 2 * MIB);
-        assert_eq!(data_offset(256 * 1024 + 1), 3 * MIB);
-        assert_eq!(data_offset(MAX_SIZE / BLOCK), 9 * MIB, "2 TiB");
+        assert_eq!(data_offset(MAX_SIZE / BLOCK), 512 + 8 * MIB, "2 TiB");
     }
 }
