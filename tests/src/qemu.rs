@@ -214,6 +214,7 @@ impl QemuBuilder {
             child,
             console,
             cursor: 0,
+            shell_commands: 0,
             started: Instant::now(),
             command: format!("{QEMU} {}", args.join(" ")),
             readers,
@@ -288,6 +289,8 @@ pub struct Qemu {
     console: Arc<Console>,
     /// Where the next [`Qemu::wait_for`] starts looking, in bytes of the transcript.
     cursor: usize,
+    /// Commands [`Qemu::shell`] ran, numbering their end markers.
+    shell_commands: u32,
     started: Instant,
     command: String,
     readers: Vec<JoinHandle<()>>,
@@ -418,6 +421,65 @@ impl Qemu {
                 .wait_timeout(state, deadline - now)
                 .unwrap()
                 .0;
+        }
+    }
+
+    /// Logs in on the console at its `login:` prompt and waits for the shell's `prompt`.
+    ///
+    /// # Errors
+    ///
+    /// A [`Timeout`] naming the step that did not come.
+    pub fn log_in(
+        &mut self,
+        user: &str,
+        password: &str,
+        prompt: &str,
+        timeout: Duration,
+    ) -> Result<(), Timeout> {
+        self.send_line(user).map_err(|e| self.closed(user, e))?;
+        self.wait_for("Password:", timeout)?;
+        self.send_line(password)
+            .map_err(|e| self.closed("the password", e))?;
+        self.wait_for(prompt, timeout).map(drop)
+    }
+
+    /// Runs `command` in the shell logged in on the console and returns what it printed,
+    /// without the typed line: the output ends at a marker the command line echoes, spelled
+    /// as arithmetic there so the typed line cannot match it.
+    ///
+    /// # Errors
+    ///
+    /// A [`Timeout`] when the marker does not come in `timeout`.
+    pub fn shell(&mut self, command: &str, timeout: Duration) -> Result<String, Timeout> {
+        self.shell_commands += 1;
+        let marker = format!("END-{}", self.shell_commands + 1000);
+        // The prompt is on the console already: what follows is the typed line's echo.
+        let before = self.console.state.lock().unwrap().text.len();
+        self.send_line(&format!(
+            "{command}; echo END-$(({}+1000))",
+            self.shell_commands
+        ))
+        .map_err(|e| self.closed(command, e))?;
+        self.wait_for(&marker, timeout)?;
+        let text = self.transcript();
+        let body = text[before..].split(&marker).next().unwrap_or("");
+        // The echo ends at the first newline (readline wraps long lines with a carriage
+        // return only).
+        Ok(body
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .to_string())
+    }
+
+    /// A [`Timeout`] for typing `what` on a console whose QEMU has gone.
+    fn closed(&self, what: &str, error: std::io::Error) -> Timeout {
+        let state = self.console.state.lock().unwrap();
+        Timeout {
+            wanted: format!("to type {what} ({error})"),
+            waited: Duration::ZERO,
+            exited: true,
+            tail: tail(&state.text, TAIL).to_string(),
+            stderr: state.stderr.clone(),
         }
     }
 

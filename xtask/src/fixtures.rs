@@ -82,10 +82,40 @@ const RECIPE_FILE: &str = "recipe.txt";
 /// Written last: its presence marks a complete build.
 const MANIFEST_FILE: &str = "manifest.json";
 
-const OS: &str = "linux";
-const ARCHITECTURE: &str = "amd64";
+pub(crate) const OS: &str = "linux";
+pub(crate) const ARCHITECTURE: &str = "amd64";
 const CMD: &str = "/sbin/init";
 const ENV_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The last steps of both Debian fixtures, as (name, argv): `umoci config` makes the image
+/// linux/amd64 with the usual PATH and `cmd`, and `umoci gc` drops the blobs it replaced.
+pub(crate) fn umoci_finish(
+    layout: &str,
+    image: &str,
+    cmd: &str,
+) -> [(&'static str, Vec<String>); 2] {
+    let argv = |args: &[&str]| args.iter().map(|a| a.to_string()).collect();
+    [
+        (
+            "umoci config",
+            argv(&[
+                "umoci",
+                "config",
+                "--image",
+                image,
+                "--config.cmd",
+                cmd,
+                "--config.env",
+                ENV_PATH,
+                "--os",
+                OS,
+                "--architecture",
+                ARCHITECTURE,
+            ]),
+        ),
+        ("umoci gc", argv(&["umoci", "gc", "--layout", layout])),
+    ]
+}
 
 /// One change layer 2 makes to layer 1's tree. Paths are absolute in the image.
 #[derive(Clone, Copy)]
@@ -217,7 +247,7 @@ fn plan(p: &Places) -> Vec<Step> {
         name,
         argv: argv.iter().map(|a| a.to_string()).collect(),
     };
-    vec![
+    let mut steps = vec![
         run("umoci init", &["umoci", "init", "--layout", &layout]),
         run("umoci new", &["umoci", "new", "--image", &image]),
         run(
@@ -257,24 +287,13 @@ fn plan(p: &Places) -> Vec<Step> {
                 bundle,
             ],
         ),
-        run(
-            "umoci config",
-            &[
-                "umoci",
-                "config",
-                "--image",
-                &image,
-                "--config.cmd",
-                CMD,
-                "--config.env",
-                ENV_PATH,
-                "--os",
-                OS,
-                "--architecture",
-                ARCHITECTURE,
-            ],
-        ),
-        run("umoci gc", &["umoci", "gc", "--layout", &layout]),
+    ];
+    steps.extend(
+        umoci_finish(&layout, &image, CMD)
+            .into_iter()
+            .map(|(name, argv)| Step::Run { name, argv }),
+    );
+    steps.extend([
         run(
             "skopeo copy (oci-archive)",
             &[
@@ -295,7 +314,8 @@ fn plan(p: &Places) -> Vec<Step> {
                 &format!("docker-archive:{}/{DOCKER_ARCHIVE}:{DOCKER_NAME}", p.out),
             ],
         ),
-    ]
+    ]);
+    steps
 }
 
 /// The recipe text: every step of [`plan`] with placeholder paths.

@@ -25,7 +25,9 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::json;
 
-use crate::fixtures::{self, cache_base, key, link_as, mirror, remove_stale_partials};
+use crate::fixtures::{
+    self, cache_base, key, link_as, mirror, remove_stale_partials, ARCHITECTURE, OS,
+};
 use crate::util::{self, step};
 
 /// Bump to rebuild the cache, e.g. when `manifest.json` changes shape.
@@ -42,10 +44,7 @@ const RECIPE_FILE: &str = "recipe.txt";
 /// Written last: its presence marks a complete build.
 const MANIFEST_FILE: &str = "manifest.json";
 
-const OS: &str = "linux";
-const ARCHITECTURE: &str = "amd64";
 const CMD: &str = "/bin/bash";
-const ENV_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The build as named commands; `out`, `bundle` and `mirror` are placeholders in the recipe
 /// and real paths in the build.
@@ -79,25 +78,10 @@ fn plan(out: &str, bundle: &str, mirror: &str) -> Vec<(&'static str, Vec<String>
                 bundle,
             ]),
         ),
-        (
-            "umoci config",
-            argv(&[
-                "umoci",
-                "config",
-                "--image",
-                &image,
-                "--config.cmd",
-                CMD,
-                "--config.env",
-                ENV_PATH,
-                "--os",
-                OS,
-                "--architecture",
-                ARCHITECTURE,
-            ]),
-        ),
-        ("umoci gc", argv(&["umoci", "gc", "--layout", &layout])),
     ]
+    .into_iter()
+    .chain(fixtures::umoci_finish(&layout, &image, CMD))
+    .collect()
 }
 
 /// The recipe text: every command of [`plan`] with placeholder paths.

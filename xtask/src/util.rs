@@ -117,8 +117,13 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
 ];
 
 /// The workspace root: xtask lives one level below it.
+///
+/// `cargo run` tells the binary where its package is; that wins over the path compiled in,
+/// which is stale when a shared target directory holds an xtask built from another clone.
 pub fn workspace_root() -> PathBuf {
-    let xtask = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let xtask = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     xtask
         .parent()
         .expect("xtask has a parent directory")

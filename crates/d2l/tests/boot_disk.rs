@@ -22,22 +22,10 @@ const BOOT_BUDGET: Duration = Duration::from_secs(180);
 const COMMAND_TIME: Duration = Duration::from_secs(60);
 const PASSWORD: &str = "d2l-boot-test";
 
-/// Runs `command` in the booted shell and returns its output, up to a marker the shell
-/// computes (so the echo of the typed command cannot match it).
-fn shell(vm: &mut Qemu, command: &str, n: u32) -> String {
-    let before = vm.transcript().len();
-    vm.send_line(&format!("{command}; echo END-$(({n}+1000))"))
-        .expect("type on the console");
-    let marker = format!("END-{}", n + 1000);
-    vm.wait_for(&marker, COMMAND_TIME)
-        .unwrap_or_else(|t| panic!("{command}: no answer: {t:?}"));
-    let text = vm.transcript();
-    let out = &text[before..];
-    // Drop the typed line, keep what came before the marker.
-    let body = out.split(&marker).next().unwrap_or("");
-    body.split_once('\n')
-        .map_or("", |(_, rest)| rest)
-        .to_string()
+/// Runs `command` in the VM's shell; returns its output.
+fn shell(vm: &mut Qemu, command: &str) -> String {
+    vm.shell(command, COMMAND_TIME)
+        .unwrap_or_else(|t| panic!("{command}: no answer: {t:?}"))
 }
 
 /// Builds the fixture into `linux.EXT` with `--table TABLE`, boots it (QEMU format
@@ -78,27 +66,23 @@ fn boot_and_check(table: &str, ext: &str, format: &str) {
     assert!(vm.elapsed() < BOOT_BUDGET, "boot took {:?}", vm.elapsed());
     eprintln!("{table}/{ext}: login prompt after {:?}", vm.elapsed());
 
-    vm.send_line("root").unwrap();
-    vm.wait_for("Password:", COMMAND_TIME)
-        .expect("password prompt");
-    vm.send_line(PASSWORD).unwrap();
-    vm.wait_for("root@d2l", COMMAND_TIME)
+    vm.log_in("root", PASSWORD, "root@d2l", COMMAND_TIME)
         .unwrap_or_else(|t| panic!("{table}/{ext}: login as root failed: {t:?}"));
 
-    let root = shell(&mut vm, "findmnt -n -o FSTYPE,OPTIONS /", 1);
+    let root = shell(&mut vm, "findmnt -n -o FSTYPE,OPTIONS /");
     assert!(root.contains("ext4"), "/ is not ext4: {root}");
     assert!(root.contains("rw"), "/ is not read-write: {root}");
-    let cmdline = shell(&mut vm, "cat /proc/cmdline", 2);
+    let cmdline = shell(&mut vm, "cat /proc/cmdline");
     assert!(
         cmdline.contains(&format!("root=UUID={uuid}")),
         "root not by UUID: {cmdline}"
     );
-    let fstab = shell(&mut vm, "grep -v '^#' /etc/fstab", 3);
+    let fstab = shell(&mut vm, "grep -v '^#' /etc/fstab");
     assert!(
         fstab.contains(&format!("UUID={uuid} / ext4")),
         "fstab: {fstab}"
     );
-    let state = shell(&mut vm, "timeout 90 systemctl is-system-running --wait", 4);
+    let state = shell(&mut vm, "timeout 90 systemctl is-system-running --wait");
     assert!(
         !state.contains("maintenance"),
         "systemd is in maintenance: {state}"
@@ -107,11 +91,7 @@ fn boot_and_check(table: &str, ext: &str, format: &str) {
         state.contains("running") || state.contains("degraded"),
         "systemd state: {state}"
     );
-    shell(
-        &mut vm,
-        "echo written-in-the-vm > /root/proof.txt && sync",
-        5,
-    );
+    shell(&mut vm, "echo written-in-the-vm > /root/proof.txt && sync");
     vm.send_line("systemctl poweroff").unwrap();
     let status = vm.wait_exit(Duration::from_secs(120));
     assert!(

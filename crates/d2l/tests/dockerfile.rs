@@ -126,20 +126,10 @@ fn path_with_only_buildah(scratch: &Scratch) -> PathBuf {
     bin
 }
 
-/// Runs `command` in the booted shell and returns its output, up to a marker the shell
-/// computes (so the echo of the typed command cannot match it).
-fn shell(vm: &mut Qemu, command: &str, n: u32) -> String {
-    let before = vm.transcript().len();
-    vm.send_line(&format!("{command}; echo END-$(({n}+1000))"))
-        .expect("type on the console");
-    let marker = format!("END-{}", n + 1000);
-    vm.wait_for(&marker, COMMAND_TIME)
-        .unwrap_or_else(|t| panic!("{command}: no answer: {t:?}"));
-    let text = vm.transcript();
-    let body = text[before..].split(&marker).next().unwrap_or("");
-    body.split_once('\n')
-        .map_or("", |(_, rest)| rest)
-        .to_string()
+/// Runs `command` in the VM's shell; returns its output.
+fn shell(vm: &mut Qemu, command: &str) -> String {
+    vm.shell(command, COMMAND_TIME)
+        .unwrap_or_else(|t| panic!("{command}: no answer: {t:?}"))
 }
 
 /// The seed workflow: a kernel installed by `RUN apt-get install` boots. The Dockerfile
@@ -222,17 +212,13 @@ fn dockerfile_installing_a_kernel_builds_a_disk_that_boots_to_login() {
     }
     assert!(vm.elapsed() < BOOT_BUDGET, "boot took {:?}", vm.elapsed());
     eprintln!("login prompt after {:?}", vm.elapsed());
-    vm.send_line("root").unwrap();
-    vm.wait_for("Password:", COMMAND_TIME)
-        .expect("password prompt");
-    vm.send_line(PASSWORD).unwrap();
-    vm.wait_for("root@d2l", COMMAND_TIME)
+    vm.log_in("root", PASSWORD, "root@d2l", COMMAND_TIME)
         .unwrap_or_else(|t| panic!("login as root failed: {t:?}"));
-    let kernel = shell(&mut vm, "dpkg-query -W -f '${Status}' linux-image-amd64", 1);
+    let kernel = shell(&mut vm, "dpkg-query -W -f '${Status}' linux-image-amd64");
     assert!(kernel.contains("install ok installed"), "{kernel}");
-    let copied = shell(&mut vm, "cat /etc/d2l-from-context", 2);
+    let copied = shell(&mut vm, "cat /etc/d2l-from-context");
     assert!(copied.contains("copied from the build context"), "{copied}");
-    let init = shell(&mut vm, "readlink /proc/1/exe", 3);
+    let init = shell(&mut vm, "readlink /proc/1/exe");
     assert!(init.contains("systemd"), "PID 1: {init}");
     vm.send_line("systemctl poweroff").unwrap();
     assert!(
