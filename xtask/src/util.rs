@@ -94,6 +94,11 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "buildah",
         package: "buildah",
     },
+    // The same tests drive podman, d2l's second builder, configured the same way.
+    Tool {
+        command: "podman",
+        package: "podman",
+    },
     // crates/d2l/tests/registry.rs (and `bench pull`) pull from a real registry: Debian's
     // distribution v2, with htpasswd files from apache2-utils and certificates by openssl.
     Tool {

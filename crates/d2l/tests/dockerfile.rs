@@ -2,12 +2,12 @@
 //! its result into a disk. A Dockerfile `FROM` the kernel-less minbase fixture whose `RUN`
 //! installs `linux-image-amd64` and `systemd-sysv` from Debian's mirror builds to a disk that
 //! boots to the login prompt in QEMU; a failing `RUN` step and a missing builder are clear
-//! errors that leave no output.
+//! errors that leave no output. podman, the second builder, is driven the same way.
 //!
-//! buildah runs as the tests' root user with vfs storage in the test's own directory and
+//! buildah (and podman, which builds with buildah's code) runs as the tests' root user with vfs storage in the test's own directory and
 //! chroot isolation (`CONTAINERS_STORAGE_CONF`, `BUILDAH_ISOLATION`): no runtime, overlay
 //! mounts or user namespaces needed, nothing written to the host's container storage. d2l
-//! passes none of this; it is how this machine's buildah is configured.
+//! passes none of this; it is how this machine's builders are configured.
 
 mod common;
 
@@ -62,7 +62,9 @@ impl Scratch {
     fn base_arg(&self) -> String {
         let fixture = d2l_testkit::minbase();
         let link = self.path("minbase-oci");
-        std::os::unix::fs::symlink(&fixture.oci_dir, &link).unwrap();
+        if !link.exists() {
+            std::os::unix::fs::symlink(&fixture.oci_dir, &link).unwrap();
+        }
         format!("BASE=oci:{}:{}", link.display(), fixture.reference)
     }
 
@@ -89,11 +91,18 @@ impl Scratch {
 
     /// `buildah ARGS` against this directory's storage.
     fn buildah(&self, args: &[&str]) -> String {
-        let mut cmd = Command::new("buildah");
+        self.builder("buildah", args)
+    }
+
+    /// `BUILDER ARGS` (buildah or podman) against this directory's storage.
+    fn builder(&self, builder: &str, args: &[&str]) -> String {
+        let mut cmd = Command::new(builder);
         cmd.args(args);
         self.buildah_env(&mut cmd);
-        let out = cmd.output().expect("run buildah (package buildah)");
-        assert!(out.status.success(), "buildah {args:?}: {}", stderr(&out));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("run {builder} (package {builder}): {e}"));
+        assert!(out.status.success(), "{builder} {args:?}: {}", stderr(&out));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -109,20 +118,22 @@ fn all_output(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(out))
 }
 
-/// The real buildah's path, from this process's `PATH`.
-fn real_buildah() -> PathBuf {
+/// The real `program`'s path, from this process's `PATH`.
+fn real(program: &str) -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
-        .map(|dir| dir.join("buildah"))
+        .map(|dir| dir.join(program))
         .find(|f| f.is_file())
-        .expect("buildah on PATH (package buildah)")
+        .unwrap_or_else(|| panic!("{program} on PATH (package {program})"))
 }
 
-/// A directory holding only a link to buildah: a `PATH` with no other builder on it.
-fn path_with_only_buildah(scratch: &Scratch) -> PathBuf {
-    let bin = scratch.path("bin");
-    std::fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(real_buildah(), bin.join("buildah")).unwrap();
+/// A directory holding only a link to `builder`: a `PATH` with no other builder on it.
+fn path_with_only(scratch: &Scratch, builder: &str) -> PathBuf {
+    let bin = scratch.path(&format!("bin-{builder}"));
+    if !bin.exists() {
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(real(builder), bin.join(builder)).unwrap();
+    }
     bin
 }
 
@@ -301,7 +312,7 @@ fn no_builder_on_path_says_what_to_install() {
         ],
     );
     // A builder asked for by name and missing is named, even when another one is there.
-    let only_buildah = path_with_only_buildah(&s);
+    let only_buildah = path_with_only(&s, "buildah");
     let mut chosen = args.to_vec();
     chosen.extend(["--builder", "podman"]);
     let run = s.d2l(&chosen, Some(&only_buildah));
@@ -317,18 +328,73 @@ fn no_builder_on_path_says_what_to_install() {
 /// there and works, and the image it made is the one on the disk.
 #[test]
 fn chosen_builder_found_on_path_builds_the_image() {
-    let s = Scratch::new("choice");
+    chosen_builder_builds_the_image("buildah");
+}
+
+/// The same through podman (`podman build`, `podman save`); podman leaves no image or
+/// container behind either, and a failing step's exit code is d2l's.
+#[test]
+fn podman_builds_the_image_and_its_failures_are_the_error() {
+    let s = chosen_builder_builds_the_image("podman");
+    let images = s.builder("podman", &["images", "--format", "{{.Repository}}"]);
+    assert_eq!(images.lines().count(), 1, "images left: {images}");
+    assert!(images.contains("minbase-oci"), "only the base: {images}");
+    let containers = s.builder("podman", &["ps", "--all", "--quiet"]);
+    assert_eq!(containers.trim(), "", "containers left behind");
+
+    s.write(
+        "ctx/Dockerfile.fail",
+        "ARG BASE\nFROM ${BASE}\nRUN echo about to fail && exit 3\n",
+    );
+    let dockerfile = s.path("ctx/Dockerfile.fail");
+    let out_dir = s.path("out");
+    let run = s.d2l(
+        &[
+            "build",
+            "--builder",
+            "podman",
+            "-f",
+            dockerfile.to_str().unwrap(),
+            "--build-arg",
+            &s.base_arg(),
+            "-o",
+            out_dir.join("linux.img").to_str().unwrap(),
+        ],
+        Some(&path_with_only(&s, "podman")),
+    );
+    assert!(
+        all_output(&run).contains("about to fail"),
+        "{}",
+        all_output(&run)
+    );
+    assert_clean_failure_code(
+        &run,
+        3,
+        &out_dir,
+        &["rootfs.ext4".to_string()],
+        &[
+            dockerfile.to_str().unwrap(),
+            "podman build",
+            "exit status: 3",
+        ],
+    );
+}
+
+/// Builds a Dockerfile whose `RUN` writes /greeting with `--builder BUILDER` and only that
+/// builder on `PATH`, as a bare ext4, and checks the file and the filesystem.
+fn chosen_builder_builds_the_image(builder: &str) -> Scratch {
+    let s = Scratch::new(&format!("choice-{builder}"));
     s.write(
         "ctx/Dockerfile",
         "ARG BASE\nFROM ${BASE}\nARG GREETING\nRUN echo \"$GREETING\" > /greeting\n",
     );
-    let only_buildah = path_with_only_buildah(&s);
+    let only_builder = path_with_only(&s, builder);
     let fs = s.path("out/rootfs.ext4");
     let run = s.d2l(
         &[
             "build",
             "--builder",
-            "buildah",
+            builder,
             "-f",
             s.path("ctx/Dockerfile").to_str().unwrap(),
             "--build-arg",
@@ -340,9 +406,9 @@ fn chosen_builder_found_on_path_builds_the_image() {
             "-o",
             fs.to_str().unwrap(),
         ],
-        Some(&only_buildah),
+        Some(&only_builder),
     );
-    assert!(run.status.success(), "{}", all_output(&run));
+    assert!(run.status.success(), "{builder}: {}", all_output(&run));
     let cat = Command::new("debugfs")
         .args(["-R", "cat /greeting"])
         .arg(&fs)
@@ -355,6 +421,7 @@ fn chosen_builder_found_on_path_builds_the_image() {
         "{}",
         String::from_utf8_lossy(&fsck.stdout)
     );
+    s
 }
 
 #[test]
