@@ -484,7 +484,9 @@ impl d2l_fs_writer::VirtualDisk for ClusterMap {
                         punches.push((self.layout.data_offset(slot), unit));
                     } else {
                         punches.push((self.layout.data_offset(slot) + pos % unit, piece_end - pos));
-                        state.partly_discarded.push(index);
+                        if state.partly_discarded.last() != Some(&index) {
+                            state.partly_discarded.push(index);
+                        }
                     }
                 }
                 pos = piece_end;
