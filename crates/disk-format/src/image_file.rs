@@ -133,7 +133,9 @@ mod tests {
         let image = ImageFile::new(file).unwrap();
         assert_eq!(image.len(), 8);
         assert_eq!(
-            image.read_u32s("a table", 0, 2, u32::from_le_bytes).unwrap(),
+            image
+                .read_u32s("a table", 0, 2, u32::from_le_bytes)
+                .unwrap(),
             [1, 0x0200_0000]
         );
         let err = image.read_u32s("a table", 4, 2, u32::from_le_bytes);
@@ -142,7 +144,10 @@ mod tests {
             "a table (8 bytes at 0x4) lies past the end of the file (0x8 bytes): the image is truncated or damaged"
         );
         let err = image.check("the end", u64::MAX, 2).unwrap_err().to_string();
-        assert!(err.starts_with("the end (2 bytes at 0xffffffffffffffff)"), "{err}");
+        assert!(
+            err.starts_with("the end (2 bytes at 0xffffffffffffffff)"),
+            "{err}"
+        );
         assert!(image
             .read_u32s("huge", 0, u64::MAX / 2, u32::from_le_bytes)
             .is_err());

@@ -17,6 +17,7 @@
 
 use std::fs::File;
 
+use crate::format::VHD_COOKIE;
 use crate::image_file::{be32, be64, corrupt, ImageFile};
 use crate::read::DiskReader;
 use crate::unit_map::{self, Unit, UnitMap};
@@ -24,7 +25,6 @@ use crate::vhd::{
     checksum, DYNAMIC_COOKIE, DYNAMIC_HEADER_SIZE, FORMAT_VERSION, HEADER_VERSION, SECTOR,
     TYPE_DYNAMIC, TYPE_FIXED, UNUSED,
 };
-use crate::format::VHD_COOKIE;
 use crate::{Error, Format, Result};
 
 /// Disk type 4: differencing, changes to a parent disk.

@@ -272,19 +272,27 @@ impl VmdkReader {
             front
         };
         let (desc_sector, desc_sectors) = front.descriptor;
-        if desc_sector == 0 || desc_sectors == 0 {
+        let mut text = vec![
+            0u8;
+            desc_sectors
+                .saturating_mul(SECTOR)
+                .min(MAX_DESCRIPTOR_BYTES) as usize
+        ];
+        if desc_sector != 0 {
+            file.read(
+                "the VMDK embedded descriptor",
+                &mut text,
+                desc_sector.saturating_mul(SECTOR),
+            )?;
+        }
+        let descriptor = Descriptor::parse(&text);
+        if descriptor == Descriptor::default() {
             return Err(Error::Unsupported(
                 "a VMDK sparse extent without an embedded descriptor: one file of a multi-file VMDK (twoGbMaxExtentSparse, or a snapshot's extent); convert its descriptor file with qemu-img"
                     .into(),
             ));
         }
-        let mut text = vec![0u8; (desc_sectors * SECTOR).min(MAX_DESCRIPTOR_BYTES) as usize];
-        file.read(
-            "the VMDK embedded descriptor",
-            &mut text,
-            desc_sector.saturating_mul(SECTOR),
-        )?;
-        Descriptor::parse(&text).check_one_file()?;
+        descriptor.check_one_file()?;
 
         let size = header.capacity.checked_mul(SECTOR).ok_or_else(|| {
             corrupt(format!(
@@ -407,8 +415,7 @@ impl VmdkReader {
         let grain = self.grain_bytes();
         let at = index * grain;
         let mut marker = [0u8; GRAIN_MARKER_BYTES as usize];
-        self.file
-            .read("a VMDK grain marker", &mut marker, offset)?;
+        self.file.read("a VMDK grain marker", &mut marker, offset)?;
         let (lba, len) = (le64(&marker, 0), u64::from(le32(&marker, 8)));
         if lba != index * self.header.grain {
             return Err(corrupt(format!(
@@ -440,11 +447,7 @@ impl VmdkReader {
         match Decompress::new(true).decompress_vec(&packed, &mut bytes, FlushDecompress::Finish) {
             Ok(Status::StreamEnd) if bytes.len() == grain as usize || bytes.len() == inside => {}
             Ok(Status::StreamEnd) => return Err(bad(format!("{} bytes", bytes.len()))),
-            Ok(_) => {
-                return Err(bad(
-                    "the stream is cut short or longer than a grain".into(),
-                ))
-            }
+            Ok(_) => return Err(bad("the stream is cut short or longer than a grain".into())),
             Err(e) => return Err(bad(e.to_string())),
         }
         bytes.resize(grain as usize, 0);
@@ -459,7 +462,10 @@ impl VmdkReader {
 /// end-of-stream marker, in the last three sectors.
 fn read_footer(file: &ImageFile) -> Result<Header> {
     let mut tail = [0u8; 3 * SECTOR as usize];
-    let at = file.len().checked_sub(tail.len() as u64).filter(|&at| at >= SECTOR);
+    let at = file
+        .len()
+        .checked_sub(tail.len() as u64)
+        .filter(|&at| at >= SECTOR);
     let marker = |b: &[u8]| (le64(b, 0), le32(b, 8), le32(b, 12));
     let found = match at {
         Some(at) => {
@@ -475,7 +481,10 @@ fn read_footer(file: &ImageFile) -> Result<Header> {
             file.len()
         )));
     }
-    let footer = Header::parse(&tail[SECTOR as usize..2 * SECTOR as usize], "the VMDK footer")?;
+    let footer = Header::parse(
+        &tail[SECTOR as usize..2 * SECTOR as usize],
+        "the VMDK footer",
+    )?;
     if footer.gd_offset == GD_AT_END {
         return Err(corrupt(
             "the VMDK footer puts the grain directory at the end too: it gives no place for it"
@@ -590,7 +599,8 @@ mod tests {
         );
         let err = delta.check_one_file().unwrap_err().to_string();
         assert!(err.contains("delta disk"), "{err}");
-        let flat = Descriptor::parse(b"createType=\"monolithicFlat\"\nRW 8 FLAT \"d-flat.vmdk\" 0\n");
+        let flat =
+            Descriptor::parse(b"createType=\"monolithicFlat\"\nRW 8 FLAT \"d-flat.vmdk\" 0\n");
         let err = flat.check_one_file().unwrap_err().to_string();
         assert!(err.contains("createType monolithicFlat"), "{err}");
     }
