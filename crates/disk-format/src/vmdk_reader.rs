@@ -194,6 +194,14 @@ impl Descriptor {
         self.create_type.as_deref().unwrap_or("none given")
     }
 
+    /// How the refusals count the extents.
+    fn extents(&self) -> String {
+        match self.extents {
+            1 => "1 extent".into(),
+            n => format!("{n} extents"),
+        }
+    }
+
     /// Errors unless it describes a disk whole in this one file.
     fn check_one_file(&self) -> Result<()> {
         if self.parent {
@@ -208,9 +216,9 @@ impl Descriptor {
             .is_some_and(|t| ONE_FILE_TYPES.contains(&t));
         if !one_file || self.extents != 1 {
             return Err(Error::Unsupported(format!(
-                "a VMDK of createType {} with {} extents, whose data is in other files; d2l reads monolithicSparse and streamOptimized VMDKs, whole in one file (qemu-img convert -O raw reads this one)",
+                "a VMDK of createType {} with {}, whose data is in other files; d2l reads monolithicSparse and streamOptimized VMDKs, whole in one file (qemu-img convert -O raw reads this one)",
                 self.create_type(),
-                self.extents
+                self.extents()
             )));
         }
         Ok(())
@@ -503,9 +511,9 @@ fn refuse_descriptor_file(file: &ImageFile) -> Error {
     }
     let descriptor = Descriptor::parse(&text);
     Error::Unsupported(format!(
-        "a VMDK descriptor file (createType {}, {} extents): the disk's data is in the extent files it names; d2l reads monolithicSparse and streamOptimized VMDKs, whole in one file (qemu-img convert -O raw reads this one)",
+        "a VMDK descriptor file (createType {}, {}): the disk's data is in the extent files it names; d2l reads monolithicSparse and streamOptimized VMDKs, whole in one file (qemu-img convert -O raw reads this one)",
         descriptor.create_type(),
-        descriptor.extents
+        descriptor.extents()
     ))
 }
 
