@@ -446,70 +446,51 @@ fn damaged_vdi_is_an_error_that_says_what_is_wrong() {
     qemu_img::convert(&["-O", "vdi"], &raw, &vdi);
     let blocks = get32_le(&File::open(&vdi).unwrap(), 0x180);
     assert_eq!(u64::from(blocks), ODD_SIZE.div_ceil(MIB));
+    let from_vdi = |name: &str, needles: &'static [&'static str], edit: &dyn Fn(&File)| {
+        damaged(dir, &vdi, name, needles, edit)
+    };
     let cases = [
-        damaged(
-            dir,
-            &vdi,
+        from_vdi(
             "half.vdi",
             &["VDI data area", "past the end of the file", "truncated"],
             &|f| f.set_len(len(&vdi) / 2).unwrap(),
         ),
-        damaged(
-            dir,
-            &vdi,
+        from_vdi(
             "header-only.vdi",
             &["VDI header truncated", "300 bytes"],
             &|f| f.set_len(300).unwrap(),
         ),
-        damaged(dir, &vdi, "version.vdi", &["VDI version 2.0"], &|f| {
+        from_vdi("version.vdi", &["VDI version 2.0"], &|f| {
             put32_le(f, 0x44, 0x0002_0000)
         }),
-        damaged(
-            dir,
-            &vdi,
+        from_vdi(
             "block-size.vdi",
             &["block size 3000 is not a power of two"],
             &|f| put32_le(f, 0x178, 3000),
         ),
-        damaged(
-            dir,
-            &vdi,
+        from_vdi(
             "disk-size.vdi",
             &["blocks of 1048576 bytes are less than the disk's"],
             &|f| f.write_all_at(&(1u64 << 40).to_le_bytes(), 0x170).unwrap(),
         ),
-        damaged(
-            dir,
-            &vdi,
+        from_vdi(
             "map-entry.vdi",
             &["VDI block map entry 0 is 1000, but the image stores"],
             &|f| put32_le(f, 0x200, 1000),
         ),
-        damaged(
-            dir,
-            &vdi,
+        from_vdi(
             "allocated.vdi",
             &["VDI data area of", "past the end of the file"],
             &|f| put32_le(f, 0x184, blocks),
         ),
-        damaged(
-            dir,
-            &vdi,
-            "map-place.vdi",
-            &["VDI block map", "overlaps"],
-            &|f| put32_le(f, 0x154, 0x100),
-        ),
-        damaged(dir, &vdi, "type.vdi", &["image type 7"], &|f| {
-            put32_le(f, 0x4c, 7)
+        from_vdi("map-place.vdi", &["VDI block map", "overlaps"], &|f| {
+            put32_le(f, 0x154, 0x100)
         }),
-        damaged(
-            dir,
-            &vdi,
-            "differencing.vdi",
-            &["differencing VDI", "parent"],
-            &|f| put32_le(f, 0x4c, 4),
-        ),
-        damaged(dir, &vdi, "parent.vdi", &["names a parent"], &|f| {
+        from_vdi("type.vdi", &["image type 7"], &|f| put32_le(f, 0x4c, 7)),
+        from_vdi("differencing.vdi", &["differencing VDI", "parent"], &|f| {
+            put32_le(f, 0x4c, 4)
+        }),
+        from_vdi("parent.vdi", &["names a parent"], &|f| {
             put32_le(f, 0x1a8, 0x1234)
         }),
     ];
@@ -588,11 +569,18 @@ fn damaged_vmdk_is_an_error_that_says_what_is_wrong() {
     }
     let split_extent = dir.join("twoGbMaxExtentSparse-s001.vmdk");
     assert!(split_extent.exists());
+    let from_sparse = |name: &str, needles: &'static [&'static str], edit: &dyn Fn(&File)| {
+        damaged(dir, &sparse, name, needles, edit)
+    };
+    let from_ours = |name: &str, needles: &'static [&'static str], edit: &dyn Fn(&File)| {
+        damaged(dir, &ours, name, needles, edit)
+    };
+    let from_theirs = |name: &str, needles: &'static [&'static str], edit: &dyn Fn(&File)| {
+        damaged(dir, &theirs, name, needles, edit)
+    };
     let cases = [
         // monolithicSparse as qemu-img writes it: tables first, then the grains.
-        damaged(
-            dir,
-            &sparse,
+        from_sparse(
             "half.vmdk",
             &[
                 "VMDK grain for guest offset",
@@ -601,68 +589,40 @@ fn damaged_vmdk_is_an_error_that_says_what_is_wrong() {
             ],
             &|f| f.set_len(len(&sparse) / 2).unwrap(),
         ),
-        damaged(
-            dir,
-            &sparse,
+        from_sparse(
             "header-only.vmdk",
             &["VMDK header truncated", "300 bytes"],
             &|f| f.set_len(300).unwrap(),
         ),
-        damaged(
-            dir,
-            &sparse,
-            "version.vmdk",
-            &["VMDK sparse extent version 9"],
-            &|f| put32_le(f, 4, 9),
-        ),
-        damaged(
-            dir,
-            &sparse,
+        from_sparse("version.vmdk", &["VMDK sparse extent version 9"], &|f| {
+            put32_le(f, 4, 9)
+        }),
+        from_sparse(
             "grain-size.vmdk",
             &["a grain of 100 sectors is not a power of two"],
             &|f| f.write_all_at(&100u64.to_le_bytes(), 20).unwrap(),
         ),
-        damaged(
-            dir,
-            &sparse,
-            "gtes.vmdk",
-            &["grain tables of 4096 entries"],
-            &|f| put32_le(f, 44, 4096),
-        ),
-        damaged(
-            dir,
-            &sparse,
-            "line-ends.vmdk",
-            &["line-end check characters"],
-            &|f| f.write_all_at(b"\n \n\n", 73).unwrap(),
-        ),
-        damaged(
-            dir,
-            &sparse,
-            "algorithm.vmdk",
-            &["VMDK compression algorithm 2"],
-            &|f| {
-                put32_le(f, 8, get32_le(f, 8) | 3 << 16);
-                f.write_all_at(&[2, 0], 77).unwrap();
-            },
-        ),
-        damaged(
-            dir,
-            &sparse,
+        from_sparse("gtes.vmdk", &["grain tables of 4096 entries"], &|f| {
+            put32_le(f, 44, 4096)
+        }),
+        from_sparse("line-ends.vmdk", &["line-end check characters"], &|f| {
+            f.write_all_at(b"\n \n\n", 73).unwrap()
+        }),
+        from_sparse("algorithm.vmdk", &["VMDK compression algorithm 2"], &|f| {
+            put32_le(f, 8, get32_le(f, 8) | 3 << 16);
+            f.write_all_at(&[2, 0], 77).unwrap();
+        }),
+        from_sparse(
             "gd-place.vmdk",
             &["VMDK grain directory", "past the end of the file"],
             &|f| f.write_all_at(&0x7fff_ffffu64.to_le_bytes(), 56).unwrap(),
         ),
-        damaged(
-            dir,
-            &sparse,
+        from_sparse(
             "gd-entry.vmdk",
             &["VMDK grain table 0", "past the end of the file"],
             &|f| put32_le(f, gd, 0x7fff_ffff),
         ),
-        damaged(
-            dir,
-            &sparse,
+        from_sparse(
             "gt-entry.vmdk",
             &[
                 "VMDK grain for guest offset 0x0",
@@ -670,27 +630,19 @@ fn damaged_vmdk_is_an_error_that_says_what_is_wrong() {
             ],
             &|f| put32_le(f, gt, 0x7fff_ff00),
         ),
-        damaged(
-            dir,
-            &sparse,
+        from_sparse(
             "gt-metadata.vmdk",
             &["VMDK grain table entry for guest offset 0x0 is sector 0x2, inside the metadata"],
             &|f| put32_le(f, gt, 2),
         ),
-        damaged(
-            dir,
-            &sparse,
+        from_sparse(
             "create-type.vmdk",
             &["createType twoGbMaxExtentSparse", "other files"],
             &|f| edit_descriptor(f, "monolithicSparse", "twoGbMaxExtentSparse"),
         ),
-        damaged(
-            dir,
-            &sparse,
-            "delta.vmdk",
-            &["VMDK delta disk", "parent"],
-            &|f| edit_descriptor(f, "parentCID=ffffffff", "parentCID=0badcafe"),
-        ),
+        from_sparse("delta.vmdk", &["VMDK delta disk", "parent"], &|f| {
+            edit_descriptor(f, "parentCID=ffffffff", "parentCID=0badcafe")
+        }),
         damaged(
             dir,
             &dir.join("monolithicFlat.vmdk"),
@@ -713,30 +665,20 @@ fn damaged_vmdk_is_an_error_that_says_what_is_wrong() {
             &|_| {},
         ),
         // streamOptimized as d2l writes it: the directory in the footer.
-        damaged(
-            dir,
-            &ours,
+        from_ours(
             "cut.vmdk",
             &["does not end with a footer", "truncated"],
             &|f| f.set_len(len(&ours) - 1000).unwrap(),
         ),
-        damaged(
-            dir,
-            &ours,
-            "eos.vmdk",
-            &["does not end with a footer"],
-            &|f| put32_le(f, len(&ours) - 512 + 12, 5),
-        ),
-        damaged(
-            dir,
-            &ours,
+        from_ours("eos.vmdk", &["does not end with a footer"], &|f| {
+            put32_le(f, len(&ours) - 512 + 12, 5)
+        }),
+        from_ours(
             "footer-magic.vmdk",
             &["the VMDK footer has no \"KDMV\" magic"],
             &|f| f.write_all_at(b"XXXX", len(&ours) - 1024).unwrap(),
         ),
-        damaged(
-            dir,
-            &ours,
+        from_ours(
             "footer-gd.vmdk",
             &["VMDK grain directory", "past the end of the file"],
             &|f| {
@@ -744,9 +686,7 @@ fn damaged_vmdk_is_an_error_that_says_what_is_wrong() {
                     .unwrap()
             },
         ),
-        damaged(
-            dir,
-            &ours,
+        from_ours(
             "deflate.vmdk",
             &[
                 "VMDK compressed grain for guest offset 0x0",
@@ -754,38 +694,24 @@ fn damaged_vmdk_is_an_error_that_says_what_is_wrong() {
             ],
             &|f| f.write_all_at(&[0x55; 16], grain + 12 + 40).unwrap(),
         ),
-        damaged(
-            dir,
-            &ours,
-            "marker-lba.vmdk",
-            &["is marked for sector 0x3e7"],
-            &|f| f.write_all_at(&999u64.to_le_bytes(), grain).unwrap(),
-        ),
-        damaged(
-            dir,
-            &ours,
-            "marker-huge.vmdk",
-            &["2147483647 bytes long"],
-            &|f| put32_le(f, grain + 8, 0x7fff_ffff),
-        ),
-        damaged(
-            dir,
-            &ours,
+        from_ours("marker-lba.vmdk", &["is marked for sector 0x3e7"], &|f| {
+            f.write_all_at(&999u64.to_le_bytes(), grain).unwrap()
+        }),
+        from_ours("marker-huge.vmdk", &["2147483647 bytes long"], &|f| {
+            put32_le(f, grain + 8, 0x7fff_ffff)
+        }),
+        from_ours(
             "marker-short.vmdk",
             &["does not inflate to a grain", "cut short"],
             &|f| put32_le(f, grain + 8, 10),
         ),
         // streamOptimized as qemu-img writes it: the directory in front.
-        damaged(
-            dir,
-            &theirs,
+        from_theirs(
             "their-half.vmdk",
             &["VMDK compressed grain", "past the end of the file"],
             &|f| f.set_len(len(&theirs) / 2).unwrap(),
         ),
-        damaged(
-            dir,
-            &theirs,
+        from_theirs(
             "their-gt-entry.vmdk",
             &[
                 "VMDK compressed grain for guest offset 0x0",
@@ -795,6 +721,32 @@ fn damaged_vmdk_is_an_error_that_says_what_is_wrong() {
         ),
     ];
     assert_errors(&cases);
+}
+
+#[test]
+fn vmdk_zero_grain_entries_read_as_zeros() {
+    let tmp = tempfile::tempdir().unwrap();
+    let raw = odd_raw(tmp.path());
+    let disk = std::fs::read(&raw).unwrap();
+    // qemu-img converts without writing zero grains: the first grain's entry is made one.
+    let vmdk = tmp.path().join("zeroed.vmdk");
+    qemu_img::convert(&["-O", "vmdk", "-o", "zeroed_grain=on"], &raw, &vmdk);
+    let (_, gt, _) = vmdk_tables(&vmdk);
+    put32_le(&File::options().write(true).open(&vmdk).unwrap(), gt, 1);
+    let read = read_disk(&vmdk).unwrap();
+    assert!(is_zero(&read[..65536]), "the first grain reads as zeros");
+    assert!(!is_zero(&disk[..65536]));
+    assert_eq!(read[65536..], disk[65536..]);
+    let (size, ranges) = data_ranges(&vmdk);
+    assert_eq!(ranges[0].0, 65536, "a zero grain is not data: {ranges:x?}");
+    assert!(ranges.iter().map(|(_, len)| len).sum::<u64>() < size);
+    // Without the zero-grain flag, an entry of one points into the header.
+    let plain = tmp.path().join("plain.vmdk");
+    qemu_img::convert(&["-O", "vmdk"], &raw, &plain);
+    let (_, gt, _) = vmdk_tables(&plain);
+    put32_le(&File::options().write(true).open(&plain).unwrap(), gt, 1);
+    let err = read_disk(&plain).unwrap_err();
+    assert!(err.contains("is sector 0x1, inside the metadata"), "{err}");
 }
 
 /// Rewrites the VHD checksum at `sum_at` of the `len` bytes at `at`.
@@ -842,10 +794,14 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
         &fixed,
     );
     let n = len(&vhd);
+    let from_vhd = |name: &str, needles: &'static [&'static str], edit: &dyn Fn(&File)| {
+        damaged(dir, &vhd, name, needles, edit)
+    };
+    let from_fixed = |name: &str, needles: &'static [&'static str], edit: &dyn Fn(&File)| {
+        damaged(dir, &fixed, name, needles, edit)
+    };
     let cases = [
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "half.vhd",
             &[
                 "VHD footer is missing from the end of the file",
@@ -853,30 +809,22 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
             ],
             &|f| f.set_len(n / 2).unwrap(),
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "cookie.vhd",
             &["VHD footer is missing from the end of the file"],
             &|f| f.write_all_at(b"xonectix", n - 512).unwrap(),
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "checksum.vhd",
             &["the VHD footer at", "checksum", "damaged"],
             &|f| f.write_all_at(&[0x5a], n - 512 + 24).unwrap(),
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "copy-checksum.vhd",
             &["the VHD footer copy at 0", "checksum"],
             &|f| f.write_all_at(&[0x5a], 24).unwrap(),
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "copy-differs.vhd",
             &["the VHD footer copy at 0", "differs from the footer at"],
             &|f| {
@@ -884,33 +832,25 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
                 fix_vhd_checksum(f, 0, 512, 64);
             },
         ),
-        damaged(dir, &vhd, "type.vhd", &["disk type 9 is not fixed"], &|f| {
+        from_vhd("type.vhd", &["disk type 9 is not fixed"], &|f| {
             edit_vhd_footers(f, n, 60, 9)
         }),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "differencing.vhd",
             &["a differencing VHD", "parent"],
             &|f| edit_vhd_footers(f, n, 60, 4),
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "header-cookie.vhd",
             &["dynamic disk header at 0x200 has no \"cxsparse\" cookie"],
             &|f| f.write_all_at(b"xxxxxxxx", 512).unwrap(),
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "header-checksum.vhd",
             &["dynamic disk header at 0x200", "checksum"],
             &|f| f.write_all_at(&[0x5a], 512 + 40).unwrap(),
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "block-size.vhd",
             &["block size 3000 is not a power of two"],
             &|f| {
@@ -918,9 +858,7 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
                 fix_vhd_checksum(f, 512, 1024, 36);
             },
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "bat-entries.vhd",
             &["block allocation table has 1 entries"],
             &|f| {
@@ -928,9 +866,7 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
                 fix_vhd_checksum(f, 512, 1024, 36);
             },
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "bat-place.vhd",
             &["VHD block allocation table", "past the end of the file"],
             &|f| {
@@ -938,9 +874,7 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
                 fix_vhd_checksum(f, 512, 1024, 36);
             },
         ),
-        damaged(
-            dir,
-            &vhd,
+        from_vhd(
             "bat-entry.vhd",
             &[
                 "VHD block 0 (BAT entry sector 0x7fffff00)",
@@ -948,9 +882,7 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
             ],
             &|f| put32_be(f, bat, 0x7fff_ff00),
         ),
-        damaged(
-            dir,
-            &fixed,
+        from_fixed(
             "fixed-size.vhd",
             &["fixed VHD's disk of", "does not fit before its footer"],
             &|f| {
@@ -959,13 +891,9 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
                 fix_vhd_checksum(f, at, 512, 64);
             },
         ),
-        damaged(
-            dir,
-            &fixed,
-            "fixed-differencing.vhd",
-            &["a differencing VHD"],
-            &|f| edit_vhd_footers(f, len(&fixed), 60, 4),
-        ),
+        from_fixed("fixed-differencing.vhd", &["a differencing VHD"], &|f| {
+            edit_vhd_footers(f, len(&fixed), 60, 4)
+        }),
     ];
     assert_errors(&cases);
 }
