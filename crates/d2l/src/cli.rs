@@ -35,7 +35,7 @@ pub enum Command {
     /// List or prune the cache of pulled blobs.
     #[command(subcommand)]
     Cache(crate::commands::cache::CacheCommand),
-    /// Convert a disk image (raw or qcow2) to another format.
+    /// Convert a disk image (raw, qcow2, VDI, VMDK or VHD) to another format.
     Convert(ConvertArgs),
 }
 
@@ -249,7 +249,7 @@ pub enum VhdSubformat {
 /// `d2l convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The image to read: raw or qcow2 (detected from its content).
+    /// The image to read: raw, qcow2, VDI, VMDK or VHD (detected from its content).
     #[arg(value_name = "IN")]
     pub input: PathBuf,
     /// The image to write.

@@ -1,6 +1,6 @@
 //! Disk image formats from the command line: `d2l build -o linux.vdi` writes the format the
 //! name asks for (or `--format`), holding the same disk as the raw build; `d2l convert`
-//! goes between raw, qcow2 and the others; bad input and option mistakes are one clear line,
+//! goes from any format to any other; bad input and option mistakes are one clear line,
 //! exit code 1, nothing left behind. QEMU's tools judge every image.
 
 mod common;
@@ -82,6 +82,21 @@ fn build_writes_the_format_the_output_names() {
             qemu_img::assert_check(&image, qemu);
         }
         qemu_img::assert_identical(&raw, "raw", &image, qemu);
+        // d2l reads back what it wrote: the VDI into a qcow2, the others into raw.
+        if name == "linux.vdi" {
+            let qcow2 = tmp.path().join("linux.qcow2");
+            let summary = ok(&["convert", s(&image), s(&qcow2)]);
+            assert!(summary.contains("(vdi, "), "{summary}");
+            qemu_img::assert_check(&qcow2, "qcow2");
+            qemu_img::assert_identical(&image, "vdi", &qcow2, "qcow2");
+            qemu_img::assert_identical(&raw, "raw", &qcow2, "qcow2");
+            std::fs::remove_file(&qcow2).unwrap();
+        } else {
+            let back = tmp.path().join("back.img");
+            ok(&["convert", s(&image), s(&back)]);
+            qemu_img::assert_identical(&raw, "raw", &back, "raw");
+            std::fs::remove_file(&back).unwrap();
+        }
         let listing = list_dir(tmp.path());
         assert!(
             listing.iter().all(|n| !n.ends_with(".partial")),
@@ -115,11 +130,11 @@ fn build_writes_the_format_the_output_names() {
 }
 
 #[test]
-fn convert_goes_between_raw_qcow2_and_the_others() {
+fn convert_goes_between_every_format() {
     let tmp = tempfile::tempdir().unwrap();
     let raw = synthetic_raw(tmp.path());
     let size = 24 << 20;
-    // raw -> compressed qcow2 -> every format; qemu-img's qcow2 -> raw.
+    // raw -> compressed qcow2 -> every format -> raw; qemu-img's qcow2 -> raw.
     let compressed = tmp.path().join("small.qcow2");
     let summary = ok(&["convert", s(&raw), s(&compressed), "--compress"]);
     assert!(summary.contains("qcow2 (compressed)"), "{summary}");
@@ -145,6 +160,10 @@ fn convert_goes_between_raw_qcow2_and_the_others() {
             "{name}"
         );
         qemu_img::assert_identical(&raw, "raw", &out, qemu);
+        // And back to raw, read by d2l.
+        let back = tmp.path().join(format!("{name}.back.img"));
+        ok(&["convert", s(&out), s(&back)]);
+        qemu_img::assert_identical(&raw, "raw", &back, "raw");
     }
     let by_qemu = tmp.path().join("qemu.qcow2");
     qemu_img::convert(&["-O", "qcow2"], &raw, &by_qemu);
@@ -191,10 +210,23 @@ fn bad_input_is_one_line_naming_the_file_and_leaves_nothing() {
     let run = d2l(&["convert", s(&corrupt), s(&out("x.img"))]);
     assert_clean_failure(&run, &dir, &before, &[s(&corrupt), "cluster_bits 40"]);
 
-    let vdi = tmp.path().join("in.vdi");
-    qemu_img::convert(&["-O", "vdi"], &raw, &vdi);
-    let run = d2l(&["convert", s(&vdi), s(&out("x.qcow2"))]);
-    assert_clean_failure(&run, &dir, &before, &[s(&vdi), "reads raw and qcow2"]);
+    let vhd = tmp.path().join("in.vhd");
+    qemu_img::convert(&["-O", "vpc", "-o", "force_size=on"], &raw, &vhd);
+    let truncated_vhd = tmp.path().join("truncated.vhd");
+    let bytes = std::fs::read(&vhd).unwrap();
+    std::fs::write(&truncated_vhd, &bytes[..bytes.len() / 2]).unwrap();
+    let run = d2l(&["convert", s(&truncated_vhd), s(&out("x.qcow2"))]);
+    assert_clean_failure(
+        &run,
+        &dir,
+        &before,
+        &[s(&truncated_vhd), "VHD footer is missing", "truncated"],
+    );
+
+    let vhdx = tmp.path().join("in.vhdx");
+    qemu_img::convert(&["-O", "vhdx"], &raw, &vhdx);
+    let run = d2l(&["convert", s(&vhdx), s(&out("x.qcow2"))]);
+    assert_clean_failure(&run, &dir, &before, &[s(&vhdx), "a VHDX image"]);
 
     let missing = tmp.path().join("missing.qcow2");
     let run = d2l(&["convert", s(&missing), s(&out("x.qcow2"))]);

@@ -20,7 +20,7 @@
 //! go to a sparse scratch file next to the output, which `finish` deflates into the format
 //! on all cores.
 //!
-//! The reading side, for `d2l convert`: [`open`] reads raw and qcow2 images
+//! The reading side, for `d2l convert`: [`open`] reads raw, qcow2, VDI, VMDK and VHD images
 //! ([`DiskReader`]), validating every table against the file, and [`convert`] copies one
 //! into an [`ImageWriter`].
 //!
@@ -41,15 +41,20 @@ mod compress;
 mod convert;
 mod error;
 mod format;
+mod image_file;
 mod qcow2;
 mod qcow2_reader;
 mod raw;
 mod read;
 mod seq;
 mod staged;
+mod unit_map;
 mod vdi;
+mod vdi_reader;
 mod vhd;
+mod vhd_reader;
 mod vmdk;
+mod vmdk_reader;
 
 use std::fs::File;
 use std::path::PathBuf;

@@ -13,8 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::cluster_map::read_up_to;
+use crate::image_file::{be32, be64, corrupt, ImageFile};
 use crate::qcow2::{compressed_sector_shift, COMPRESSED, OFFSET_MASK};
 use crate::read::DiskReader;
+use crate::unit_map::{self, Unit, UnitMap};
 use crate::{Error, Format, Result};
 
 /// Length of a version 2 header (and of the fields common to both versions).
@@ -69,9 +71,7 @@ struct Cache {
 /// A qcow2 image opened for reading.
 #[derive(Debug)]
 pub(crate) struct Qcow2Reader {
-    file: File,
-    /// The file's length.
-    len: u64,
+    file: ImageFile,
     /// The virtual size.
     size: u64,
     cluster_bits: u32,
@@ -81,32 +81,19 @@ pub(crate) struct Qcow2Reader {
     cache: Mutex<Cache>,
 }
 
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-fn corrupt(message: String) -> Error {
-    Error::Corrupt(message)
-}
-
 impl Qcow2Reader {
     /// Opens and checks the header and the L1 table.
     pub fn open(file: File) -> Result<Self> {
-        let len = file
-            .metadata()
-            .map_err(Error::io("reading the image's size", 0))?
-            .len();
+        let file = ImageFile::new(file)?;
+        let len = file.len();
         if len < V2_HEADER_LENGTH {
             return Err(corrupt(format!(
                 "qcow2 header truncated: the file is {len} bytes, a header needs {V2_HEADER_LENGTH}"
             )));
         }
         let mut h = [0u8; 112];
-        let n = read_up_to(&file, &mut h, 0).map_err(Error::io("reading the qcow2 header", 0))?;
+        let n =
+            read_up_to(file.file(), &mut h, 0).map_err(Error::io("reading the qcow2 header", 0))?;
         let version = be32(&h, 4);
         if version != 2 && version != 3 {
             return Err(Error::Unsupported(format!(
@@ -218,15 +205,12 @@ impl Qcow2Reader {
                 "qcow2 L1 table offset {l1_offset:#x} is not cluster aligned"
             )));
         }
-        let l1_end = l1_offset.saturating_add(l1_size * 8);
-        if l1_end > len {
-            return Err(corrupt(format!(
-                "qcow2 L1 table ({l1_size} entries at {l1_offset:#x}) ends at {l1_end:#x}, past the end of the file ({len:#x} bytes): the image is truncated"
-            )));
-        }
         let mut raw = vec![0u8; (l1_size * 8) as usize];
-        read_up_to(&file, &mut raw, l1_offset)
-            .map_err(Error::io("reading the qcow2 L1 table", l1_offset))?;
+        file.read(
+            format_args!("the qcow2 L1 table ({l1_size} entries)"),
+            &mut raw,
+            l1_offset,
+        )?;
         // Entries past the virtual size are never used.
         let l1: Vec<u64> = raw
             .chunks_exact(8)
@@ -248,15 +232,14 @@ impl Qcow2Reader {
                     "qcow2 L2 table of L1 entry {index} is at {offset:#x}, not cluster aligned"
                 )));
             }
-            if offset + cluster > len {
-                return Err(corrupt(format!(
-                    "qcow2 L2 table of L1 entry {index} at {offset:#x} lies past the end of the file ({len:#x} bytes): the image is truncated"
-                )));
-            }
+            file.check(
+                format_args!("the qcow2 L2 table of L1 entry {index}"),
+                offset,
+                cluster,
+            )?;
         }
         Ok(Qcow2Reader {
             file,
-            len,
             size,
             cluster_bits,
             l1,
@@ -285,8 +268,11 @@ impl Qcow2Reader {
             }
         }
         let mut raw = vec![0u8; self.cluster() as usize];
-        read_up_to(&self.file, &mut raw, offset)
-            .map_err(Error::io("reading a qcow2 L2 table", offset))?;
+        self.file.read(
+            format_args!("the qcow2 L2 table of L1 entry {index}"),
+            &mut raw,
+            offset,
+        )?;
         let entries: Arc<Vec<u64>> = Arc::new(
             raw.chunks_exact(8)
                 .map(|e| u64::from_be_bytes(e.try_into().expect("8 bytes")))
@@ -304,13 +290,13 @@ impl Qcow2Reader {
             let shift = compressed_sector_shift(self.cluster_bits);
             let offset = entry & ((1 << shift) - 1);
             let sectors = ((entry >> shift) & ((1 << (self.cluster_bits - 8)) - 1)) + 1;
-            if offset >= self.len {
-                return Err(corrupt(format!(
-                    "qcow2 compressed cluster for guest offset {at:#x} is at {offset:#x}, past the end of the file ({:#x} bytes): the image is truncated",
-                    self.len
-                )));
-            }
-            let len = ((offset & !511) + sectors * 512 - offset).min(self.len - offset);
+            self.file.check(
+                format_args!("the qcow2 compressed cluster for guest offset {at:#x}"),
+                offset,
+                1,
+            )?;
+            // The stream may end in the file's last, partial sector.
+            let len = ((offset & !511) + sectors * 512 - offset).min(self.file.len() - offset);
             return Ok(Cluster::Compressed { offset, len });
         }
         if entry & L2_RESERVED != 0 {
@@ -327,12 +313,11 @@ impl Qcow2Reader {
                 "qcow2 data cluster for guest offset {at:#x} is at {offset:#x}, not cluster aligned"
             )));
         }
-        if offset + cluster > self.len {
-            return Err(corrupt(format!(
-                "qcow2 data cluster for guest offset {at:#x} at {offset:#x} lies past the end of the file ({:#x} bytes): the image is truncated",
-                self.len
-            )));
-        }
+        self.file.check(
+            format_args!("the qcow2 data cluster for guest offset {at:#x}"),
+            offset,
+            cluster,
+        )?;
         Ok(Cluster::Data(offset))
     }
 
@@ -353,9 +338,8 @@ impl Qcow2Reader {
             }
         }
         let mut packed = vec![0u8; len as usize];
-        let n = read_up_to(&self.file, &mut packed, offset)
-            .map_err(Error::io("reading a compressed qcow2 cluster", offset))?;
-        packed.truncate(n);
+        self.file
+            .read("a compressed qcow2 cluster", &mut packed, offset)?;
         let cluster = self.cluster() as usize;
         let bad = |why: String| {
             corrupt(format!(
@@ -394,6 +378,49 @@ impl Qcow2Reader {
     }
 }
 
+impl UnitMap for Qcow2Reader {
+    fn file(&self) -> &ImageFile {
+        &self.file
+    }
+
+    fn unit_size(&self) -> u64 {
+        self.cluster()
+    }
+
+    fn virtual_size(&self) -> u64 {
+        self.size
+    }
+
+    fn unit(&self, index: u64) -> Result<Unit> {
+        Ok(match self.lookup(index)? {
+            Cluster::Zero => Unit::Zero,
+            Cluster::Data(host) => Unit::Stored(host),
+            Cluster::Compressed { offset, len } => {
+                Unit::Inflated(self.inflate(index, offset, len)?)
+            }
+        })
+    }
+
+    fn stored_units(&self, stored: &mut dyn FnMut(u64) -> Result<()>) -> Result<()> {
+        let per_table = self.cluster() / 8;
+        for index in 0..self.l1.len() as u64 {
+            let Some(table) = self.l2_table(index)? else {
+                continue;
+            };
+            for (i, &entry) in table.iter().enumerate() {
+                let guest = index * per_table + i as u64;
+                if guest << self.cluster_bits >= self.size {
+                    break;
+                }
+                if self.classify(entry, guest)? != Cluster::Zero {
+                    stored(guest)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 impl DiskReader for Qcow2Reader {
     fn format(&self) -> Format {
         Format::Qcow2
@@ -404,68 +431,10 @@ impl DiskReader for Qcow2Reader {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let cluster = self.cluster();
-        let end = offset + buf.len() as u64;
-        let mut pos = offset;
-        while pos < end {
-            let guest = pos >> self.cluster_bits;
-            let piece_end = end.min((guest + 1) * cluster).max(pos);
-            let in_cluster = (pos % cluster) as usize;
-            let dst = &mut buf[(pos - offset) as usize..(piece_end - offset) as usize];
-            if pos >= self.size {
-                dst.fill(0);
-            } else {
-                match self.lookup(guest)? {
-                    Cluster::Zero => dst.fill(0),
-                    Cluster::Data(host) => {
-                        let at = host + in_cluster as u64;
-                        read_up_to(&self.file, dst, at)
-                            .map_err(Error::io("reading a qcow2 data cluster", at))?;
-                    }
-                    Cluster::Compressed { offset, len } => {
-                        let bytes = self.inflate(guest, offset, len)?;
-                        dst.copy_from_slice(&bytes[in_cluster..in_cluster + dst.len()]);
-                    }
-                }
-            }
-            pos = piece_end;
-        }
-        Ok(())
+        unit_map::read_at(self, buf, offset)
     }
 
     fn data_ranges(&self, found: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
-        let cluster = self.cluster();
-        let per_table = cluster / 8;
-        // The range being gathered: start and end in guest bytes.
-        let mut current: Option<(u64, u64)> = None;
-        for index in 0..self.l1.len() as u64 {
-            let Some(table) = self.l2_table(index)? else {
-                continue;
-            };
-            for (i, &entry) in table.iter().enumerate() {
-                let guest = index * per_table + i as u64;
-                let start = guest * cluster;
-                if start >= self.size {
-                    break;
-                }
-                if self.classify(entry, guest)? == Cluster::Zero {
-                    continue;
-                }
-                let end = (start + cluster).min(self.size);
-                match &mut current {
-                    Some((_, e)) if *e == start => *e = end,
-                    _ => {
-                        if let Some((s, e)) = current.take() {
-                            found(s, e - s)?;
-                        }
-                        current = Some((start, end));
-                    }
-                }
-            }
-        }
-        if let Some((s, e)) = current {
-            found(s, e - s)?;
-        }
-        Ok(())
+        unit_map::data_ranges(self, found)
     }
 }

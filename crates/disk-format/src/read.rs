@@ -22,25 +22,26 @@ pub trait DiskReader: Send + Sync {
     fn data_ranges(&self, found: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()>;
 }
 
-/// Opens an image, detecting its format from its magic numbers: qcow2 (version 2 or 3) by
-/// its tables, validated against the file; anything without a known magic as raw.
+/// Opens an image, detecting its format from its magic numbers (anything without a known
+/// magic is raw): qcow2 (versions 2 and 3), VDI (dynamic or fixed), VMDK (monolithicSparse
+/// or streamOptimized) and VHD (dynamic or fixed), each validated against the file.
 ///
-/// Errors name what is wrong in a damaged or truncated qcow2, and say so for formats
-/// d2l writes but does not read (VDI, VMDK, VHD) and VHDX.
+/// Errors name what is wrong in a damaged or truncated image, and what d2l does not read:
+/// images with a parent (backing file, differencing disk), VMDKs whose data is in other
+/// files, VHDX.
 pub fn open(file: File) -> Result<Box<dyn DiskReader>> {
     let detected = detect(&file).map_err(Error::io("reading the image's first bytes", 0))?;
-    match detected {
-        Detected::Format(Format::Raw) => Ok(Box::new(crate::raw::RawReader::open(file)?)),
-        Detected::Format(Format::Qcow2) => {
-            Ok(Box::new(crate::qcow2_reader::Qcow2Reader::open(file)?))
+    Ok(match detected {
+        Detected::Format(Format::Raw) => Box::new(crate::raw::RawReader::open(file)?),
+        Detected::Format(Format::Qcow2) => Box::new(crate::qcow2_reader::Qcow2Reader::open(file)?),
+        Detected::Format(Format::Vdi) => Box::new(crate::vdi_reader::VdiReader::open(file)?),
+        Detected::Format(Format::Vmdk) => Box::new(crate::vmdk_reader::VmdkReader::open(file)?),
+        Detected::Format(Format::Vhd) => crate::vhd_reader::open(file)?,
+        Detected::Vhdx => {
+            return Err(Error::Unsupported(
+                "a VHDX image: d2l reads raw, qcow2, VDI, VMDK and VHD images (qemu-img convert -O raw reads this one)"
+                    .into(),
+            ))
         }
-        Detected::Format(other) => Err(Error::Unsupported(format!(
-            "a {} image: d2l reads raw and qcow2 images (qemu-img convert -O raw reads this one)",
-            other.name().to_uppercase()
-        ))),
-        Detected::Vhdx => Err(Error::Unsupported(
-            "a VHDX image: d2l reads raw and qcow2 images (qemu-img convert -O raw reads this one)"
-                .into(),
-        )),
-    }
+    })
 }

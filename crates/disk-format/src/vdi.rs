@@ -27,11 +27,11 @@ const FILE_INFO: &[u8] = b"<<< Oracle VM VirtualBox Disk Image >>>\n";
 /// Version 1.1 (VDI_IMAGE_VERSION).
 const VERSION: u32 = 0x0001_0001;
 /// Size of the pre-header: 64 bytes of text, signature, version.
-const PREHEADER_SIZE: usize = 72;
+pub(crate) const PREHEADER_SIZE: usize = 72;
 /// Size of VDIHEADER1PLUS, the version 1.1 header with LCHS geometry.
 const HEADER_SIZE: u32 = 0x190;
 /// Image type 1: normal, dynamically growing (VDI_IMAGE_TYPE_NORMAL).
-const TYPE_NORMAL: u32 = 1;
+pub(crate) const TYPE_NORMAL: u32 = 1;
 /// Block size (the only one QEMU reads).
 const BLOCK: u64 = MIB;
 /// Alignment of the block map and the data area: a sector (see the module documentation).
@@ -42,7 +42,7 @@ const BLOCKS_OFFSET: u64 =
 /// The disk size the map has room for when the size is not known in advance.
 const UNKNOWN_SIZE_RESERVE: u64 = 64 << 30;
 /// A map entry for a block never written (VDI_IMAGE_BLOCK_FREE).
-const BLOCK_FREE: u32 = u32::MAX;
+pub(crate) const BLOCK_FREE: u32 = u32::MAX;
 /// Sector size recorded in the geometries.
 const SECTOR: u32 = 512;
 /// The largest disk written (VirtualBox's limit for VDI is 2 TiB in older releases).

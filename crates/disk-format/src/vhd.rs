@@ -29,9 +29,9 @@ use crate::raw::RawWriter;
 use crate::{Error, ImageWriter, Result, WriteOptions, MIB};
 
 /// Size of the footer and of a sector.
-const SECTOR: u64 = 512;
+pub(crate) const SECTOR: u64 = 512;
 /// Size of the dynamic disk header.
-const DYNAMIC_HEADER_SIZE: u64 = 1024;
+pub(crate) const DYNAMIC_HEADER_SIZE: u64 = 1024;
 /// Offset of the BAT: after the footer copy and the dynamic header.
 const BAT_OFFSET: u64 = SECTOR + DYNAMIC_HEADER_SIZE;
 /// Block size: 2 MiB, the specification's default.
@@ -41,13 +41,13 @@ const BITMAP: u64 = (BLOCK / SECTOR / 8).next_multiple_of(SECTOR);
 /// The largest VHD: 2040 GiB (QEMU's VHD_MAX_SECTORS; the format's 32-bit sector counts).
 const MAX_SIZE: u64 = 0xff00_0000 * SECTOR;
 /// "cxsparse", the dynamic header's cookie.
-const DYNAMIC_COOKIE: &[u8; 8] = b"cxsparse";
+pub(crate) const DYNAMIC_COOKIE: &[u8; 8] = b"cxsparse";
 /// Footer "features": bit 1, reserved, always set.
 const FEATURES: u32 = 2;
 /// File format version 1.0.
-const FORMAT_VERSION: u32 = 0x0001_0000;
+pub(crate) const FORMAT_VERSION: u32 = 0x0001_0000;
 /// Dynamic header version 1.0.
-const HEADER_VERSION: u32 = 0x0001_0000;
+pub(crate) const HEADER_VERSION: u32 = 0x0001_0000;
 /// Creator application: "win " (Hyper-V); see the module documentation.
 const CREATOR_APP: &[u8; 4] = b"win ";
 /// Creator version: 10.0, as Hyper-V on Windows 10 and Server 2016+ writes.
@@ -55,11 +55,11 @@ const CREATOR_VERSION: u32 = 0x000a_0000;
 /// Creator host OS: "Wi2k" (Windows).
 const CREATOR_OS: &[u8; 4] = b"Wi2k";
 /// Disk type 2: fixed.
-const TYPE_FIXED: u32 = 2;
+pub(crate) const TYPE_FIXED: u32 = 2;
 /// Disk type 3: dynamic.
-const TYPE_DYNAMIC: u32 = 3;
+pub(crate) const TYPE_DYNAMIC: u32 = 3;
 /// A BAT entry for a block never written.
-const UNUSED: u32 = u32::MAX;
+pub(crate) const UNUSED: u32 = u32::MAX;
 /// VHD timestamps count seconds from 2000-01-01 00:00:00 UTC.
 const EPOCH_2000: u64 = 946_684_800;
 
@@ -121,7 +121,7 @@ impl Footer {
 }
 
 /// The one's complement of the sum of all bytes (the checksum field counted as zero).
-fn checksum(bytes: &[u8]) -> u32 {
+pub(crate) fn checksum(bytes: &[u8]) -> u32 {
     !bytes
         .iter()
         .fold(0u32, |sum, &b| sum.wrapping_add(u32::from(b)))

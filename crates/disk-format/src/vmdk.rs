@@ -26,7 +26,7 @@ use crate::seq::SeqWriter;
 use crate::{Error, ImageWriter, Result, WriteOptions, MIB};
 
 /// Sector size.
-const SECTOR: u64 = 512;
+pub(crate) const SECTOR: u64 = 512;
 /// Grain size in sectors (64 KiB, VMware's default).
 const GRAIN_SECTORS: u64 = 128;
 /// Grain size in bytes.
@@ -45,22 +45,25 @@ const SPARSE_OVERHEAD_SECTORS: u64 = 24;
 /// Sectors before the first grain of a streamOptimized extent: a grain, as VMware writes.
 const STREAM_OVERHEAD_SECTORS: u64 = GRAIN_SECTORS;
 /// Header flag: the new-line detection characters are valid.
-const FLAG_NL_DETECT: u32 = 1 << 0;
+pub(crate) const FLAG_NL_DETECT: u32 = 1 << 0;
+/// The characters after the header's uncleanShutdown byte that detect a file whose line
+/// endings a text-mode transfer changed (valid when [`FLAG_NL_DETECT`] is set).
+pub(crate) const NL_CHECK: &[u8; 4] = b"\n \r\n";
 /// Header flag: the redundant grain directory is in use.
 const FLAG_RGD: u32 = 1 << 1;
 /// Header flag: grains are compressed.
-const FLAG_COMPRESSED: u32 = 1 << 16;
+pub(crate) const FLAG_COMPRESSED: u32 = 1 << 16;
 /// Header flag: grains and metadata carry markers.
-const FLAG_MARKERS: u32 = 1 << 17;
+pub(crate) const FLAG_MARKERS: u32 = 1 << 17;
 /// compressAlgorithm 1: deflate.
-const COMPRESS_DEFLATE: u16 = 1;
+pub(crate) const COMPRESS_DEFLATE: u16 = 1;
 /// gdOffset meaning "the grain directory is at the end, see the footer".
-const GD_AT_END: u64 = u64::MAX;
+pub(crate) const GD_AT_END: u64 = u64::MAX;
 /// Marker types of a streamOptimized extent.
-const MARKER_EOS: u32 = 0;
+pub(crate) const MARKER_EOS: u32 = 0;
 const MARKER_GT: u32 = 1;
 const MARKER_GD: u32 = 2;
-const MARKER_FOOTER: u32 = 3;
+pub(crate) const MARKER_FOOTER: u32 = 3;
 /// The largest hosted sparse extent: 2^32 sectors (QEMU's VMDK_EXTENT_MAX_SECTORS).
 const MAX_SIZE: u64 = (1 << 32) * SECTOR;
 
@@ -96,7 +99,7 @@ impl Header {
         put(56, &self.gd_offset.to_le_bytes());
         put(64, &self.overhead.to_le_bytes());
         // 72: uncleanShutdown 0; then the characters that detect mangled line endings.
-        put(73, b"\n \r\n");
+        put(73, NL_CHECK);
         let algorithm = if self.compress { COMPRESS_DEFLATE } else { 0 };
         put(77, &algorithm.to_le_bytes());
         b

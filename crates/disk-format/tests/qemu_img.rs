@@ -6,17 +6,14 @@
 //! threads, before the size is known, with discards. The reading side converts images
 //! qemu-img made (several qcow2 variants) and refuses damaged ones by name.
 
+mod common;
+
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use d2l_disk_format::{
-    convert, create, open, Format, ImageWriter, VhdSubformat, VirtualDisk, VmdkSubformat,
-    WriteOptions, MIB,
-};
-use d2l_fs_writer::{write_ext4, Ext4Options};
-use d2l_layer_apply::{apply_image, ApplyOptions, Rootfs, SpillFile, SpillReader, Tree};
-use d2l_partition::{write_partition_table, DiskIds, DiskLayout, TableKind};
+use common::{d2l_convert, debian_tree, new_file, read_everything, write_debian_disk, writer};
+use d2l_disk_format::{Format, VhdSubformat, VirtualDisk, VmdkSubformat, WriteOptions, MIB};
 use d2l_testkit::qemu_img;
 
 /// One way of writing an image.
@@ -62,46 +59,6 @@ fn cases(size: Option<u64>) -> Vec<Case> {
         }),
         with("disk.img", Format::Raw, "raw", false, &|_| {}),
     ]
-}
-
-/// The Debian fixture flattened: its tree and file data.
-fn debian_tree() -> (Tree, SpillReader) {
-    let debian = d2l_testkit::debian();
-    let image = d2l_registry::open_image(&debian.oci.parse().unwrap(), &Default::default())
-        .expect("open the Debian fixture");
-    let applied = apply_image(&image, SpillFile::new().unwrap(), ApplyOptions::default())
-        .expect("apply its layers");
-    let rootfs = Rootfs::from_parts(applied.tree, applied.store, ApplyOptions::default());
-    let (tree, spill) = rootfs.finish().unwrap();
-    (tree, spill.into_reader().unwrap())
-}
-
-/// Writes the fixture's ext4 at 1 MiB and an MBR into `disk`; returns the disk's size.
-fn write_debian_disk(disk: &dyn VirtualDisk, tree: &Tree, data: &SpillReader) -> u64 {
-    let mut options = Ext4Options::deterministic(&[7; 32]);
-    options.offset = d2l_partition::PARTITION_START_BYTES;
-    let report = write_ext4(tree, data, disk, &options).expect("write ext4");
-    let layout = DiskLayout::plan(TableKind::Mbr, report.size_bytes).unwrap();
-    write_partition_table(disk, &layout, &DiskIds::derive(&[7; 32]), None).unwrap();
-    layout.disk_bytes
-}
-
-/// Creates `path`, empty, for reading and writing.
-fn new_file(path: &Path) -> File {
-    File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .unwrap()
-}
-
-/// Creates `path` and a writer over it.
-fn writer(path: &Path, options: &WriteOptions) -> Box<dyn ImageWriter> {
-    let file = new_file(path);
-    let mut options = options.clone();
-    options.scratch_dir = path.parent().map(Path::to_path_buf);
-    create(file, &options).expect("create the writer")
 }
 
 /// Checks `image` against the raw `reference` of `size` bytes with qemu-img, and the VHD
@@ -400,16 +357,6 @@ fn synthetic_raw(dir: &Path) -> PathBuf {
     path
 }
 
-/// Converts `input` with d2l into a new image of `options` at `output`.
-fn d2l_convert(input: &Path, output: &Path, options: &WriteOptions) {
-    let reader = open(File::open(input).unwrap()).expect("open");
-    let mut options = options.clone();
-    options.max_virtual_size = Some(reader.virtual_size());
-    let disk = writer(output, &options);
-    convert(reader.as_ref(), disk.as_disk()).expect("convert");
-    disk.finish().expect("finish");
-}
-
 #[test]
 fn reads_qcow2_images_as_qemu_img_writes_them() {
     let tmp = tempfile::tempdir().unwrap();
@@ -459,15 +406,6 @@ fn reads_qcow2_images_as_qemu_img_writes_them() {
         std::fs::remove_file(&back).unwrap();
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-}
-
-/// Opens `path` and reads all its data; the first error.
-fn read_everything(path: &Path) -> Result<(), String> {
-    let reader = open(File::open(path).unwrap()).map_err(|e| e.to_string())?;
-    let sink = tempfile::tempfile().unwrap();
-    convert(reader.as_ref(), &sink)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 #[test]

@@ -1,4 +1,5 @@
-//! `d2l convert IN OUT`: a raw or qcow2 image rewritten in another format.
+//! `d2l convert IN OUT`: a disk image (raw, qcow2, VDI, VMDK or VHD) rewritten in another
+//! format.
 
 use std::fs::File;
 use std::path::Path;

@@ -1,0 +1,165 @@
+//! An image file opened for reading: its length, the integer fields of its structures, and
+//! reads that first check that what a header or table points at lies inside the file.
+//!
+//! Every reader goes through it, so a damaged or truncated image of any format is reported
+//! the same way: one line naming the structure, where it was said to be, and the file's
+//! length.
+
+use std::fmt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+
+use crate::{Error, Result};
+
+/// An image being read.
+#[derive(Debug)]
+pub(crate) struct ImageFile {
+    file: File,
+    len: u64,
+}
+
+impl ImageFile {
+    /// Takes `file` and its current length.
+    pub fn new(file: File) -> Result<Self> {
+        let len = file
+            .metadata()
+            .map_err(Error::io("reading the image's size", 0))?
+            .len();
+        Ok(ImageFile { file, len })
+    }
+
+    /// The file's length in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// The file itself.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Errors unless the `len` bytes at `offset` lie inside the file; `what` names them
+    /// ("VDI block 3 (map entry 2)").
+    pub fn check(&self, what: impl fmt::Display, offset: u64, len: u64) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(past_the_end(what, offset, len, self.len)),
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset`, after [`check`](Self::check)ing them.
+    pub fn read(&self, what: impl fmt::Display, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.check(what, offset, buf.len() as u64)?;
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(Error::io("reading the image", offset))
+    }
+
+    /// Reads `count` 32-bit entries of a table at `offset` (after checking them), decoded
+    /// with `decode` (`u32::from_le_bytes` or `u32::from_be_bytes`).
+    pub fn read_u32s(
+        &self,
+        what: impl fmt::Display,
+        offset: u64,
+        count: u64,
+        decode: fn([u8; 4]) -> u32,
+    ) -> Result<Vec<u32>> {
+        let bytes = count
+            .checked_mul(4)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| past_the_end(&what, offset, u64::MAX, self.len))?;
+        // Checked before the buffer is allocated: a damaged count must not exhaust memory.
+        self.check(&what, offset, bytes as u64)?;
+        let mut raw = vec![0u8; bytes];
+        self.read(what, &mut raw, offset)?;
+        Ok(raw
+            .chunks_exact(4)
+            .map(|e| decode(e.try_into().expect("4 bytes")))
+            .collect())
+    }
+}
+
+/// The error for `len` bytes at `offset`, named `what`, that a file of `file_len` bytes
+/// does not hold.
+pub(crate) fn past_the_end(what: impl fmt::Display, offset: u64, len: u64, file_len: u64) -> Error {
+    let size = if len == u64::MAX {
+        String::from("more bytes than a file can hold")
+    } else {
+        format!("{len} bytes")
+    };
+    Error::Corrupt(format!(
+        "{what} ({size} at {offset:#x}) lies past the end of the file ({file_len:#x} bytes): the image is truncated or damaged"
+    ))
+}
+
+/// A damaged image: `message` says what is wrong where.
+pub(crate) fn corrupt(message: String) -> Error {
+    Error::Corrupt(message)
+}
+
+/// The little-endian `u16` at `at`.
+pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
+}
+
+/// The little-endian `u32` at `at`.
+pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The little-endian `u64` at `at`.
+pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The big-endian `u32` at `at`.
+pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The big-endian `u64` at `at`.
+pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
+    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_inside_the_file_and_names_what_is_not() {
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(&[1, 0, 0, 0, 0, 0, 0, 2], 0).unwrap();
+        let image = ImageFile::new(file).unwrap();
+        assert_eq!(image.len(), 8);
+        assert_eq!(
+            image
+                .read_u32s("a table", 0, 2, u32::from_le_bytes)
+                .unwrap(),
+            [1, 0x0200_0000]
+        );
+        let err = image.read_u32s("a table", 4, 2, u32::from_le_bytes);
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "a table (8 bytes at 0x4) lies past the end of the file (0x8 bytes): the image is truncated or damaged"
+        );
+        let err = image.check("the end", u64::MAX, 2).unwrap_err().to_string();
+        assert!(
+            err.starts_with("the end (2 bytes at 0xffffffffffffffff)"),
+            "{err}"
+        );
+        assert!(image
+            .read_u32s("huge", 0, u64::MAX / 2, u32::from_le_bytes)
+            .is_err());
+    }
+
+    #[test]
+    fn fields() {
+        let b = [1, 2, 3, 4, 5, 6, 7, 8];
+        assert_eq!(le16(&b, 0), 0x0201);
+        assert_eq!(le32(&b, 0), 0x0403_0201);
+        assert_eq!(le64(&b, 0), 0x0807_0605_0403_0201);
+        assert_eq!(be32(&b, 4), 0x0506_0708);
+        assert_eq!(be64(&b, 0), 0x0102_0304_0506_0708);
+    }
+}
