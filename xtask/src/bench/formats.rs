@@ -1,6 +1,7 @@
 //! `bench formats`: for each disk image format, `d2l build -o X.fmt` of the fixture against
 //! `d2l build -o X.img` (raw), and `d2l convert` of that raw disk against
-//! `qemu-img convert -O fmt` of it, in the same run; and the size of each output.
+//! `qemu-img convert -O fmt` of it, in the same run; and the size of each output. Reading
+//! is timed too: qemu-img's output converted back to raw by `d2l convert` and by qemu-img.
 //!
 //! Targets: a build straight to an uncompressed format costs at most 10% more than the raw
 //! build (each such build is timed alternately with a raw build, and compared with that
@@ -118,6 +119,13 @@ const CASES: &[Case] = &[
     },
 ];
 
+impl Case {
+    /// QEMU's name of the format, for `qemu-img convert -f`.
+    fn qemu_format(&self) -> &'static str {
+        self.qemu_args[1]
+    }
+}
+
 /// What one case measured.
 struct Measured {
     /// The raw build timed alongside `build` (the first raw build for compressed cases).
@@ -125,6 +133,10 @@ struct Measured {
     build: Duration,
     convert: Duration,
     qemu: Duration,
+    /// `d2l convert` of qemu-img's output back to raw.
+    read_back: Duration,
+    /// `qemu-img convert -O raw` of the same.
+    qemu_read_back: Duration,
     /// (file length, bytes on disk) of d2l build's, d2l convert's and qemu-img's outputs.
     sizes: [(u64, u64); 3],
 }
@@ -154,7 +166,9 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
         if case.size_given {
             build_args.extend(["--size", &size_arg]);
         }
-        let time = |name: &str, cmd: &mut dyn FnMut() -> Command| -> Result<Duration> {
+        let back = tmp.join("read-back.img");
+        // Times `cmd`, whose output `made` is removed (untimed) before each run.
+        let time_to = |name: &str, made: &Path, cmd: &mut dyn FnMut() -> Command| {
             let runs = if case.compressed { 1 } else { super::RUNS };
             let usage = measure_usage(
                 &format!("{}: {name}", case.name),
@@ -167,10 +181,11 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
                         peak_rss: 0,
                     })
                 },
-                || remove_and_sync(&out),
+                || remove_and_sync(made),
             )?;
-            Ok(usage.time)
+            Ok::<_, anyhow::Error>(usage.time)
         };
+        let time = |name: &str, cmd: &mut dyn FnMut() -> Command| time_to(name, &out, cmd);
         let (raw_build, build) = if case.compressed {
             let build = time("d2l build", &mut || {
                 d2l_build(&ctx.d2l, &source, &out, &build_args)
@@ -202,6 +217,20 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
             cmd
         })?;
         let by_qemu = sizes(&out)?;
+        // Reading the format: qemu-img's image back to raw.
+        let read_back = time_to("d2l convert back to raw", &back, &mut || {
+            let mut cmd = Command::new(&ctx.d2l);
+            cmd.args(["convert", "--quiet"]).arg(&out).arg(&back);
+            cmd
+        })?;
+        let qemu_read_back = time_to("qemu-img convert back to raw", &back, &mut || {
+            let mut cmd = Command::new("qemu-img");
+            cmd.args(["convert", "-f", case.qemu_format(), "-O", "raw"])
+                .arg(&out)
+                .arg(&back);
+            cmd
+        })?;
+        remove_file(&back)?;
         remove_file(&out)?;
         results.push((
             case,
@@ -210,6 +239,8 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
                 build,
                 convert,
                 qemu,
+                read_back,
+                qemu_read_back,
                 sizes: [built, converted, by_qemu],
             },
         ));
@@ -218,17 +249,19 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
 
     println!();
     println!(
-        "{:<24} {:>9} {:>9} {:>9} {:>9}",
-        "best time", "raw build", "build", "convert", "qemu-img",
+        "{:<24} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "best time", "raw build", "build", "convert", "qemu-img", "to raw", "qemu-img",
     );
     for (case, m) in &results {
         println!(
-            "{:<24} {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s",
+            "{:<24} {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s {:>8.3}s",
             case.name,
             m.raw_build.as_secs_f64(),
             m.build.as_secs_f64(),
             m.convert.as_secs_f64(),
             m.qemu.as_secs_f64(),
+            m.read_back.as_secs_f64(),
+            m.qemu_read_back.as_secs_f64(),
         );
     }
     println!();
@@ -269,6 +302,13 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
         let over = ratio(m.convert, m.qemu);
         check(
             &format!("{}: convert / qemu-img", case.name),
+            &format!("{over:.2}"),
+            &format!("target <= {CONVERT_OVER_QEMU_MAX:.1}"),
+            over <= CONVERT_OVER_QEMU_MAX,
+        );
+        let over = ratio(m.read_back, m.qemu_read_back);
+        check(
+            &format!("{}: convert to raw / qemu-img", case.name),
             &format!("{over:.2}"),
             &format!("target <= {CONVERT_OVER_QEMU_MAX:.1}"),
             over <= CONVERT_OVER_QEMU_MAX,
