@@ -15,8 +15,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use crate::cluster_map::read_up_to;
 use crate::image_file::{be32, be64, corrupt, ImageFile};
 use crate::qcow2::{compressed_sector_shift, COMPRESSED, OFFSET_MASK};
-use crate::read::DiskReader;
-use crate::unit_map::{self, Unit, UnitMap};
+use crate::unit_map::{Unit, UnitMap};
 use crate::{Error, Format, Result};
 
 /// Length of a version 2 header (and of the fields common to both versions).
@@ -379,6 +378,10 @@ impl Qcow2Reader {
 }
 
 impl UnitMap for Qcow2Reader {
+    fn image_format(&self) -> Format {
+        Format::Qcow2
+    }
+
     fn file(&self) -> &ImageFile {
         &self.file
     }
@@ -418,23 +421,5 @@ impl UnitMap for Qcow2Reader {
             }
         }
         Ok(())
-    }
-}
-
-impl DiskReader for Qcow2Reader {
-    fn format(&self) -> Format {
-        Format::Qcow2
-    }
-
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        unit_map::read_at(self, buf, offset)
-    }
-
-    fn data_ranges(&self, found: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
-        unit_map::data_ranges(self, found)
     }
 }

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use crate::image_file::ImageFile;
-use crate::Result;
+use crate::read::DiskReader;
+use crate::{Format, Result};
 
 /// Where a unit of the virtual disk is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub(crate) enum Unit {
 
 /// A format's map from units of the virtual disk to the image file.
 pub(crate) trait UnitMap: Send + Sync {
+    /// The image's format.
+    fn image_format(&self) -> Format;
+
     /// The image file.
     fn file(&self) -> &ImageFile;
 
@@ -37,6 +41,25 @@ pub(crate) trait UnitMap: Send + Sync {
     /// Calls `stored(index)` for every unit that [`unit`](Self::unit) may not find
     /// [`Unit::Zero`], in increasing order, without reading their data.
     fn stored_units(&self, stored: &mut dyn FnMut(u64) -> Result<()>) -> Result<()>;
+}
+
+/// Every format stored in mapped units reads through this module.
+impl<T: UnitMap> DiskReader for T {
+    fn format(&self) -> Format {
+        self.image_format()
+    }
+
+    fn virtual_size(&self) -> u64 {
+        UnitMap::virtual_size(self)
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        read_at(self, buf, offset)
+    }
+
+    fn data_ranges(&self, found: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        data_ranges(self, found)
+    }
 }
 
 /// [`DiskReader::read_at`](crate::DiskReader::read_at) for a disk stored through `map`:
@@ -119,6 +142,9 @@ mod tests {
     }
 
     impl UnitMap for Toy {
+        fn image_format(&self) -> Format {
+            Format::Raw
+        }
         fn file(&self) -> &ImageFile {
             &self.file
         }

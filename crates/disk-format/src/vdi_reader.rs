@@ -11,8 +11,7 @@ use std::fs::File;
 
 use crate::format::{VDI_SIGNATURE, VDI_SIGNATURE_OFFSET};
 use crate::image_file::{corrupt, le32, le64, ImageFile};
-use crate::read::DiskReader;
-use crate::unit_map::{self, Unit, UnitMap};
+use crate::unit_map::{Unit, UnitMap};
 use crate::vdi::{BLOCK_FREE, PREHEADER_SIZE, TYPE_NORMAL};
 use crate::{Error, Format, Result};
 
@@ -187,6 +186,10 @@ impl VdiReader {
 }
 
 impl UnitMap for VdiReader {
+    fn image_format(&self) -> Format {
+        Format::Vdi
+    }
+
     fn file(&self) -> &ImageFile {
         &self.file
     }
@@ -214,23 +217,5 @@ impl UnitMap for VdiReader {
             }
         }
         Ok(())
-    }
-}
-
-impl DiskReader for VdiReader {
-    fn format(&self) -> Format {
-        Format::Vdi
-    }
-
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        unit_map::read_at(self, buf, offset)
-    }
-
-    fn data_ranges(&self, found: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
-        unit_map::data_ranges(self, found)
     }
 }

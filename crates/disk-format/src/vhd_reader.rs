@@ -20,7 +20,7 @@ use std::fs::File;
 use crate::format::VHD_COOKIE;
 use crate::image_file::{be32, be64, corrupt, ImageFile};
 use crate::read::DiskReader;
-use crate::unit_map::{self, Unit, UnitMap};
+use crate::unit_map::{Unit, UnitMap};
 use crate::vhd::{
     checksum, DYNAMIC_COOKIE, DYNAMIC_HEADER_SIZE, FORMAT_VERSION, HEADER_VERSION, SECTOR,
     TYPE_DYNAMIC, TYPE_FIXED, UNUSED,
@@ -277,6 +277,10 @@ impl DynamicVhd {
 }
 
 impl UnitMap for DynamicVhd {
+    fn image_format(&self) -> Format {
+        Format::Vhd
+    }
+
     fn file(&self) -> &ImageFile {
         &self.file
     }
@@ -303,23 +307,5 @@ impl UnitMap for DynamicVhd {
             }
         }
         Ok(())
-    }
-}
-
-impl DiskReader for DynamicVhd {
-    fn format(&self) -> Format {
-        Format::Vhd
-    }
-
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        unit_map::read_at(self, buf, offset)
-    }
-
-    fn data_ranges(&self, found: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
-        unit_map::data_ranges(self, found)
     }
 }

@@ -23,8 +23,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 
 use crate::format::VMDK_MAGIC;
 use crate::image_file::{corrupt, le16, le32, le64, ImageFile};
-use crate::read::DiskReader;
-use crate::unit_map::{self, Unit, UnitMap};
+use crate::unit_map::{Unit, UnitMap};
 use crate::vmdk::{
     COMPRESS_DEFLATE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_NL_DETECT, GD_AT_END, MARKER_EOS,
     MARKER_FOOTER, NL_CHECK, SECTOR,
@@ -518,6 +517,10 @@ fn refuse_descriptor_file(file: &ImageFile) -> Error {
 }
 
 impl UnitMap for VmdkReader {
+    fn image_format(&self) -> Format {
+        Format::Vmdk
+    }
+
     fn file(&self) -> &ImageFile {
         &self.file
     }
@@ -555,24 +558,6 @@ impl UnitMap for VmdkReader {
             }
         }
         Ok(())
-    }
-}
-
-impl DiskReader for VmdkReader {
-    fn format(&self) -> Format {
-        Format::Vmdk
-    }
-
-    fn virtual_size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        unit_map::read_at(self, buf, offset)
-    }
-
-    fn data_ranges(&self, found: &mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> {
-        unit_map::data_ranges(self, found)
     }
 }
 

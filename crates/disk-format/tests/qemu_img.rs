@@ -12,7 +12,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use common::{d2l_convert, debian_tree, new_file, read_everything, write_debian_disk, writer};
+use common::{
+    d2l_convert, debian_tree, new_file, pattern, read_everything, write_debian_disk, writer,
+};
 use d2l_disk_format::{Format, VhdSubformat, VirtualDisk, VmdkSubformat, WriteOptions, MIB};
 use d2l_testkit::qemu_img;
 
@@ -245,23 +247,6 @@ fn no_larger_than_qemu_img(
         ));
     }
     Ok(())
-}
-
-/// Deterministic bytes that compress somewhat, with zero runs.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if (i / 4096) % 5 == 3 {
-                0
-            } else {
-                (x % 7) as u8 * 37
-            }
-        })
-        .collect()
 }
 
 /// A write: offset and bytes.

@@ -11,7 +11,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use common::{d2l_convert, debian_tree, new_file, read_everything, write_debian_disk, writer};
+use common::{
+    d2l_convert, debian_tree, new_file, pattern, read_everything, write_debian_disk, writer,
+};
 use d2l_disk_format::{open, Format, VhdSubformat, VmdkSubformat, WriteOptions, MIB};
 use d2l_testkit::qemu_img;
 
@@ -110,23 +112,6 @@ fn reads_the_debian_disk_as_d2l_and_qemu_img_write_it() {
         std::fs::remove_file(&path).unwrap();
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-}
-
-/// Deterministic bytes with some all-zero 4 KiB blocks.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if (i / 4096) % 7 == 5 {
-                0
-            } else {
-                (x % 11) as u8 * 23
-            }
-        })
-        .collect()
 }
 
 /// Size of the synthetic disk: whole sectors, but it ends inside a 64 KiB grain, a 1 MiB

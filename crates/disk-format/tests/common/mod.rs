@@ -71,3 +71,20 @@ pub fn read_everything(path: &Path) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
+
+/// Deterministic bytes that compress somewhat, with zero runs.
+pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if (i / 4096) % 5 == 3 {
+                0
+            } else {
+                (x % 7) as u8 * 37
+            }
+        })
+        .collect()
+}
