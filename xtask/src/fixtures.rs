@@ -80,7 +80,7 @@ const OCI_ARCHIVE: &str = "debian-oci-archive.tar";
 const DOCKER_ARCHIVE: &str = "debian-docker-archive.tar";
 const RECIPE_FILE: &str = "recipe.txt";
 /// Written last: its presence marks a complete build.
-const MANIFEST_FILE: &str = "manifest.json";
+pub(crate) const MANIFEST_FILE: &str = "manifest.json";
 
 pub(crate) const OS: &str = "linux";
 pub(crate) const ARCHITECTURE: &str = "amd64";
@@ -384,26 +384,42 @@ pub fn ensure() -> Result<PathBuf> {
 }
 
 fn ensure_debian() -> Result<PathBuf> {
-    let start = Instant::now();
     let mirror = mirror();
     let recipe = recipe(&mirror);
-    let key = key(&recipe);
+    ensure_cached("fixtures", "fixtures", &recipe, &mirror, |out, key| {
+        build(out, key, &recipe, &mirror)
+    })
+}
+
+/// Makes sure the fixture whose recipe is `recipe` is in the cache, under the hash of the
+/// recipe, and returns its directory; `<target>/LINK` points at it. A missing one is built
+/// by `build(dir, key)` into `<key>.partial-<pid>` (needs root), renamed into place once
+/// complete (its manifest, written last, marks it so); `label` names it in messages.
+pub(crate) fn ensure_cached(
+    label: &str,
+    link: &str,
+    recipe: &str,
+    mirror: &str,
+    build: impl FnOnce(&Path, &str) -> Result<()>,
+) -> Result<PathBuf> {
+    let start = Instant::now();
+    let key = key(recipe);
     let base = cache_base()?;
     let dir = base.join(&key);
     if dir.join(MANIFEST_FILE).is_file() {
-        link(&dir)?;
+        link_as(&dir, link)?;
         println!(
-            "fixtures: cached at {} ({})",
+            "{label}: cached at {} ({})",
             dir.display(),
             util::secs(start.elapsed())
         );
         return Ok(dir);
     }
 
-    println!("fixtures: building {} (mirror {mirror})", dir.display());
+    println!("{label}: building {} (mirror {mirror})", dir.display());
     if !util::is_root() {
         bail!(
-            "building the fixtures needs root (debootstrap, umoci unpack); run \
+            "building the {label} needs root (debootstrap, umoci unpack); run \
              `cargo xtask fixtures` as root once, the result is cached in {}",
             dir.display()
         );
@@ -412,8 +428,8 @@ fn ensure_debian() -> Result<PathBuf> {
     fs::create_dir_all(&base).with_context(|| base.display().to_string())?;
     remove_stale_partials(&base, &key)?;
     let partial = base.join(format!("{key}.partial-{}", std::process::id()));
-    build(&partial, &key, &recipe, &mirror).inspect_err(|_| {
-        eprintln!("fixtures: build failed; removing {}", partial.display());
+    build(&partial, &key).inspect_err(|_| {
+        eprintln!("{label}: build failed; removing {}", partial.display());
         let _ = util::remove_tree(&partial);
     })?;
     if let Err(err) = fs::rename(&partial, &dir) {
@@ -424,9 +440,9 @@ fn ensure_debian() -> Result<PathBuf> {
         }
         util::remove_tree(&partial)?;
     }
-    link(&dir)?;
+    link_as(&dir, link)?;
     println!(
-        "fixtures: built {} in {}",
+        "{label}: built {} in {}",
         dir.display(),
         util::secs(start.elapsed())
     );
@@ -434,7 +450,7 @@ fn ensure_debian() -> Result<PathBuf> {
 }
 
 /// Removes `<key>.partial-<pid>` directories whose build process is gone.
-pub(crate) fn remove_stale_partials(base: &Path, key: &str) -> Result<()> {
+fn remove_stale_partials(base: &Path, key: &str) -> Result<()> {
     let prefix = format!("{key}.partial-");
     for entry in fs::read_dir(base)? {
         let entry = entry?;
@@ -662,11 +678,6 @@ fn manifest(out: &Path, key: &str) -> Result<Value> {
             "added": paths(|e| matches!(e, Edit::Mkdir(_) | Edit::Add(..))),
         },
     }))
-}
-
-/// Points `<target>/fixtures` at `dir`, replacing an older link atomically.
-fn link(dir: &Path) -> Result<()> {
-    link_as(dir, "fixtures")
 }
 
 /// Points `<target>/NAME` at `dir`, replacing an older link atomically.

@@ -20,14 +20,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::json;
 
-use crate::fixtures::{
-    self, cache_base, key, link_as, mirror, remove_stale_partials, ARCHITECTURE, OS,
-};
+use crate::fixtures::{self, mirror, ARCHITECTURE, MANIFEST_FILE, OS};
 use crate::util::{self, step};
 
 /// Bump to rebuild the cache, e.g. when `manifest.json` changes shape.
@@ -41,8 +38,6 @@ pub const REFERENCE: &str = SUITE;
 /// `<target>/LINK` points at MIN.
 pub const LINK: &str = "fixtures-minbase";
 const RECIPE_FILE: &str = "recipe.txt";
-/// Written last: its presence marks a complete build.
-const MANIFEST_FILE: &str = "manifest.json";
 
 const CMD: &str = "/bin/bash";
 
@@ -101,58 +96,11 @@ fn recipe(mirror: &str) -> String {
 /// Makes sure the minbase fixture is built, links `<target>/fixtures-minbase` to it and
 /// returns MIN.
 pub fn ensure() -> Result<PathBuf> {
-    let start = Instant::now();
     let mirror = mirror();
     let recipe = recipe(&mirror);
-    let key = key(&recipe);
-    let base = cache_base()?;
-    let dir = base.join(&key);
-    if dir.join(MANIFEST_FILE).is_file() {
-        link_as(&dir, LINK)?;
-        println!(
-            "minbase fixture: cached at {} ({})",
-            dir.display(),
-            util::secs(start.elapsed())
-        );
-        return Ok(dir);
-    }
-    println!(
-        "minbase fixture: building {} (mirror {mirror})",
-        dir.display()
-    );
-    if !util::is_root() {
-        bail!(
-            "building the minbase fixture needs root (debootstrap, umoci unpack); run \
-             `cargo xtask fixtures` as root once, the result is cached in {}",
-            dir.display()
-        );
-    }
-    step("packages", || util::ensure_tools(util::FIXTURE_TOOLS))?;
-    fs::create_dir_all(&base).with_context(|| base.display().to_string())?;
-    remove_stale_partials(&base, &key)?;
-    let partial = base.join(format!("{key}.partial-{}", std::process::id()));
-    build(&partial, &key, &recipe, &mirror).inspect_err(|_| {
-        eprintln!(
-            "minbase fixture: build failed; removing {}",
-            partial.display()
-        );
-        let _ = util::remove_tree(&partial);
-    })?;
-    if let Err(err) = fs::rename(&partial, &dir) {
-        // Another build finished first: keep its result.
-        if !dir.join(MANIFEST_FILE).is_file() {
-            return Err(err)
-                .with_context(|| format!("rename {} -> {}", partial.display(), dir.display()));
-        }
-        util::remove_tree(&partial)?;
-    }
-    link_as(&dir, LINK)?;
-    println!(
-        "minbase fixture: built {} in {}",
-        dir.display(),
-        util::secs(start.elapsed())
-    );
-    Ok(dir)
+    fixtures::ensure_cached("minbase fixture", LINK, &recipe, &mirror, |out, key| {
+        build(out, key, &recipe, &mirror)
+    })
 }
 
 /// Builds the fixture into `out` (which must not exist).
@@ -208,6 +156,7 @@ fn build(out: &Path, key: &str, recipe: &str, mirror: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::key;
 
     #[test]
     fn recipe_is_a_kernel_less_minbase_with_its_own_key() {
