@@ -227,15 +227,7 @@ impl ClusterMap {
 
     /// Checks that the disk may reach `end` bytes.
     fn check_size(&self, end: u64) -> io::Result<()> {
-        if end > self.max_size {
-            return Err(Error::TooLarge {
-                format: self.format,
-                size: end,
-                max: self.max_size,
-            }
-            .into());
-        }
-        Ok(())
+        Ok(Error::check_size(self.format, end, self.max_size)?)
     }
 
     /// Maps `len` bytes at guest `offset` to host runs, allocating units that have none

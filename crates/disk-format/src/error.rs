@@ -40,6 +40,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::TooLarge`] unless a `format` disk of `size` bytes fits its `max`.
+    pub(crate) fn check_size(format: &'static str, size: u64, max: u64) -> Result<()> {
+        if size > max {
+            return Err(Error::TooLarge { format, size, max });
+        }
+        Ok(())
+    }
+}
+
+impl Error {
     /// An I/O error at `offset` while doing `what`.
     pub(crate) fn io(what: &'static str, offset: u64) -> impl FnOnce(io::Error) -> Error {
         move |source| Error::Io {

@@ -158,13 +158,7 @@ impl L2Source<'_> {
 /// sparse raw disk): every cluster holding data is deflated (kept as it is when that does not
 /// shrink it), packed one after another from cluster 1 on; the tables follow.
 pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<()> {
-    if size > MAX_SIZE {
-        return Err(Error::TooLarge {
-            format: "qcow2",
-            size,
-            max: MAX_SIZE,
-        });
-    }
+    Error::check_size("qcow2", size, MAX_SIZE)?;
     let shift = compressed_sector_shift(CLUSTER_BITS);
     let mut tables: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     // The header's cluster, then one count per host cluster of data.

@@ -61,13 +61,7 @@ impl VdiWriter {
             .max_virtual_size
             .map(|size| size.next_multiple_of(MIB));
         let max = known.unwrap_or(MAX_SIZE);
-        if max > MAX_SIZE {
-            return Err(Error::TooLarge {
-                format: "VDI",
-                size: max,
-                max: MAX_SIZE,
-            });
-        }
+        Error::check_size("VDI", max, MAX_SIZE)?;
         let layout = SlotLayout {
             unit: BLOCK,
             first: data_offset(known.unwrap_or(UNKNOWN_SIZE_RESERVE) / BLOCK),

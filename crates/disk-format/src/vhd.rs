@@ -146,14 +146,7 @@ fn dynamic_header(table_offset: u64, max_table_entries: u32) -> [u8; DYNAMIC_HEA
 
 /// Checks that a disk of `size` bytes fits a VHD.
 fn check_size(size: u64) -> Result<()> {
-    if size > MAX_SIZE {
-        return Err(Error::TooLarge {
-            format: "VHD",
-            size,
-            max: MAX_SIZE,
-        });
-    }
-    Ok(())
+    Error::check_size("VHD", size, MAX_SIZE)
 }
 
 /// Writes a dynamic VHD.

@@ -142,14 +142,7 @@ fn descriptor(options: &WriteOptions, create_type: &str, capacity: u64) -> Vec<u
 
 /// Checks that a disk of `size` bytes fits a sparse extent.
 fn check_size(size: u64) -> Result<()> {
-    if size > MAX_SIZE {
-        return Err(Error::TooLarge {
-            format: "VMDK",
-            size,
-            max: MAX_SIZE,
-        });
-    }
-    Ok(())
+    Error::check_size("VMDK", size, MAX_SIZE)
 }
 
 /// Writes a monolithicSparse VMDK.
