@@ -12,12 +12,15 @@
 //!   both booted in QEMU; `d2l pull` against `skopeo copy` from a local registry (see
 //!   [`bench`]).
 //! - `demo`: d2l on the built-in demo image.
+//! - `golden [--record]`: sha256 of d2l's outputs for a fixed set of builds of the fixture,
+//!   recorded in `xtask/golden/digests.txt` or checked against it (see [`golden`]).
 
 mod bench;
 mod ci;
 mod demo;
 mod fixtures;
 mod fixtures_arm64;
+mod golden;
 mod minbase;
 mod rss;
 mod synthetic;
@@ -39,7 +42,11 @@ tasks:
             images of 10k, 100k and 1M files (scale), a bootable disk against the
             docker-to-linux way (disk), d2l pull against skopeo copy from a local
             registry (pull); default: all
-  demo      run d2l inspect and d2l export on the built-in demo image";
+  demo      run d2l inspect and d2l export on the built-in demo image
+  golden [--record]
+            build the fixture with a fixed set of d2l export/build options and compare the
+            outputs' sha256 with xtask/golden/digests.txt (--record: write it, each output
+            built twice to check it is deterministic); a guard for refactors, not in ci";
 
 fn main() -> ExitCode {
     match run() {
@@ -71,6 +78,16 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(parts) => bench::run(parts).map(|()| ExitCode::SUCCESS),
             Err(msg) => {
                 eprintln!("{msg}\n\n{USAGE}");
+                Ok(ExitCode::from(2))
+            }
+        };
+    }
+    if task == "golden" {
+        return match rest {
+            [] => golden::run(false).map(|()| ExitCode::SUCCESS),
+            [flag] if flag == "--record" => golden::run(true).map(|()| ExitCode::SUCCESS),
+            _ => {
+                eprintln!("`golden` takes only --record\n\n{USAGE}");
                 Ok(ExitCode::from(2))
             }
         };
