@@ -15,6 +15,7 @@
 
 #![deny(missing_docs)]
 
+pub mod apply;
 pub mod debugfs;
 mod fixtures;
 pub mod layer;

@@ -14,7 +14,7 @@
 
 use std::cmp::Ordering;
 
-use d2l_layer_apply::{ContentStore, InodeId, InodeKind, Rootfs, Tree};
+use d2l_rootfs::{ContentStore, InodeId, InodeKind, Rootfs, Tree};
 
 use crate::error::{Error, Result};
 

@@ -4,7 +4,7 @@
 //! Every change comes back as a [`Change`] line for the build's summary; things the user
 //! should know but that are not errors come back as warnings.
 
-use d2l_layer_apply::{ContentStore, InodeKind, Metadata, Rootfs, Timestamp};
+use d2l_rootfs::{ContentStore, InodeKind, Metadata, Rootfs, Timestamp};
 use sha2::{Digest, Sha512};
 
 use crate::error::{Error, Result};

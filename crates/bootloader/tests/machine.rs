@@ -3,18 +3,13 @@
 use d2l_bootloader::{
     find_kernel, prepare, salt_from, sha512_crypt, BootFiles, Error, MachineOptions,
 };
-use d2l_layer_apply::{ApplyOptions, Rootfs, SpillFile};
+use d2l_rootfs::{Rootfs, SpillFile};
 use d2l_testkit::layer::LayerTar;
 
 fn rootfs(build: impl FnOnce(&mut LayerTar)) -> Rootfs<SpillFile> {
     let mut layer = LayerTar::new();
     build(&mut layer);
-    let mut rootfs = Rootfs::new(SpillFile::new().unwrap(), ApplyOptions::default());
-    rootfs
-        .apply_layer(1, &layer.finish()[..])
-        .map_err(|f| format!("{f:?}"))
-        .unwrap();
-    rootfs
+    d2l_testkit::apply::layers(SpillFile::new().unwrap(), &[&layer.finish()])
 }
 
 fn boot(kernel: &str, initrd: Option<&str>) -> BootFiles {

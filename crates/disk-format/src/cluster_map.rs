@@ -413,7 +413,7 @@ pub(crate) fn is_zero(bytes: &[u8]) -> bool {
         .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
 }
 
-impl d2l_fs_writer::VirtualDisk for ClusterMap {
+impl d2l_disk::VirtualDisk for ClusterMap {
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
         // A unit is allocated only for non-zero bytes; zeros written where nothing is
         // stored already read back as zeros.
@@ -528,7 +528,7 @@ impl d2l_fs_writer::VirtualDisk for ClusterMap {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use d2l_fs_writer::VirtualDisk;
+    use d2l_disk::VirtualDisk;
 
     const UNIT: u64 = 4096;
 

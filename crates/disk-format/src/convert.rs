@@ -3,7 +3,7 @@
 
 use std::sync::mpsc::{channel, sync_channel};
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
 use crate::cluster_map::is_zero;
 use crate::read::DiskReader;

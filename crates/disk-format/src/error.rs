@@ -61,7 +61,7 @@ impl Error {
 }
 
 impl From<Error> for io::Error {
-    /// Errors raised inside [`VirtualDisk`](d2l_fs_writer::VirtualDisk) methods travel as
+    /// Errors raised inside [`VirtualDisk`](d2l_disk::VirtualDisk) methods travel as
     /// `io::Error`s; the original is kept as the source, so its message survives.
     fn from(error: Error) -> io::Error {
         match error {

@@ -60,7 +60,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 pub use convert::{convert, ConvertReport};
-pub use d2l_fs_writer::VirtualDisk;
+pub use d2l_disk::VirtualDisk;
 pub use error::{Error, Result};
 pub use format::{detect, detect_bytes, Detected, Format, VhdSubformat, VmdkSubformat};
 pub use read::{open, DiskReader};

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
 use crate::cluster_map::{Allocation, ClusterMap, SlotLayout};
 use crate::compress::{deflate_grains, Codec, Grain};

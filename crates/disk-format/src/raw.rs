@@ -3,7 +3,7 @@
 use std::fs::File;
 use std::io;
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
 use crate::read::DiskReader;
 use crate::{Error, Format, ImageWriter, Result};

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io;
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
 use crate::{Error, ImageWriter, Result, WriteOptions, MIB};
 

@@ -20,7 +20,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
 use crate::chs::vhd_geometry;
 use crate::cluster_map::{ClusterMap, SlotLayout};

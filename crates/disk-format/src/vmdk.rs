@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
 use crate::cluster_map::{ClusterMap, SlotLayout};
 use crate::compress::{deflate_grains, Codec, Grain};

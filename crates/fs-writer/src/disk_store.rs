@@ -7,12 +7,12 @@
 
 use std::io::{self, Read};
 
-use d2l_layer_apply::ContentStore;
+use d2l_rootfs::ContentStore;
 
 use crate::data_space::DataSpace;
-use crate::disk::VirtualDisk;
 use crate::geometry::Range;
 use crate::layout::BLOCK_SIZE;
+use d2l_disk::VirtualDisk;
 
 const BS: u64 = BLOCK_SIZE as u64;
 /// Bytes gathered before one write to the disk.

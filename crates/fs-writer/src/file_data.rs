@@ -3,14 +3,14 @@
 //! keeps those blocks as its extents and is copied only when it cannot (runs sharing a block,
 //! or a file that must be contiguous and is not).
 
-use d2l_layer_apply::{FileData, SpillReader};
+use d2l_rootfs::{FileData, SpillReader};
 
-use crate::disk::VirtualDisk;
 use crate::disk_store::PlacedData;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, MAX_EXTENT_LEN};
 use crate::geometry::Range;
 use crate::layout::BLOCK_SIZE;
+use d2l_disk::VirtualDisk;
 
 const BS: u64 = BLOCK_SIZE as u64;
 /// Buffer for copies within the disk.

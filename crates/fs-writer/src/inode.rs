@@ -1,6 +1,6 @@
 //! The 256-byte on-disk inode (ext4 docs, "Index Nodes") and its checksum.
 
-use d2l_layer_apply::Timestamp;
+use d2l_rootfs::Timestamp;
 
 use crate::csum::ext4_chksum;
 use crate::layout::{EXTRA_ISIZE, INODE_SIZE};

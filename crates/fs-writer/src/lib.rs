@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let (tree, data): (d2l_layer_apply::Tree, d2l_layer_apply::SpillReader) = todo!();
+//! # let (tree, data): (d2l_rootfs::Tree, d2l_rootfs::SpillReader) = todo!();
 //! let out = std::fs::File::create("rootfs.ext4")?;
 //! let options = d2l_fs_writer::Ext4Options::deterministic(&[7; 32]);
 //! let report = d2l_fs_writer::write_ext4(&tree, &data, &out, &options)?;
@@ -22,7 +22,6 @@ mod alloc;
 mod csum;
 mod data_space;
 mod dir;
-mod disk;
 mod disk_store;
 mod dx_hash;
 mod error;
@@ -39,11 +38,12 @@ mod superblock;
 mod writer;
 mod xattr;
 
-use d2l_layer_apply::{SpillReader, Tree};
+use d2l_rootfs::{SpillReader, Tree};
 
-pub use disk::VirtualDisk;
 pub use disk_store::{DiskStore, PlacedData};
 pub use error::{Error, Result};
+
+use d2l_disk::VirtualDisk;
 
 /// How big the filesystem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! tree's name order, so a directory's inodes (and, allocated in the same order, their
 //! blocks) sit together.
 
-use d2l_layer_apply::{InodeId, InodeKind, Tree};
+use d2l_rootfs::{InodeId, InodeKind, Tree};
 
 use crate::dir::DirEntryIn;
 use crate::layout::{FIRST_INO, LOST_FOUND_INO, ROOT_INO};

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use d2l_layer_apply::{FileData, Inode, InodeId, InodeKind, Tree};
+use d2l_rootfs::{FileData, Inode, InodeId, InodeKind, Tree};
 
 use crate::dir;
 use crate::error::{Error, Result};

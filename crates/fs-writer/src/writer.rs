@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 
-use d2l_layer_apply::{FileData, InodeKind, Timestamp, Tree};
+use d2l_rootfs::{FileData, InodeKind, Timestamp, Tree};
 
 use crate::alloc::Allocator;
 use crate::csum::{ext4_chksum, fs_seed, inode_seed};
 use crate::dir::{self, HashParams};
-use crate::disk::VirtualDisk;
 use crate::error::{Error, Result};
 use crate::extent::{self, Extent, MAX_EXTENT_LEN};
 use crate::file_data::FileSource;
@@ -29,6 +28,7 @@ use crate::superblock::{
 };
 use crate::xattr;
 use crate::{Ext4Options, Ext4Report};
+use d2l_disk::VirtualDisk;
 
 const BS: u64 = BLOCK_SIZE as u64;
 

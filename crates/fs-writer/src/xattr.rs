@@ -18,7 +18,7 @@
 //! the block lives and how many inodes share it. POSIX ACLs arrive in the VFS/tar form and are
 //! stored in ext4's compact form ([`posix_acl_to_disk`]).
 
-use d2l_layer_apply::Xattr;
+use d2l_rootfs::Xattr;
 
 use crate::csum::ext4_chksum;
 use crate::layout::{BLOCK_SIZE, EXTRA_ISIZE, INODE_SIZE};

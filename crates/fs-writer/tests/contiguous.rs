@@ -3,7 +3,7 @@
 use std::process::Command;
 
 use d2l_fs_writer::{write_ext4, Ext4Options};
-use d2l_layer_apply::{ApplyOptions, Rootfs, SpillFile};
+use d2l_rootfs::SpillFile;
 use d2l_testkit::layer::LayerTar;
 
 /// A layer with a sparse file (real GNU tar sparse format) and some ordinary files.
@@ -56,12 +56,8 @@ fn debugfs(image: &std::path::Path, request: &str) -> String {
 fn contiguous_file_is_one_run_without_holes() {
     let tmp = tempfile::tempdir().unwrap();
     let layer = sparse_layer(tmp.path());
-    let mut rootfs = Rootfs::new(SpillFile::new().unwrap(), ApplyOptions::default());
-    rootfs
-        .apply_layer(1, &layer[..])
-        .map_err(|f| format!("{f:?}"))
-        .unwrap();
-    let (tree, store) = rootfs.finish().unwrap();
+    let (tree, store) =
+        d2l_testkit::apply::layers(SpillFile::new().unwrap(), &[&layer]).into_parts();
     let id = tree.lookup(b"boot/syslinux/ldlinux.sys").unwrap();
     assert!(
         tree.inode(id).as_file().unwrap().is_sparse(),
@@ -116,12 +112,8 @@ fn contiguous_file_is_one_run_without_holes() {
 fn contiguous_request_for_a_missing_file_is_an_error() {
     let mut layer = LayerTar::new();
     layer.file("a", b"x");
-    let mut rootfs = Rootfs::new(SpillFile::new().unwrap(), ApplyOptions::default());
-    rootfs
-        .apply_layer(1, &layer.finish()[..])
-        .map_err(|f| format!("{f:?}"))
-        .unwrap();
-    let (tree, store) = rootfs.finish().unwrap();
+    let (tree, store) =
+        d2l_testkit::apply::layers(SpillFile::new().unwrap(), &[&layer.finish()]).into_parts();
     let tmp = tempfile::tempdir().unwrap();
     let out = std::fs::File::create(tmp.path().join("fs.ext4")).unwrap();
     let mut options = Ext4Options::deterministic(&[3; 32]);
@@ -136,12 +128,8 @@ fn filesystem_at_an_offset_leaves_the_bytes_before_it_alone() {
     layer
         .file("etc/hostname", b"d2l\n")
         .file("big", &vec![5u8; 300_000]);
-    let mut rootfs = Rootfs::new(SpillFile::new().unwrap(), ApplyOptions::default());
-    rootfs
-        .apply_layer(1, &layer.finish()[..])
-        .map_err(|f| format!("{f:?}"))
-        .unwrap();
-    let (tree, store) = rootfs.finish().unwrap();
+    let (tree, store) =
+        d2l_testkit::apply::layers(SpillFile::new().unwrap(), &[&layer.finish()]).into_parts();
     let tmp = tempfile::tempdir().unwrap();
     let disk = tmp.path().join("disk.img");
     let out = std::fs::File::create(&disk).unwrap();

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use d2l_fs_writer::{write_ext4_placed, DiskStore, Ext4Options, Ext4Report};
-use d2l_layer_apply::{ApplyOptions, Rootfs, Tree};
+use d2l_rootfs::Tree;
 use d2l_testkit::layer::{pattern, LayerTar};
 
 /// Applies `layers` with a `DiskStore` on `image` and writes the filesystem there.
@@ -18,17 +18,9 @@ fn build(image: &Path, layers: &[Vec<u8>], options: &Ext4Options) -> (Tree, Ext4
         .truncate(true)
         .open(image)
         .unwrap();
-    let mut rootfs = Rootfs::new(
-        DiskStore::new(&disk, options.offset),
-        ApplyOptions::default(),
-    );
-    for (i, layer) in layers.iter().enumerate() {
-        rootfs
-            .apply_layer(i as u32 + 1, &layer[..])
-            .map_err(|f| format!("{f:?}"))
-            .unwrap();
-    }
-    let (tree, store) = rootfs.finish().unwrap();
+    let tars: Vec<&[u8]> = layers.iter().map(|l| &l[..]).collect();
+    let (tree, store) =
+        d2l_testkit::apply::layers(DiskStore::new(&disk, options.offset), &tars).into_parts();
     let placed = store.finish().unwrap();
     let report = write_ext4_placed(&tree, &placed, &disk, options).unwrap();
     (tree, report)

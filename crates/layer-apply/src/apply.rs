@@ -6,14 +6,13 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use crate::error::EntryError;
-use crate::path;
-use crate::store::ContentStore;
-use crate::tar_reader::{Entry, EntryKind, TarReader};
-use crate::tree::{
-    DataExtent, Device, DirEntry, Directory, FileData, InodeId, InodeKind, Metadata, Timestamp,
-    Tree, ROOT,
+use d2l_rootfs::{
+    path, ContentStore, DataExtent, Device, Directory, FileData, InodeId, InodeKind, Metadata,
+    Parent, Rootfs, Timestamp, Tree,
 };
+
+use crate::error::EntryError;
+use crate::tar_reader::{Entry, EntryKind, TarReader};
 use crate::xattr::{self, XattrPolicy};
 
 /// Prefix of a whiteout file name.
@@ -26,9 +25,6 @@ const AUFS_PLINK: &[u8] = b".wh..wh.plnk";
 const AUFS_META: &[u8] = b".wh..wh.aufs";
 /// AUFS orphan directory at the layer root, skipped.
 const AUFS_ORPHANS: &[u8] = b".wh..wh.orph";
-/// Symlinks followed while resolving one path before giving up (Linux uses 40; the
-/// semantics note allows 255).
-const MAX_SYMLINK_HOPS: u32 = 255;
 
 /// Choices that change how layers are applied.
 #[derive(Debug, Clone, Default)]
@@ -43,20 +39,13 @@ pub struct ApplyOptions {
     pub implicit_mtime: Timestamp,
 }
 
-/// `$SOURCE_DATE_EPOCH` (reproducible-builds.org), when it is set and valid.
-pub fn source_date_epoch() -> Option<i64> {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<i64>().ok())
-}
-
 impl ApplyOptions {
-    /// Defaults, with `implicit_mtime` from `$SOURCE_DATE_EPOCH` when it is set and valid.
-    pub fn from_env() -> ApplyOptions {
-        let seconds = source_date_epoch().unwrap_or(0);
+    /// Defaults, with implicit directories dated `seconds` (the caller's
+    /// `$SOURCE_DATE_EPOCH`, reproducible-builds.org), or the epoch.
+    pub fn dated(seconds: Option<i64>) -> ApplyOptions {
         ApplyOptions {
             implicit_mtime: Timestamp {
-                seconds,
+                seconds: seconds.unwrap_or(0),
                 nanoseconds: 0,
             },
             ..ApplyOptions::default()
@@ -86,34 +75,26 @@ pub struct EntryFailure {
     pub error: EntryError,
 }
 
-/// A rootfs being built: the tree, the store that holds its file data, and the state that
-/// lives across layers.
-pub struct Rootfs<S> {
-    pub(crate) tree: Tree,
-    pub(crate) store: S,
+/// Applies layers to a [`Rootfs`], keeping the state that lives across layers.
+pub struct Applier<S> {
+    rootfs: Rootfs<S>,
     options: ApplyOptions,
     /// AUFS hard-link stash: name under `.wh..wh.plnk/` -> inode (one name held by the stash).
     aufs_stash: HashMap<Vec<u8>, InodeId>,
     warned_overlay: bool,
 }
 
-pub(crate) enum Parent {
-    Dir(InodeId),
-    Missing,
-    NotDir(String),
-}
-
-impl<S: ContentStore> Rootfs<S> {
+impl<S: ContentStore> Applier<S> {
     /// An empty rootfs whose file data goes to `store`.
-    pub fn new(store: S, options: ApplyOptions) -> Rootfs<S> {
-        let root = Metadata {
-            mode: 0o755,
-            mtime: options.implicit_mtime,
-            ..Metadata::default()
-        };
-        Rootfs {
-            tree: Tree::new(root),
-            store,
+    pub fn new(store: S, options: ApplyOptions) -> Applier<S> {
+        Applier::on(Rootfs::new(store, options.implicit_mtime), options)
+    }
+
+    /// Applies further layers on `rootfs` (names its edits made are marked above every
+    /// layer: whiteouts do not hide them).
+    pub fn on(rootfs: Rootfs<S>, options: ApplyOptions) -> Applier<S> {
+        Applier {
+            rootfs,
             options,
             aufs_stash: HashMap::new(),
             warned_overlay: false,
@@ -122,27 +103,15 @@ impl<S: ContentStore> Rootfs<S> {
 
     /// The tree so far.
     pub fn tree(&self) -> &Tree {
-        &self.tree
+        self.rootfs.tree()
     }
 
-    /// A rootfs to change further, from the parts [`Rootfs::finish`] or
-    /// [`apply_image`](crate::apply_image) handed out.
-    pub fn from_parts(tree: Tree, store: S, options: ApplyOptions) -> Rootfs<S> {
-        Rootfs {
-            tree,
-            store,
-            options,
-            aufs_stash: HashMap::new(),
-            warned_overlay: false,
-        }
-    }
-
-    /// Ends application and hands out the tree and the store.
-    pub fn finish(mut self) -> io::Result<(Tree, S)> {
+    /// Ends application and hands out the rootfs.
+    pub fn finish(mut self) -> Result<Rootfs<S>, d2l_rootfs::Error> {
         for (_, id) in std::mem::take(&mut self.aufs_stash) {
-            self.drop_name(id)?;
+            self.rootfs.drop_name(id)?;
         }
-        Ok((self.tree, self.store))
+        Ok(self.rootfs)
     }
 
     /// Applies one layer's (decompressed) tar stream. `layer` orders layers: each must be
@@ -187,7 +156,7 @@ impl<S: ContentStore> Rootfs<S> {
         stats: &mut LayerStats,
     ) -> Result<(), EntryError> {
         if entry.path.is_empty() {
-            return Err(EntryError::EmptyName);
+            return Err(d2l_rootfs::Error::EmptyName.into());
         }
         let comps = path::clean(&entry.path)?;
         let Some((&name, parents)) = comps.split_last() else {
@@ -205,9 +174,9 @@ impl<S: ContentStore> Rootfs<S> {
             AUFS_PLINK => {
                 if parents.len() == 1 && entry.kind == EntryKind::File {
                     let id = self.new_inode_from_entry(entry, reader, stats)?;
-                    self.tree.inode_mut(id).names += 1;
+                    self.rootfs.hold(id);
                     if let Some(old) = self.aufs_stash.insert(name.to_vec(), id) {
-                        self.drop_name(old).map_err(store_error)?;
+                        self.rootfs.drop_name(old)?;
                     }
                 }
                 return Ok(());
@@ -218,7 +187,7 @@ impl<S: ContentStore> Rootfs<S> {
         if let Some(target) = name.strip_prefix(WHITEOUT_PREFIX) {
             stats.whiteouts += 1;
             if name == OPAQUE_MARKER {
-                if let Parent::Dir(dir) = self.resolve_dir(parents, layer, true)? {
+                if let Parent::Dir(dir) = self.rootfs.resolve_dir(parents, layer, true)? {
                     self.hide_lower(dir, layer)?;
                 }
                 return Ok(());
@@ -246,9 +215,9 @@ impl<S: ContentStore> Rootfs<S> {
             }
         }
 
-        let parent = match self.resolve_dir(parents, layer, true)? {
+        let parent = match self.rootfs.resolve_dir(parents, layer, true)? {
             Parent::Dir(dir) => dir,
-            Parent::NotDir(what) => return Err(EntryError::ParentNotDirectory(what)),
+            Parent::NotDir(what) => return Err(d2l_rootfs::Error::ParentNotDirectory(what).into()),
             Parent::Missing => unreachable!("resolve_dir creates missing parents"),
         };
 
@@ -256,24 +225,28 @@ impl<S: ContentStore> Rootfs<S> {
             EntryKind::HardLink => self.hard_link(parent, name, &entry.link_target, layer),
             EntryKind::Directory => {
                 let meta = self.metadata(entry)?;
-                let existing = self.dir(parent).entries.get(name).copied();
+                let existing = self.rootfs.dir(parent).get(name);
                 if let Some(existing) = existing {
-                    if let InodeKind::Directory(_) = self.tree.inode(existing.inode).kind {
+                    if let InodeKind::Directory(_) = self.rootfs.tree().inode(existing).kind {
                         // Directory over directory: keep the children, take the metadata.
-                        self.tree.inode_mut(existing.inode).set_metadata(meta);
-                        self.mark(parent, name, layer);
-                        return self.overlay_opaque(entry, existing.inode, layer);
+                        self.rootfs
+                            .tree_mut()
+                            .inode_mut(existing)
+                            .set_metadata(meta);
+                        self.rootfs.mark(parent, name, layer);
+                        return self.overlay_opaque(entry, existing, layer);
                     }
                 }
                 let id = self
-                    .tree
+                    .rootfs
+                    .tree_mut()
                     .alloc(InodeKind::Directory(Directory::default()), meta);
-                self.link(parent, name, id, layer)?;
+                self.rootfs.link(parent, name, id, layer)?;
                 self.overlay_opaque(entry, id, layer)
             }
             _ => {
                 let id = self.new_inode_from_entry(entry, reader, stats)?;
-                self.link(parent, name, id, layer)
+                Ok(self.rootfs.link(parent, name, id, layer)?)
             }
         }
     }
@@ -320,11 +293,12 @@ impl<S: ContentStore> Rootfs<S> {
                 let mut extents = Vec::with_capacity(runs.len());
                 for run in runs.iter().filter(|r| r.len > 0) {
                     let store_offset = self
-                        .store
+                        .rootfs
+                        .store_mut()
                         .store(run.offset, run.len, &mut reader.data())
                         .map_err(|e| match e.kind() {
                             io::ErrorKind::UnexpectedEof => EntryError::Truncated,
-                            _ => EntryError::Io(format!("storing file data: {e}")),
+                            _ => EntryError::Tree(d2l_rootfs::Error::Store(e)),
                         })?;
                     stats.stored_bytes += run.len;
                     extents.push(DataExtent {
@@ -346,7 +320,7 @@ impl<S: ContentStore> Rootfs<S> {
                 unreachable!("directories and hard links are handled by the caller")
             }
         };
-        Ok(self.tree.alloc(kind, meta))
+        Ok(self.rootfs.tree_mut().alloc(kind, meta))
     }
 
     fn metadata(&self, entry: &Entry) -> Result<Metadata, EntryError> {
@@ -358,16 +332,6 @@ impl<S: ContentStore> Rootfs<S> {
             mtime: entry.mtime,
             xattrs: xattr::filter(entry.xattrs.clone(), entry.kind, self.options.xattrs),
         })
-    }
-
-    pub(crate) fn implicit_metadata(&self) -> Metadata {
-        Metadata {
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-            mtime: self.options.implicit_mtime,
-            xattrs: Vec::new(),
-        }
     }
 
     fn hard_link(
@@ -386,69 +350,21 @@ impl<S: ContentStore> Rootfs<S> {
         let inode = if target_parents == [AUFS_PLINK] {
             self.aufs_stash.get(target_name).copied()
         } else {
-            match self.resolve_dir(target_parents, layer, false)? {
-                Parent::Dir(dir) => self.dir(dir).get(target_name),
+            match self.rootfs.resolve_dir(target_parents, layer, false)? {
+                Parent::Dir(dir) => self.rootfs.dir(dir).get(target_name),
                 Parent::Missing | Parent::NotDir(_) => None,
             }
         };
         let inode = inode.ok_or_else(|| EntryError::HardlinkTargetMissing(shown()))?;
-        if self.tree.inode(inode).as_directory().is_some() {
+        if self.rootfs.tree().inode(inode).as_directory().is_some() {
             return Err(EntryError::HardlinkToDirectory(shown()));
         }
-        self.link(parent, name, inode, layer)
-    }
-
-    /// Gives `inode` the name `name` in `parent`, replacing whatever had that name.
-    pub(crate) fn link(
-        &mut self,
-        parent: InodeId,
-        name: &[u8],
-        inode: InodeId,
-        layer: u32,
-    ) -> Result<(), EntryError> {
-        self.tree.inode_mut(inode).names += 1;
-        let old = self
-            .dir_mut(parent)
-            .entries
-            .insert(name.into(), DirEntry { inode, layer });
-        if let Some(old) = old {
-            self.drop_name(old.inode).map_err(store_error)?;
-        }
-        Ok(())
-    }
-
-    pub(crate) fn unlink(&mut self, parent: InodeId, name: &[u8]) -> Result<(), EntryError> {
-        if let Some(old) = self.dir_mut(parent).entries.remove(name) {
-            self.drop_name(old.inode).map_err(store_error)?;
-        }
-        Ok(())
-    }
-
-    /// Removes one name of an inode; frees it (its subtree, its data) with its last name.
-    pub(crate) fn drop_name(&mut self, id: InodeId) -> io::Result<()> {
-        let mut pending = vec![id];
-        while let Some(id) = pending.pop() {
-            let inode = self.tree.inode_mut(id);
-            inode.names -= 1;
-            if inode.names > 0 {
-                continue;
-            }
-            match self.tree.free(id).kind {
-                InodeKind::Directory(dir) => pending.extend(dir.entries.values().map(|e| e.inode)),
-                InodeKind::File(data) => {
-                    for extent in data.extents {
-                        self.store.release(extent.store_offset, extent.len)?;
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        Ok(self.rootfs.link(parent, name, inode, layer)?)
     }
 
     /// `.wh.NAME` in `parents`: hides what lower layers declared under that name.
     fn whiteout(&mut self, parents: &[&[u8]], name: &[u8], layer: u32) -> Result<(), EntryError> {
-        match self.resolve_dir(parents, layer, true)? {
+        match self.rootfs.resolve_dir(parents, layer, true)? {
             Parent::Dir(dir) => self.hide_entry(dir, name, layer),
             // A whiteout under a non-directory has nothing to hide.
             Parent::NotDir(_) | Parent::Missing => Ok(()),
@@ -457,124 +373,71 @@ impl<S: ContentStore> Rootfs<S> {
 
     /// Removes everything in `dir` that layers below `layer` declared.
     fn hide_lower(&mut self, dir: InodeId, layer: u32) -> Result<(), EntryError> {
-        let names: Vec<Box<[u8]>> = self.dir(dir).entries.keys().cloned().collect();
-        for name in names {
-            self.hide_entry(dir, &name, layer)?;
-        }
-        Ok(())
+        let names = self.child_names(dir);
+        self.hide(names, layer)
     }
 
-    /// Hides the lower-layer content of one name. What this layer declared survives whatever
-    /// the order of entries in the layer: a directory of a lower layer that this layer used as
-    /// a parent stays, as an implicit parent, holding only this layer's entries.
+    /// Hides the lower-layer content of one name.
     fn hide_entry(&mut self, dir: InodeId, name: &[u8], layer: u32) -> Result<(), EntryError> {
-        let Some(entry) = self.dir(dir).entries.get(name).copied() else {
-            return Ok(());
-        };
-        if self.tree.inode(entry.inode).as_directory().is_some() {
-            self.hide_lower(entry.inode, layer)?;
+        self.hide(vec![(dir, name.into())], layer)
+    }
+
+    /// Hides the lower-layer content of each `(directory, name)`, in order. What this layer
+    /// declared survives whatever the order of entries in the layer: a directory of a lower
+    /// layer that this layer used as a parent stays, as an implicit parent, holding only this
+    /// layer's entries. Iterative, depth first in name order, so that a tree of any depth
+    /// costs heap, not stack.
+    fn hide(&mut self, names: Vec<(InodeId, Box<[u8]>)>, layer: u32) -> Result<(), EntryError> {
+        // (directory, name, children already hidden); popped from the end.
+        let mut pending: Vec<(InodeId, Box<[u8]>, bool)> = names
+            .into_iter()
+            .rev()
+            .map(|(d, n)| (d, n, false))
+            .collect();
+        while let Some((dir, name, children_done)) = pending.pop() {
+            let Some(entry) = self.rootfs.dir(dir).entry(&name) else {
+                continue;
+            };
+            if self
+                .rootfs
+                .tree()
+                .inode(entry.inode)
+                .as_directory()
+                .is_none()
+            {
+                if entry.layer < layer {
+                    self.rootfs.unlink(dir, &name)?;
+                }
+                continue;
+            }
+            if !children_done {
+                let children = self.child_names(entry.inode);
+                pending.push((dir, name, true));
+                pending.extend(children.into_iter().rev().map(|(d, n)| (d, n, false)));
+                continue;
+            }
             if entry.layer < layer {
-                if self.dir(entry.inode).is_empty() {
-                    self.unlink(dir, name)?;
+                if self.rootfs.dir(entry.inode).is_empty() {
+                    self.rootfs.unlink(dir, &name)?;
                 } else {
-                    let meta = self.implicit_metadata();
-                    self.tree.inode_mut(entry.inode).set_metadata(meta);
-                    self.mark(dir, name, layer);
+                    let meta = self.rootfs.implicit_metadata();
+                    self.rootfs
+                        .tree_mut()
+                        .inode_mut(entry.inode)
+                        .set_metadata(meta);
+                    self.rootfs.mark(dir, &name, layer);
                 }
             }
-        } else if entry.layer < layer {
-            self.unlink(dir, name)?;
         }
         Ok(())
     }
 
-    /// Resolves parent components to a directory with chroot semantics: symlinks are
-    /// followed (absolute ones from the image root), ".." stops at the root, and nothing can
-    /// leave the tree. With `create`, missing directories are made as implicit parents.
-    pub(crate) fn resolve_dir(
-        &mut self,
-        comps: &[&[u8]],
-        layer: u32,
-        create: bool,
-    ) -> Result<Parent, EntryError> {
-        let mut stack: Vec<InodeId> = vec![ROOT];
-        let mut pending: Vec<Cow<'_, [u8]>> =
-            comps.iter().rev().map(|c| Cow::Borrowed(*c)).collect();
-        let mut hops = 0;
-        while let Some(comp) = pending.pop() {
-            match &*comp {
-                b"" | b"." => {}
-                b".." => {
-                    if stack.len() > 1 {
-                        stack.pop();
-                    }
-                }
-                name => {
-                    let cur = *stack.last().expect("stack holds the root");
-                    let found = self.dir(cur).entries.get(name).copied();
-                    let Some(found) = found else {
-                        if !create {
-                            return Ok(Parent::Missing);
-                        }
-                        if name.len() > path::NAME_MAX {
-                            return Err(EntryError::NameTooLong);
-                        }
-                        let id = self.tree.alloc(
-                            InodeKind::Directory(Directory::default()),
-                            self.implicit_metadata(),
-                        );
-                        self.link(cur, name, id, layer)?;
-                        stack.push(id);
-                        continue;
-                    };
-                    match &self.tree.inode(found.inode).kind {
-                        InodeKind::Directory(_) => stack.push(found.inode),
-                        InodeKind::Symlink(target) => {
-                            hops += 1;
-                            if hops > MAX_SYMLINK_HOPS {
-                                return Err(EntryError::SymlinkLoop);
-                            }
-                            if target.starts_with(b"/") {
-                                stack.truncate(1);
-                            }
-                            let target = target.clone();
-                            pending.extend(
-                                target
-                                    .split(|&b| b == b'/')
-                                    .rev()
-                                    .map(|c| Cow::Owned(c.to_vec())),
-                            );
-                        }
-                        _ => return Ok(Parent::NotDir(String::from_utf8_lossy(name).into_owned())),
-                    }
-                }
-            }
-        }
-        Ok(Parent::Dir(*stack.last().expect("stack holds the root")))
+    /// The names in directory `dir`, in order, each with `dir`.
+    fn child_names(&self, dir: InodeId) -> Vec<(InodeId, Box<[u8]>)> {
+        self.rootfs
+            .dir(dir)
+            .entries()
+            .map(|(name, _)| (dir, name.into()))
+            .collect()
     }
-
-    /// Records that `layer` declared `name` in `dir`.
-    fn mark(&mut self, dir: InodeId, name: &[u8], layer: u32) {
-        if let Some(entry) = self.dir_mut(dir).entries.get_mut(name) {
-            entry.layer = layer;
-        }
-    }
-
-    pub(crate) fn dir(&self, id: InodeId) -> &Directory {
-        self.tree
-            .inode(id)
-            .as_directory()
-            .expect("inode is a directory")
-    }
-
-    fn dir_mut(&mut self, id: InodeId) -> &mut Directory {
-        match &mut self.tree.inode_mut(id).kind {
-            InodeKind::Directory(d) => d,
-            _ => panic!("inode is a directory"),
-        }
-    }
-}
-
-fn store_error(e: io::Error) -> EntryError {
-    EntryError::Io(format!("releasing file data: {e}"))
 }

@@ -4,7 +4,7 @@
 
 use std::io::{self, BufRead, Read};
 
-pub use d2l_registry::Compression;
+pub use d2l_blob::Compression;
 
 /// Size of the chunks handed to the next stage.
 const OUT_CHUNK: usize = 256 * 1024;
@@ -21,7 +21,7 @@ pub fn decompress(
     let compression = match choice {
         Some(c) => c,
         None => Compression::from_magic(
-            peek(input, d2l_registry::compression::ZSTD_MAGIC.len())?.as_slice(),
+            peek(input, d2l_blob::compression::ZSTD_MAGIC.len())?.as_slice(),
         ),
     };
     match compression {

@@ -1,7 +1,7 @@
 //! Errors of layer application. Every message names the layer (index and blob digest) and,
 //! for a bad entry, the tar path and its byte offset in the decompressed stream.
 
-use d2l_registry::Digest;
+use d2l_blob::Digest;
 
 /// Result of this crate.
 pub type Result<T> = std::result::Result<T, Error>;
@@ -21,27 +21,12 @@ pub enum EntryError {
     /// A type flag this reader does not handle.
     #[error("unsupported tar entry type {:?}", char::from(*.0))]
     UnsupportedType(u8),
-    /// A path that climbs above the root after cleaning (`../etc/x`).
-    #[error("path escapes the image root")]
-    EscapesRoot,
-    /// An empty path or path component where a name is needed.
-    #[error("empty file name")]
-    EmptyName,
-    /// A component longer than a filesystem allows.
-    #[error("path component longer than 255 bytes")]
-    NameTooLong,
     /// `.wh.`, `.wh..`, `.wh...`.
     #[error("invalid whiteout name")]
     BadWhiteout,
     /// The root entry is not a directory.
     #[error("the root entry is not a directory")]
     RootNotDirectory,
-    /// A parent component names something that is neither a directory nor a symlink to one.
-    #[error("parent {0:?} is not a directory")]
-    ParentNotDirectory(String),
-    /// More than 255 symlinks followed while resolving a path.
-    #[error("too many levels of symbolic links")]
-    SymlinkLoop,
     /// A hard link whose target is not in this or a lower layer.
     #[error("hard link target {0:?} does not exist")]
     HardlinkTargetMissing(String),
@@ -54,6 +39,9 @@ pub enum EntryError {
     /// Reading the decompressed stream failed.
     #[error("{0}")]
     Io(String),
+    /// The path cannot be resolved in the tree, or the content store failed.
+    #[error(transparent)]
+    Tree(#[from] d2l_rootfs::Error),
 }
 
 /// Errors of layer application.
@@ -67,7 +55,7 @@ pub enum Error {
         /// Layer blob digest.
         digest: Digest,
         /// What went wrong.
-        error: Box<d2l_registry::Error>,
+        error: crate::layers::BlobError,
     },
     /// Reading the blob failed, including size and digest mismatches found at its end.
     #[error("layer {layer} ({digest}): {error}")]
@@ -135,9 +123,9 @@ pub enum Error {
         /// What is wrong.
         error: Box<EntryError>,
     },
-    /// Writing file data to the content store failed.
-    #[error("writing file data to the content store: {0}")]
-    Store(std::io::Error),
+    /// The tree could not be finished (releasing file data failed).
+    #[error(transparent)]
+    Tree(d2l_rootfs::Error),
     /// A pipeline thread panicked.
     #[error("internal error: a layer pipeline thread panicked")]
     Panicked,

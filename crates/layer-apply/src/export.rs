@@ -6,9 +6,10 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
-use crate::store::SpillReader;
 use crate::tar_reader::BLOCK;
-use crate::tree::{InodeId, InodeKind, Timestamp, Tree};
+use d2l_disk::VirtualDisk;
+use d2l_rootfs::SpillReader;
+use d2l_rootfs::{InodeId, InodeKind, Timestamp, Tree};
 
 /// Largest value of an 8-byte octal header field (uid, gid, mode): 7 digits.
 const MAX_OCTAL_8: u64 = 0o7777777;
@@ -80,20 +81,9 @@ fn run_copy_jobs(jobs: &[CopyJob], data: &SpillReader, file: &File) -> io::Resul
         .map_or(jobs.len(), |i| i + 1);
     let (first, second) = jobs.split_at(split);
     let run = |part: &[CopyJob]| -> io::Result<()> {
-        let mut scratch = Vec::new();
         for job in part {
-            let copied = data.copy_to_file(job.from, job.len, file, job.to)?;
-            if copied < job.len {
-                // The kernel cannot copy between these files: through this process.
-                scratch.resize(1 << 20, 0);
-                let mut done = copied;
-                while done < job.len {
-                    let n = scratch.len().min((job.len - done) as usize);
-                    data.read_exact_at(&mut scratch[..n], job.from + done)?;
-                    file.write_all_at(&scratch[..n], job.to + done)?;
-                    done += n as u64;
-                }
-            }
+            // In the kernel where it can, else through this process.
+            file.copy_from(data.as_file(), job.from, job.len, job.to)?;
         }
         Ok(())
     };
@@ -303,7 +293,7 @@ fn write_header(
     mtime: Timestamp,
     link: &[u8],
     device: (u32, u32),
-    xattrs: &[crate::tree::Xattr],
+    xattrs: &[d2l_rootfs::Xattr],
     mode: u16,
 ) -> io::Result<()> {
     let mut pax: Vec<u8> = Vec::new();

@@ -15,13 +15,13 @@
 use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use d2l_registry::{Digest, Image, Sha256};
+use d2l_blob::{Digest, Sha256, VerifiedReader};
+use d2l_rootfs::{ContentStore, Rootfs};
 
-use crate::apply::{ApplyOptions, LayerStats, Rootfs};
+use crate::apply::{Applier, ApplyOptions, LayerStats};
 use crate::compression::{self, Compression};
 use crate::error::{Error, Result};
-use crate::store::ContentStore;
-use crate::tree::Tree;
+use crate::layers::Layers;
 
 /// Bytes per chunk passed between stages.
 const CHUNK: usize = 256 * 1024;
@@ -47,12 +47,10 @@ pub struct AppliedLayer {
     pub stats: LayerStats,
 }
 
-/// The result of [`apply_image`].
+/// The result of [`apply_layers`].
 pub struct AppliedImage<S> {
-    /// The flattened rootfs.
-    pub tree: Tree,
-    /// The store holding its file data.
-    pub store: S,
+    /// The flattened rootfs: its tree and the store holding its file data.
+    pub rootfs: Rootfs<S>,
     /// Per-layer results, bottom layer first.
     pub layers: Vec<AppliedLayer>,
 }
@@ -99,21 +97,21 @@ impl From<Error> for Stop {
     }
 }
 
-/// Applies every layer of `image`, in order, verifying blob digests, diff_ids and the layer
-/// count, into a tree whose file data goes to `store`.
-pub fn apply_image<S: ContentStore>(
-    image: &Image,
+/// Applies every layer of `image`, in order, verifying blob sizes and digests, diff_ids and
+/// the layer count, into a tree whose file data goes to `store`.
+pub fn apply_layers<S: ContentStore>(
+    image: &Layers<'_>,
     store: S,
     options: ApplyOptions,
 ) -> Result<AppliedImage<S>> {
-    if image.layers.len() != image.diff_ids.len() {
+    if image.blobs.len() != image.diff_ids.len() {
         return Err(Error::LayerCount {
-            layers: image.layers.len(),
+            layers: image.blobs.len(),
             diff_ids: image.diff_ids.len(),
         });
     }
-    let mut compressions = Vec::with_capacity(image.layers.len());
-    for (index, layer) in image.layers.iter().enumerate() {
+    let mut compressions = Vec::with_capacity(image.blobs.len());
+    for (index, layer) in image.blobs.iter().enumerate() {
         compressions.push(
             Compression::from_media_type(&layer.media_type).map_err(|()| {
                 Error::UnsupportedMediaType {
@@ -131,14 +129,14 @@ pub fn apply_image<S: ContentStore>(
     // Decompressed chunks the apply stage is done with go back to be filled again: no
     // allocation, zeroing or page faults per chunk.
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(SPARE_CHUNKS);
-    let mut rootfs = Rootfs::new(store, options);
+    let mut rootfs = Applier::new(store, options);
 
     let (read, decompress, hash, applied) = std::thread::scope(|scope| {
         let read = scope.spawn(|| read_blobs(image, raw_tx));
         let compressions = &compressions;
         let decompress =
             scope.spawn(move || decompress_blobs(image, compressions, raw_rx, plain_tx, spare_rx));
-        let hash = scope.spawn(|| hash_streams(image.layers.len(), plain_rx, hashed_tx));
+        let hash = scope.spawn(|| hash_streams(image.blobs.len(), plain_rx, hashed_tx));
         let applied = apply_streams(image, &mut rootfs, hashed_rx, spare_tx);
         (read.join(), decompress.join(), hash.join(), applied)
     });
@@ -161,22 +159,22 @@ pub fn apply_image<S: ContentStore>(
         // Unreachable in practice: a stage that stopped the stream reported its own error.
         Err(Stop::Neighbour) => return Err(Error::Panicked),
     };
-    let (tree, store) = rootfs.finish().map_err(Error::Store)?;
+    let rootfs = rootfs.finish().map_err(Error::Tree)?;
     Ok(AppliedImage {
-        tree,
-        store,
+        rootfs,
         layers: applied,
     })
 }
 
-/// Stage 1: read each blob through the registry's verifying reader.
-fn read_blobs(image: &Image, tx: SyncSender<Msg>) -> std::result::Result<(), Stop> {
-    for (index, layer) in image.layers.iter().enumerate() {
-        let mut blob = image.open_layer(index).map_err(|source| Error::Blob {
+/// Stage 1: read each blob, checking its size and digest.
+fn read_blobs(image: &Layers<'_>, tx: SyncSender<Msg>) -> std::result::Result<(), Stop> {
+    for (index, layer) in image.blobs.iter().enumerate() {
+        let raw = image.source.open_blob(index).map_err(|error| Error::Blob {
             layer: index,
             digest: layer.digest.clone(),
-            error: Box::new(source),
+            error,
         })?;
+        let mut blob = VerifiedReader::new(raw, layer.digest.clone(), layer.size);
         let read_error = |error| Error::Read {
             layer: index,
             digest: layer.digest.clone(),
@@ -205,13 +203,13 @@ fn read_blobs(image: &Image, tx: SyncSender<Msg>) -> std::result::Result<(), Sto
 
 /// Stage 2: decompress each layer.
 fn decompress_blobs(
-    image: &Image,
+    image: &Layers<'_>,
     compressions: &[Option<Compression>],
     rx: Receiver<Msg>,
     tx: SyncSender<Msg>,
     spare: Receiver<Vec<u8>>,
 ) -> std::result::Result<(), Stop> {
-    for (index, layer) in image.layers.iter().enumerate() {
+    for (index, layer) in image.blobs.iter().enumerate() {
         let mut input = ChunkReader::new(&rx, None);
         let mut downstream_gone = false;
         let result = compression::decompress(
@@ -277,14 +275,14 @@ fn hash_streams(
 
 /// Stage 4: parse and apply each layer's tar stream, then check its diff_id.
 fn apply_streams<S: ContentStore>(
-    image: &Image,
-    rootfs: &mut Rootfs<S>,
+    image: &Layers<'_>,
+    rootfs: &mut Applier<S>,
     rx: Receiver<Msg>,
     spare: SyncSender<Vec<u8>>,
 ) -> std::result::Result<Vec<AppliedLayer>, Stop> {
     let chain = chain_ids(&image.diff_ids);
-    let mut applied = Vec::with_capacity(image.layers.len());
-    for (index, layer) in image.layers.iter().enumerate() {
+    let mut applied = Vec::with_capacity(image.blobs.len());
+    for (index, layer) in image.blobs.iter().enumerate() {
         let input = ChunkReader::new(&rx, Some(&spare));
         let layer_number = u32::try_from(index + 1).expect("fewer than 2^32 layers");
         let (mut rest, stats) = match rootfs.apply_layer(layer_number, input) {

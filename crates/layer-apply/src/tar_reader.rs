@@ -8,7 +8,7 @@
 use std::io::{self, Read};
 
 use crate::error::EntryError;
-use crate::tree::Timestamp;
+use d2l_rootfs::Timestamp;
 
 /// Size of a tar block.
 pub const BLOCK: u64 = 512;

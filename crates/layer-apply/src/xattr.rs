@@ -1,7 +1,7 @@
 //! Which extended attributes from a layer reach the rootfs.
 
 use crate::tar_reader::{EntryKind, PaxXattr};
-use crate::tree::Xattr;
+use d2l_rootfs::Xattr;
 
 /// Choices about xattrs that a user may change.
 #[derive(Debug, Clone, Copy, Default)]

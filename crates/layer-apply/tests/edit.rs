@@ -1,6 +1,7 @@
 //! Editing a rootfs after its layers: write, replace, remove, read back through symlinks.
 
-use d2l_layer_apply::{ApplyOptions, Metadata, Rootfs, SpillFile};
+use d2l_layer_apply::{Applier, ApplyOptions};
+use d2l_rootfs::{Metadata, Rootfs, SpillFile};
 use d2l_testkit::layer::LayerTar;
 
 fn rootfs() -> Rootfs<SpillFile> {
@@ -12,12 +13,12 @@ fn rootfs() -> Rootfs<SpillFile> {
         .file("usr/share/zoneinfo/UTC", b"TZif")
         .file(".dockerenv", b"")
         .symlink("lib", "usr/lib");
-    let mut rootfs = Rootfs::new(SpillFile::new().unwrap(), ApplyOptions::default());
-    rootfs
+    let mut applier = Applier::new(SpillFile::new().unwrap(), ApplyOptions::default());
+    applier
         .apply_layer(1, &layer.finish()[..])
         .map_err(|f| format!("{f:?}"))
         .unwrap();
-    rootfs
+    applier.finish().unwrap()
 }
 
 fn file_meta(mode: u16) -> Metadata {
@@ -62,7 +63,7 @@ fn write_replace_remove_and_read_back() {
     assert!(!fs.remove(b"no/such/file").unwrap());
     assert!(fs.read_file(b"missing", 10).unwrap().is_none());
     assert!(fs.read_file(b"etc/shadow", 3).is_err(), "over the limit");
-    let (tree, _) = fs.finish().unwrap();
+    let (tree, _) = fs.into_parts();
     assert!(tree.lookup(b".dockerenv").is_none());
     assert_eq!(tree.inode(tree.lookup(b"etc/shadow").unwrap()).mode, 0o640);
 }
@@ -76,9 +77,12 @@ fn edits_stay_inside_the_tree() {
     fs.write_file(b"escape", file_meta(0o777), b"").unwrap();
     let mut layer = LayerTar::new();
     layer.symlink("out", "/../../../tmp");
-    fs.apply_layer(2, &layer.finish()[..])
+    let mut applier = Applier::on(fs, ApplyOptions::default());
+    applier
+        .apply_layer(2, &layer.finish()[..])
         .map_err(|f| format!("{f:?}"))
         .unwrap();
+    let mut fs = applier.finish().unwrap();
     fs.write_file(b"out/file", file_meta(0o644), b"inside")
         .unwrap();
     assert!(fs.tree().lookup(b"tmp/file").is_some());

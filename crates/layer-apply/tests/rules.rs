@@ -11,10 +11,8 @@
 
 use std::collections::HashMap;
 
-use d2l_layer_apply::{
-    ApplyOptions, EntryError, EntryFailure, Inode, InodeId, InodeKind, Rootfs, SpillFile,
-    SpillReader, Timestamp, Tree, XattrPolicy,
-};
+use d2l_layer_apply::{Applier, ApplyOptions, EntryError, EntryFailure, XattrPolicy};
+use d2l_rootfs::{Inode, InodeId, InodeKind, SpillFile, SpillReader, Timestamp, Tree};
 use d2l_testkit::layer::{gnu_sparse_tar, pattern, LayerTar};
 use tar::Header;
 
@@ -41,14 +39,14 @@ fn try_apply_with(
     options: ApplyOptions,
     layers: &[Vec<u8>],
 ) -> Result<Applied, (u32, EntryFailure)> {
-    let mut rootfs = Rootfs::new(SpillFile::new().expect("spill file"), options);
+    let mut rootfs = Applier::new(SpillFile::new().expect("spill file"), options);
     for (i, layer) in layers.iter().enumerate() {
         let number = u32::try_from(i).unwrap() + 1;
         rootfs
             .apply_layer(number, &layer[..])
             .map_err(|failure| (number, failure))?;
     }
-    let (tree, store) = rootfs.finish().expect("finish");
+    let (tree, store) = rootfs.finish().expect("finish").into_parts();
     let stored = store.len();
     let released = store.released();
     let data = store.into_reader().expect("spill reader");
@@ -337,15 +335,24 @@ fn paths_climbing_above_root_is_an_error() {
     for path in ["../etc/x", "a/../../b", "/../x", "./../x", ".."] {
         let mut l = LayerTar::new();
         l.file(path, b"x");
-        assert_fails!([l.finish()], EntryError::EscapesRoot);
+        assert_fails!(
+            [l.finish()],
+            EntryError::Tree(d2l_rootfs::Error::EscapesRoot)
+        );
     }
     // Directories and link names too.
     let mut l = LayerTar::new();
     l.dir("../d");
-    assert_fails!([l.finish()], EntryError::EscapesRoot);
+    assert_fails!(
+        [l.finish()],
+        EntryError::Tree(d2l_rootfs::Error::EscapesRoot)
+    );
     let mut l = LayerTar::new();
     l.file("a", b"").hardlink("x/../../h", "a");
-    assert_fails!([l.finish()], EntryError::EscapesRoot);
+    assert_fails!(
+        [l.finish()],
+        EntryError::Tree(d2l_rootfs::Error::EscapesRoot)
+    );
 }
 
 #[test]
@@ -361,29 +368,38 @@ fn paths_component_over_255_bytes_is_an_error() {
     for path in [long.clone(), format!("d/{long}"), format!("{long}/f")] {
         let mut l = LayerTar::new();
         l.file(&path, b"x");
-        assert_fails!([l.finish()], EntryError::NameTooLong);
+        assert_fails!(
+            [l.finish()],
+            EntryError::Tree(d2l_rootfs::Error::NameTooLong)
+        );
     }
     let mut l = LayerTar::new();
     l.dir(&format!("{long}/"));
-    assert_fails!([l.finish()], EntryError::NameTooLong);
+    assert_fails!(
+        [l.finish()],
+        EntryError::Tree(d2l_rootfs::Error::NameTooLong)
+    );
     // A component that only appears through a symlink's target.
     let mut l1 = LayerTar::new();
     l1.symlink("s", &long);
     let mut l2 = LayerTar::new();
     l2.file("s/f", b"x");
-    assert_fails!([l1.finish(), l2.finish()], EntryError::NameTooLong);
+    assert_fails!(
+        [l1.finish(), l2.finish()],
+        EntryError::Tree(d2l_rootfs::Error::NameTooLong)
+    );
 }
 
 #[test]
 fn paths_empty_name_is_an_error() {
     // An entry with an empty name is not the root entry "./": the note makes empty names
-    // an error, and the crate has `EntryError::EmptyName` for it.
+    // an error, and the crate has `EntryError::Tree(d2l_rootfs::Error::EmptyName)` for it.
     let mut l = LayerTar::new();
     l.file_bytes(b"", b"x");
-    assert_fails!([l.finish()], EntryError::EmptyName);
+    assert_fails!([l.finish()], EntryError::Tree(d2l_rootfs::Error::EmptyName));
     let mut l = LayerTar::new();
     l.raw(l.header_for(b"", b'5', 0o755, 0), &[]);
-    assert_fails!([l.finish()], EntryError::EmptyName);
+    assert_fails!([l.finish()], EntryError::Tree(d2l_rootfs::Error::EmptyName));
 }
 
 #[test]
@@ -510,23 +526,35 @@ fn paths_symlink_loop_is_an_error() {
     l1.symlink("a", "b").symlink("b", "a");
     let mut l2 = LayerTar::new();
     l2.file("a/x", b"x");
-    assert_fails!([l1.finish(), l2.finish()], EntryError::SymlinkLoop);
+    assert_fails!(
+        [l1.finish(), l2.finish()],
+        EntryError::Tree(d2l_rootfs::Error::SymlinkLoop)
+    );
     // Self loop through an absolute path.
     let mut l1 = LayerTar::new();
     l1.dir("d").symlink("d/s", "/d/s");
     let mut l2 = LayerTar::new();
     l2.file("d/s/x", b"x");
-    assert_fails!([l1.finish(), l2.finish()], EntryError::SymlinkLoop);
+    assert_fails!(
+        [l1.finish(), l2.finish()],
+        EntryError::Tree(d2l_rootfs::Error::SymlinkLoop)
+    );
     // A link that grows itself.
     let mut l1 = LayerTar::new();
     l1.symlink("g", "g/g");
     let mut l2 = LayerTar::new();
     l2.file("g/x", b"x");
-    assert_fails!([l1.finish(), l2.finish()], EntryError::SymlinkLoop);
+    assert_fails!(
+        [l1.finish(), l2.finish()],
+        EntryError::Tree(d2l_rootfs::Error::SymlinkLoop)
+    );
     // In the same layer.
     let mut l = LayerTar::new();
     l.symlink("p", "q").symlink("q", "p").file("p/x", b"x");
-    assert_fails!([l.finish()], EntryError::SymlinkLoop);
+    assert_fails!(
+        [l.finish()],
+        EntryError::Tree(d2l_rootfs::Error::SymlinkLoop)
+    );
 }
 
 #[test]
@@ -547,7 +575,10 @@ fn paths_255_symlink_hops_resolve_256_are_a_loop() {
     }
     let a = apply(&[chain(255)]);
     assert_eq!(content(&a, "d/x"), b"x");
-    assert_fails!([chain(256)], EntryError::SymlinkLoop);
+    assert_fails!(
+        [chain(256)],
+        EntryError::Tree(d2l_rootfs::Error::SymlinkLoop)
+    );
 }
 
 #[test]
@@ -584,13 +615,13 @@ fn paths_parent_that_is_a_file_is_an_error() {
     l2.file("f/x", b"x");
     assert_fails!(
         [l1.finish(), l2.finish()],
-        EntryError::ParentNotDirectory(_)
+        EntryError::Tree(d2l_rootfs::Error::ParentNotDirectory(_))
     );
     let mut l2 = LayerTar::new();
     l2.file("lf/x", b"x");
     assert_fails!(
         [l1.finish(), l2.finish()],
-        EntryError::ParentNotDirectory(_)
+        EntryError::Tree(d2l_rootfs::Error::ParentNotDirectory(_))
     );
 }
 
@@ -850,7 +881,7 @@ fn lower_file_as_parent_is_an_error_unless_whited_out_first() {
     );
     let error = apply_err(&[l1.finish(), last.finish()]);
     assert!(
-        matches!(error, EntryError::ParentNotDirectory(ref p) if p == "a"),
+        matches!(error, EntryError::Tree(d2l_rootfs::Error::ParentNotDirectory(ref p)) if p == "a"),
         "{error:?}"
     );
 }

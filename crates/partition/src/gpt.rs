@@ -9,11 +9,11 @@
 
 use std::collections::BTreeMap;
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
-use crate::cursor::DiskCursor;
 use crate::layout::{DiskLayout, SECTOR_BYTES};
 use crate::{DiskIds, Result};
+use d2l_disk::DiskCursor;
 
 /// Name of the root partition in its GPT entry (UTF-16LE, up to 36 units).
 pub const PARTITION_NAME: &str = "d2l-root";

@@ -22,7 +22,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod cursor;
 mod error;
 mod gpt;
 mod ids;

@@ -1,6 +1,6 @@
 //! The write step: puts a planned table into a disk file at fixed offsets.
 
-use d2l_fs_writer::VirtualDisk;
+use d2l_disk::VirtualDisk;
 
 use crate::layout::{DiskLayout, TableKind};
 use crate::{gpt, mbr, DiskIds, Error, Result};

@@ -360,12 +360,29 @@ fn list<T: std::fmt::Display>(items: &[T]) -> String {
         .join(", ")
 }
 
-impl Error {
-    /// Wraps this error in an [`io::Error`] of kind `InvalidData`, for `Read` implementations.
-    pub(crate) fn into_io(self) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, self)
+impl From<d2l_blob::Error> for Error {
+    fn from(e: d2l_blob::Error) -> Self {
+        match e {
+            d2l_blob::Error::InvalidDigest { input, reason } => {
+                Error::InvalidDigest { input, reason }
+            }
+            d2l_blob::Error::SizeMismatch {
+                digest,
+                expected,
+                actual,
+            } => Error::BlobSizeMismatch {
+                digest,
+                expected,
+                actual,
+            },
+            d2l_blob::Error::DigestMismatch { expected, actual } => {
+                Error::BlobDigestMismatch { expected, actual }
+            }
+        }
     }
+}
 
+impl Error {
     /// Shorthand for [`Error::Io`].
     pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
         Error::Io {

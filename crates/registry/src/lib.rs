@@ -29,22 +29,19 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod compression;
-pub mod digest;
 mod docker_archive;
 mod error;
 mod image;
 mod layout;
 mod manifest;
-pub mod media_type;
 pub mod platform;
 pub mod reference;
 pub mod remote;
 pub mod source;
 mod store;
 
-pub use compression::Compression;
-pub use digest::{Digest, Sha256, VerifiedReader};
+pub use d2l_blob::{compression, digest, media_type};
+pub use d2l_blob::{Compression, Digest, Sha256, VerifiedReader};
 pub use error::{Error, Result};
 pub use image::{open_image, open_image_with, Image, LayerDescriptor};
 pub use platform::Platform;

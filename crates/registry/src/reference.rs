@@ -93,8 +93,10 @@ impl FromStr for Reference {
         let (name_tag, digest) = match s.split_once('@') {
             Some((name_tag, digest)) => {
                 let digest = digest.parse::<Digest>().map_err(|e| match e {
-                    Error::InvalidDigest { reason, .. } => err(format!("digest: {reason}")),
-                    other => other,
+                    d2l_blob::Error::InvalidDigest { reason, .. } => {
+                        err(format!("digest: {reason}"))
+                    }
+                    other => other.into(),
                 })?;
                 (name_tag, Some(digest))
             }

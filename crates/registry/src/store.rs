@@ -43,9 +43,12 @@ pub(crate) trait Store: Send + Sync + fmt::Debug {
 /// Reads an error that a `Read` of a store handed back: if it wraps one of this crate's errors
 /// (a failed verification), that error; otherwise an I/O error at `location`.
 pub(crate) fn read_error(location: &str, err: io::Error) -> Error {
-    match err.downcast::<Error>() {
-        Ok(ours) => ours,
-        Err(err) => Error::io(location, err),
+    match err.downcast::<d2l_blob::Error>() {
+        Ok(verification) => verification.into(),
+        Err(err) => match err.downcast::<Error>() {
+            Ok(ours) => ours,
+            Err(err) => Error::io(location, err),
+        },
     }
 }
 

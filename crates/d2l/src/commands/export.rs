@@ -9,7 +9,7 @@ use crate::cli::ExportArgs;
 use crate::output::{Destination, Output};
 use crate::progress::Progress;
 
-pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
+pub fn run(args: ExportArgs, quiet: bool, env: &super::Environment) -> Result<()> {
     let started = Instant::now();
     let progress = Progress::new(quiet);
     let image = super::open_image(&args.source, &progress)?;
@@ -18,6 +18,7 @@ pub fn run(args: ExportArgs, quiet: bool) -> Result<()> {
         &image,
         &args.source,
         &args.apply,
+        env,
         super::spill_file(output.scratch_dir())?,
         &progress,
     )?;

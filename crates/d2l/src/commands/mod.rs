@@ -14,19 +14,38 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use d2l_layer_apply::{
-    apply_image, ApplyOptions, ContentStore, Rootfs, SpillFile, SpillReader, Tree, XattrPolicy,
-};
+use d2l_layer_apply::{apply_layers, ApplyOptions, BlobDescriptor, BlobError, Layers, XattrPolicy};
 use d2l_registry::{Image, RegistryOptions};
+use d2l_rootfs::{ContentStore, Rootfs, SpillFile, SpillReader, Tree};
 
 use crate::cli::{ApplyArgs, Cli, Command, RegistryArgs, SourceArgs};
 use crate::progress::Progress;
 
+/// What d2l reads from its environment, read once here and passed down.
+#[derive(Debug, Clone, Copy)]
+pub struct Environment {
+    /// `$SOURCE_DATE_EPOCH` (reproducible-builds.org), when it is set and valid: the mtime
+    /// of directories created implicitly, and the time stamped into disk images.
+    pub source_date_epoch: Option<i64>,
+}
+
+impl Environment {
+    /// The process's environment.
+    pub fn read() -> Environment {
+        Environment {
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok()),
+        }
+    }
+}
+
 /// Runs the command line.
 pub fn run(cli: Cli) -> Result<()> {
+    let env = Environment::read();
     match cli.command {
-        Command::Build(args) => build::run(*args, cli.quiet),
-        Command::Export(args) => export::run(args, cli.quiet),
+        Command::Build(args) => build::run(*args, cli.quiet, &env),
+        Command::Export(args) => export::run(args, cli.quiet, &env),
         Command::Inspect(args) => inspect::run(args, cli.quiet),
         Command::Run(args) => run::run(args),
         Command::Pull(args) => pull::run(args, cli.quiet),
@@ -65,17 +84,10 @@ struct Flattened<S> {
     layers: usize,
 }
 
-impl<S: ContentStore> Flattened<S> {
-    /// Ends changes: the tree and the store of its file data.
-    fn finish(self) -> Result<(Tree, S)> {
-        self.rootfs.finish().context("finishing the rootfs")
-    }
-}
-
 impl Flattened<SpillFile> {
     /// Ends changes: the tree and a reader of its file data.
     fn finish_spill(self) -> Result<(Tree, SpillReader)> {
-        let (tree, spill) = self.finish()?;
+        let (tree, spill) = self.rootfs.into_parts();
         let data = spill.into_reader().context("finishing the spill file")?;
         Ok((tree, data))
     }
@@ -96,12 +108,29 @@ fn flatten<S: ContentStore>(
     image: &Image,
     source: &SourceArgs,
     apply: &ApplyArgs,
+    env: &Environment,
     store: S,
     progress: &Progress,
 ) -> Result<Flattened<S>> {
     let started = Instant::now();
     let step = progress.step(format!("applying {} layers", image.layers.len()));
-    let applied = apply_image(image, store, apply_options(apply))
+    let open = |index: usize| -> std::result::Result<Box<dyn std::io::Read + Send>, BlobError> {
+        Ok(image.open_unverified_layer(index)?)
+    };
+    let layers = Layers {
+        blobs: image
+            .layers
+            .iter()
+            .map(|l| BlobDescriptor {
+                digest: l.digest.clone(),
+                size: l.size,
+                media_type: l.media_type.clone(),
+            })
+            .collect(),
+        diff_ids: image.diff_ids.clone(),
+        source: &open,
+    };
+    let applied = apply_layers(&layers, store, apply_options(apply, env))
         .with_context(|| format!("{}", source.source))?;
     step.done();
     tracing::info!(
@@ -110,17 +139,17 @@ fn flatten<S: ContentStore>(
         started.elapsed().as_secs_f64()
     );
     Ok(Flattened {
-        rootfs: Rootfs::from_parts(applied.tree, applied.store, apply_options(apply)),
+        rootfs: applied.rootfs,
         layers: applied.layers.len(),
     })
 }
 
-fn apply_options(args: &ApplyArgs) -> ApplyOptions {
+fn apply_options(args: &ApplyArgs, env: &Environment) -> ApplyOptions {
     ApplyOptions {
         xattrs: XattrPolicy {
             keep_selinux: args.keep_selinux,
         },
         overlay_whiteouts: args.overlay_whiteouts,
-        ..ApplyOptions::from_env()
+        ..ApplyOptions::dated(env.source_date_epoch)
     }
 }

@@ -8,18 +8,15 @@ use std::path::Path;
 
 use d2l_disk_format::{convert, create, open, ImageWriter, VirtualDisk, WriteOptions};
 use d2l_fs_writer::{write_ext4, Ext4Options};
-use d2l_layer_apply::{apply_image, ApplyOptions, Rootfs, SpillFile, SpillReader, Tree};
 use d2l_partition::{write_partition_table, DiskIds, DiskLayout, TableKind};
+use d2l_rootfs::{SpillFile, SpillReader, Tree};
 
 /// The Debian fixture flattened: its tree and file data.
 pub fn debian_tree() -> (Tree, SpillReader) {
     let debian = d2l_testkit::debian();
     let image = d2l_registry::open_image(&debian.oci.parse().unwrap(), &Default::default())
         .expect("open the Debian fixture");
-    let applied = apply_image(&image, SpillFile::new().unwrap(), ApplyOptions::default())
-        .expect("apply its layers");
-    let rootfs = Rootfs::from_parts(applied.tree, applied.store, ApplyOptions::default());
-    let (tree, spill) = rootfs.finish().unwrap();
+    let (tree, spill) = d2l_testkit::apply::image(&image, SpillFile::new().unwrap()).into_parts();
     (tree, spill.into_reader().unwrap())
 }
 

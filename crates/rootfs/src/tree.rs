@@ -77,7 +77,8 @@ impl FileData {
 pub struct DirEntry {
     /// The inode the name refers to.
     pub inode: InodeId,
-    pub(crate) layer: u32,
+    /// The layer that last declared the name (edits after the layers use `u32::MAX`).
+    pub layer: u32,
 }
 
 /// The children of a directory, sorted by name (names are bytes, not UTF-8).
@@ -90,6 +91,11 @@ impl Directory {
     /// The entries in byte order of their names.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = (&[u8], InodeId)> {
         self.entries.iter().map(|(name, e)| (&name[..], e.inode))
+    }
+
+    /// The entry of a name, with the layer that declared it.
+    pub fn entry(&self, name: &[u8]) -> Option<DirEntry> {
+        self.entries.get(name).copied()
     }
 
     /// Looks a name up.
@@ -171,7 +177,7 @@ impl Inode {
     }
 
     /// Replaces the metadata, keeping kind and names.
-    pub(crate) fn set_metadata(&mut self, meta: Metadata) {
+    pub fn set_metadata(&mut self, meta: Metadata) {
         self.mode = meta.mode & 0o7777;
         self.uid = meta.uid;
         self.gid = meta.gid;
@@ -242,7 +248,8 @@ impl Tree {
             .expect("inode id refers to a live inode")
     }
 
-    pub(crate) fn inode_mut(&mut self, id: InodeId) -> &mut Inode {
+    /// The inode `id`, to change (panics when it is not live, a caller's bug).
+    pub fn inode_mut(&mut self, id: InodeId) -> &mut Inode {
         self.inodes[id.index()]
             .as_mut()
             .expect("inode id refers to a live inode")
@@ -290,7 +297,8 @@ impl Tree {
         walk
     }
 
-    pub(crate) fn alloc(&mut self, kind: InodeKind, meta: Metadata) -> InodeId {
+    /// A new inode with no name yet; [`Rootfs::link`](crate::Rootfs::link) names it.
+    pub fn alloc(&mut self, kind: InodeKind, meta: Metadata) -> InodeId {
         let id = InodeId(u32::try_from(self.inodes.len()).expect("fewer than 2^32 inodes"));
         self.inodes.push(Some(Inode {
             kind,

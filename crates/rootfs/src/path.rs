@@ -1,6 +1,6 @@
 //! Lexical cleaning of tar entry paths, before they meet the tree.
 
-use crate::error::EntryError;
+use crate::error::Error;
 
 /// Longest name of one path component (ext4 and every Linux filesystem).
 pub const NAME_MAX: usize = 255;
@@ -9,19 +9,19 @@ pub const NAME_MAX: usize = 255;
 /// dropped, ".." resolved lexically (`g/h/../i` is `g/i`). A path that still climbs above
 /// the root is an error, as is a component over [`NAME_MAX`] bytes. An empty result is the
 /// root itself.
-pub fn clean(path: &[u8]) -> Result<Vec<&[u8]>, EntryError> {
+pub fn clean(path: &[u8]) -> Result<Vec<&[u8]>, Error> {
     let mut out: Vec<&[u8]> = Vec::new();
     for comp in path.split(|&b| b == b'/') {
         match comp {
             b"" | b"." => {}
             b".." => {
                 if out.pop().is_none() {
-                    return Err(EntryError::EscapesRoot);
+                    return Err(Error::EscapesRoot);
                 }
             }
             name => {
                 if name.len() > NAME_MAX {
-                    return Err(EntryError::NameTooLong);
+                    return Err(Error::NameTooLong);
                 }
                 out.push(name);
             }
@@ -34,7 +34,7 @@ pub fn clean(path: &[u8]) -> Result<Vec<&[u8]>, EntryError> {
 mod tests {
     use super::*;
 
-    fn joined(p: &str) -> Result<String, EntryError> {
+    fn joined(p: &str) -> Result<String, Error> {
         clean(p.as_bytes()).map(|c| {
             c.iter()
                 .map(|s| String::from_utf8_lossy(s).into_owned())
@@ -51,12 +51,9 @@ mod tests {
         assert_eq!(joined("etc/").unwrap(), "etc");
         assert_eq!(joined("./").unwrap(), "");
         assert_eq!(joined("a/../..x").unwrap(), "..x");
-        assert!(matches!(joined("../etc/x"), Err(EntryError::EscapesRoot)));
-        assert!(matches!(joined("a/../../b"), Err(EntryError::EscapesRoot)));
-        assert!(matches!(
-            joined(&"x".repeat(256)),
-            Err(EntryError::NameTooLong)
-        ));
+        assert!(matches!(joined("../etc/x"), Err(Error::EscapesRoot)));
+        assert!(matches!(joined("a/../../b"), Err(Error::EscapesRoot)));
+        assert!(matches!(joined(&"x".repeat(256)), Err(Error::NameTooLong)));
         assert_eq!(joined(&"x".repeat(255)).unwrap().len(), 255);
     }
 

@@ -154,40 +154,6 @@ fn punch_hole(file: &File, offset: u64, len: u64) {
     );
 }
 
-/// Copies up to `len` bytes from `src` at `offset` to `out` at `out_offset` inside the kernel
-/// (`copy_file_range`). Returns the bytes copied, which is less than `len` only when the
-/// kernel cannot copy between these files (the caller copies the rest itself).
-pub fn copy_in_kernel(
-    src: &File,
-    offset: u64,
-    len: u64,
-    out: &File,
-    out_offset: u64,
-) -> io::Result<u64> {
-    let mut done = 0u64;
-    while done < len {
-        let mut from = offset + done;
-        let mut to = out_offset + done;
-        let want = usize::try_from(len - done)
-            .unwrap_or(usize::MAX)
-            .min(1 << 30);
-        match rustix::fs::copy_file_range(src, Some(&mut from), out, Some(&mut to), want) {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-            Ok(n) => done += n as u64,
-            Err(rustix::io::Errno::INTR) => {}
-            // Not supported between these files (e.g. across filesystems on old kernels).
-            Err(
-                rustix::io::Errno::XDEV
-                | rustix::io::Errno::NOSYS
-                | rustix::io::Errno::INVAL
-                | rustix::io::Errno::OPNOTSUPP,
-            ) => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(done)
-}
-
 /// Read access to a finished [`SpillFile`].
 pub struct SpillReader {
     file: File,
@@ -202,19 +168,6 @@ impl SpillReader {
     /// Reads exactly `buf.len()` bytes at `offset`.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.file.read_exact_at(buf, offset)
-    }
-
-    /// Copies up to `len` bytes at `offset` to `out` at `out_offset` inside the kernel
-    /// (`copy_file_range`). Returns the bytes copied, which is less than `len` only when
-    /// the kernel cannot copy between these files (the caller copies the rest itself).
-    pub fn copy_to_file(
-        &self,
-        offset: u64,
-        len: u64,
-        out: &File,
-        out_offset: u64,
-    ) -> io::Result<u64> {
-        copy_in_kernel(&self.file, offset, len, out, out_offset)
     }
 
     /// Copies `len` bytes at `offset` to `out`, through `scratch` as a buffer.

@@ -77,9 +77,43 @@ impl VirtualDisk for File {
     }
 
     fn copy_from(&self, src: &File, src_offset: u64, len: u64, offset: u64) -> io::Result<()> {
-        let done = d2l_layer_apply::copy_in_kernel(src, src_offset, len, self, offset)?;
+        let done = copy_in_kernel(src, src_offset, len, self, offset)?;
         copy_through_buffer(self, src, src_offset + done, len - done, offset + done)
     }
+}
+
+/// Copies up to `len` bytes from `src` at `offset` to `out` at `out_offset` inside the kernel
+/// (`copy_file_range`). Returns the bytes copied, which is less than `len` only when the
+/// kernel cannot copy between these files (the caller copies the rest itself).
+pub fn copy_in_kernel(
+    src: &File,
+    offset: u64,
+    len: u64,
+    out: &File,
+    out_offset: u64,
+) -> io::Result<u64> {
+    let mut done = 0u64;
+    while done < len {
+        let mut from = offset + done;
+        let mut to = out_offset + done;
+        let want = usize::try_from(len - done)
+            .unwrap_or(usize::MAX)
+            .min(1 << 30);
+        match rustix::fs::copy_file_range(src, Some(&mut from), out, Some(&mut to), want) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            // Not supported between these files (e.g. across filesystems on old kernels).
+            Err(
+                rustix::io::Errno::XDEV
+                | rustix::io::Errno::NOSYS
+                | rustix::io::Errno::INVAL
+                | rustix::io::Errno::OPNOTSUPP,
+            ) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(done)
 }
 
 /// Copies through a user-space buffer.
@@ -101,8 +135,8 @@ fn copy_through_buffer<D: VirtualDisk + ?Sized>(
     Ok(())
 }
 
-/// Writes `len` zero bytes at `offset`.
-fn write_zeros<D: VirtualDisk + ?Sized>(disk: &D, offset: u64, len: u64) -> io::Result<()> {
+/// Writes `len` zero bytes at `offset`, for formats or filesystems that cannot free a range.
+pub fn write_zeros<D: VirtualDisk + ?Sized>(disk: &D, offset: u64, len: u64) -> io::Result<()> {
     let zeros = vec![0u8; len.min(1 << 20) as usize];
     let mut done = 0u64;
     while done < len {

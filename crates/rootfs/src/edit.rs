@@ -2,9 +2,9 @@
 //! machine's (an fstab, a hostname, boot loader files). Paths resolve as in layers: from the
 //! image root, symlinks in parent directories followed, nothing outside the tree reachable.
 
-use crate::apply::{Parent, Rootfs};
-use crate::error::EntryError;
+use crate::error::{Error, Result};
 use crate::path;
+use crate::rootfs::{Parent, Rootfs};
 use crate::store::ContentStore;
 use crate::tree::{DataExtent, Directory, FileData, InodeId, InodeKind, Metadata};
 
@@ -15,19 +15,14 @@ const MAX_FOLLOW: u32 = 40;
 
 impl<S: ContentStore> Rootfs<S> {
     /// Creates or replaces the regular file at `path` (parents made as needed, 0755 root).
-    pub fn write_file(
-        &mut self,
-        path: &[u8],
-        meta: Metadata,
-        content: &[u8],
-    ) -> Result<InodeId, EntryError> {
+    pub fn write_file(&mut self, path: &[u8], meta: Metadata, content: &[u8]) -> Result<InodeId> {
         let (parent, name) = self.parent_of(path, true)?;
         let mut extents = Vec::new();
         if !content.is_empty() {
             let store_offset = self
                 .store
                 .store(0, content.len() as u64, &mut &content[..])
-                .map_err(|e| EntryError::Io(format!("storing file data: {e}")))?;
+                .map_err(Error::Store)?;
             extents.push(DataExtent {
                 file_offset: 0,
                 len: content.len() as u64,
@@ -44,7 +39,7 @@ impl<S: ContentStore> Rootfs<S> {
     }
 
     /// Creates the directory `path` and its missing parents; an existing directory is kept.
-    pub fn create_dir_all(&mut self, path: &[u8], meta: Metadata) -> Result<InodeId, EntryError> {
+    pub fn create_dir_all(&mut self, path: &[u8], meta: Metadata) -> Result<InodeId> {
         let (parent, name) = self.parent_of(path, true)?;
         if let Some(existing) = self.dir(parent).get(&name) {
             if self.tree.inode(existing).as_directory().is_some() {
@@ -59,7 +54,7 @@ impl<S: ContentStore> Rootfs<S> {
     }
 
     /// Removes `path` (a whole subtree for a directory). Returns whether it existed.
-    pub fn remove(&mut self, path: &[u8]) -> Result<bool, EntryError> {
+    pub fn remove(&mut self, path: &[u8]) -> Result<bool> {
         let Ok((parent, name)) = self.parent_of(path, false) else {
             return Ok(false);
         };
@@ -92,18 +87,18 @@ impl<S: ContentStore> Rootfs<S> {
     }
 
     /// The directory that holds `path`'s last component, and that component.
-    fn parent_of(&mut self, path: &[u8], create: bool) -> Result<(InodeId, Vec<u8>), EntryError> {
+    fn parent_of(&mut self, path: &[u8], create: bool) -> Result<(InodeId, Vec<u8>)> {
         let comps = path::clean(path)?;
-        let (&name, parents) = comps.split_last().ok_or(EntryError::EmptyName)?;
+        let (&name, parents) = comps.split_last().ok_or(Error::EmptyName)?;
         let name = name.to_vec();
         let parents: Vec<Vec<u8>> = parents.iter().map(|c| c.to_vec()).collect();
         let parents: Vec<&[u8]> = parents.iter().map(|c| &c[..]).collect();
         match self.resolve_dir(&parents, EDIT_LAYER, create)? {
             Parent::Dir(dir) => Ok((dir, name)),
-            Parent::Missing => Err(EntryError::ParentNotDirectory(
+            Parent::Missing => Err(Error::ParentNotDirectory(
                 String::from_utf8_lossy(path).into_owned(),
             )),
-            Parent::NotDir(what) => Err(EntryError::ParentNotDirectory(what)),
+            Parent::NotDir(what) => Err(Error::ParentNotDirectory(what)),
         }
     }
 }

@@ -2,16 +2,17 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use d2l_fs_writer::VirtualDisk;
+use crate::VirtualDisk;
 
 /// Reads and writes a disk from a current position, like a block device file.
-pub(crate) struct DiskCursor<'a> {
+pub struct DiskCursor<'a> {
     disk: &'a dyn VirtualDisk,
     position: u64,
 }
 
 impl<'a> DiskCursor<'a> {
-    pub(crate) fn new(disk: &'a dyn VirtualDisk) -> Self {
+    /// A cursor at offset 0 of `disk`.
+    pub fn new(disk: &'a dyn VirtualDisk) -> Self {
         DiskCursor { disk, position: 0 }
     }
 }
