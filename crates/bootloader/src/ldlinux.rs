@@ -2,8 +2,13 @@
 //!
 //! Facts from `shared/notes/extlinux-offline.md` (SYSLINUX 6.04); nothing here does I/O.
 
-use crate::error::{Error, Result};
 use std::path::PathBuf;
+
+use d2l_disk::bytes::{
+    le, le32, put_le32, FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned,
+};
+
+use crate::error::{Error, Result};
 
 /// Size of a logical sector; syslinux only supports 512-byte sectors.
 pub(crate) const SECTOR: usize = 512;
@@ -23,51 +28,129 @@ const ADV_SECTORS: u16 = 2;
 /// Longest run of sectors one extent record may describe (the BIOS transfer limit used by
 /// syslinux's loader, also the default `maxtransfer`).
 pub(crate) const MAX_EXTENT_SECTORS: u64 = 127;
-/// Size of a packed extent record `{u64 lba, u16 len}`.
-const EXTENT_RECORD: usize = 10;
 
-/// Boot sector: jump and OEM name "SYSLINUX" kept from the template (bytes 0..0x0B).
-const BS_OEM: std::ops::Range<usize> = 3..11;
 /// Boot sector: start of the parameter block we write.
 const BS_BPB_START: usize = 0x0B;
 /// Boot sector: start of the boot code kept from the template.
 pub(crate) const BS_CODE_START: usize = 0x5A;
-/// Boot sector: u16 bytes per sector.
-const BS_BYTES_PER_SECTOR: usize = 0x0B;
-/// Boot sector: u16 total sectors when below 65536, else 0.
-const BS_SECTORS16: usize = 0x13;
-/// Boot sector: u16 sectors per track.
-const BS_SECTORS_PER_TRACK: usize = 0x18;
-/// Boot sector: u16 heads.
-const BS_HEADS: usize = 0x1A;
-/// Boot sector: u32 hidden sectors = partition start LBA.
-const BS_HIDDEN: usize = 0x1C;
-/// Boot sector: u32 partition size in sectors.
-const BS_SECTORS32: usize = 0x20;
 /// Boot sector: the ldlinux magic at 0x1F8.
 const BS_MAGIC: usize = 0x1F8;
-/// Boot sector: the 0x55 0xAA signature.
-const BS_SIGNATURE: usize = 0x1FE;
+/// The boot sector's signature (BIOS Boot Specification 1.01, 6.5.1).
+const BOOT_SIGNATURE: [u8; 2] = [0x55, 0xAA];
+/// The boot sector's OEM name in syslinux's template.
+const OEM_NAME: &[u8; 8] = b"SYSLINUX";
 /// Sectors per track extlinux reports for a device without a geometry (loop devices, files).
 pub(crate) const DEFAULT_SECTORS_PER_TRACK: u16 = 32;
 /// Heads extlinux reports for a device without a geometry.
 pub(crate) const DEFAULT_HEADS: u16 = 64;
 
-pub(crate) fn get16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes([b[at], b[at + 1]])
+/// The partition boot sector: syslinux's boot code with a FAT-style parameter block (BPB) that
+/// d2l fills in (`ldlinux.bss`; syslinux `libinstaller/syslxint.h`, `struct fat_boot_sector`).
+#[derive(Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+pub(crate) struct BootSector {
+    /// x86 jump over the parameter block, kept from the template.
+    jump: [u8; 3],
+    /// OEM name, "SYSLINUX" in the template.
+    oem: [u8; 8],
+    /// The parameter block, written by d2l.
+    bpb: Bpb,
+    /// Boot code kept from the template; it embeds the sector of ldlinux.sys at the offsets
+    /// the extended patch area gives (`sect1ptr0`, `sect1ptr1`).
+    code: [u8; BS_MAGIC - BS_CODE_START],
+    /// [`LDLINUX_MAGIC`].
+    magic: le::U32,
+    unused: [u8; 2],
+    /// [`BOOT_SIGNATURE`].
+    signature: [u8; 2],
 }
-pub(crate) fn get32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+const _: () = assert!(size_of::<BootSector>() == SECTOR);
+
+/// The parameter block at 0x0B: FAT's BPB as extlinux fills it for ext2/3/4.
+#[derive(Clone, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct Bpb {
+    bytes_per_sector: le::U16,
+    /// Cluster size, reserved sectors, FAT count, root entries: FAT only, zero.
+    fat_geometry: [u8; 6],
+    /// Total sectors when below 65536, else 0.
+    sectors16: le::U16,
+    /// Media byte and FAT size: FAT only, zero.
+    fat_media: [u8; 3],
+    sectors_per_track: le::U16,
+    heads: le::U16,
+    /// Partition start LBA.
+    hidden_sectors: le::U32,
+    /// Partition size in sectors.
+    sectors32: le::U32,
+    /// The rest of the FAT12/16/32 extended BPB: zero.
+    extended: [u8; BS_CODE_START - 0x24],
 }
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+const _: () = assert!(size_of::<Bpb>() == BS_CODE_START - BS_BPB_START);
+
+/// The patch area that starts with [`LDLINUX_MAGIC`] in `ldlinux.sys` (syslinux
+/// `libinstaller/syslxint.h`, `struct patch_area`).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct RawPatchArea {
+    magic: le::U32,
+    /// Build stamp; the boot sector embeds the same value.
+    instance: le::U32,
+    data_sectors: le::U16,
+    adv_sectors: le::U16,
+    /// Code words covered by the checksum: `data_sectors * 128`.
+    dwords: le::U32,
+    checksum: le::U32,
+    max_transfer: le::U16,
+    /// Offset of the extended patch area in the file.
+    epa_offset: le::U16,
 }
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+const _: () = assert!(size_of::<RawPatchArea>() == 24);
+
+/// The extended patch area (syslinux `struct ext_patch_area`): offsets in `ldlinux.sys` (for
+/// `sect1_ptr*`, in the boot sector) of what the installer patches.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct RawExtPatchArea {
+    adv_ptr: le::U16,
+    dir: le::U16,
+    dir_len: le::U16,
+    subvol: le::U16,
+    subvol_len: le::U16,
+    sec_ptr: le::U16,
+    sec_ptr_count: le::U16,
+    sect1_ptr0: le::U16,
+    sect1_ptr1: le::U16,
+    raid_patch: le::U16,
+    banner: le::U16,
 }
-fn put64(b: &mut [u8], at: usize, v: u64) {
-    b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+const _: () = assert!(size_of::<RawExtPatchArea>() == 22);
+
+/// One record of the extent list: `len` sectors from `lba` (syslinux `struct syslinux_extent`).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct SectorExtent {
+    lba: le::U64,
+    len: le::U16,
 }
+const _: () = assert!(size_of::<SectorExtent>() == 10);
+
+/// One copy of the auxiliary data vector (syslinux `libinstaller/advconst.h`): magic,
+/// checksum, tagged data, magic.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
+#[repr(C)]
+struct AdvBlock {
+    head: le::U32,
+    /// [`ADV_CHECKSUM_BASE`] minus the sum of the data words.
+    checksum: le::U32,
+    /// Tagged records; tag 0 ends them.
+    data: [u8; ADV_BLOCK - 12],
+    tail: le::U32,
+}
+const _: () = assert!(size_of::<AdvBlock>() == ADV_BLOCK);
+
+/// The two ADV sector numbers in `ldlinux.sys`.
+type AdvPointers = [le::U64; 2];
 
 /// The patch area of one `ldlinux.sys` and its extended patch area (EPA), read from the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,16 +181,8 @@ pub(crate) struct PatchArea {
     pub sect1_ptr1: usize,
 }
 
-// Fields of the patch area, offsets from its magic.
-const PA_STAMP: usize = 4;
-const PA_DATA_SECTORS: usize = 8;
-const PA_ADV_SECTORS: usize = 10;
-const PA_DWORDS: usize = 12;
-const PA_CHECKSUM: usize = 16;
-const PA_EPA: usize = 22;
-const PA_LEN: usize = 24;
-/// Eleven u16 in the EPA.
-const EPA_LEN: usize = 22;
+/// Offset of the checksum in the patch area.
+const PA_CHECKSUM: usize = std::mem::offset_of!(RawPatchArea, checksum);
 
 fn invalid(path: &str, reason: String) -> Error {
     Error::Invalid {
@@ -126,12 +201,14 @@ impl PatchArea {
                 sys.len()
             )));
         }
-        let offset = (0..sys.len().saturating_sub(PA_LEN))
+        let offset = (0..sys.len().saturating_sub(size_of::<RawPatchArea>()))
             .step_by(4)
-            .find(|&i| get32(sys, i) == LDLINUX_MAGIC)
+            .find(|&i| le32(sys, i) == LDLINUX_MAGIC)
             .ok_or_else(|| bad(format!("no patch area (magic {LDLINUX_MAGIC:#010x})")))?;
-        let data_sectors = get16(sys, offset + PA_DATA_SECTORS);
-        let adv_sectors = get16(sys, offset + PA_ADV_SECTORS);
+        let (raw, _) = RawPatchArea::ref_from_prefix(&sys[offset..])
+            .map_err(|_| bad(format!("patch area at {offset:#x} beyond the file")))?;
+        let data_sectors = raw.data_sectors.get();
+        let adv_sectors = raw.adv_sectors.get();
         let file_sectors = sys.len() / SECTOR;
         if adv_sectors != ADV_SECTORS
             || usize::from(data_sectors) + usize::from(adv_sectors) != file_sectors
@@ -141,39 +218,45 @@ impl PatchArea {
                  do not make the file's {file_sectors} sectors"
             )));
         }
-        let dwords = get32(sys, offset + PA_DWORDS);
+        let dwords = raw.dwords.get();
         if dwords != u32::from(data_sectors) * (SECTOR as u32 / 4) {
             return Err(bad(format!(
                 "patch area at {offset:#x}: dwords {dwords} != {data_sectors} sectors * 128"
             )));
         }
-        let epa = usize::from(get16(sys, offset + PA_EPA));
-        if epa + EPA_LEN > sys.len() {
+        let epa = usize::from(raw.epa_offset.get());
+        let Some((e, _)) = sys
+            .get(epa..)
+            .and_then(|rest| RawExtPatchArea::ref_from_prefix(rest).ok())
+        else {
             return Err(bad(format!(
                 "extended patch area at {epa:#x} beyond the file"
             )));
-        }
-        let e = |i: usize| usize::from(get16(sys, epa + 2 * i));
+        };
         let pa = PatchArea {
             offset,
-            stamp: get32(sys, offset + PA_STAMP),
+            stamp: raw.instance.get(),
             data_sectors,
-            adv_ptr: e(0),
-            dir: e(1),
-            dir_len: e(2),
-            subvol: e(3),
-            subvol_len: e(4),
-            sec_ptr: e(5),
-            sec_ptr_count: e(6),
-            sect1_ptr0: e(7),
-            sect1_ptr1: e(8),
+            adv_ptr: usize::from(e.adv_ptr.get()),
+            dir: usize::from(e.dir.get()),
+            dir_len: usize::from(e.dir_len.get()),
+            subvol: usize::from(e.subvol.get()),
+            subvol_len: usize::from(e.subvol_len.get()),
+            sec_ptr: usize::from(e.sec_ptr.get()),
+            sec_ptr_count: usize::from(e.sec_ptr_count.get()),
+            sect1_ptr0: usize::from(e.sect1_ptr0.get()),
+            sect1_ptr1: usize::from(e.sect1_ptr1.get()),
         };
         let code_len = usize::from(data_sectors) * SECTOR;
         for (name, at, len) in [
-            ("ADV pointers", pa.adv_ptr, 16),
+            ("ADV pointers", pa.adv_ptr, size_of::<AdvPointers>()),
             ("directory", pa.dir, pa.dir_len),
             ("subvolume", pa.subvol, pa.subvol_len),
-            ("extent list", pa.sec_ptr, pa.sec_ptr_count * EXTENT_RECORD),
+            (
+                "extent list",
+                pa.sec_ptr,
+                pa.sec_ptr_count * size_of::<SectorExtent>(),
+            ),
         ] {
             if at + len > code_len {
                 return Err(bad(format!(
@@ -200,28 +283,28 @@ impl PatchArea {
 /// Checks a boot sector template and returns it with the parameter block zeroed.
 pub(crate) fn clean_boot_sector(raw: &[u8], pa: &PatchArea) -> Result<[u8; SECTOR]> {
     let bad = |r: String| invalid("ldlinux.bss", r);
-    let bs: [u8; SECTOR] = raw
-        .try_into()
+    let mut bs = BootSector::read_from_bytes(raw)
         .map_err(|_| bad(format!("size {:#x}, want 0x200", raw.len())))?;
-    if &bs[BS_OEM] != b"SYSLINUX" {
+    if &bs.oem != OEM_NAME {
         return Err(bad("no \"SYSLINUX\" OEM name at 0x3".into()));
     }
-    if bs[BS_SIGNATURE..] != [0x55, 0xAA] {
+    if bs.signature != BOOT_SIGNATURE {
         return Err(bad("no 55 AA signature at 0x1fe".into()));
     }
-    if get32(&bs, BS_MAGIC) != LDLINUX_MAGIC {
+    if bs.magic.get() != LDLINUX_MAGIC {
         return Err(bad(format!("no magic {LDLINUX_MAGIC:#010x} at 0x1f8")));
     }
     let stamp = pa.stamp.to_le_bytes();
-    if !bs[BS_CODE_START..BS_MAGIC].windows(4).any(|w| w == stamp) {
+    if !bs.code.windows(4).any(|w| w == stamp) {
         return Err(bad(format!(
             "build stamp {:#010x} of ldlinux.sys not in the boot code: pieces from different \
              syslinux builds",
             pa.stamp
         )));
     }
-    let mut out = bs;
-    out[BS_BPB_START..BS_CODE_START].fill(0);
+    bs.bpb = Bpb::new_zeroed();
+    let mut out = [0u8; SECTOR];
+    out.copy_from_slice(bs.as_bytes());
     Ok(out)
 }
 
@@ -247,20 +330,22 @@ pub(crate) fn extents(sectors: &[u64]) -> Vec<(u64, u16)> {
 pub(crate) fn checksum(code: &[u8]) -> u32 {
     let sum = code
         .chunks_exact(4)
-        .fold(0u32, |acc, w| acc.wrapping_add(get32(w, 0)));
+        .fold(0u32, |acc, w| acc.wrapping_add(le32(w, 0)));
     LDLINUX_MAGIC.wrapping_sub(sum)
 }
 
 /// One empty ADV block: head magic, checksum, 500 zero bytes (tag 0 ends), tail magic.
 pub(crate) fn empty_adv_block() -> [u8; ADV_BLOCK] {
-    let mut b = [0u8; ADV_BLOCK];
-    put32(&mut b, 0, ADV_MAGIC_HEAD);
-    put32(&mut b, ADV_BLOCK - 4, ADV_MAGIC_TAIL);
-    let sum = b[8..ADV_BLOCK - 4]
-        .chunks_exact(4)
-        .fold(0u32, |acc, w| acc.wrapping_add(get32(w, 0)));
-    put32(&mut b, 4, ADV_CHECKSUM_BASE.wrapping_sub(sum));
-    b
+    // The data is all zero words, so the checksum is the base itself.
+    let block = AdvBlock {
+        head: ADV_MAGIC_HEAD.into(),
+        checksum: ADV_CHECKSUM_BASE.into(),
+        data: [0; ADV_BLOCK - 12],
+        tail: ADV_MAGIC_TAIL.into(),
+    };
+    let mut out = [0u8; ADV_BLOCK];
+    out.copy_from_slice(block.as_bytes());
+    out
 }
 
 /// Patches a copy of `sys` for the sectors `sectors` and install directory `dir`.
@@ -294,16 +379,20 @@ pub(crate) fn patch(sys: &[u8], pa: &PatchArea, sectors: &[u64], dir: &str) -> R
     }
     let mut out = sys.to_vec();
     // Extent list for S[1]..S[N-1].
-    let list_area = pa.sec_ptr..pa.sec_ptr + pa.sec_ptr_count * EXTENT_RECORD;
+    let record = size_of::<SectorExtent>();
+    let list_area = pa.sec_ptr..pa.sec_ptr + pa.sec_ptr_count * record;
     out[list_area].fill(0);
     for (i, (lba, len)) in list.iter().enumerate() {
-        let at = pa.sec_ptr + i * EXTENT_RECORD;
-        put64(&mut out, at, *lba);
-        put16(&mut out, at + 8, *len);
+        let at = pa.sec_ptr + i * record;
+        let extent = SectorExtent {
+            lba: (*lba).into(),
+            len: (*len).into(),
+        };
+        out[at..at + record].copy_from_slice(extent.as_bytes());
     }
     // The two ADV sectors.
-    put64(&mut out, pa.adv_ptr, sectors[n]);
-    put64(&mut out, pa.adv_ptr + 8, sectors[n + 1]);
+    let adv_ptrs: AdvPointers = [sectors[n].into(), sectors[n + 1].into()];
+    out[pa.adv_ptr..pa.adv_ptr + size_of::<AdvPointers>()].copy_from_slice(adv_ptrs.as_bytes());
     // Install directory and subvolume.
     out[pa.dir..pa.dir + pa.dir_len].fill(0);
     out[pa.dir..pa.dir + dir.len()].copy_from_slice(dir.as_bytes());
@@ -314,9 +403,9 @@ pub(crate) fn patch(sys: &[u8], pa: &PatchArea, sectors: &[u64], dir: &str) -> R
     out[n * SECTOR + ADV_BLOCK..].copy_from_slice(&adv);
     // Checksum last.
     let ck = pa.offset + PA_CHECKSUM;
-    put32(&mut out, ck, 0);
+    put_le32(&mut out, ck, 0);
     let sum = checksum(&out[..n * SECTOR]);
-    put32(&mut out, ck, sum);
+    put_le32(&mut out, ck, sum);
     Ok(out)
 }
 
@@ -338,34 +427,40 @@ pub(crate) fn boot_sector(
             "partition of {partition_sectors:#x} sectors beyond 2 TiB, the boot sector holds 32 bits"
         ))
     })?;
-    let mut bs = *template;
-    bs[BS_BPB_START..BS_CODE_START].fill(0);
-    put16(&mut bs, BS_BYTES_PER_SECTOR, SECTOR as u16);
-    put16(&mut bs, BS_SECTORS16, u16::try_from(size).unwrap_or(0));
-    put16(&mut bs, BS_SECTORS_PER_TRACK, DEFAULT_SECTORS_PER_TRACK);
-    put16(&mut bs, BS_HEADS, DEFAULT_HEADS);
-    put32(&mut bs, BS_HIDDEN, start);
-    put32(&mut bs, BS_SECTORS32, size);
-    put32(&mut bs, pa.sect1_ptr0, first as u32);
-    put32(&mut bs, pa.sect1_ptr1, (first >> 32) as u32);
-    Ok(bs)
+    let mut bs = BootSector::read_from_bytes(template).expect("a sector is a boot sector");
+    bs.bpb = Bpb {
+        bytes_per_sector: (SECTOR as u16).into(),
+        sectors16: u16::try_from(size).unwrap_or(0).into(),
+        sectors_per_track: DEFAULT_SECTORS_PER_TRACK.into(),
+        heads: DEFAULT_HEADS.into(),
+        hidden_sectors: start.into(),
+        sectors32: size.into(),
+        ..Bpb::new_zeroed()
+    };
+    let mut out = [0u8; SECTOR];
+    out.copy_from_slice(bs.as_bytes());
+    // The first sector of ldlinux.sys, in two halves where the boot code reads them.
+    put_le32(&mut out, pa.sect1_ptr0, first as u32);
+    put_le32(&mut out, pa.sect1_ptr1, (first >> 32) as u32);
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use d2l_disk::bytes::{le16, put_le16};
 
     #[test]
     fn empty_adv_checksum_is_the_base() {
         let b = empty_adv_block();
-        assert_eq!(get32(&b, 0), ADV_MAGIC_HEAD);
-        assert_eq!(get32(&b, 4), ADV_CHECKSUM_BASE);
+        assert_eq!(le32(&b, 0), ADV_MAGIC_HEAD);
+        assert_eq!(le32(&b, 4), ADV_CHECKSUM_BASE);
         assert!(b[8..508].iter().all(|&x| x == 0));
-        assert_eq!(get32(&b, 508), ADV_MAGIC_TAIL);
+        assert_eq!(le32(&b, 508), ADV_MAGIC_TAIL);
         // Words 8..508 plus the checksum sum to the base.
         let sum = b[4..508]
             .chunks_exact(4)
-            .fold(0u32, |a, w| a.wrapping_add(get32(w, 0)));
+            .fold(0u32, |a, w| a.wrapping_add(le32(w, 0)));
         assert_eq!(sum, ADV_CHECKSUM_BASE);
     }
 
@@ -376,10 +471,10 @@ mod tests {
             .collect();
         code[16..20].fill(0);
         let ck = checksum(&code);
-        put32(&mut code, 16, ck);
+        put_le32(&mut code, 16, ck);
         let sum = code
             .chunks_exact(4)
-            .fold(0u32, |a, w| a.wrapping_add(get32(w, 0)));
+            .fold(0u32, |a, w| a.wrapping_add(le32(w, 0)));
         assert_eq!(sum, LDLINUX_MAGIC);
         // All zero code: the checksum is the magic itself.
         assert_eq!(checksum(&[0u8; 512]), LDLINUX_MAGIC);
@@ -401,18 +496,18 @@ mod tests {
     /// A synthetic ldlinux.sys: 4 code sectors + 2 ADV, patch area at 0x18, EPA at 0x100.
     fn synthetic() -> Vec<u8> {
         let mut s = vec![0u8; 6 * SECTOR];
-        put32(&mut s, 0x18, LDLINUX_MAGIC);
-        put32(&mut s, 0x1C, 0x1234_5678); // build stamp
-        put16(&mut s, 0x20, 4); // data sectors
-        put16(&mut s, 0x22, 2); // ADV sectors
-        put32(&mut s, 0x24, 4 * 128); // dwords
-        put16(&mut s, 0x2C, 127); // maxtransfer
-        put16(&mut s, 0x2E, 0x100); // EPA
+        put_le32(&mut s, 0x18, LDLINUX_MAGIC);
+        put_le32(&mut s, 0x1C, 0x1234_5678); // build stamp
+        put_le16(&mut s, 0x20, 4); // data sectors
+        put_le16(&mut s, 0x22, 2); // ADV sectors
+        put_le32(&mut s, 0x24, 4 * 128); // dwords
+        put_le16(&mut s, 0x2C, 127); // maxtransfer
+        put_le16(&mut s, 0x2E, 0x100); // EPA
         let epa = [
             0x200u16, 0x210, 0x40, 0x250, 0x10, 0x300, 4, 0x11A, 0x120, 0x1CA, 0,
         ];
         for (i, v) in epa.iter().enumerate() {
-            put16(&mut s, 0x100 + 2 * i, *v);
+            put_le16(&mut s, 0x100 + 2 * i, *v);
         }
         s
     }
@@ -430,12 +525,12 @@ mod tests {
             u64::from_le_bytes(out[0x300..0x308].try_into().unwrap()),
             101
         );
-        assert_eq!(get16(&out, 0x308), 2);
+        assert_eq!(le16(&out, 0x308), 2);
         assert_eq!(
             u64::from_le_bytes(out[0x30A..0x312].try_into().unwrap()),
             200
         );
-        assert_eq!(get16(&out, 0x312), 1);
+        assert_eq!(le16(&out, 0x312), 1);
         assert!(out[0x314..0x300 + 40].iter().all(|&b| b == 0));
         // ADV pointers.
         assert_eq!(
@@ -450,7 +545,7 @@ mod tests {
         // Checksum and ADV.
         let sum = out[..4 * SECTOR]
             .chunks_exact(4)
-            .fold(0u32, |a, w| a.wrapping_add(get32(w, 0)));
+            .fold(0u32, |a, w| a.wrapping_add(le32(w, 0)));
         assert_eq!(sum, LDLINUX_MAGIC);
         assert_eq!(&out[4 * SECTOR..5 * SECTOR], &empty_adv_block()[..]);
         assert_eq!(&out[5 * SECTOR..], &empty_adv_block()[..]);
@@ -467,23 +562,23 @@ mod tests {
         t[0..3].copy_from_slice(&[0xEB, 0x58, 0x90]);
         t[3..11].copy_from_slice(b"SYSLINUX");
         t[0x12F..0x133].copy_from_slice(&0x1234_5678u32.to_le_bytes());
-        put32(&mut t, 0x1F8, LDLINUX_MAGIC);
+        put_le32(&mut t, 0x1F8, LDLINUX_MAGIC);
         t[0x1FE] = 0x55;
         t[0x1FF] = 0xAA;
         t[0x30] = 0xFF; // leftover FAT parameter block byte, cleaned away
         let t = clean_boot_sector(&t, &pa).unwrap();
         let bs = boot_sector(&t, &pa, 0x1_0000_0042, 2048, 100_000).unwrap();
-        assert_eq!(get16(&bs, 0x0B), 512);
-        assert_eq!(get16(&bs, 0x13), 0); // >= 65536 sectors
-        assert_eq!(get16(&bs, 0x18), 32);
-        assert_eq!(get16(&bs, 0x1A), 64);
-        assert_eq!(get32(&bs, 0x1C), 2048);
-        assert_eq!(get32(&bs, 0x20), 100_000);
+        assert_eq!(le16(&bs, 0x0B), 512);
+        assert_eq!(le16(&bs, 0x13), 0); // >= 65536 sectors
+        assert_eq!(le16(&bs, 0x18), 32);
+        assert_eq!(le16(&bs, 0x1A), 64);
+        assert_eq!(le32(&bs, 0x1C), 2048);
+        assert_eq!(le32(&bs, 0x20), 100_000);
         assert_eq!(bs[0x30], 0);
-        assert_eq!(get32(&bs, 0x11A), 0x42);
-        assert_eq!(get32(&bs, 0x120), 1);
+        assert_eq!(le32(&bs, 0x11A), 0x42);
+        assert_eq!(le32(&bs, 0x120), 1);
         let small = boot_sector(&t, &pa, 8, 0, 4096).unwrap();
-        assert_eq!(get16(&small, 0x13), 4096);
+        assert_eq!(le16(&small, 0x13), 4096);
         assert!(boot_sector(&t, &pa, 8, 1 << 32, 4096).is_err());
         // A template from another build is refused.
         let mut other = t;
