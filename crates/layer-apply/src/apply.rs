@@ -12,7 +12,7 @@ use d2l_rootfs::{
 };
 
 use crate::error::EntryError;
-use crate::tar_reader::{Entry, EntryKind, TarReader};
+use crate::tar_reader::{Entry, EntryKind, TarReader, MAX_XATTR_BYTES};
 use crate::xattr::{self, XattrPolicy};
 
 /// Prefix of a whiteout file name.
@@ -67,7 +67,8 @@ pub struct LayerStats {
 /// A bad entry: where it is and what is wrong.
 #[derive(Debug)]
 pub struct EntryFailure {
-    /// The entry's path as stored, lossily decoded ("" if the header was unreadable).
+    /// The entry's path as stored, lossily decoded: from its extension headers or its
+    /// header's name field ("" only when the stream failed before any header of the entry).
     pub path: String,
     /// Offset of the entry's header in the decompressed stream.
     pub offset: u64,
@@ -128,11 +129,11 @@ impl<S: ContentStore> Applier<S> {
             let entry = match reader.next_entry() {
                 Ok(Some(entry)) => entry,
                 Ok(None) => break,
-                Err((offset, error)) => {
+                Err(failure) => {
                     return Err(EntryFailure {
-                        path: String::new(),
-                        offset,
-                        error,
+                        path: String::from_utf8_lossy(&failure.path).into_owned(),
+                        offset: failure.offset,
+                        error: failure.error,
                     })
                 }
             };
@@ -215,7 +216,7 @@ impl<S: ContentStore> Applier<S> {
             }
         }
 
-        let parent = match self.rootfs.resolve_dir(parents, layer, true)? {
+        let parent = match self.rootfs.resolve_parent(parents, name, layer, true)? {
             Parent::Dir(dir) => dir,
             Parent::NotDir(what) => return Err(d2l_rootfs::Error::ParentNotDirectory(what).into()),
             Parent::Missing => unreachable!("resolve_dir creates missing parents"),
@@ -312,7 +313,12 @@ impl<S: ContentStore> Applier<S> {
                     extents,
                 })
             }
-            EntryKind::Symlink => InodeKind::Symlink(entry.link_target.clone().into_boxed_slice()),
+            EntryKind::Symlink => {
+                if entry.link_target.len() > path::MAX_PATH_LEN {
+                    return Err(EntryError::LinkTargetTooLong(entry.link_target.len()));
+                }
+                InodeKind::Symlink(entry.link_target.clone().into_boxed_slice())
+            }
             EntryKind::CharDevice => InodeKind::CharDevice(device),
             EntryKind::BlockDevice => InodeKind::BlockDevice(device),
             EntryKind::Fifo => InodeKind::Fifo,
@@ -325,12 +331,17 @@ impl<S: ContentStore> Applier<S> {
 
     fn metadata(&self, entry: &Entry) -> Result<Metadata, EntryError> {
         let id = |v: u64| u32::try_from(v).map_err(|_| EntryError::IdTooLarge(v));
+        let xattrs = xattr::filter(entry.xattrs.clone(), entry.kind, self.options.xattrs);
+        let bytes = xattr::total_bytes(&xattrs);
+        if bytes > MAX_XATTR_BYTES {
+            return Err(EntryError::XattrsTooLarge(bytes));
+        }
         Ok(Metadata {
-            mode: (entry.mode & 0o7777) as u16,
+            mode: u16::try_from(entry.mode & 0o7777).expect("12 bits fit in 16"),
             uid: id(entry.uid)?,
             gid: id(entry.gid)?,
             mtime: entry.mtime,
-            xattrs: xattr::filter(entry.xattrs.clone(), entry.kind, self.options.xattrs),
+            xattrs,
         })
     }
 

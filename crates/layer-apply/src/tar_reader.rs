@@ -16,6 +16,24 @@ pub const BLOCK: u64 = 512;
 /// Largest PAX or GNU long-name payload accepted, to bound memory on hostile input.
 const MAX_META_PAYLOAD: u64 = 16 << 20;
 
+/// Most metadata one entry may carry before its data, in bytes of the archive: the payloads of
+/// all its PAX (`x`, `g`) and GNU long-name (`L`, `K`) headers together, its GNU sparse
+/// extension blocks (512 bytes each) and its PAX sparse 1.0 map. What the reader holds for
+/// one entry is bounded by it (at most 16 bytes of sparse map per 4 bytes of archive, e.g.
+/// `1,1,`: 64 MiB for a 16 MiB map). 16 MiB is a sparse map of about a million runs (a
+/// file with data every other 4 KiB block for 8 GiB) or a few hundred maximal xattr sets;
+/// the payload of one header has the same cap. Past it: [`EntryError::MetadataTooLarge`].
+pub const MAX_ENTRY_METADATA: u64 = 16 << 20;
+
+/// Most bytes of extended attributes one inode may have: names plus values, after the keep
+/// and drop rules. Linux's VFS caps one value at `XATTR_SIZE_MAX` and the list of an inode's
+/// names at `XATTR_LIST_MAX`, both 64 KiB, so no filesystem a layer was made on held more
+/// than about that; ext4 holds far less without the `ea_inode` feature (one 4 KiB block plus
+/// 96 bytes in the inode, which the ext4 writer checks on its own). Past it:
+/// [`EntryError::XattrsTooLarge`] when applying, and an error naming the path from
+/// [`write_tar`](crate::write_tar).
+pub const MAX_XATTR_BYTES: usize = 64 << 10;
+
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -96,9 +114,22 @@ pub struct TarReader<R> {
     finished: bool,
 }
 
+/// Why [`TarReader::next_entry`] failed: where, the best path known, what.
+#[derive(Debug)]
+pub struct ReadFailure {
+    /// Offset of the entry's first header block in the decompressed stream.
+    pub offset: u64,
+    /// The entry's path from its extension headers or its header's name field, as stored.
+    pub path: Vec<u8>,
+    /// What is wrong.
+    pub error: EntryError,
+}
+
 /// Extensions collected from PAX and GNU meta entries, applied to the next real header.
 #[derive(Default)]
 struct Pending {
+    /// Metadata bytes of the entry so far (see [`MAX_ENTRY_METADATA`]).
+    spent: u64,
     path: Option<Vec<u8>>,
     link: Option<Vec<u8>>,
     uid: Option<u64>,
@@ -107,6 +138,17 @@ struct Pending {
     mtime: Option<Timestamp>,
     xattrs: Vec<PaxXattr>,
     sparse: PaxSparse,
+}
+
+impl Pending {
+    /// Counts `bytes` more of the entry's metadata against [`MAX_ENTRY_METADATA`].
+    fn spend(&mut self, bytes: u64) -> Result<(), EntryError> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > MAX_ENTRY_METADATA {
+            return Err(EntryError::MetadataTooLarge(self.spent));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -137,8 +179,23 @@ impl<R: Read> TarReader<R> {
     }
 
     /// The next entry, or `None` at the end-of-archive marker or a clean end of stream. Data
-    /// the caller did not read of the previous entry is skipped.
-    pub fn next_entry(&mut self) -> Result<Option<Entry>, (u64, EntryError)> {
+    /// the caller did not read of the previous entry is skipped. A failure says where, and
+    /// the best path known for the entry: from its PAX or GNU long-name header, else its
+    /// header's name field (empty when no header of the entry was read yet).
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, ReadFailure> {
+        let mut path = Vec::new();
+        self.next_entry_inner(&mut path)
+            .map_err(|(offset, error)| ReadFailure {
+                offset,
+                path,
+                error,
+            })
+    }
+
+    fn next_entry_inner(
+        &mut self,
+        known_path: &mut Vec<u8>,
+    ) -> Result<Option<Entry>, (u64, EntryError)> {
         let mut pending = Pending::default();
         let mut first_offset = None;
         loop {
@@ -172,6 +229,11 @@ impl<R: Read> TarReader<R> {
                 return Ok(None);
             }
             let header = tar::Header::from_byte_slice(&block);
+            let type_byte = block[156];
+            let is_meta = matches!(type_byte, b'x' | b'g' | b'L' | b'K');
+            if !is_meta && pending.path.is_none() {
+                *known_path = name_field(&block);
+            }
             check_checksum(&block).map_err(|e| (offset, e))?;
             let size = pending
                 .size
@@ -179,11 +241,17 @@ impl<R: Read> TarReader<R> {
                 .map(Ok)
                 .unwrap_or_else(|| header.entry_size())
                 .map_err(|e| (offset, EntryError::BadHeader(format!("size field: {e}"))))?;
-            let type_byte = block[156];
+            if is_meta {
+                pending.spend(size).map_err(|e| (offset, e))?;
+            }
             match type_byte {
                 b'x' => {
                     let payload = self.read_meta_payload(size).map_err(|e| (offset, e))?;
-                    parse_pax(&payload, &mut pending).map_err(|e| (offset, e))?;
+                    let parsed = parse_pax(&payload, &mut pending);
+                    if let Some(p) = &pending.path {
+                        known_path.clone_from(p);
+                    }
+                    parsed.map_err(|e| (offset, e))?;
                     continue;
                 }
                 b'g' => {
@@ -194,7 +262,9 @@ impl<R: Read> TarReader<R> {
                 }
                 b'L' => {
                     let payload = self.read_meta_payload(size).map_err(|e| (offset, e))?;
-                    pending.path = Some(trim_nuls(payload));
+                    let p = trim_nuls(payload);
+                    known_path.clone_from(&p);
+                    pending.path = Some(p);
                     continue;
                 }
                 b'K' => {
@@ -203,6 +273,9 @@ impl<R: Read> TarReader<R> {
                     continue;
                 }
                 _ => {}
+            }
+            if let Some(p) = &pending.path {
+                known_path.clone_from(p);
             }
             let entry = self
                 .finish_entry(header, &block, size, pending, first)
@@ -279,7 +352,7 @@ impl<R: Read> TarReader<R> {
         let mut size = stored_size;
         let mut sparse = None;
         if type_byte == b'S' {
-            let (runs, real) = self.gnu_sparse_map(header)?;
+            let (runs, real) = self.gnu_sparse_map(header, &mut pending)?;
             sparse = Some(runs);
             size = real;
         } else if pending.sparse.major.is_some()
@@ -288,7 +361,7 @@ impl<R: Read> TarReader<R> {
         {
             let sp = std::mem::take(&mut pending.sparse);
             let runs = match (sp.major, sp.minor) {
-                (Some(1), Some(0)) => self.pax_sparse_1_0_map()?,
+                (Some(1), Some(0)) => self.pax_sparse_1_0_map(&mut pending)?,
                 (None, _) | (Some(0), _) => pairs_to_runs(&sp.map)?,
                 (major, minor) => {
                     return Err(EntryError::BadPax(format!(
@@ -330,6 +403,7 @@ impl<R: Read> TarReader<R> {
     fn gnu_sparse_map(
         &mut self,
         header: &tar::Header,
+        budget: &mut Pending,
     ) -> Result<(Vec<SparseRun>, u64), EntryError> {
         let gnu = header
             .as_gnu()
@@ -347,6 +421,7 @@ impl<R: Read> TarReader<R> {
         }
         let mut extended = gnu.is_extended();
         while extended {
+            budget.spend(BLOCK)?;
             let mut block = [0u8; BLOCK as usize];
             if !self.read_block(&mut block)? {
                 return Err(EntryError::Truncated);
@@ -369,7 +444,7 @@ impl<R: Read> TarReader<R> {
 
     /// The map of a PAX sparse 1.0 file, at the start of its data: decimal numbers, one per
     /// line (count, then offset/length pairs), padded to a block.
-    fn pax_sparse_1_0_map(&mut self) -> Result<Vec<SparseRun>, EntryError> {
+    fn pax_sparse_1_0_map(&mut self, budget: &mut Pending) -> Result<Vec<SparseRun>, EntryError> {
         let mut numbers = Vec::new();
         let mut consumed = 0u64;
         let mut line = Vec::new();
@@ -386,6 +461,7 @@ impl<R: Read> TarReader<R> {
                     "sparse 1.0 map runs past the data".into(),
                 ));
             }
+            budget.spend(1)?;
             self.read_data_exact(&mut byte)?;
             consumed += 1;
             if byte[0] == b'\n' {
@@ -506,6 +582,29 @@ fn io_to_entry(e: io::Error) -> EntryError {
 
 fn padding(size: u64) -> u64 {
     (BLOCK - size % BLOCK) % BLOCK
+}
+
+/// The name field of a ustar header (with its prefix field when the magic says ustar), up to
+/// the first NUL of each.
+fn name_field(block: &[u8; BLOCK as usize]) -> Vec<u8> {
+    let until_nul = |f: &[u8]| {
+        f.iter()
+            .position(|&b| b == 0)
+            .map_or(f, |n| &f[..n])
+            .to_vec()
+    };
+    // Field offsets of the POSIX ustar header: name 0..100, magic 257..263, prefix 345..500.
+    let name = until_nul(&block[..100]);
+    if &block[257..263] == b"ustar\0" {
+        let prefix = until_nul(&block[345..500]);
+        if !prefix.is_empty() {
+            let mut full = prefix;
+            full.push(b'/');
+            full.extend_from_slice(&name);
+            return full;
+        }
+    }
+    name
 }
 
 fn trim_nuls(mut v: Vec<u8>) -> Vec<u8> {
@@ -692,38 +791,65 @@ fn apply_pax_record(key: &[u8], value: &[u8], pending: &mut Pending) -> Result<(
     Ok(())
 }
 
-/// `SECONDS[.FRACTION]`, possibly negative.
+/// `SECONDS[.FRACTION]`, possibly negative: an optional "-", at least one decimal digit, and
+/// optionally "." and decimal digits (beyond nanoseconds, ignored). Anything else is an error
+/// (`--1`, `+1`, `1e9`, `1.`, ` 1`). A well-formed time beyond what a [`Timestamp`] holds
+/// (about ±2.9e11 years) is clamped to its nearest end: `i64::MAX` seconds and 999999999
+/// nanoseconds, or `i64::MIN` seconds and 0.
 fn parse_pax_time(value: &[u8]) -> Result<Timestamp, EntryError> {
     let bad = || EntryError::BadPax(format!("bad time {:?}", String::from_utf8_lossy(value)));
-    let text = std::str::from_utf8(value).map_err(|_| bad())?;
-    let (negative, text) = match text.strip_prefix('-') {
+    let (negative, text) = match value.strip_prefix(b"-") {
         Some(t) => (true, t),
-        None => (false, text),
+        None => (false, value),
     };
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let (whole, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
+        None => (text, None),
+    };
+    let digits = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
+    if !digits(whole) || frac.is_some_and(|f| !digits(f)) {
         return Err(bad());
     }
-    let seconds: i64 = whole.parse().map_err(|_| bad())?;
+    // Magnitude of the seconds, saturating: only digits, so no sign to misread.
+    let magnitude = whole.iter().fold(0u64, |acc, &d| {
+        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    });
     let mut nanos: u32 = 0;
-    for (i, digit) in frac.bytes().take(9).enumerate() {
-        nanos += u32::from(digit - b'0') * 10u32.pow(8 - i as u32);
+    let mut scale: u32 = 100_000_000;
+    for &digit in frac.unwrap_or_default().iter().take(9) {
+        nanos += u32::from(digit - b'0') * scale;
+        scale /= 10;
     }
-    Ok(if !negative {
-        Timestamp {
+    const MAX: Timestamp = Timestamp {
+        seconds: i64::MAX,
+        nanoseconds: 999_999_999,
+    };
+    const MIN: Timestamp = Timestamp {
+        seconds: i64::MIN,
+        nanoseconds: 0,
+    };
+    if !negative {
+        return Ok(match i64::try_from(magnitude) {
+            Ok(seconds) => Timestamp {
+                seconds,
+                nanoseconds: nanos,
+            },
+            Err(_) => MAX,
+        });
+    }
+    // -S.F is -(S+1) plus (1 - 0.F) seconds.
+    let (magnitude, nanos) = if nanos == 0 {
+        (Some(magnitude), 0)
+    } else {
+        (magnitude.checked_add(1), 1_000_000_000 - nanos)
+    };
+    let seconds = magnitude.and_then(|m| 0i64.checked_sub_unsigned(m));
+    Ok(match seconds {
+        Some(seconds) => Timestamp {
             seconds,
             nanoseconds: nanos,
-        }
-    } else if nanos == 0 {
-        Timestamp {
-            seconds: -seconds,
-            nanoseconds: 0,
-        }
-    } else {
-        Timestamp {
-            seconds: -seconds - 1,
-            nanoseconds: 1_000_000_000 - nanos,
-        }
+        },
+        None => MIN,
     })
 }
 
@@ -817,6 +943,55 @@ mod tests {
             }
         );
         assert!(parse_pax_time(b"abc").is_err());
+    }
+
+    #[test]
+    fn pax_time_extremes_clamp_and_malformed_times_fail() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).unwrap();
+        let min = Timestamp {
+            seconds: i64::MIN,
+            nanoseconds: 0,
+        };
+        let max = Timestamp {
+            seconds: i64::MAX,
+            nanoseconds: 999_999_999,
+        };
+        assert_eq!(t("-9223372036854775808"), min);
+        assert_eq!(t("-9223372036854775808.5"), min);
+        assert_eq!(
+            t("-9223372036854775807.5"),
+            Timestamp {
+                seconds: i64::MIN,
+                nanoseconds: 500_000_000
+            }
+        );
+        assert_eq!(t("-99999999999999999999999999"), min);
+        assert_eq!(
+            t("9223372036854775807"),
+            Timestamp {
+                seconds: i64::MAX,
+                nanoseconds: 0
+            }
+        );
+        assert_eq!(t("9223372036854775808"), max);
+        assert_eq!(t("99999999999999999999999999.9"), max);
+        for bad in [
+            "--9223372036854775808",
+            "-",
+            "",
+            "+1",
+            "1.",
+            ".5",
+            "1.-5",
+            "1.+5",
+            "- 1",
+            " 1",
+            "1e9",
+            "1.5.5",
+            "-+1",
+        ] {
+            assert!(parse_pax_time(bad.as_bytes()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

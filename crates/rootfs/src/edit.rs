@@ -93,7 +93,7 @@ impl<S: ContentStore> Rootfs<S> {
         let name = name.to_vec();
         let parents: Vec<Vec<u8>> = parents.iter().map(|c| c.to_vec()).collect();
         let parents: Vec<&[u8]> = parents.iter().map(|c| &c[..]).collect();
-        match self.resolve_dir(&parents, EDIT_LAYER, create)? {
+        match self.resolve_parent(&parents, &name, EDIT_LAYER, create)? {
             Parent::Dir(dir) => Ok((dir, name)),
             Parent::Missing => Err(Error::ParentNotDirectory(
                 String::from_utf8_lossy(path).into_owned(),
