@@ -6,15 +6,20 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
-use crate::tar_reader::BLOCK;
+use crate::error::EntryError;
+use crate::tar_reader::{BLOCK, MAX_XATTR_BYTES};
 use d2l_disk::VirtualDisk;
 use d2l_rootfs::SpillReader;
-use d2l_rootfs::{InodeId, InodeKind, Timestamp, Tree};
+use d2l_rootfs::{FileData, InodeId, InodeKind, Timestamp, Tree};
 
 /// Largest value of an 8-byte octal header field (uid, gid, mode): 7 digits.
 const MAX_OCTAL_8: u64 = 0o7777777;
 /// Largest value of a 12-byte octal header field (size, mtime): 11 digits.
 const MAX_OCTAL_12: u64 = 0o77777777777;
+/// Directory a sparse member's header names it in, before its base name, where a reader that
+/// knows no sparse files puts it: GNU tar's `%d/GNUSparseFile.%p/%f` with the process id
+/// fixed at 0, for reproducible output.
+const SPARSE_DIR: &[u8] = b"GNUSparseFile.0/";
 /// Name of the PAX extended header entries (fixed, for reproducible output).
 const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 
@@ -203,59 +208,72 @@ fn write_entries(
     while let Some(item) = walk.next_entry() {
         entries += 1;
         let inode = tree.inode(item.inode);
+        let xattr_bytes = crate::xattr::total_bytes(&inode.xattrs);
+        if xattr_bytes > MAX_XATTR_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{:?}: {}",
+                    String::from_utf8_lossy(item.path),
+                    EntryError::XattrsTooLarge(xattr_bytes)
+                ),
+            ));
+        }
         let mut name = item.path.to_vec();
         if inode.as_directory().is_some() {
             name.push(b'/');
         }
+        let mut fields = Fields {
+            uid: inode.uid,
+            gid: inode.gid,
+            mtime: inode.mtime,
+            mode: inode.mode,
+            ..Fields::default()
+        };
         if inode.as_directory().is_none() && inode.link_count() > 1 {
             if let Some(target) = first_name.get(&item.inode) {
-                write_header(
-                    out,
-                    &name,
-                    b'1',
-                    0,
-                    inode.uid,
-                    inode.gid,
-                    inode.mtime,
-                    target,
-                    (0, 0),
-                    &[],
-                    inode.mode,
-                )?;
+                let link = Fields {
+                    link: target,
+                    ..fields
+                };
+                write_header(out, &name, b'1', &link)?;
                 continue;
             }
             first_name.insert(item.inode, item.path.to_vec());
         }
-        let (type_flag, size, link, device): (u8, u64, &[u8], (u32, u32)) = match &inode.kind {
-            InodeKind::Directory(_) => (b'5', 0, b"", (0, 0)),
-            InodeKind::File(f) => (b'0', f.size, b"", (0, 0)),
-            InodeKind::Symlink(target) => (b'2', 0, target, (0, 0)),
-            InodeKind::CharDevice(d) => (b'3', 0, b"", (d.major, d.minor)),
-            InodeKind::BlockDevice(d) => (b'4', 0, b"", (d.major, d.minor)),
-            InodeKind::Fifo => (b'6', 0, b"", (0, 0)),
-        };
-        write_header(
-            out,
-            &name,
-            type_flag,
-            size,
-            inode.uid,
-            inode.gid,
-            inode.mtime,
-            link,
-            device,
-            &inode.xattrs,
-            inode.mode,
-        )?;
-        if let InodeKind::File(file) = &inode.kind {
-            let mut position = 0u64;
-            for extent in &file.extents {
-                write_zeros(out, extent.file_offset - position)?;
-                out.copy_data(data, extent.store_offset, extent.len)?;
-                position = extent.file_offset + extent.len;
+        let type_flag = match &inode.kind {
+            InodeKind::Directory(_) => b'5',
+            InodeKind::File(f) => {
+                fields.size = f.size;
+                b'0'
             }
-            write_zeros(out, file.size - position)?;
-            write_zeros(out, padding(file.size))?;
+            InodeKind::Symlink(target) => {
+                fields.link = target;
+                b'2'
+            }
+            InodeKind::CharDevice(d) => {
+                fields.device = (d.major, d.minor);
+                b'3'
+            }
+            InodeKind::BlockDevice(d) => {
+                fields.device = (d.major, d.minor);
+                b'4'
+            }
+            InodeKind::Fifo => b'6',
+        };
+        fields.xattrs = &inode.xattrs;
+        match &inode.kind {
+            InodeKind::File(file) if file.is_sparse() => {
+                write_sparse_file(out, data, &name, file, fields)?;
+            }
+            InodeKind::File(file) => {
+                write_header(out, &name, type_flag, &fields)?;
+                for extent in &file.extents {
+                    out.copy_data(data, extent.store_offset, extent.len)?;
+                }
+                write_zeros(out, padding(file.size))?;
+            }
+            _ => write_header(out, &name, type_flag, &fields)?,
         }
     }
     // End of archive: two zero blocks.
@@ -266,6 +284,61 @@ fn write_entries(
     })
 }
 
+/// A file with holes as a PAX sparse member, format 1.0 (GNU tar's `--sparse-version=1.0`,
+/// its `sparse.c` and "Sparse Formats" in its manual): the header is named
+/// `DIR/GNUSparseFile.0/NAME` (what a reader that knows no sparse files extracts) and its PAX
+/// records give `GNU.sparse.major=1`, `GNU.sparse.minor=0`, `GNU.sparse.name` (the real path)
+/// and `GNU.sparse.realsize`; the member's data is the map (decimal lines: the number of runs,
+/// then each run's offset and length), zero-padded to a block, then the runs' bytes back to
+/// back. A file that ends in a hole ends its map with a run of length 0 at its size, as GNU
+/// tar writes it, so that readers set the size. Holes are never written.
+fn write_sparse_file<'a>(
+    out: &mut dyn TarSink,
+    data: &SpillReader,
+    name: &'a [u8],
+    file: &FileData,
+    mut fields: Fields<'a>,
+) -> io::Result<()> {
+    // Adjacent extents are one run of the map.
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(file.extents.len() + 1);
+    for extent in &file.extents {
+        match runs.last_mut() {
+            Some((offset, len)) if *offset + *len == extent.file_offset => *len += extent.len,
+            _ => runs.push((extent.file_offset, extent.len)),
+        }
+    }
+    if runs
+        .last()
+        .is_none_or(|&(offset, len)| offset + len < file.size)
+    {
+        runs.push((file.size, 0));
+    }
+    let mut map = format!("{}\n", runs.len()).into_bytes();
+    for (offset, len) in &runs {
+        map.extend_from_slice(format!("{offset}\n{len}\n").as_bytes());
+    }
+    map.resize(map.len() + padding(map.len() as u64) as usize, 0);
+    let stored = map.len() as u64 + file.stored_bytes();
+
+    let placeholder = {
+        let (dir, base) = match name.iter().rposition(|&b| b == b'/') {
+            Some(slash) => (&name[..=slash], &name[slash + 1..]),
+            None => (&b""[..], name),
+        };
+        let mut p = dir.to_vec();
+        p.extend_from_slice(SPARSE_DIR);
+        p.extend_from_slice(base);
+        p
+    };
+    fields.size = stored;
+    fields.sparse = Some((name, file.size));
+    write_header(out, &placeholder, b'0', &fields)?;
+    out.write_all(&map)?;
+    for extent in &file.extents {
+        out.copy_data(data, extent.store_offset, extent.len)?;
+    }
+    write_zeros(out, padding(stored))
+}
 fn padding(size: u64) -> u64 {
     (BLOCK - size % BLOCK) % BLOCK
 }
@@ -280,23 +353,53 @@ fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a ustar header, preceded by a PAX header when a value does not fit the ustar
-/// fields or cannot be said in them (nanoseconds, xattrs, long names).
-#[allow(clippy::too_many_arguments)]
-fn write_header(
-    out: &mut dyn Write,
-    name: &[u8],
-    type_flag: u8,
+/// What a header says besides its name and type.
+#[derive(Default)]
+struct Fields<'a> {
+    /// Size of the member's data.
     size: u64,
     uid: u32,
     gid: u32,
     mtime: Timestamp,
-    link: &[u8],
+    /// Link target (hard and symbolic links).
+    link: &'a [u8],
     device: (u32, u32),
-    xattrs: &[d2l_rootfs::Xattr],
+    xattrs: &'a [d2l_rootfs::Xattr],
     mode: u16,
+    /// For a sparse member: the real name and size (`GNU.sparse.name`, `.realsize`).
+    sparse: Option<(&'a [u8], u64)>,
+}
+
+/// Writes a ustar header, preceded by a PAX header when a value does not fit the ustar
+/// fields or cannot be said in them (nanoseconds, xattrs, long names, sparse files).
+fn write_header(
+    out: &mut dyn Write,
+    name: &[u8],
+    type_flag: u8,
+    fields: &Fields<'_>,
 ) -> io::Result<()> {
+    let &Fields {
+        size,
+        uid,
+        gid,
+        mtime,
+        link,
+        device,
+        xattrs,
+        mode,
+        sparse,
+    } = fields;
     let mut pax: Vec<u8> = Vec::new();
+    if let Some((real_name, real_size)) = sparse {
+        pax_record(&mut pax, b"GNU.sparse.major", b"1");
+        pax_record(&mut pax, b"GNU.sparse.minor", b"0");
+        pax_record(&mut pax, b"GNU.sparse.name", real_name);
+        pax_record(
+            &mut pax,
+            b"GNU.sparse.realsize",
+            real_size.to_string().as_bytes(),
+        );
+    }
     if name.len() > 100 {
         pax_record(&mut pax, b"path", name);
     }
@@ -312,7 +415,11 @@ fn write_header(
     if size > MAX_OCTAL_12 {
         pax_record(&mut pax, b"size", size.to_string().as_bytes());
     }
-    let mtime_fits = mtime.nanoseconds == 0 && (0..=MAX_OCTAL_12 as i64).contains(&mtime.seconds);
+    // The ustar field holds 0..=MAX_OCTAL_12 whole seconds; anything else goes in a record.
+    let ustar_seconds = u64::try_from(mtime.seconds)
+        .ok()
+        .filter(|&s| s <= MAX_OCTAL_12);
+    let mtime_fits = mtime.nanoseconds == 0 && ustar_seconds.is_some();
     if !mtime_fits {
         pax_record(&mut pax, b"mtime", format_pax_time(mtime).as_bytes());
     }
@@ -337,11 +444,8 @@ fn write_header(
         out.write_all(&pax)?;
         write_zeros(out, padding(pax.len() as u64))?;
     }
-    let seconds = if mtime_fits {
-        mtime.seconds as u64
-    } else {
-        mtime.seconds.clamp(0, MAX_OCTAL_12 as i64) as u64
-    };
+    // Out of range: the nearest end of the field (the PAX record has the exact time).
+    let seconds = ustar_seconds.unwrap_or(if mtime.seconds < 0 { 0 } else { MAX_OCTAL_12 });
     let header = ustar_header(
         &name[..name.len().min(100)],
         type_flag,
@@ -407,8 +511,9 @@ fn format_pax_time(t: Timestamp) -> String {
         format!("{}.{:09}", t.seconds, t.nanoseconds)
     } else {
         // -1.25 is seconds -2 plus 0.75.
+        // (seconds + 1) is at most 0, so its negation cannot overflow.
         let whole = -(t.seconds + 1);
-        let frac = 1_000_000_000 - t.nanoseconds;
+        let frac = 1_000_000_000u32.saturating_sub(t.nanoseconds);
         format!("-{whole}.{frac:09}")
     }
 }
