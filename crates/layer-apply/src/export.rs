@@ -289,9 +289,13 @@ fn write_entries(
 /// `DIR/GNUSparseFile.0/NAME` (what a reader that knows no sparse files extracts) and its PAX
 /// records give `GNU.sparse.major=1`, `GNU.sparse.minor=0`, `GNU.sparse.name` (the real path)
 /// and `GNU.sparse.realsize`; the member's data is the map (decimal lines: the number of runs,
-/// then each run's offset and length), zero-padded to a block, then the runs' bytes back to
-/// back. A file that ends in a hole ends its map with a run of length 0 at its size, as GNU
-/// tar writes it, so that readers set the size. Holes are never written.
+/// then each run's offset and length), zero-padded to a block, then the runs' bytes.
+///
+/// GNU tar reads each run from the start of a block, so every run but the last starts and
+/// ends on a block boundary: the stored extents are widened to 512-byte boundaries (the
+/// widening is hole, written as zeros) and merged where they meet. A file that ends in a hole
+/// ends its map with a run of length 0 at its size, as GNU tar writes it, so that readers set
+/// the size. Holes of a block or more are never written.
 fn write_sparse_file<'a>(
     out: &mut dyn TarSink,
     data: &SpillReader,
@@ -299,26 +303,29 @@ fn write_sparse_file<'a>(
     file: &FileData,
     mut fields: Fields<'a>,
 ) -> io::Result<()> {
-    // Adjacent extents are one run of the map.
+    // (start, end) of each run, block aligned but the end of the file.
     let mut runs: Vec<(u64, u64)> = Vec::with_capacity(file.extents.len() + 1);
     for extent in &file.extents {
+        let start = extent.file_offset - extent.file_offset % BLOCK;
+        let end = (extent.file_offset + extent.len)
+            .div_ceil(BLOCK)
+            .saturating_mul(BLOCK)
+            .min(file.size);
         match runs.last_mut() {
-            Some((offset, len)) if *offset + *len == extent.file_offset => *len += extent.len,
-            _ => runs.push((extent.file_offset, extent.len)),
+            Some((_, last_end)) if *last_end >= start => *last_end = end.max(*last_end),
+            _ => runs.push((start, end)),
         }
     }
-    if runs
-        .last()
-        .is_none_or(|&(offset, len)| offset + len < file.size)
-    {
-        runs.push((file.size, 0));
+    let data_bytes: u64 = runs.iter().map(|(start, end)| end - start).sum();
+    if runs.last().is_none_or(|&(_, end)| end < file.size) {
+        runs.push((file.size, file.size));
     }
     let mut map = format!("{}\n", runs.len()).into_bytes();
-    for (offset, len) in &runs {
-        map.extend_from_slice(format!("{offset}\n{len}\n").as_bytes());
+    for (start, end) in &runs {
+        map.extend_from_slice(format!("{start}\n{}\n", end - start).as_bytes());
     }
     map.resize(map.len() + padding(map.len() as u64) as usize, 0);
-    let stored = map.len() as u64 + file.stored_bytes();
+    let stored = map.len() as u64 + data_bytes;
 
     let placeholder = {
         let (dir, base) = match name.iter().rposition(|&b| b == b'/') {
@@ -334,23 +341,17 @@ fn write_sparse_file<'a>(
     fields.sparse = Some((name, file.size));
     write_header(out, &placeholder, b'0', &fields)?;
     out.write_all(&map)?;
-    for extent in &file.extents {
-        out.copy_data(data, extent.store_offset, extent.len)?;
+    let mut extents = file.extents.iter().peekable();
+    for &(start, end) in &runs {
+        let mut position = start;
+        while let Some(extent) = extents.next_if(|e| e.file_offset < end) {
+            write_zeros(out, extent.file_offset - position)?;
+            out.copy_data(data, extent.store_offset, extent.len)?;
+            position = extent.file_offset + extent.len;
+        }
+        write_zeros(out, end - position)?;
     }
     write_zeros(out, padding(stored))
-}
-fn padding(size: u64) -> u64 {
-    (BLOCK - size % BLOCK) % BLOCK
-}
-
-fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
-    static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
-    while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
-        out.write_all(&ZEROS[..k])?;
-        n -= k as u64;
-    }
-    Ok(())
 }
 
 /// What a header says besides its name and type.

@@ -22,6 +22,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::cast_possible_truncation)]
 
 mod apply;
 mod compression;
