@@ -354,6 +354,20 @@ fn write_sparse_file<'a>(
     write_zeros(out, padding(stored))
 }
 
+fn padding(size: u64) -> u64 {
+    (BLOCK - size % BLOCK) % BLOCK
+}
+
+fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
+    static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
+    while n > 0 {
+        let k = n.min(ZEROS.len() as u64) as usize;
+        out.write_all(&ZEROS[..k])?;
+        n -= k as u64;
+    }
+    Ok(())
+}
+
 /// What a header says besides its name and type.
 #[derive(Default)]
 struct Fields<'a> {
