@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
 use crate::error::EntryError;
-use crate::tar_reader::{BLOCK, MAX_XATTR_BYTES};
+use crate::tar_reader::{BLOCK, BLOCK_LEN, MAX_XATTR_BYTES};
 use d2l_disk::VirtualDisk;
 use d2l_rootfs::SpillReader;
 use d2l_rootfs::{FileData, InodeId, InodeKind, Timestamp, Tree};
@@ -277,7 +277,7 @@ fn write_entries(
         }
     }
     // End of archive: two zero blocks.
-    out.write_all(&[0u8; 2 * BLOCK as usize])?;
+    out.write_all(&[0u8; 2 * BLOCK_LEN])?;
     Ok(ExportStats {
         entries,
         bytes: out.written(),
@@ -324,7 +324,7 @@ fn write_sparse_file<'a>(
     for (start, end) in &runs {
         map.extend_from_slice(format!("{start}\n{}\n", end - start).as_bytes());
     }
-    map.resize(map.len() + padding(map.len() as u64) as usize, 0);
+    map.resize(map.len().next_multiple_of(BLOCK_LEN), 0);
     let stored = map.len() as u64 + data_bytes;
 
     let placeholder = {
@@ -361,7 +361,7 @@ fn padding(size: u64) -> u64 {
 fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
     static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
     while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
+        let k = ZEROS.len().min(usize::try_from(n).unwrap_or(usize::MAX));
         out.write_all(&ZEROS[..k])?;
         n -= k as u64;
     }
@@ -486,9 +486,9 @@ fn ustar_header(
     link: &[u8],
     device: (u32, u32),
     mode: u16,
-) -> [u8; BLOCK as usize] {
+) -> [u8; BLOCK_LEN] {
     // Field offsets of the POSIX ustar header (POSIX.1-2017, pax "ustar Interchange Format").
-    let mut h = [0u8; BLOCK as usize];
+    let mut h = [0u8; BLOCK_LEN];
     h[..name.len()].copy_from_slice(name);
     octal(&mut h[100..108], u64::from(mode & 0o7777));
     octal(&mut h[108..116], uid);

@@ -12,6 +12,9 @@ use d2l_rootfs::Timestamp;
 
 /// Size of a tar block.
 pub const BLOCK: u64 = 512;
+/// [`BLOCK`] as a buffer length.
+pub const BLOCK_LEN: usize = 512;
+const _: () = assert!(BLOCK_LEN as u64 == BLOCK);
 
 /// Largest PAX or GNU long-name payload accepted, to bound memory on hostile input.
 const MAX_META_PAYLOAD: u64 = 16 << 20;
@@ -205,7 +208,7 @@ impl<R: Read> TarReader<R> {
             }
             let offset = self.position;
             let first = *first_offset.get_or_insert(offset);
-            let mut block = [0u8; BLOCK as usize];
+            let mut block = [0u8; BLOCK_LEN];
             match self.read_block(&mut block) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -306,7 +309,9 @@ impl<R: Read> TarReader<R> {
         let num = |r: io::Result<u64>, what: &str| {
             r.map_err(|e| EntryError::BadHeader(format!("{what} field: {e}")))
         };
-        let mode = num(header.mode().map(u64::from), "mode")? as u32;
+        let mode = header
+            .mode()
+            .map_err(|e| EntryError::BadHeader(format!("mode field: {e}")))?;
         let uid = match pending.uid {
             Some(v) => v,
             None => num(header.uid(), "uid")?,
@@ -422,7 +427,7 @@ impl<R: Read> TarReader<R> {
         let mut extended = gnu.is_extended();
         while extended {
             budget.spend(BLOCK)?;
-            let mut block = [0u8; BLOCK as usize];
+            let mut block = [0u8; BLOCK_LEN];
             if !self.read_block(&mut block)? {
                 return Err(EntryError::Truncated);
             }
@@ -487,8 +492,9 @@ impl<R: Read> TarReader<R> {
         if pad > self.data_left {
             return Err(EntryError::Truncated);
         }
-        let mut skip = vec![0u8; pad as usize];
-        self.read_data_exact(&mut skip)?;
+        // pad < BLOCK: the conversion cannot fail.
+        let mut skip = [0u8; BLOCK_LEN];
+        self.read_data_exact(&mut skip[..usize::try_from(pad).unwrap_or(0)])?;
         pairs_to_runs(&numbers)
     }
 
@@ -518,7 +524,7 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads one block; `Ok(false)` at a clean end of stream before its first byte.
-    fn read_block(&mut self, block: &mut [u8; BLOCK as usize]) -> Result<bool, EntryError> {
+    fn read_block(&mut self, block: &mut [u8; BLOCK_LEN]) -> Result<bool, EntryError> {
         let mut filled = 0;
         while filled < block.len() {
             match self.inner.read(&mut block[filled..]) {
@@ -542,7 +548,8 @@ impl<R: Read> TarReader<R> {
                 "extension header of {size} bytes is too large"
             )));
         }
-        let mut payload = vec![0u8; size as usize];
+        let len = usize::try_from(size).map_err(|_| EntryError::MetadataTooLarge(size))?;
+        let mut payload = vec![0u8; len];
         self.inner.read_exact(&mut payload).map_err(io_to_entry)?;
         self.position += size;
         self.padding_left = padding(size);
@@ -586,7 +593,7 @@ fn padding(size: u64) -> u64 {
 
 /// The name field of a ustar header (with its prefix field when the magic says ustar), up to
 /// the first NUL of each.
-fn name_field(block: &[u8; BLOCK as usize]) -> Vec<u8> {
+fn name_field(block: &[u8; BLOCK_LEN]) -> Vec<u8> {
     let until_nul = |f: &[u8]| {
         f.iter()
             .position(|&b| b == 0)
@@ -625,7 +632,7 @@ fn check_checksum(block: &[u8; 512]) -> Result<(), EntryError> {
     for (i, &b) in block.iter().enumerate() {
         let b = if (148..156).contains(&i) { b' ' } else { b };
         unsigned += u64::from(b);
-        signed += i64::from(b as i8);
+        signed += i64::from(i8::from_ne_bytes([b]));
     }
     if stored == unsigned || i64::try_from(stored).ok() == Some(signed) {
         Ok(())
@@ -730,7 +737,7 @@ fn parse_pax(payload: &[u8], pending: &mut Pending) -> Result<(), EntryError> {
             .iter()
             .position(|&b| b == b' ')
             .ok_or_else(|| EntryError::BadPax("record without a length".into()))?;
-        let len = parse_decimal(&rest[..space])? as usize;
+        let len = usize::try_from(parse_decimal(&rest[..space])?).unwrap_or(usize::MAX);
         if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
             return Err(EntryError::BadPax(format!("record length {len} is wrong")));
         }

@@ -120,11 +120,13 @@ impl<S: ContentStore> Rootfs<S> {
                 file.size
             )));
         }
-        let mut out = vec![0u8; file.size as usize];
+        // Below `limit`, which the caller chose to fit in memory; extents lie inside the file.
+        let index = |v: u64| usize::try_from(v).map_err(std::io::Error::other);
+        let mut out = vec![0u8; index(file.size)?];
         for extent in &file.extents {
-            let at = extent.file_offset as usize;
-            self.store
-                .read_at(&mut out[at..at + extent.len as usize], extent.store_offset)?;
+            let at = index(extent.file_offset)?;
+            let end = at + index(extent.len)?;
+            self.store.read_at(&mut out[at..end], extent.store_offset)?;
         }
         Ok(Some(out))
     }
