@@ -5,6 +5,10 @@
 //! GNU long names, GNU and PAX sparse files. Numbers follow POSIX pax and GNU tar (base-256
 //! numeric fields included).
 
+// Sizes, offsets and counts here come from the archive: arithmetic on them is checked or
+// saturating; the few functions whose arithmetic is bounded by construction say why.
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::io::{self, Read};
 
 use crate::error::EntryError;
@@ -114,6 +118,8 @@ pub struct TarReader<R> {
     data_left: u64,
     /// Padding after the current entry's data.
     padding_left: u64,
+    /// Path of the current entry, for a failure while skipping the rest of its data.
+    current_path: Vec<u8>,
     finished: bool,
 }
 
@@ -172,6 +178,7 @@ impl<R: Read> TarReader<R> {
             position: 0,
             data_left: 0,
             padding_left: 0,
+            current_path: Vec::new(),
             finished: false,
         }
     }
@@ -202,7 +209,10 @@ impl<R: Read> TarReader<R> {
         let mut pending = Pending::default();
         let mut first_offset = None;
         loop {
-            self.skip_rest().map_err(|e| (self.position, e))?;
+            if let Err(e) = self.skip_rest() {
+                known_path.clone_from(&self.current_path);
+                return Err((self.position, e));
+            }
             if self.finished {
                 return Ok(None);
             }
@@ -290,7 +300,7 @@ impl<R: Read> TarReader<R> {
     fn finish_entry(
         &mut self,
         header: &tar::Header,
-        block: &[u8; 512],
+        block: &[u8; BLOCK_LEN],
         stored_size: u64,
         mut pending: Pending,
         offset: u64,
@@ -387,6 +397,7 @@ impl<R: Read> TarReader<R> {
         if let Some(runs) = &sparse {
             validate_runs(runs, size, self.data_left)?;
         }
+        self.current_path.clone_from(&path);
         Ok(Entry {
             path,
             link_target,
@@ -456,7 +467,7 @@ impl<R: Read> TarReader<R> {
         let mut expected: Option<u64> = None;
         loop {
             if let Some(count) = expected {
-                if numbers.len() as u64 == count * 2 {
+                if numbers.len() as u64 == count.saturating_mul(2) {
                     break;
                 }
             }
@@ -468,7 +479,7 @@ impl<R: Read> TarReader<R> {
             }
             budget.spend(1)?;
             self.read_data_exact(&mut byte)?;
-            consumed += 1;
+            consumed = consumed.saturating_add(1);
             if byte[0] == b'\n' {
                 let value = parse_decimal(&line)?;
                 line.clear();
@@ -509,11 +520,12 @@ impl<R: Read> TarReader<R> {
     }
 
     fn skip_rest(&mut self) -> Result<(), EntryError> {
-        let n = self.data_left + self.padding_left;
+        // A size field can say up to u64::MAX: saturate, the stream ends long before.
+        let n = self.data_left.saturating_add(self.padding_left);
         if n > 0 {
             let copied =
                 io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(io_to_entry)?;
-            self.position += copied;
+            self.position = self.position.saturating_add(copied);
             if copied < n {
                 return Err(EntryError::Truncated);
             }
@@ -529,12 +541,12 @@ impl<R: Read> TarReader<R> {
         while filled < block.len() {
             match self.inner.read(&mut block[filled..]) {
                 Ok(0) => break,
-                Ok(n) => filled += n,
+                Ok(n) => filled = filled.saturating_add(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_to_entry(e)),
             }
         }
-        self.position += filled as u64;
+        self.position = self.position.saturating_add(filled as u64);
         match filled {
             0 => Ok(false),
             512 => Ok(true),
@@ -551,7 +563,7 @@ impl<R: Read> TarReader<R> {
         let len = usize::try_from(size).map_err(|_| EntryError::MetadataTooLarge(size))?;
         let mut payload = vec![0u8; len];
         self.inner.read_exact(&mut payload).map_err(io_to_entry)?;
-        self.position += size;
+        self.position = self.position.saturating_add(size);
         self.padding_left = padding(size);
         Ok(payload)
     }
@@ -573,8 +585,9 @@ impl<R: Read> Read for EntryData<'_, R> {
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        self.reader.data_left -= n as u64;
-        self.reader.position += n as u64;
+        // n <= want <= left.
+        self.reader.data_left = left.saturating_sub(n as u64);
+        self.reader.position = self.reader.position.saturating_add(n as u64);
         Ok(n)
     }
 }
@@ -588,7 +601,8 @@ fn io_to_entry(e: io::Error) -> EntryError {
 }
 
 fn padding(size: u64) -> u64 {
-    (BLOCK - size % BLOCK) % BLOCK
+    // size % BLOCK < BLOCK: no wrap.
+    BLOCK.wrapping_sub(size % BLOCK) % BLOCK
 }
 
 /// The name field of a ustar header (with its prefix field when the magic says ustar), up to
@@ -623,7 +637,9 @@ fn trim_nuls(mut v: Vec<u8>) -> Vec<u8> {
 
 /// Header checksum: the sum of all bytes with the checksum field counted as spaces. Old
 /// writers summed signed bytes; both are accepted, as GNU tar does.
-fn check_checksum(block: &[u8; 512]) -> Result<(), EntryError> {
+// 512 bytes of at most 255 each: the sums stay far below any overflow.
+#[allow(clippy::arithmetic_side_effects)]
+fn check_checksum(block: &[u8; BLOCK_LEN]) -> Result<(), EntryError> {
     let field = &block[148..156];
     let stored = parse_octal(field)
         .map_err(|_| EntryError::BadHeader("unreadable header checksum".into()))?;
@@ -714,7 +730,8 @@ fn validate_runs(runs: &[SparseRun], size: u64, stored: u64) -> Result<(), Entry
             )));
         }
         end = run_end;
-        total += run.len;
+        // Runs are in order, apart and inside the file: the total is at most its size.
+        total = total.saturating_add(run.len);
     }
     if total != stored {
         return Err(EntryError::BadPax(format!(
@@ -726,6 +743,9 @@ fn validate_runs(runs: &[SparseRun], size: u64, stored: u64) -> Result<(), Entry
 
 /// Parses PAX extended header records: `LEN KEY=VALUE\n`, where LEN counts the whole record.
 /// The value is taken by length, not up to a newline, so binary values are preserved.
+// Index arithmetic only, each checked against the record before use (`space < rest.len()`,
+// `space + 1 < len <= rest.len()`, `eq < record.len()`).
+#[allow(clippy::arithmetic_side_effects)]
 fn parse_pax(payload: &[u8], pending: &mut Pending) -> Result<(), EntryError> {
     let mut rest = payload;
     while !rest.is_empty() {
@@ -803,6 +823,10 @@ fn apply_pax_record(key: &[u8], value: &[u8], pending: &mut Pending) -> Result<(
 /// (`--1`, `+1`, `1e9`, `1.`, ` 1`). A well-formed time beyond what a [`Timestamp`] holds
 /// (about ±2.9e11 years) is clamped to its nearest end: `i64::MAX` seconds and 999999999
 /// nanoseconds, or `i64::MIN` seconds and 0.
+// Digits are checked to be ASCII digits first; the seconds saturate; nanoseconds stay below
+// 1e9 (nine digits times descending powers of ten) and `1e9 - nanos` is taken only when
+// `0 < nanos < 1e9`.
+#[allow(clippy::arithmetic_side_effects)]
 fn parse_pax_time(value: &[u8]) -> Result<Timestamp, EntryError> {
     let bad = || EntryError::BadPax(format!("bad time {:?}", String::from_utf8_lossy(value)));
     let (negative, text) = match value.strip_prefix(b"-") {
@@ -860,6 +884,8 @@ fn parse_pax_time(value: &[u8]) -> Result<Timestamp, EntryError> {
     })
 }
 
+// Indices stay below the input's length (checked with `get`).
+#[allow(clippy::arithmetic_side_effects)]
 fn url_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
@@ -880,6 +906,8 @@ fn url_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
     Ok(out)
 }
 
+// Digit values are 0..64, chunks at most four digits (24 bits): nothing can overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn base64_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
     fn value(c: u8) -> Option<u32> {
         Some(match c {
@@ -908,6 +936,7 @@ fn base64_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 

@@ -565,6 +565,17 @@ fn extreme_pax_mtimes_clamp_and_malformed_ones_name_the_path() {
 }
 
 #[test]
+fn a_size_of_u64_max_on_a_directory_is_truncation_naming_it() {
+    // The data of a directory is skipped: data plus padding once overflowed.
+    let mut layer = LayerTar::new();
+    layer.pax(&[("size", u64::MAX.to_string().as_bytes())]);
+    layer.dir("huge");
+    let f = failure(&[layer.finish()]);
+    assert_eq!(f.path, "huge");
+    assert!(matches!(f.error, EntryError::Truncated), "{:?}", f.error);
+}
+
+#[test]
 fn an_unsupported_entry_type_names_the_entry() {
     let mut layer = LayerTar::new();
     let h = layer.header_for(b"dir/volume-label", b'V', 0o644, 0);
