@@ -43,6 +43,10 @@ pub enum EntryError {
     /// A symlink target over [`MAX_PATH_LEN`](crate::MAX_PATH_LEN) bytes.
     #[error("link target of {0} bytes, more than {max} (PATH_MAX)", max = crate::MAX_PATH_LEN)]
     LinkTargetTooLong(usize),
+    /// The tree would hold more inodes than allowed ([`MAX_INODES`](crate::MAX_INODES) by
+    /// default).
+    #[error("more than {0} inodes in the image")]
+    TooManyInodes(usize),
     /// uid or gid over 32 bits.
     #[error("owner {0} does not fit in 32 bits")]
     IdTooLarge(u64),

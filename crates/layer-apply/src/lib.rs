@@ -33,7 +33,7 @@ mod pipeline;
 mod tar_reader;
 mod xattr;
 
-pub use apply::{Applier, ApplyOptions, EntryFailure, LayerStats};
+pub use apply::{Applier, ApplyOptions, EntryFailure, LayerStats, MAX_INODES};
 pub use compression::Compression;
 /// Limits on paths, re-exported from [`d2l_rootfs::path`].
 pub use d2l_rootfs::path::{MAX_DEPTH, MAX_PATH_LEN, NAME_MAX};

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 
 use d2l_layer_apply::{
     write_tar, write_tar_to_file, Applier, ApplyOptions, EntryError, EntryFailure, MAX_DEPTH,
-    MAX_ENTRY_METADATA, MAX_PATH_LEN, MAX_XATTR_BYTES,
+    MAX_ENTRY_METADATA, MAX_INODES, MAX_PATH_LEN, MAX_XATTR_BYTES,
 };
 use d2l_rootfs::{
     ContentStore, DataExtent, Directory, FileData, InodeId, InodeKind, Metadata, Rootfs, SpillFile,
@@ -826,9 +826,65 @@ const GOLDEN_NO_HOLES: &str =
     "sha256:8f22b7e9260dc9860da906719f2025322a5cbc15181112739566d4470876bbaa";
 
 #[test]
-fn per_inode_memory_is_stated() {
-    // README: memory per inode. Keep the statement true.
-    let inode = std::mem::size_of::<Option<d2l_rootfs::Inode>>();
-    assert!(inode <= 96, "an inode slot is {inode} bytes");
+fn per_inode_memory_is_as_documented() {
+    // MAX_INODES's documentation counts these sizes: keep it true.
+    assert_eq!(std::mem::size_of::<Option<d2l_rootfs::Inode>>(), 88);
+    assert_eq!(std::mem::size_of::<(Box<[u8]>, d2l_rootfs::DirEntry)>(), 24);
+    assert_eq!(std::mem::size_of::<DataExtent>(), 24);
     let _ = InodeId::index;
+}
+
+/// A layer of `files` files in one directory: `files + 2` inodes with the root.
+fn layer_of_files(files: usize) -> Vec<u8> {
+    let mut layer = LayerTar::new();
+    layer.dir("d");
+    for i in 0..files {
+        layer.file(&format!("d/{i}"), b"");
+    }
+    layer.finish()
+}
+
+#[test]
+fn inodes_at_and_past_the_limit() {
+    let options = |max_inodes| ApplyOptions {
+        max_inodes,
+        ..ApplyOptions::default()
+    };
+    assert_eq!(ApplyOptions::default().max_inodes, MAX_INODES);
+    let apply_with = |max, layers: &[Vec<u8>]| {
+        let mut applier = Applier::new(SpillFile::new().unwrap(), options(max));
+        for (i, layer) in layers.iter().enumerate() {
+            applier.apply_layer(u32::try_from(i).unwrap() + 1, &layer[..])?;
+        }
+        Ok::<_, EntryFailure>(applier.finish().unwrap())
+    };
+    let rootfs = apply_with(100, &[layer_of_files(98)]).unwrap();
+    assert_eq!(rootfs.tree().inode_count(), 100);
+
+    let f = apply_with(100, &[layer_of_files(99)])
+        .err()
+        .expect("past the limit");
+    assert_eq!(f.path, "d/98");
+    assert!(
+        matches!(f.error, EntryError::TooManyInodes(100)),
+        "{:?}",
+        f.error
+    );
+    assert!(f.error.to_string().contains("100"), "{}", f.error);
+
+    // Deleted inodes keep their slot: what a layer made counts, not what is left.
+    let mut whiteout = LayerTar::new();
+    whiteout.whiteout("d");
+    let f = apply_with(
+        100,
+        &[layer_of_files(98), whiteout.finish(), layer_of_files(0)],
+    )
+    .err()
+    .expect("past the limit");
+    assert_eq!(f.path, "d");
+    assert!(
+        matches!(f.error, EntryError::TooManyInodes(100)),
+        "{:?}",
+        f.error
+    );
 }
