@@ -102,6 +102,20 @@ pub struct EntryFailure {
     pub error: EntryError,
 }
 
+/// Longest path an error shows whole: twice the longest accepted, so that a path refused for
+/// its length is shown, but not a PAX path of megabytes.
+const SHOWN_PATH_MAX: usize = 2 * path::MAX_PATH_LEN;
+
+/// A path for an error message: lossily decoded, cut after [`SHOWN_PATH_MAX`] bytes.
+fn shown_path(p: &[u8]) -> String {
+    if p.len() <= SHOWN_PATH_MAX {
+        return String::from_utf8_lossy(p).into_owned();
+    }
+    let mut shown = String::from_utf8_lossy(&p[..SHOWN_PATH_MAX]).into_owned();
+    shown.push_str(&format!("... ({} bytes)", p.len()));
+    shown
+}
+
 /// Applies layers to a [`Rootfs`], keeping the state that lives across layers.
 pub struct Applier<S> {
     rootfs: Rootfs<S>,
@@ -157,7 +171,7 @@ impl<S: ContentStore> Applier<S> {
                 Ok(None) => break,
                 Err(failure) => {
                     return Err(EntryFailure {
-                        path: String::from_utf8_lossy(&failure.path).into_owned(),
+                        path: shown_path(&failure.path),
                         offset: failure.offset,
                         error: failure.error,
                     })
@@ -170,7 +184,7 @@ impl<S: ContentStore> Applier<S> {
             }
             if let Err(error) = result {
                 return Err(EntryFailure {
-                    path: String::from_utf8_lossy(&entry.path).into_owned(),
+                    path: shown_path(&entry.path),
                     offset: entry.offset,
                     error,
                 });
@@ -382,7 +396,7 @@ impl<S: ContentStore> Applier<S> {
         target: &[u8],
         layer: u32,
     ) -> Result<(), EntryError> {
-        let shown = || String::from_utf8_lossy(target).into_owned();
+        let shown = || shown_path(target);
         // The target is relative to the image root even when written as absolute.
         let comps = path::clean(target)?;
         let Some((&target_name, target_parents)) = comps.split_last() else {

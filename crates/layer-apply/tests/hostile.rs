@@ -314,6 +314,24 @@ fn depth_counts_where_symlinks_lead() {
 }
 
 #[test]
+fn a_megabyte_path_is_cut_in_the_error() {
+    let long = "p/".repeat(1 << 19);
+    let mut layer = LayerTar::new();
+    layer.file(&long, b"");
+    let f = failure(&[layer.finish()]);
+    assert!(
+        f.path.len() < 2 * MAX_PATH_LEN + 100,
+        "{} bytes",
+        f.path.len()
+    );
+    assert!(f.path.starts_with("p/p/") && f.path.ends_with("... (1048576 bytes)"));
+    assert!(matches!(
+        f.error,
+        EntryError::Tree(d2l_rootfs::Error::TooDeep(1025))
+    ));
+}
+
+#[test]
 fn link_targets_at_and_past_max_path_len() {
     let at = "t".repeat(MAX_PATH_LEN);
     let mut layer = LayerTar::new();
