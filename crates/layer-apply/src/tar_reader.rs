@@ -20,16 +20,14 @@ pub const BLOCK: u64 = 512;
 pub const BLOCK_LEN: usize = 512;
 const _: () = assert!(BLOCK_LEN as u64 == BLOCK);
 
-/// Largest PAX or GNU long-name payload accepted, to bound memory on hostile input.
-const MAX_META_PAYLOAD: u64 = 16 << 20;
-
 /// Most metadata one entry may carry before its data, in bytes of the archive: the payloads of
 /// all its PAX (`x`, `g`) and GNU long-name (`L`, `K`) headers together, its GNU sparse
 /// extension blocks (512 bytes each) and its PAX sparse 1.0 map. What the reader holds for
 /// one entry is bounded by it (at most 16 bytes of sparse map per 4 bytes of archive, e.g.
 /// `1,1,`: 64 MiB for a 16 MiB map). 16 MiB is a sparse map of about a million runs (a
-/// file with data every other 4 KiB block for 8 GiB) or a few hundred maximal xattr sets;
-/// the payload of one header has the same cap. Past it: [`EntryError::MetadataTooLarge`].
+/// file with data every other 4 KiB block for 8 GiB) or a few hundred maximal xattr sets,
+/// and it caps the payload of any one header too. Past it: [`EntryError::MetadataTooLarge`],
+/// before the header that goes past it is read.
 pub const MAX_ENTRY_METADATA: u64 = 16 << 20;
 
 /// Most bytes of extended attributes one inode may have: names plus values, after the keep
@@ -484,9 +482,7 @@ impl<R: Read> TarReader<R> {
                 let value = parse_decimal(&line)?;
                 line.clear();
                 if expected.is_none() {
-                    if value > (1 << 20) {
-                        return Err(EntryError::BadPax("sparse map too large".into()));
-                    }
+                    // Not allocated for: the map's bytes count against MAX_ENTRY_METADATA.
                     expected = Some(value);
                 } else {
                     numbers.push(value);
@@ -555,11 +551,7 @@ impl<R: Read> TarReader<R> {
     }
 
     fn read_meta_payload(&mut self, size: u64) -> Result<Vec<u8>, EntryError> {
-        if size > MAX_META_PAYLOAD {
-            return Err(EntryError::BadHeader(format!(
-                "extension header of {size} bytes is too large"
-            )));
-        }
+        // The caller counted `size` against MAX_ENTRY_METADATA: at most 16 MiB.
         let len = usize::try_from(size).map_err(|_| EntryError::MetadataTooLarge(size))?;
         let mut payload = vec![0u8; len];
         self.inner.read_exact(&mut payload).map_err(io_to_entry)?;

@@ -418,6 +418,19 @@ fn metadata_of_one_entry_at_and_past_max_entry_metadata() {
 }
 
 #[test]
+fn one_header_claiming_a_terabyte_of_metadata_is_refused_before_it_is_read() {
+    let mut layer = LayerTar::new();
+    let h = layer.header_for(b"././@PaxHeader", b'x', 0o644, 1 << 40);
+    layer.raw(h, b"");
+    let f = failure(&[layer.finish()]);
+    assert!(
+        matches!(f.error, EntryError::MetadataTooLarge(n) if n == 1 << 40),
+        "{:?}",
+        f.error
+    );
+}
+
+#[test]
 fn metadata_past_the_limit_names_the_path_from_an_earlier_pax_header() {
     let mut layer = LayerTar::new();
     let first = b"21 path=named/by/pax\n";
