@@ -8,6 +8,11 @@
 //! whiteouts, paths, hard links and xattrs are those of `shared/notes/layer-semantics.md`.
 //! [`write_tar`] writes a tree back out as one deterministic PAX tar.
 //!
+//! Hostile layers meet limits, each an error naming the entry: [`MAX_PATH_LEN`] and
+//! [`MAX_DEPTH`] where a name really lands (symlinks followed), [`MAX_ENTRY_METADATA`] for
+//! the extension headers and sparse map of one entry, [`MAX_XATTR_BYTES`] per inode (on
+//! export too) and [`MAX_INODES`] per tree. Nothing recurses once per directory level.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use d2l_layer_apply::{apply_layers, write_tar, ApplyOptions, BlobError, Layers};
