@@ -12,7 +12,7 @@ use d2l_rootfs::{
 };
 
 use crate::error::EntryError;
-use crate::tar_reader::{Entry, EntryKind, TarReader};
+use crate::tar_reader::{Entry, EntryKind, TarReader, MAX_XATTR_BYTES};
 use crate::xattr::{self, XattrPolicy};
 
 /// Prefix of a whiteout file name.
@@ -26,8 +26,20 @@ const AUFS_META: &[u8] = b".wh..wh.aufs";
 /// AUFS orphan directory at the layer root, skipped.
 const AUFS_ORPHANS: &[u8] = b".wh..wh.orph";
 
+/// Most inodes a tree may be given while layers are applied: every inode made counts, those
+/// later deleted included (the tree's arena keeps their slots), implicit parent directories
+/// too. Memory per inode: 88 bytes of slot, 24 bytes of directory entry in its parent's
+/// B-tree (plus node overhead, at most as much again), its name on the heap (up to 255
+/// bytes), 24 bytes per data extent of a file, its xattrs (at most
+/// [`MAX_XATTR_BYTES`](crate::MAX_XATTR_BYTES)) and its symlink target (at most
+/// [`MAX_PATH_LEN`](crate::MAX_PATH_LEN)); about 200 bytes for a typical file, so 10 million
+/// is about 2 GB, for an image a hundred times the size of a full desktop distribution (a
+/// Debian system with a desktop has about 100,000 files). File data never counts: it is in
+/// the content store. Past it: [`EntryError::TooManyInodes`] naming the entry.
+pub const MAX_INODES: usize = 10_000_000;
+
 /// Choices that change how layers are applied.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApplyOptions {
     /// Which xattrs to keep.
     pub xattrs: XattrPolicy,
@@ -37,6 +49,20 @@ pub struct ApplyOptions {
     /// mtime of directories created implicitly (parents missing from a layer); from
     /// `$SOURCE_DATE_EPOCH` when the caller sets it, else the epoch.
     pub implicit_mtime: Timestamp,
+    /// Most inodes the tree may be given, [`MAX_INODES`] by default (lower it to bound
+    /// memory further).
+    pub max_inodes: usize,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> ApplyOptions {
+        ApplyOptions {
+            xattrs: XattrPolicy::default(),
+            overlay_whiteouts: false,
+            implicit_mtime: Timestamp::default(),
+            max_inodes: MAX_INODES,
+        }
+    }
 }
 
 impl ApplyOptions {
@@ -67,12 +93,27 @@ pub struct LayerStats {
 /// A bad entry: where it is and what is wrong.
 #[derive(Debug)]
 pub struct EntryFailure {
-    /// The entry's path as stored, lossily decoded ("" if the header was unreadable).
+    /// The entry's path as stored, lossily decoded: from its extension headers or its
+    /// header's name field ("" only when the stream failed before any header of the entry).
     pub path: String,
     /// Offset of the entry's header in the decompressed stream.
     pub offset: u64,
     /// What is wrong.
     pub error: EntryError,
+}
+
+/// Longest path an error shows whole: twice the longest accepted, so that a path refused for
+/// its length is shown, but not a PAX path of megabytes.
+const SHOWN_PATH_MAX: usize = 2 * path::MAX_PATH_LEN;
+
+/// A path for an error message: lossily decoded, cut after [`SHOWN_PATH_MAX`] bytes.
+fn shown_path(p: &[u8]) -> String {
+    if p.len() <= SHOWN_PATH_MAX {
+        return String::from_utf8_lossy(p).into_owned();
+    }
+    let mut shown = String::from_utf8_lossy(&p[..SHOWN_PATH_MAX]).into_owned();
+    shown.push_str(&format!("... ({} bytes)", p.len()));
+    shown
 }
 
 /// Applies layers to a [`Rootfs`], keeping the state that lives across layers.
@@ -128,18 +169,22 @@ impl<S: ContentStore> Applier<S> {
             let entry = match reader.next_entry() {
                 Ok(Some(entry)) => entry,
                 Ok(None) => break,
-                Err((offset, error)) => {
+                Err(failure) => {
                     return Err(EntryFailure {
-                        path: String::new(),
-                        offset,
-                        error,
+                        path: shown_path(&failure.path),
+                        offset: failure.offset,
+                        error: failure.error,
                     })
                 }
             };
             stats.entries += 1;
-            if let Err(error) = self.apply_entry(layer, &entry, &mut reader, &mut stats) {
+            let mut result = self.apply_entry(layer, &entry, &mut reader, &mut stats);
+            if result.is_ok() && self.rootfs.tree().inode_index_bound() > self.options.max_inodes {
+                result = Err(EntryError::TooManyInodes(self.options.max_inodes));
+            }
+            if let Err(error) = result {
                 return Err(EntryFailure {
-                    path: String::from_utf8_lossy(&entry.path).into_owned(),
+                    path: shown_path(&entry.path),
                     offset: entry.offset,
                     error,
                 });
@@ -215,7 +260,7 @@ impl<S: ContentStore> Applier<S> {
             }
         }
 
-        let parent = match self.rootfs.resolve_dir(parents, layer, true)? {
+        let parent = match self.rootfs.resolve_parent(parents, name, layer, true)? {
             Parent::Dir(dir) => dir,
             Parent::NotDir(what) => return Err(d2l_rootfs::Error::ParentNotDirectory(what).into()),
             Parent::Missing => unreachable!("resolve_dir creates missing parents"),
@@ -312,7 +357,12 @@ impl<S: ContentStore> Applier<S> {
                     extents,
                 })
             }
-            EntryKind::Symlink => InodeKind::Symlink(entry.link_target.clone().into_boxed_slice()),
+            EntryKind::Symlink => {
+                if entry.link_target.len() > path::MAX_PATH_LEN {
+                    return Err(EntryError::LinkTargetTooLong(entry.link_target.len()));
+                }
+                InodeKind::Symlink(entry.link_target.clone().into_boxed_slice())
+            }
             EntryKind::CharDevice => InodeKind::CharDevice(device),
             EntryKind::BlockDevice => InodeKind::BlockDevice(device),
             EntryKind::Fifo => InodeKind::Fifo,
@@ -325,12 +375,17 @@ impl<S: ContentStore> Applier<S> {
 
     fn metadata(&self, entry: &Entry) -> Result<Metadata, EntryError> {
         let id = |v: u64| u32::try_from(v).map_err(|_| EntryError::IdTooLarge(v));
+        let xattrs = xattr::filter(entry.xattrs.clone(), entry.kind, self.options.xattrs);
+        let bytes = xattr::total_bytes(&xattrs);
+        if bytes > MAX_XATTR_BYTES {
+            return Err(EntryError::XattrsTooLarge(bytes));
+        }
         Ok(Metadata {
-            mode: (entry.mode & 0o7777) as u16,
+            mode: u16::try_from(entry.mode & 0o7777).expect("12 bits fit in 16"),
             uid: id(entry.uid)?,
             gid: id(entry.gid)?,
             mtime: entry.mtime,
-            xattrs: xattr::filter(entry.xattrs.clone(), entry.kind, self.options.xattrs),
+            xattrs,
         })
     }
 
@@ -341,7 +396,7 @@ impl<S: ContentStore> Applier<S> {
         target: &[u8],
         layer: u32,
     ) -> Result<(), EntryError> {
-        let shown = || String::from_utf8_lossy(target).into_owned();
+        let shown = || shown_path(target);
         // The target is relative to the image root even when written as absolute.
         let comps = path::clean(target)?;
         let Some((&target_name, target_parents)) = comps.split_last() else {

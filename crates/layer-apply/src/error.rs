@@ -33,6 +33,20 @@ pub enum EntryError {
     /// A hard link to a directory.
     #[error("hard link target {0:?} is a directory")]
     HardlinkToDirectory(String),
+    /// The extension headers, GNU sparse blocks and sparse map of one entry exceed
+    /// [`MAX_ENTRY_METADATA`](crate::MAX_ENTRY_METADATA).
+    #[error("{0} bytes of extension headers and sparse map for one entry, more than {max}", max = crate::MAX_ENTRY_METADATA)]
+    MetadataTooLarge(u64),
+    /// The xattrs of one inode exceed [`MAX_XATTR_BYTES`](crate::MAX_XATTR_BYTES).
+    #[error("{0} bytes of extended attributes (names and values), more than {max}", max = crate::MAX_XATTR_BYTES)]
+    XattrsTooLarge(usize),
+    /// A symlink target over [`MAX_PATH_LEN`](crate::MAX_PATH_LEN) bytes.
+    #[error("link target of {0} bytes, more than {max} (PATH_MAX)", max = crate::MAX_PATH_LEN)]
+    LinkTargetTooLong(usize),
+    /// The tree would hold more inodes than allowed ([`MAX_INODES`](crate::MAX_INODES) by
+    /// default).
+    #[error("more than {0} inodes in the image")]
+    TooManyInodes(usize),
     /// uid or gid over 32 bits.
     #[error("owner {0} does not fit in 32 bits")]
     IdTooLarge(u64),
@@ -116,7 +130,8 @@ pub enum Error {
         layer: usize,
         /// Layer blob digest.
         digest: Digest,
-        /// The entry's path as stored, or "" when the header itself is unreadable.
+        /// The entry's path as stored (from its extension headers or its header's name
+        /// field), "" only when the stream failed before any header of the entry.
         path: String,
         /// Offset of the entry's header in the decompressed stream.
         offset: u64,

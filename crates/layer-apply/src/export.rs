@@ -6,15 +6,20 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 
-use crate::tar_reader::BLOCK;
+use crate::error::EntryError;
+use crate::tar_reader::{BLOCK, BLOCK_LEN, MAX_XATTR_BYTES};
 use d2l_disk::VirtualDisk;
 use d2l_rootfs::SpillReader;
-use d2l_rootfs::{InodeId, InodeKind, Timestamp, Tree};
+use d2l_rootfs::{FileData, InodeId, InodeKind, Timestamp, Tree};
 
 /// Largest value of an 8-byte octal header field (uid, gid, mode): 7 digits.
 const MAX_OCTAL_8: u64 = 0o7777777;
 /// Largest value of a 12-byte octal header field (size, mtime): 11 digits.
 const MAX_OCTAL_12: u64 = 0o77777777777;
+/// Directory a sparse member's header names it in, before its base name, where a reader that
+/// knows no sparse files puts it: GNU tar's `%d/GNUSparseFile.%p/%f` with the process id
+/// fixed at 0, for reproducible output.
+const SPARSE_DIR: &[u8] = b"GNUSparseFile.0/";
 /// Name of the PAX extended header entries (fixed, for reproducible output).
 const PAX_HEADER_NAME: &[u8] = b"././@PaxHeader";
 
@@ -203,67 +208,150 @@ fn write_entries(
     while let Some(item) = walk.next_entry() {
         entries += 1;
         let inode = tree.inode(item.inode);
+        let xattr_bytes = crate::xattr::total_bytes(&inode.xattrs);
+        if xattr_bytes > MAX_XATTR_BYTES {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{:?}: {}",
+                    String::from_utf8_lossy(item.path),
+                    EntryError::XattrsTooLarge(xattr_bytes)
+                ),
+            ));
+        }
         let mut name = item.path.to_vec();
         if inode.as_directory().is_some() {
             name.push(b'/');
         }
+        let mut fields = Fields {
+            uid: inode.uid,
+            gid: inode.gid,
+            mtime: inode.mtime,
+            mode: inode.mode,
+            ..Fields::default()
+        };
         if inode.as_directory().is_none() && inode.link_count() > 1 {
             if let Some(target) = first_name.get(&item.inode) {
-                write_header(
-                    out,
-                    &name,
-                    b'1',
-                    0,
-                    inode.uid,
-                    inode.gid,
-                    inode.mtime,
-                    target,
-                    (0, 0),
-                    &[],
-                    inode.mode,
-                )?;
+                let link = Fields {
+                    link: target,
+                    ..fields
+                };
+                write_header(out, &name, b'1', &link)?;
                 continue;
             }
             first_name.insert(item.inode, item.path.to_vec());
         }
-        let (type_flag, size, link, device): (u8, u64, &[u8], (u32, u32)) = match &inode.kind {
-            InodeKind::Directory(_) => (b'5', 0, b"", (0, 0)),
-            InodeKind::File(f) => (b'0', f.size, b"", (0, 0)),
-            InodeKind::Symlink(target) => (b'2', 0, target, (0, 0)),
-            InodeKind::CharDevice(d) => (b'3', 0, b"", (d.major, d.minor)),
-            InodeKind::BlockDevice(d) => (b'4', 0, b"", (d.major, d.minor)),
-            InodeKind::Fifo => (b'6', 0, b"", (0, 0)),
-        };
-        write_header(
-            out,
-            &name,
-            type_flag,
-            size,
-            inode.uid,
-            inode.gid,
-            inode.mtime,
-            link,
-            device,
-            &inode.xattrs,
-            inode.mode,
-        )?;
-        if let InodeKind::File(file) = &inode.kind {
-            let mut position = 0u64;
-            for extent in &file.extents {
-                write_zeros(out, extent.file_offset - position)?;
-                out.copy_data(data, extent.store_offset, extent.len)?;
-                position = extent.file_offset + extent.len;
+        let type_flag = match &inode.kind {
+            InodeKind::Directory(_) => b'5',
+            InodeKind::File(f) => {
+                fields.size = f.size;
+                b'0'
             }
-            write_zeros(out, file.size - position)?;
-            write_zeros(out, padding(file.size))?;
+            InodeKind::Symlink(target) => {
+                fields.link = target;
+                b'2'
+            }
+            InodeKind::CharDevice(d) => {
+                fields.device = (d.major, d.minor);
+                b'3'
+            }
+            InodeKind::BlockDevice(d) => {
+                fields.device = (d.major, d.minor);
+                b'4'
+            }
+            InodeKind::Fifo => b'6',
+        };
+        fields.xattrs = &inode.xattrs;
+        match &inode.kind {
+            InodeKind::File(file) if file.is_sparse() => {
+                write_sparse_file(out, data, &name, file, fields)?;
+            }
+            InodeKind::File(file) => {
+                write_header(out, &name, type_flag, &fields)?;
+                for extent in &file.extents {
+                    out.copy_data(data, extent.store_offset, extent.len)?;
+                }
+                write_zeros(out, padding(file.size))?;
+            }
+            _ => write_header(out, &name, type_flag, &fields)?,
         }
     }
     // End of archive: two zero blocks.
-    out.write_all(&[0u8; 2 * BLOCK as usize])?;
+    out.write_all(&[0u8; 2 * BLOCK_LEN])?;
     Ok(ExportStats {
         entries,
         bytes: out.written(),
     })
+}
+
+/// A file with holes as a PAX sparse member, format 1.0 (GNU tar's `--sparse-version=1.0`,
+/// its `sparse.c` and "Sparse Formats" in its manual): the header is named
+/// `DIR/GNUSparseFile.0/NAME` (what a reader that knows no sparse files extracts) and its PAX
+/// records give `GNU.sparse.major=1`, `GNU.sparse.minor=0`, `GNU.sparse.name` (the real path)
+/// and `GNU.sparse.realsize`; the member's data is the map (decimal lines: the number of runs,
+/// then each run's offset and length), zero-padded to a block, then the runs' bytes.
+///
+/// GNU tar reads each run from the start of a block, so every run but the last starts and
+/// ends on a block boundary: the stored extents are widened to 512-byte boundaries (the
+/// widening is hole, written as zeros) and merged where they meet. A file that ends in a hole
+/// ends its map with a run of length 0 at its size, as GNU tar writes it, so that readers set
+/// the size. Holes of a block or more are never written.
+fn write_sparse_file<'a>(
+    out: &mut dyn TarSink,
+    data: &SpillReader,
+    name: &'a [u8],
+    file: &FileData,
+    mut fields: Fields<'a>,
+) -> io::Result<()> {
+    // (start, end) of each run, block aligned but the end of the file.
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(file.extents.len() + 1);
+    for extent in &file.extents {
+        let start = extent.file_offset - extent.file_offset % BLOCK;
+        let end = (extent.file_offset + extent.len)
+            .div_ceil(BLOCK)
+            .saturating_mul(BLOCK)
+            .min(file.size);
+        match runs.last_mut() {
+            Some((_, last_end)) if *last_end >= start => *last_end = end.max(*last_end),
+            _ => runs.push((start, end)),
+        }
+    }
+    let data_bytes: u64 = runs.iter().map(|(start, end)| end - start).sum();
+    if runs.last().is_none_or(|&(_, end)| end < file.size) {
+        runs.push((file.size, file.size));
+    }
+    let mut map = format!("{}\n", runs.len()).into_bytes();
+    for (start, end) in &runs {
+        map.extend_from_slice(format!("{start}\n{}\n", end - start).as_bytes());
+    }
+    map.resize(map.len().next_multiple_of(BLOCK_LEN), 0);
+    let stored = map.len() as u64 + data_bytes;
+
+    let placeholder = {
+        let (dir, base) = match name.iter().rposition(|&b| b == b'/') {
+            Some(slash) => (&name[..=slash], &name[slash + 1..]),
+            None => (&b""[..], name),
+        };
+        let mut p = dir.to_vec();
+        p.extend_from_slice(SPARSE_DIR);
+        p.extend_from_slice(base);
+        p
+    };
+    fields.size = stored;
+    fields.sparse = Some((name, file.size));
+    write_header(out, &placeholder, b'0', &fields)?;
+    out.write_all(&map)?;
+    let mut extents = file.extents.iter().peekable();
+    for &(start, end) in &runs {
+        let mut position = start;
+        while let Some(extent) = extents.next_if(|e| e.file_offset < end) {
+            write_zeros(out, extent.file_offset - position)?;
+            out.copy_data(data, extent.store_offset, extent.len)?;
+            position = extent.file_offset + extent.len;
+        }
+        write_zeros(out, end - position)?;
+    }
+    write_zeros(out, padding(stored))
 }
 
 fn padding(size: u64) -> u64 {
@@ -273,30 +361,60 @@ fn padding(size: u64) -> u64 {
 fn write_zeros(out: &mut dyn Write, mut n: u64) -> io::Result<()> {
     static ZEROS: [u8; 64 * 1024] = [0u8; 64 * 1024];
     while n > 0 {
-        let k = n.min(ZEROS.len() as u64) as usize;
+        let k = ZEROS.len().min(usize::try_from(n).unwrap_or(usize::MAX));
         out.write_all(&ZEROS[..k])?;
         n -= k as u64;
     }
     Ok(())
 }
 
-/// Writes a ustar header, preceded by a PAX header when a value does not fit the ustar
-/// fields or cannot be said in them (nanoseconds, xattrs, long names).
-#[allow(clippy::too_many_arguments)]
-fn write_header(
-    out: &mut dyn Write,
-    name: &[u8],
-    type_flag: u8,
+/// What a header says besides its name and type.
+#[derive(Default)]
+struct Fields<'a> {
+    /// Size of the member's data.
     size: u64,
     uid: u32,
     gid: u32,
     mtime: Timestamp,
-    link: &[u8],
+    /// Link target (hard and symbolic links).
+    link: &'a [u8],
     device: (u32, u32),
-    xattrs: &[d2l_rootfs::Xattr],
+    xattrs: &'a [d2l_rootfs::Xattr],
     mode: u16,
+    /// For a sparse member: the real name and size (`GNU.sparse.name`, `.realsize`).
+    sparse: Option<(&'a [u8], u64)>,
+}
+
+/// Writes a ustar header, preceded by a PAX header when a value does not fit the ustar
+/// fields or cannot be said in them (nanoseconds, xattrs, long names, sparse files).
+fn write_header(
+    out: &mut dyn Write,
+    name: &[u8],
+    type_flag: u8,
+    fields: &Fields<'_>,
 ) -> io::Result<()> {
+    let &Fields {
+        size,
+        uid,
+        gid,
+        mtime,
+        link,
+        device,
+        xattrs,
+        mode,
+        sparse,
+    } = fields;
     let mut pax: Vec<u8> = Vec::new();
+    if let Some((real_name, real_size)) = sparse {
+        pax_record(&mut pax, b"GNU.sparse.major", b"1");
+        pax_record(&mut pax, b"GNU.sparse.minor", b"0");
+        pax_record(&mut pax, b"GNU.sparse.name", real_name);
+        pax_record(
+            &mut pax,
+            b"GNU.sparse.realsize",
+            real_size.to_string().as_bytes(),
+        );
+    }
     if name.len() > 100 {
         pax_record(&mut pax, b"path", name);
     }
@@ -312,7 +430,11 @@ fn write_header(
     if size > MAX_OCTAL_12 {
         pax_record(&mut pax, b"size", size.to_string().as_bytes());
     }
-    let mtime_fits = mtime.nanoseconds == 0 && (0..=MAX_OCTAL_12 as i64).contains(&mtime.seconds);
+    // The ustar field holds 0..=MAX_OCTAL_12 whole seconds; anything else goes in a record.
+    let ustar_seconds = u64::try_from(mtime.seconds)
+        .ok()
+        .filter(|&s| s <= MAX_OCTAL_12);
+    let mtime_fits = mtime.nanoseconds == 0 && ustar_seconds.is_some();
     if !mtime_fits {
         pax_record(&mut pax, b"mtime", format_pax_time(mtime).as_bytes());
     }
@@ -337,11 +459,8 @@ fn write_header(
         out.write_all(&pax)?;
         write_zeros(out, padding(pax.len() as u64))?;
     }
-    let seconds = if mtime_fits {
-        mtime.seconds as u64
-    } else {
-        mtime.seconds.clamp(0, MAX_OCTAL_12 as i64) as u64
-    };
+    // Out of range: the nearest end of the field (the PAX record has the exact time).
+    let seconds = ustar_seconds.unwrap_or(if mtime.seconds < 0 { 0 } else { MAX_OCTAL_12 });
     let header = ustar_header(
         &name[..name.len().min(100)],
         type_flag,
@@ -367,9 +486,9 @@ fn ustar_header(
     link: &[u8],
     device: (u32, u32),
     mode: u16,
-) -> [u8; BLOCK as usize] {
+) -> [u8; BLOCK_LEN] {
     // Field offsets of the POSIX ustar header (POSIX.1-2017, pax "ustar Interchange Format").
-    let mut h = [0u8; BLOCK as usize];
+    let mut h = [0u8; BLOCK_LEN];
     h[..name.len()].copy_from_slice(name);
     octal(&mut h[100..108], u64::from(mode & 0o7777));
     octal(&mut h[108..116], uid);
@@ -407,8 +526,9 @@ fn format_pax_time(t: Timestamp) -> String {
         format!("{}.{:09}", t.seconds, t.nanoseconds)
     } else {
         // -1.25 is seconds -2 plus 0.75.
+        // (seconds + 1) is at most 0, so its negation cannot overflow.
         let whole = -(t.seconds + 1);
-        let frac = 1_000_000_000 - t.nanoseconds;
+        let frac = 1_000_000_000u32.saturating_sub(t.nanoseconds);
         format!("-{whole}.{frac:09}")
     }
 }

@@ -8,6 +8,11 @@
 //! whiteouts, paths, hard links and xattrs are those of `shared/notes/layer-semantics.md`.
 //! [`write_tar`] writes a tree back out as one deterministic PAX tar.
 //!
+//! Hostile layers meet limits, each an error naming the entry: [`MAX_PATH_LEN`] and
+//! [`MAX_DEPTH`] where a name really lands (symlinks followed), [`MAX_ENTRY_METADATA`] for
+//! the extension headers and sparse map of one entry, [`MAX_XATTR_BYTES`] per inode (on
+//! export too) and [`MAX_INODES`] per tree. Nothing recurses once per directory level.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use d2l_layer_apply::{apply_layers, write_tar, ApplyOptions, BlobError, Layers};
@@ -22,6 +27,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::cast_possible_truncation)]
 
 mod apply;
 mod compression;
@@ -32,10 +38,13 @@ mod pipeline;
 mod tar_reader;
 mod xattr;
 
-pub use apply::{Applier, ApplyOptions, EntryFailure, LayerStats};
+pub use apply::{Applier, ApplyOptions, EntryFailure, LayerStats, MAX_INODES};
 pub use compression::Compression;
+/// Limits on paths, re-exported from [`d2l_rootfs::path`].
+pub use d2l_rootfs::path::{MAX_DEPTH, MAX_PATH_LEN, NAME_MAX};
 pub use error::{EntryError, Error, Result};
 pub use export::{write_tar, write_tar_to_file, ExportStats};
 pub use layers::{BlobDescriptor, BlobError, BlobSource, Layers};
 pub use pipeline::{apply_layers, chain_ids, AppliedImage, AppliedLayer};
+pub use tar_reader::{MAX_ENTRY_METADATA, MAX_XATTR_BYTES};
 pub use xattr::XattrPolicy;

@@ -5,6 +5,10 @@
 //! GNU long names, GNU and PAX sparse files. Numbers follow POSIX pax and GNU tar (base-256
 //! numeric fields included).
 
+// Sizes, offsets and counts here come from the archive: arithmetic on them is checked or
+// saturating; the few functions whose arithmetic is bounded by construction say why.
+#![warn(clippy::arithmetic_side_effects)]
+
 use std::io::{self, Read};
 
 use crate::error::EntryError;
@@ -12,9 +16,28 @@ use d2l_rootfs::Timestamp;
 
 /// Size of a tar block.
 pub const BLOCK: u64 = 512;
+/// [`BLOCK`] as a buffer length.
+pub const BLOCK_LEN: usize = 512;
+const _: () = assert!(BLOCK_LEN as u64 == BLOCK);
 
-/// Largest PAX or GNU long-name payload accepted, to bound memory on hostile input.
-const MAX_META_PAYLOAD: u64 = 16 << 20;
+/// Most metadata one entry may carry before its data, in bytes of the archive: the payloads of
+/// all its PAX (`x`, `g`) and GNU long-name (`L`, `K`) headers together, its GNU sparse
+/// extension blocks (512 bytes each) and its PAX sparse 1.0 map. What the reader holds for
+/// one entry is bounded by it (at most 16 bytes of sparse map per 4 bytes of archive, e.g.
+/// `1,1,`: 64 MiB for a 16 MiB map). 16 MiB is a sparse map of about a million runs (a
+/// file with data every other 4 KiB block for 8 GiB) or a few hundred maximal xattr sets,
+/// and it caps the payload of any one header too. Past it: [`EntryError::MetadataTooLarge`],
+/// before the header that goes past it is read.
+pub const MAX_ENTRY_METADATA: u64 = 16 << 20;
+
+/// Most bytes of extended attributes one inode may have: names plus values, after the keep
+/// and drop rules. Linux's VFS caps one value at `XATTR_SIZE_MAX` and the list of an inode's
+/// names at `XATTR_LIST_MAX`, both 64 KiB, so no filesystem a layer was made on held more
+/// than about that; ext4 holds far less without the `ea_inode` feature (one 4 KiB block plus
+/// 96 bytes in the inode, which the ext4 writer checks on its own). Past it:
+/// [`EntryError::XattrsTooLarge`] when applying, and an error naming the path from
+/// [`write_tar`](crate::write_tar).
+pub const MAX_XATTR_BYTES: usize = 64 << 10;
 
 /// What an entry is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,12 +116,27 @@ pub struct TarReader<R> {
     data_left: u64,
     /// Padding after the current entry's data.
     padding_left: u64,
+    /// Path of the current entry, for a failure while skipping the rest of its data.
+    current_path: Vec<u8>,
     finished: bool,
+}
+
+/// Why [`TarReader::next_entry`] failed: where, the best path known, what.
+#[derive(Debug)]
+pub struct ReadFailure {
+    /// Offset of the entry's first header block in the decompressed stream.
+    pub offset: u64,
+    /// The entry's path from its extension headers or its header's name field, as stored.
+    pub path: Vec<u8>,
+    /// What is wrong.
+    pub error: EntryError,
 }
 
 /// Extensions collected from PAX and GNU meta entries, applied to the next real header.
 #[derive(Default)]
 struct Pending {
+    /// Metadata bytes of the entry so far (see [`MAX_ENTRY_METADATA`]).
+    spent: u64,
     path: Option<Vec<u8>>,
     link: Option<Vec<u8>>,
     uid: Option<u64>,
@@ -107,6 +145,17 @@ struct Pending {
     mtime: Option<Timestamp>,
     xattrs: Vec<PaxXattr>,
     sparse: PaxSparse,
+}
+
+impl Pending {
+    /// Counts `bytes` more of the entry's metadata against [`MAX_ENTRY_METADATA`].
+    fn spend(&mut self, bytes: u64) -> Result<(), EntryError> {
+        self.spent = self.spent.saturating_add(bytes);
+        if self.spent > MAX_ENTRY_METADATA {
+            return Err(EntryError::MetadataTooLarge(self.spent));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -127,6 +176,7 @@ impl<R: Read> TarReader<R> {
             position: 0,
             data_left: 0,
             padding_left: 0,
+            current_path: Vec::new(),
             finished: false,
         }
     }
@@ -137,18 +187,36 @@ impl<R: Read> TarReader<R> {
     }
 
     /// The next entry, or `None` at the end-of-archive marker or a clean end of stream. Data
-    /// the caller did not read of the previous entry is skipped.
-    pub fn next_entry(&mut self) -> Result<Option<Entry>, (u64, EntryError)> {
+    /// the caller did not read of the previous entry is skipped. A failure says where, and
+    /// the best path known for the entry: from its PAX or GNU long-name header, else its
+    /// header's name field (empty when no header of the entry was read yet).
+    pub fn next_entry(&mut self) -> Result<Option<Entry>, ReadFailure> {
+        let mut path = Vec::new();
+        self.next_entry_inner(&mut path)
+            .map_err(|(offset, error)| ReadFailure {
+                offset,
+                path,
+                error,
+            })
+    }
+
+    fn next_entry_inner(
+        &mut self,
+        known_path: &mut Vec<u8>,
+    ) -> Result<Option<Entry>, (u64, EntryError)> {
         let mut pending = Pending::default();
         let mut first_offset = None;
         loop {
-            self.skip_rest().map_err(|e| (self.position, e))?;
+            if let Err(e) = self.skip_rest() {
+                known_path.clone_from(&self.current_path);
+                return Err((self.position, e));
+            }
             if self.finished {
                 return Ok(None);
             }
             let offset = self.position;
             let first = *first_offset.get_or_insert(offset);
-            let mut block = [0u8; BLOCK as usize];
+            let mut block = [0u8; BLOCK_LEN];
             match self.read_block(&mut block) {
                 Ok(true) => {}
                 Ok(false) => {
@@ -172,6 +240,11 @@ impl<R: Read> TarReader<R> {
                 return Ok(None);
             }
             let header = tar::Header::from_byte_slice(&block);
+            let type_byte = block[156];
+            let is_meta = matches!(type_byte, b'x' | b'g' | b'L' | b'K');
+            if !is_meta && pending.path.is_none() {
+                *known_path = name_field(&block);
+            }
             check_checksum(&block).map_err(|e| (offset, e))?;
             let size = pending
                 .size
@@ -179,11 +252,17 @@ impl<R: Read> TarReader<R> {
                 .map(Ok)
                 .unwrap_or_else(|| header.entry_size())
                 .map_err(|e| (offset, EntryError::BadHeader(format!("size field: {e}"))))?;
-            let type_byte = block[156];
+            if is_meta {
+                pending.spend(size).map_err(|e| (offset, e))?;
+            }
             match type_byte {
                 b'x' => {
                     let payload = self.read_meta_payload(size).map_err(|e| (offset, e))?;
-                    parse_pax(&payload, &mut pending).map_err(|e| (offset, e))?;
+                    let parsed = parse_pax(&payload, &mut pending);
+                    if let Some(p) = &pending.path {
+                        known_path.clone_from(p);
+                    }
+                    parsed.map_err(|e| (offset, e))?;
                     continue;
                 }
                 b'g' => {
@@ -194,7 +273,9 @@ impl<R: Read> TarReader<R> {
                 }
                 b'L' => {
                     let payload = self.read_meta_payload(size).map_err(|e| (offset, e))?;
-                    pending.path = Some(trim_nuls(payload));
+                    let p = trim_nuls(payload);
+                    known_path.clone_from(&p);
+                    pending.path = Some(p);
                     continue;
                 }
                 b'K' => {
@@ -203,6 +284,9 @@ impl<R: Read> TarReader<R> {
                     continue;
                 }
                 _ => {}
+            }
+            if let Some(p) = &pending.path {
+                known_path.clone_from(p);
             }
             let entry = self
                 .finish_entry(header, &block, size, pending, first)
@@ -214,7 +298,7 @@ impl<R: Read> TarReader<R> {
     fn finish_entry(
         &mut self,
         header: &tar::Header,
-        block: &[u8; 512],
+        block: &[u8; BLOCK_LEN],
         stored_size: u64,
         mut pending: Pending,
         offset: u64,
@@ -233,7 +317,9 @@ impl<R: Read> TarReader<R> {
         let num = |r: io::Result<u64>, what: &str| {
             r.map_err(|e| EntryError::BadHeader(format!("{what} field: {e}")))
         };
-        let mode = num(header.mode().map(u64::from), "mode")? as u32;
+        let mode = header
+            .mode()
+            .map_err(|e| EntryError::BadHeader(format!("mode field: {e}")))?;
         let uid = match pending.uid {
             Some(v) => v,
             None => num(header.uid(), "uid")?,
@@ -279,7 +365,7 @@ impl<R: Read> TarReader<R> {
         let mut size = stored_size;
         let mut sparse = None;
         if type_byte == b'S' {
-            let (runs, real) = self.gnu_sparse_map(header)?;
+            let (runs, real) = self.gnu_sparse_map(header, &mut pending)?;
             sparse = Some(runs);
             size = real;
         } else if pending.sparse.major.is_some()
@@ -288,7 +374,7 @@ impl<R: Read> TarReader<R> {
         {
             let sp = std::mem::take(&mut pending.sparse);
             let runs = match (sp.major, sp.minor) {
-                (Some(1), Some(0)) => self.pax_sparse_1_0_map()?,
+                (Some(1), Some(0)) => self.pax_sparse_1_0_map(&mut pending)?,
                 (None, _) | (Some(0), _) => pairs_to_runs(&sp.map)?,
                 (major, minor) => {
                     return Err(EntryError::BadPax(format!(
@@ -309,6 +395,7 @@ impl<R: Read> TarReader<R> {
         if let Some(runs) = &sparse {
             validate_runs(runs, size, self.data_left)?;
         }
+        self.current_path.clone_from(&path);
         Ok(Entry {
             path,
             link_target,
@@ -330,6 +417,7 @@ impl<R: Read> TarReader<R> {
     fn gnu_sparse_map(
         &mut self,
         header: &tar::Header,
+        budget: &mut Pending,
     ) -> Result<(Vec<SparseRun>, u64), EntryError> {
         let gnu = header
             .as_gnu()
@@ -347,7 +435,8 @@ impl<R: Read> TarReader<R> {
         }
         let mut extended = gnu.is_extended();
         while extended {
-            let mut block = [0u8; BLOCK as usize];
+            budget.spend(BLOCK)?;
+            let mut block = [0u8; BLOCK_LEN];
             if !self.read_block(&mut block)? {
                 return Err(EntryError::Truncated);
             }
@@ -369,14 +458,14 @@ impl<R: Read> TarReader<R> {
 
     /// The map of a PAX sparse 1.0 file, at the start of its data: decimal numbers, one per
     /// line (count, then offset/length pairs), padded to a block.
-    fn pax_sparse_1_0_map(&mut self) -> Result<Vec<SparseRun>, EntryError> {
+    fn pax_sparse_1_0_map(&mut self, budget: &mut Pending) -> Result<Vec<SparseRun>, EntryError> {
         let mut numbers = Vec::new();
         let mut consumed = 0u64;
         let mut line = Vec::new();
         let mut expected: Option<u64> = None;
         loop {
             if let Some(count) = expected {
-                if numbers.len() as u64 == count * 2 {
+                if numbers.len() as u64 == count.saturating_mul(2) {
                     break;
                 }
             }
@@ -386,15 +475,14 @@ impl<R: Read> TarReader<R> {
                     "sparse 1.0 map runs past the data".into(),
                 ));
             }
+            budget.spend(1)?;
             self.read_data_exact(&mut byte)?;
-            consumed += 1;
+            consumed = consumed.saturating_add(1);
             if byte[0] == b'\n' {
                 let value = parse_decimal(&line)?;
                 line.clear();
                 if expected.is_none() {
-                    if value > (1 << 20) {
-                        return Err(EntryError::BadPax("sparse map too large".into()));
-                    }
+                    // Not allocated for: the map's bytes count against MAX_ENTRY_METADATA.
                     expected = Some(value);
                 } else {
                     numbers.push(value);
@@ -411,8 +499,9 @@ impl<R: Read> TarReader<R> {
         if pad > self.data_left {
             return Err(EntryError::Truncated);
         }
-        let mut skip = vec![0u8; pad as usize];
-        self.read_data_exact(&mut skip)?;
+        // pad < BLOCK: the conversion cannot fail.
+        let mut skip = [0u8; BLOCK_LEN];
+        self.read_data_exact(&mut skip[..usize::try_from(pad).unwrap_or(0)])?;
         pairs_to_runs(&numbers)
     }
 
@@ -427,11 +516,12 @@ impl<R: Read> TarReader<R> {
     }
 
     fn skip_rest(&mut self) -> Result<(), EntryError> {
-        let n = self.data_left + self.padding_left;
+        // A size field can say up to u64::MAX: saturate, the stream ends long before.
+        let n = self.data_left.saturating_add(self.padding_left);
         if n > 0 {
             let copied =
                 io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(io_to_entry)?;
-            self.position += copied;
+            self.position = self.position.saturating_add(copied);
             if copied < n {
                 return Err(EntryError::Truncated);
             }
@@ -442,17 +532,17 @@ impl<R: Read> TarReader<R> {
     }
 
     /// Reads one block; `Ok(false)` at a clean end of stream before its first byte.
-    fn read_block(&mut self, block: &mut [u8; BLOCK as usize]) -> Result<bool, EntryError> {
+    fn read_block(&mut self, block: &mut [u8; BLOCK_LEN]) -> Result<bool, EntryError> {
         let mut filled = 0;
         while filled < block.len() {
             match self.inner.read(&mut block[filled..]) {
                 Ok(0) => break,
-                Ok(n) => filled += n,
+                Ok(n) => filled = filled.saturating_add(n),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(io_to_entry(e)),
             }
         }
-        self.position += filled as u64;
+        self.position = self.position.saturating_add(filled as u64);
         match filled {
             0 => Ok(false),
             512 => Ok(true),
@@ -461,14 +551,11 @@ impl<R: Read> TarReader<R> {
     }
 
     fn read_meta_payload(&mut self, size: u64) -> Result<Vec<u8>, EntryError> {
-        if size > MAX_META_PAYLOAD {
-            return Err(EntryError::BadHeader(format!(
-                "extension header of {size} bytes is too large"
-            )));
-        }
-        let mut payload = vec![0u8; size as usize];
+        // The caller counted `size` against MAX_ENTRY_METADATA: at most 16 MiB.
+        let len = usize::try_from(size).map_err(|_| EntryError::MetadataTooLarge(size))?;
+        let mut payload = vec![0u8; len];
         self.inner.read_exact(&mut payload).map_err(io_to_entry)?;
-        self.position += size;
+        self.position = self.position.saturating_add(size);
         self.padding_left = padding(size);
         Ok(payload)
     }
@@ -490,8 +577,9 @@ impl<R: Read> Read for EntryData<'_, R> {
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        self.reader.data_left -= n as u64;
-        self.reader.position += n as u64;
+        // n <= want <= left.
+        self.reader.data_left = left.saturating_sub(n as u64);
+        self.reader.position = self.reader.position.saturating_add(n as u64);
         Ok(n)
     }
 }
@@ -505,7 +593,31 @@ fn io_to_entry(e: io::Error) -> EntryError {
 }
 
 fn padding(size: u64) -> u64 {
-    (BLOCK - size % BLOCK) % BLOCK
+    // size % BLOCK < BLOCK: no wrap.
+    BLOCK.wrapping_sub(size % BLOCK) % BLOCK
+}
+
+/// The name field of a ustar header (with its prefix field when the magic says ustar), up to
+/// the first NUL of each.
+fn name_field(block: &[u8; BLOCK_LEN]) -> Vec<u8> {
+    let until_nul = |f: &[u8]| {
+        f.iter()
+            .position(|&b| b == 0)
+            .map_or(f, |n| &f[..n])
+            .to_vec()
+    };
+    // Field offsets of the POSIX ustar header: name 0..100, magic 257..263, prefix 345..500.
+    let name = until_nul(&block[..100]);
+    if &block[257..263] == b"ustar\0" {
+        let prefix = until_nul(&block[345..500]);
+        if !prefix.is_empty() {
+            let mut full = prefix;
+            full.push(b'/');
+            full.extend_from_slice(&name);
+            return full;
+        }
+    }
+    name
 }
 
 fn trim_nuls(mut v: Vec<u8>) -> Vec<u8> {
@@ -517,7 +629,9 @@ fn trim_nuls(mut v: Vec<u8>) -> Vec<u8> {
 
 /// Header checksum: the sum of all bytes with the checksum field counted as spaces. Old
 /// writers summed signed bytes; both are accepted, as GNU tar does.
-fn check_checksum(block: &[u8; 512]) -> Result<(), EntryError> {
+// 512 bytes of at most 255 each: the sums stay far below any overflow.
+#[allow(clippy::arithmetic_side_effects)]
+fn check_checksum(block: &[u8; BLOCK_LEN]) -> Result<(), EntryError> {
     let field = &block[148..156];
     let stored = parse_octal(field)
         .map_err(|_| EntryError::BadHeader("unreadable header checksum".into()))?;
@@ -526,7 +640,7 @@ fn check_checksum(block: &[u8; 512]) -> Result<(), EntryError> {
     for (i, &b) in block.iter().enumerate() {
         let b = if (148..156).contains(&i) { b' ' } else { b };
         unsigned += u64::from(b);
-        signed += i64::from(b as i8);
+        signed += i64::from(i8::from_ne_bytes([b]));
     }
     if stored == unsigned || i64::try_from(stored).ok() == Some(signed) {
         Ok(())
@@ -608,7 +722,8 @@ fn validate_runs(runs: &[SparseRun], size: u64, stored: u64) -> Result<(), Entry
             )));
         }
         end = run_end;
-        total += run.len;
+        // Runs are in order, apart and inside the file: the total is at most its size.
+        total = total.saturating_add(run.len);
     }
     if total != stored {
         return Err(EntryError::BadPax(format!(
@@ -620,6 +735,9 @@ fn validate_runs(runs: &[SparseRun], size: u64, stored: u64) -> Result<(), Entry
 
 /// Parses PAX extended header records: `LEN KEY=VALUE\n`, where LEN counts the whole record.
 /// The value is taken by length, not up to a newline, so binary values are preserved.
+// Index arithmetic only, each checked against the record before use (`space < rest.len()`,
+// `space + 1 < len <= rest.len()`, `eq < record.len()`).
+#[allow(clippy::arithmetic_side_effects)]
 fn parse_pax(payload: &[u8], pending: &mut Pending) -> Result<(), EntryError> {
     let mut rest = payload;
     while !rest.is_empty() {
@@ -631,7 +749,7 @@ fn parse_pax(payload: &[u8], pending: &mut Pending) -> Result<(), EntryError> {
             .iter()
             .position(|&b| b == b' ')
             .ok_or_else(|| EntryError::BadPax("record without a length".into()))?;
-        let len = parse_decimal(&rest[..space])? as usize;
+        let len = usize::try_from(parse_decimal(&rest[..space])?).unwrap_or(usize::MAX);
         if len <= space + 1 || len > rest.len() || rest[len - 1] != b'\n' {
             return Err(EntryError::BadPax(format!("record length {len} is wrong")));
         }
@@ -692,41 +810,74 @@ fn apply_pax_record(key: &[u8], value: &[u8], pending: &mut Pending) -> Result<(
     Ok(())
 }
 
-/// `SECONDS[.FRACTION]`, possibly negative.
+/// `SECONDS[.FRACTION]`, possibly negative: an optional "-", at least one decimal digit, and
+/// optionally "." and decimal digits (beyond nanoseconds, ignored). Anything else is an error
+/// (`--1`, `+1`, `1e9`, `1.`, ` 1`). A well-formed time beyond what a [`Timestamp`] holds
+/// (about ±2.9e11 years) is clamped to its nearest end: `i64::MAX` seconds and 999999999
+/// nanoseconds, or `i64::MIN` seconds and 0.
+// Digits are checked to be ASCII digits first; the seconds saturate; nanoseconds stay below
+// 1e9 (nine digits times descending powers of ten) and `1e9 - nanos` is taken only when
+// `0 < nanos < 1e9`.
+#[allow(clippy::arithmetic_side_effects)]
 fn parse_pax_time(value: &[u8]) -> Result<Timestamp, EntryError> {
     let bad = || EntryError::BadPax(format!("bad time {:?}", String::from_utf8_lossy(value)));
-    let text = std::str::from_utf8(value).map_err(|_| bad())?;
-    let (negative, text) = match text.strip_prefix('-') {
+    let (negative, text) = match value.strip_prefix(b"-") {
         Some(t) => (true, t),
-        None => (false, text),
+        None => (false, value),
     };
-    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
-    if whole.is_empty() || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    let (whole, frac) = match text.iter().position(|&b| b == b'.') {
+        Some(dot) => (&text[..dot], Some(&text[dot + 1..])),
+        None => (text, None),
+    };
+    let digits = |t: &[u8]| !t.is_empty() && t.iter().all(u8::is_ascii_digit);
+    if !digits(whole) || frac.is_some_and(|f| !digits(f)) {
         return Err(bad());
     }
-    let seconds: i64 = whole.parse().map_err(|_| bad())?;
+    // Magnitude of the seconds, saturating: only digits, so no sign to misread.
+    let magnitude = whole.iter().fold(0u64, |acc, &d| {
+        acc.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    });
     let mut nanos: u32 = 0;
-    for (i, digit) in frac.bytes().take(9).enumerate() {
-        nanos += u32::from(digit - b'0') * 10u32.pow(8 - i as u32);
+    let mut scale: u32 = 100_000_000;
+    for &digit in frac.unwrap_or_default().iter().take(9) {
+        nanos += u32::from(digit - b'0') * scale;
+        scale /= 10;
     }
-    Ok(if !negative {
-        Timestamp {
+    const MAX: Timestamp = Timestamp {
+        seconds: i64::MAX,
+        nanoseconds: 999_999_999,
+    };
+    const MIN: Timestamp = Timestamp {
+        seconds: i64::MIN,
+        nanoseconds: 0,
+    };
+    if !negative {
+        return Ok(match i64::try_from(magnitude) {
+            Ok(seconds) => Timestamp {
+                seconds,
+                nanoseconds: nanos,
+            },
+            Err(_) => MAX,
+        });
+    }
+    // -S.F is -(S+1) plus (1 - 0.F) seconds.
+    let (magnitude, nanos) = if nanos == 0 {
+        (Some(magnitude), 0)
+    } else {
+        (magnitude.checked_add(1), 1_000_000_000 - nanos)
+    };
+    let seconds = magnitude.and_then(|m| 0i64.checked_sub_unsigned(m));
+    Ok(match seconds {
+        Some(seconds) => Timestamp {
             seconds,
             nanoseconds: nanos,
-        }
-    } else if nanos == 0 {
-        Timestamp {
-            seconds: -seconds,
-            nanoseconds: 0,
-        }
-    } else {
-        Timestamp {
-            seconds: -seconds - 1,
-            nanoseconds: 1_000_000_000 - nanos,
-        }
+        },
+        None => MIN,
     })
 }
 
+// Indices stay below the input's length (checked with `get`).
+#[allow(clippy::arithmetic_side_effects)]
 fn url_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
     let mut out = Vec::with_capacity(input.len());
     let mut i = 0;
@@ -747,6 +898,8 @@ fn url_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
     Ok(out)
 }
 
+// Digit values are 0..64, chunks at most four digits (24 bits): nothing can overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn base64_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
     fn value(c: u8) -> Option<u32> {
         Some(match c {
@@ -775,6 +928,7 @@ fn base64_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::arithmetic_side_effects)]
 mod tests {
     use super::*;
 
@@ -817,6 +971,55 @@ mod tests {
             }
         );
         assert!(parse_pax_time(b"abc").is_err());
+    }
+
+    #[test]
+    fn pax_time_extremes_clamp_and_malformed_times_fail() {
+        let t = |s: &str| parse_pax_time(s.as_bytes()).unwrap();
+        let min = Timestamp {
+            seconds: i64::MIN,
+            nanoseconds: 0,
+        };
+        let max = Timestamp {
+            seconds: i64::MAX,
+            nanoseconds: 999_999_999,
+        };
+        assert_eq!(t("-9223372036854775808"), min);
+        assert_eq!(t("-9223372036854775808.5"), min);
+        assert_eq!(
+            t("-9223372036854775807.5"),
+            Timestamp {
+                seconds: i64::MIN,
+                nanoseconds: 500_000_000
+            }
+        );
+        assert_eq!(t("-99999999999999999999999999"), min);
+        assert_eq!(
+            t("9223372036854775807"),
+            Timestamp {
+                seconds: i64::MAX,
+                nanoseconds: 0
+            }
+        );
+        assert_eq!(t("9223372036854775808"), max);
+        assert_eq!(t("99999999999999999999999999.9"), max);
+        for bad in [
+            "--9223372036854775808",
+            "-",
+            "",
+            "+1",
+            "1.",
+            ".5",
+            "1.-5",
+            "1.+5",
+            "- 1",
+            " 1",
+            "1e9",
+            "1.5.5",
+            "-+1",
+        ] {
+            assert!(parse_pax_time(bad.as_bytes()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

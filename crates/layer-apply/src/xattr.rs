@@ -36,6 +36,15 @@ pub fn filter(raw: Vec<PaxXattr>, kind: EntryKind, policy: XattrPolicy) -> Vec<X
         .collect()
 }
 
+/// Bytes of a set of xattrs as [`MAX_XATTR_BYTES`](crate::MAX_XATTR_BYTES) counts them:
+/// names plus values.
+pub fn total_bytes(xattrs: &[Xattr]) -> usize {
+    xattrs
+        .iter()
+        .map(|(n, v)| n.len().saturating_add(v.len()))
+        .fold(0, usize::saturating_add)
+}
+
 fn keep(name: &[u8], special: bool, policy: XattrPolicy) -> bool {
     if name.starts_with(b"trusted.") || name == b"system.nfs4_acl" {
         return false;

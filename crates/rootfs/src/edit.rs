@@ -93,7 +93,7 @@ impl<S: ContentStore> Rootfs<S> {
         let name = name.to_vec();
         let parents: Vec<Vec<u8>> = parents.iter().map(|c| c.to_vec()).collect();
         let parents: Vec<&[u8]> = parents.iter().map(|c| &c[..]).collect();
-        match self.resolve_dir(&parents, EDIT_LAYER, create)? {
+        match self.resolve_parent(&parents, &name, EDIT_LAYER, create)? {
             Parent::Dir(dir) => Ok((dir, name)),
             Parent::Missing => Err(Error::ParentNotDirectory(
                 String::from_utf8_lossy(path).into_owned(),
@@ -120,11 +120,13 @@ impl<S: ContentStore> Rootfs<S> {
                 file.size
             )));
         }
-        let mut out = vec![0u8; file.size as usize];
+        // Below `limit`, which the caller chose to fit in memory; extents lie inside the file.
+        let index = |v: u64| usize::try_from(v).map_err(std::io::Error::other);
+        let mut out = vec![0u8; index(file.size)?];
         for extent in &file.extents {
-            let at = extent.file_offset as usize;
-            self.store
-                .read_at(&mut out[at..at + extent.len as usize], extent.store_offset)?;
+            let at = index(extent.file_offset)?;
+            let end = at + index(extent.len)?;
+            self.store.read_at(&mut out[at..end], extent.store_offset)?;
         }
         Ok(Some(out))
     }

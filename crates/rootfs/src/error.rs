@@ -16,6 +16,14 @@ pub enum Error {
     /// A component longer than a filesystem allows.
     #[error("path component longer than 255 bytes")]
     NameTooLong,
+    /// A path longer than [`MAX_PATH_LEN`](crate::path::MAX_PATH_LEN) bytes, after symlinks
+    /// in its parents are followed; or a link target that long.
+    #[error("path of {0} bytes, more than {max} (PATH_MAX)", max = crate::path::MAX_PATH_LEN)]
+    PathTooLong(usize),
+    /// A name deeper than [`MAX_DEPTH`](crate::path::MAX_DEPTH) components, after symlinks in
+    /// its parents are followed.
+    #[error("path {0} components deep, more than {max}", max = crate::path::MAX_DEPTH)]
+    TooDeep(usize),
     /// A parent component names something that is neither a directory nor a symlink to one.
     #[error("parent {0:?} is not a directory")]
     ParentNotDirectory(String),

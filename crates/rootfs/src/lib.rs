@@ -17,6 +17,7 @@
 //! assert_eq!(rootfs.read_file(b"etc/hostname", 64).unwrap().unwrap(), b"d2l\n");
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::cast_possible_truncation)]
 
 mod edit;
 mod error;

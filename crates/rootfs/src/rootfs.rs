@@ -139,9 +139,38 @@ impl<S: ContentStore> Rootfs<S> {
     /// Resolves parent components to a directory with chroot semantics: symlinks are
     /// followed (absolute ones from the image root), ".." stops at the root, and nothing can
     /// leave the tree. With `create`, missing directories are made as implicit parents,
-    /// declared by `layer`.
+    /// declared by `layer`. Where the components really lead (after symlinks) must stay
+    /// within [`path::MAX_PATH_LEN`] and [`path::MAX_DEPTH`].
     pub fn resolve_dir(&mut self, comps: &[&[u8]], layer: u32, create: bool) -> Result<Parent> {
-        let mut stack: Vec<InodeId> = vec![ROOT];
+        Ok(self.resolve_located(comps, layer, create)?.0)
+    }
+
+    /// [`Rootfs::resolve_dir`] for the parents of `name`, checking that `name` itself, where
+    /// it lands, stays within [`path::MAX_PATH_LEN`] and [`path::MAX_DEPTH`].
+    pub fn resolve_parent(
+        &mut self,
+        comps: &[&[u8]],
+        name: &[u8],
+        layer: u32,
+        create: bool,
+    ) -> Result<Parent> {
+        let (parent, len, depth) = self.resolve_located(comps, layer, create)?;
+        if let Parent::Dir(_) = parent {
+            path::check_limits(child_len(len, name), depth + 1)?;
+        }
+        Ok(parent)
+    }
+
+    /// The parent, the length of its real path and its depth.
+    fn resolve_located(
+        &mut self,
+        comps: &[&[u8]],
+        layer: u32,
+        create: bool,
+    ) -> Result<(Parent, usize, usize)> {
+        // The directories from the root to where resolution is, each with the length of its
+        // real path.
+        let mut stack: Vec<(InodeId, usize)> = vec![(ROOT, 0)];
         let mut pending: Vec<Cow<'_, [u8]>> =
             comps.iter().rev().map(|c| Cow::Borrowed(*c)).collect();
         let mut hops = 0;
@@ -154,25 +183,30 @@ impl<S: ContentStore> Rootfs<S> {
                     }
                 }
                 name => {
-                    let cur = *stack.last().expect("stack holds the root");
+                    let (cur, cur_len) = *stack.last().expect("stack holds the root");
+                    let len = child_len(cur_len, name);
                     let found = self.dir(cur).entries.get(name).copied();
                     let Some(found) = found else {
                         if !create {
-                            return Ok(Parent::Missing);
+                            return Ok((Parent::Missing, 0, 0));
                         }
                         if name.len() > path::NAME_MAX {
                             return Err(Error::NameTooLong);
                         }
+                        path::check_limits(len, stack.len())?;
                         let id = self.tree.alloc(
                             InodeKind::Directory(Directory::default()),
                             self.implicit_metadata(),
                         );
                         self.link(cur, name, id, layer)?;
-                        stack.push(id);
+                        stack.push((id, len));
                         continue;
                     };
                     match &self.tree.inode(found.inode).kind {
-                        InodeKind::Directory(_) => stack.push(found.inode),
+                        InodeKind::Directory(_) => {
+                            path::check_limits(len, stack.len())?;
+                            stack.push((found.inode, len));
+                        }
                         InodeKind::Symlink(target) => {
                             hops += 1;
                             if hops > MAX_SYMLINK_HOPS {
@@ -189,12 +223,19 @@ impl<S: ContentStore> Rootfs<S> {
                                     .map(|c| Cow::Owned(c.to_vec())),
                             );
                         }
-                        _ => return Ok(Parent::NotDir(String::from_utf8_lossy(name).into_owned())),
+                        _ => {
+                            return Ok((
+                                Parent::NotDir(String::from_utf8_lossy(name).into_owned()),
+                                0,
+                                0,
+                            ))
+                        }
                     }
                 }
             }
         }
-        Ok(Parent::Dir(*stack.last().expect("stack holds the root")))
+        let (dir, len) = *stack.last().expect("stack holds the root");
+        Ok((Parent::Dir(dir), len, stack.len() - 1))
     }
 
     /// Records that `layer` declared `name` in `dir`.
@@ -217,5 +258,15 @@ impl<S: ContentStore> Rootfs<S> {
             InodeKind::Directory(d) => d,
             _ => panic!("inode is a directory"),
         }
+    }
+}
+
+/// Length of the path of `name` in a directory whose path is `parent_len` bytes long (0 for
+/// the root).
+fn child_len(parent_len: usize, name: &[u8]) -> usize {
+    if parent_len == 0 {
+        name.len()
+    } else {
+        parent_len.saturating_add(1).saturating_add(name.len())
     }
 }

@@ -198,7 +198,9 @@ mod tests {
     #[test]
     fn stores_and_reads_back_across_buffer_flushes() {
         let mut spill = SpillFile::new().unwrap();
-        let big: Vec<u8> = (0..(3 * SPILL_BUFFER + 17)).map(|i| i as u8).collect();
+        let big: Vec<u8> = (0..(3 * SPILL_BUFFER + 17))
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         let a = spill.store(0, 5, &mut &b"hello"[..]).unwrap();
         let b = spill.store(0, big.len() as u64, &mut &big[..]).unwrap();
         let c = spill.store(0, 3, &mut &b"end"[..]).unwrap();

@@ -270,7 +270,8 @@ impl Tree {
         self.inodes
             .iter()
             .enumerate()
-            .filter_map(|(i, slot)| slot.as_ref().map(|inode| (InodeId(i as u32), inode)))
+            // Every index fits: `alloc` hands out u32 ids only.
+            .filter_map(|(i, slot)| Some((InodeId(u32::try_from(i).ok()?), slot.as_ref()?)))
     }
 
     /// Looks up a path of components from the root without following symlinks.
