@@ -24,11 +24,11 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
         Table::Gpt => Some(TableKind::Gpt),
         Table::None => None,
     };
-    // A bare filesystem has nowhere to put boot code.
-    let boot = if table.is_some() {
-        args.boot
-    } else {
-        Boot::None
+    // A bare filesystem has nowhere to put boot code (cli.rs refuses --boot extlinux there).
+    let boot = match (args.boot, table) {
+        (Some(boot), Some(_)) => boot,
+        (None, Some(_)) => Boot::Extlinux,
+        (_, None) => Boot::None,
     };
     let started = Instant::now();
     let progress = Progress::new(quiet);
@@ -225,6 +225,13 @@ fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {
     let line = text.lines().next().unwrap_or("");
     if line.is_empty() {
         bail!("{}: the first line (the password) is empty", path.display());
+    }
+    if let Some((at, c)) = line.char_indices().find(|(_, c)| c.is_control()) {
+        bail!(
+            "--root-password-file {}: the first line holds a control character ({c:?} at \
+             byte {at}); control characters are not allowed in a password",
+            path.display()
+        );
     }
     Ok(Some(line.to_string()))
 }
