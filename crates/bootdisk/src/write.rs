@@ -87,11 +87,9 @@ fn filesystem_size(plan: &DiskPlan<'_>) -> Result<SizeSpec> {
     match (plan.table, plan.size) {
         (Some(kind), SizeSpec::Exact(bytes)) => {
             let overhead = DiskLayout::plan(kind, 1 << 20)?.disk_bytes - (1 << 20);
-            let fs = bytes.checked_sub(overhead).ok_or(Error::TooSmall {
-                needed: overhead + (1 << 20),
-                given: bytes,
-            })?;
-            Ok(SizeSpec::Exact(fs))
+            // Less than the table's own room: an empty filesystem, which the writer finds
+            // too small, saying what the content needs (mapped to the disk's need above).
+            Ok(SizeSpec::Exact(bytes.saturating_sub(overhead)))
         }
         (_, size) => Ok(size),
     }

@@ -1,7 +1,5 @@
 //! `d2l cache ls` and `d2l cache prune`: what registry pulls left in the cache.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
 use d2l_registry::remote::{default_cache_dir, BlobCache};
 use serde::Serialize;
