@@ -41,6 +41,20 @@ pub fn write_disk(
             needed: DiskLayout::plan(*kind, needed).map_or(needed, |l| l.disk_bytes),
             given: *given,
         },
+        // A bare filesystem's exact size is the user's as given (the writer may have
+        // counted whole blocks or groups of it).
+        (
+            d2l_fs_writer::Error::TooSmall { needed, .. },
+            DiskPlan {
+                table: None,
+                size: SizeSpec::Exact(given),
+                ..
+            },
+        ) => d2l_fs_writer::Error::TooSmall {
+            needed,
+            given: *given,
+        }
+        .into(),
         (e, _) => e.into(),
     })?;
     let Some(kind) = plan.table else {

@@ -202,7 +202,10 @@ fn build_disk(
 
     let step = progress.step(format!("writing {destination}"));
     let written = write_disk(&tree, &data, disk, &plan, ext4, &digest).map_err(|e| match e {
-        d2l_bootdisk::Error::TooSmall { .. } => anyhow::anyhow!("{destination}: {e}"),
+        d2l_bootdisk::Error::TooSmall { .. }
+        | d2l_bootdisk::Error::Filesystem(d2l_fs_writer::Error::TooSmall { .. }) => {
+            anyhow::anyhow!("{destination}: {e}")
+        }
         e => anyhow::Error::new(e).context(format!("writing {destination}")),
     })?;
     step.done();

@@ -91,3 +91,79 @@ fn default_uuids_differ_between_images() {
         assert!("89ab".contains(&u[19..20]), "{u}");
     }
 }
+
+/// The seconds since the epoch now.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// `d2l build --table none` with `SOURCE_DATE_EPOCH` set as given (unset with `None`).
+fn build_dated(source: &str, out: &Path, epoch: Option<&str>) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_d2l"));
+    cmd.args([
+        "build",
+        source,
+        "-o",
+        out.to_str().unwrap(),
+        "--table",
+        "none",
+    ])
+    .env_remove("D2L_LOG")
+    .env_remove("SOURCE_DATE_EPOCH");
+    if let Some(epoch) = epoch {
+        cmd.env("SOURCE_DATE_EPOCH", epoch);
+    }
+    let run = cmd.output().unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    out.to_path_buf()
+}
+
+/// Two builds on different wall clocks give the same bytes. Not by accident: the second starts
+/// in a later second than the first ended (ext4 times are seconds), the host dated the two
+/// outputs differently, and the bytes do hold a time (another SOURCE_DATE_EPOCH changes them),
+/// so a build that wrote the wall clock anywhere would differ. The layer leaves directories
+/// implicit, which take their time from the environment rather than the tar.
+#[test]
+fn builds_on_different_wall_clocks_are_identical() {
+    let mut layer = LayerTar::new();
+    layer
+        .mtime(1_600_000_000)
+        .file("implicit/deeper/file", b"no parent entries")
+        .dir("etc")
+        .file("etc/hostname", b"clock\n");
+    let tmp = tempfile::tempdir().unwrap();
+    let source = crafted(tmp.path(), &[layer.finish()], Compress::Gzip);
+
+    let a = build_dated(&source, &tmp.path().join("a.ext4"), None);
+    let first_ended = unix_now();
+    while unix_now() <= first_ended {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    let second_started = unix_now();
+    let b = build_dated(&source, &tmp.path().join("b.ext4"), None);
+    assert!(
+        second_started > first_ended,
+        "the builds ran in the same second"
+    );
+    let (ma, mb) = (
+        std::fs::metadata(&a).unwrap(),
+        std::fs::metadata(&b).unwrap(),
+    );
+    assert!(
+        mb.mtime() > ma.mtime() && mb.ctime() > ma.ctime(),
+        "the host's clock did not move between the builds: {} {}",
+        ma.mtime(),
+        mb.mtime()
+    );
+    assert!(same_bytes(&a, &b), "builds a second apart differ");
+
+    // The control: a time does reach the bytes.
+    let dated = build_dated(&source, &tmp.path().join("c.ext4"), Some("12345"));
+    assert!(
+        !same_bytes(&a, &dated),
+        "SOURCE_DATE_EPOCH changed nothing: the comparison above could not see a time"
+    );
+}

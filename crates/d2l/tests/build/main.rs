@@ -25,6 +25,7 @@ mod determinism;
 mod fsck;
 mod helpers;
 mod kernel;
+mod refused;
 mod regressions;
 mod size;
 mod trees;

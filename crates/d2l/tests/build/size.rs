@@ -125,3 +125,52 @@ fn output_is_sparse() {
     );
     debugfs::assert_fsck_clean(&image);
 }
+
+/// For every table, a `--size` too small says the size given and the size needed, both in
+/// bytes, and the size it names is enough: the disk with a table, the filesystem without.
+#[test]
+fn size_too_small_names_given_and_needed_for_every_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = crafted(&tmp.path().join("src"), &small_layers(), Compress::Gzip);
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let out = work.join("out.img");
+    let run = |table: &str, size: &str| {
+        d2l(&[
+            "build",
+            &source,
+            "-o",
+            out.to_str().unwrap(),
+            "--table",
+            table,
+            "--boot",
+            "none",
+            "--size",
+            size,
+        ])
+    };
+    for (table, what) in [("mbr", "disk"), ("gpt", "disk"), ("none", "filesystem")] {
+        for given in ["1000000", "1"] {
+            let failed = run(table, given);
+            assert_clean_failure(
+                &failed,
+                &work,
+                &[],
+                &[
+                    &format!("the {what} needs at least"),
+                    &format!("{given} bytes"),
+                ],
+            );
+            let needed = needed_from_error(&failed);
+            assert!(needed > 1_000_000, "{table}: needs {needed}?");
+            let fits = run(table, &needed.to_string());
+            assert!(
+                fits.status.success(),
+                "{table}: the error said {needed} bytes, but that fails: {}",
+                stderr(&fits)
+            );
+            assert_eq!(std::fs::metadata(&out).unwrap().len(), needed, "{table}");
+            std::fs::remove_file(&out).unwrap();
+        }
+    }
+}
