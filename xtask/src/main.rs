@@ -22,6 +22,7 @@ mod fixtures;
 mod fixtures_arm64;
 mod golden;
 mod minbase;
+mod oci;
 mod rss;
 mod synthetic;
 mod util;

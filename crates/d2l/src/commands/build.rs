@@ -241,9 +241,7 @@ fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {
 
 /// The first 32 bytes of a digest (all of a sha256 one).
 fn digest_bytes(digest: &d2l_registry::Digest) -> [u8; 32] {
-    let hex = digest.hex().as_bytes();
-    std::array::from_fn(|i| {
-        let pair = std::str::from_utf8(&hex[2 * i..2 * i + 2]).expect("hex digits are ASCII");
-        u8::from_str_radix(pair, 16).expect("a digest is hexadecimal")
-    })
+    digest.bytes()[..32]
+        .try_into()
+        .expect("a sha256 or sha512 digest has 32 bytes or more")
 }
