@@ -102,17 +102,7 @@ fn unix_now() -> u64 {
 
 /// `d2l build --table none` with `SOURCE_DATE_EPOCH` set as given (unset with `None`).
 fn build_dated(source: &str, out: &Path, epoch: Option<&str>) -> PathBuf {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_d2l"));
-    cmd.args([
-        "build",
-        source,
-        "-o",
-        out.to_str().unwrap(),
-        "--table",
-        "none",
-    ])
-    .env_remove("D2L_LOG")
-    .env_remove("SOURCE_DATE_EPOCH");
+    let mut cmd = build_command(source, out, &[]);
     if let Some(epoch) = epoch {
         cmd.env("SOURCE_DATE_EPOCH", epoch);
     }

@@ -11,16 +11,25 @@ pub(crate) const BLOCK: u64 = 4096;
 
 /// `d2l build SOURCE -o OUT --table none EXTRA...`.
 pub(crate) fn build(source: &str, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
+    build_command(source, out, extra).output().expect("run d2l")
+}
+
+/// The command [`build`] runs, without `D2L_LOG` and `SOURCE_DATE_EPOCH` from the test's
+/// environment; a test may add its own.
+pub(crate) fn build_command(source: &str, out: &Path, extra: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_d2l"));
+    cmd.args([
         "build",
         source,
         "-o",
         out.to_str().unwrap(),
         "--table",
         "none",
-    ];
-    args.extend_from_slice(extra);
-    d2l(&args)
+    ])
+    .args(extra)
+    .env_remove("D2L_LOG")
+    .env_remove("SOURCE_DATE_EPOCH");
+    cmd
 }
 
 /// [`build`] that must succeed; returns the image path.
