@@ -258,8 +258,6 @@ fn fill(content: &mut Vec<u8>, i: usize) {
     }
 }
 
-/// Lower-case hex of `bytes`.
-
 /// A writer that hashes and counts what passes through it.
 struct Hashing<W> {
     inner: W,
