@@ -45,10 +45,8 @@ use std::process::{Command, Output, Stdio};
 /// Panics unless `command` is on `PATH`, naming the Debian `package` that provides it. Tests
 /// call it first so a missing tool fails them with a clear message rather than skipping.
 pub fn require(command: &str, package: &str) {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path).any(|dir| dir.join(command).is_file());
     assert!(
-        found,
+        crate::which(command).is_some(),
         "`{command}` is not on PATH: install the Debian package `{package}` \
          (`apt-get install -y {package}`)"
     );

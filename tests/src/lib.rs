@@ -25,5 +25,24 @@ pub mod qemu;
 pub mod qemu_img;
 pub mod registry;
 
+/// The first executable file `command` in `PATH`'s directories, then in the sbin directories
+/// (tests may run with a `PATH` that lacks them, and e2fsprogs lives there): the one
+/// "find a program" of the tests. A `command` with a `/` is that file, if executable.
+pub fn which(command: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |file: &std::path::Path| {
+        std::fs::metadata(file).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if command.contains('/') {
+        let file = std::path::PathBuf::from(command);
+        return executable(&file).then_some(file);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin"].map(std::path::PathBuf::from))
+        .map(|dir| dir.join(command))
+        .find(|file| executable(file))
+}
+
 pub use fixtures::{arm64_layout, debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};
 pub use minbase::{minbase, MinbaseFixture, MINBASE_ENV};

@@ -50,7 +50,6 @@ use std::time::Instant;
 
 use anyhow::{bail, ensure as check, Context, Result};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::util::{self, step};
 
@@ -350,10 +349,7 @@ fn recipe(mirror: &str) -> String {
 
 /// The first 16 hex digits of the sha256 of `recipe`.
 pub(crate) fn key(recipe: &str) -> String {
-    Sha256::digest(recipe.as_bytes())[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    d2l_blob::Digest::sha256_of(recipe.as_bytes()).hex()[..16].to_owned()
 }
 
 pub(crate) fn mirror() -> String {

@@ -12,7 +12,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use sha2::{Digest, Sha256};
+
+use crate::oci;
 
 /// The layout's directory name in FIX.
 pub const DIR: &str = "arm64-oci";
@@ -53,21 +54,6 @@ pub fn ensure(fix: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    let hash = Sha256::digest(bytes);
-    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-}
-
-/// Stores a blob; returns its descriptor's digest and size.
-fn put_blob(dir: &Path, bytes: &[u8]) -> Result<(String, usize)> {
-    let digest = sha256(bytes);
-    let blobs = dir.join("blobs/sha256");
-    fs::create_dir_all(&blobs)?;
-    fs::write(blobs.join(&digest["sha256:".len()..]), bytes)?;
-    Ok((digest, bytes.len()))
-}
-
 fn layer_tar() -> Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
     for (path, mode, content) in FILES {
@@ -92,14 +78,14 @@ fn layer_tar() -> Result<Vec<u8>> {
 fn write_layout(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir)?;
     let tar = layer_tar()?;
-    let diff_id = sha256(&tar);
+    let diff_id = oci::sha256(&tar);
     // No name or mtime in the gzip header: the same bytes every time.
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
         .write(Vec::new(), flate2::Compression::default());
     gz.write_all(&tar)?;
     let layer = gz.finish()?;
-    let (layer_digest, layer_size) = put_blob(dir, &layer)?;
+    let (digest, size) = oci::put_blob(dir, &layer)?;
 
     let config = json!({
         "architecture": "arm64",
@@ -108,32 +94,13 @@ fn write_layout(dir: &Path) -> Result<()> {
         "rootfs": { "type": "layers", "diff_ids": [diff_id] },
         "history": [ { "created_by": "cargo xtask fixtures (fixtures_arm64.rs)" } ]
     });
-    let (config_digest, config_size) = put_blob(dir, &serde_json::to_vec(&config)?)?;
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest, "size": config_size
-        },
-        "layers": [ {
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": layer_digest, "size": layer_size
-        } ]
-    });
-    let (manifest_digest, manifest_size) = put_blob(dir, &serde_json::to_vec(&manifest)?)?;
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [ {
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest, "size": manifest_size,
-            "platform": { "os": "linux", "architecture": "arm64" },
-            "annotations": { "org.opencontainers.image.ref.name": REFERENCE }
-        } ]
-    });
-    fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
-    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    oci::write_image(
+        dir,
+        &config,
+        &[oci::Layer { digest, size }],
+        Some(json!({ "os": "linux", "architecture": "arm64" })),
+        REFERENCE,
+    )?;
     Ok(())
 }
 

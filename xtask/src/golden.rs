@@ -18,7 +18,6 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use sha2::{Digest, Sha256};
 
 use crate::fixtures;
 use crate::util::{self, cargo, step};
@@ -244,7 +243,7 @@ fn digest_cases(d2l: &Path, fix: &Path, out: &Path, runs: usize) -> Result<Vec<S
 /// The sha256 of a file, in hex, read in 1 MiB pieces.
 fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).with_context(|| path.display().to_string())?;
-    let mut hasher = Sha256::new();
+    let mut hasher = d2l_blob::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = file
@@ -255,11 +254,7 @@ fn sha256_file(path: &Path) -> Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(hasher.finish().hex().to_owned())
 }
 
 /// Reads a record: its setup and its case lines.

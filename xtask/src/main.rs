@@ -22,6 +22,7 @@ mod fixtures;
 mod fixtures_arm64;
 mod golden;
 mod minbase;
+mod oci;
 mod rss;
 mod synthetic;
 mod util;
@@ -36,13 +37,16 @@ tasks:
   fixtures  build (once) and cache the Debian test images; link target/fixtures (and
             target/fixtures-minbase, the kernel-less base of the Dockerfile tests) to them
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
-  bench [--only export|build|scale|disk|pull[,...]]
+  bench [--only export|build|scale|disk|pull|formats[,...]]
             time d2l export against umoci unpack and the sha256+gunzip floor (export),
             d2l build against mkfs.ext4 -d and the floor (build), d2l build of synthetic
             images of 10k, 100k and 1M files (scale), a bootable disk against the
             docker-to-linux way (disk), d2l pull against skopeo copy from a local
-            registry (pull); default: all
-  demo      run d2l inspect and d2l export on the built-in demo image
+            registry (pull), d2l build -o X.fmt and d2l convert against qemu-img convert
+            for each disk format, with output sizes (formats); default: all
+  demo      build d2l (release), d2l inspect the Debian fixture, d2l build it into
+            ./demo.img (a bootable MBR disk, root password demo) and show its partition
+            table; then `d2l run demo.img` boots it
   golden [--record]
             build the fixture with a fixed set of d2l export/build options and compare the
             outputs' sha256 with xtask/golden/digests.txt (--record: write it, each output

@@ -22,9 +22,8 @@ use std::sync::Mutex;
 use anyhow::{ensure, Context, Result};
 use flate2::write::GzEncoder;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
-use crate::util;
+use crate::{oci, util};
 
 /// Bump when the generated images change, so old caches are not reused.
 const VERSION: u32 = 2;
@@ -40,11 +39,6 @@ pub const REFERENCE: &str = "latest";
 const MTIME: u64 = 1_704_067_200;
 /// Written last: its presence marks a complete layout.
 const DONE_FILE: &str = "bench-image.json";
-
-const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
-const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
-const INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// Makes sure the layout with `files` files exists under `<target>/bench-images` and
 /// returns its directory.
@@ -118,9 +112,8 @@ fn write_layout(dir: &Path, files: usize) -> Result<()> {
         files % (LAYERS * PER_DIR) == 0,
         "{files} files do not split into {LAYERS} layers of whole directories of {PER_DIR}"
     );
-    let blobs = dir.join("blobs/sha256");
+    let blobs = oci::blobs_dir(dir);
     fs::create_dir_all(&blobs).with_context(|| blobs.display().to_string())?;
-    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#)?;
 
     // Layers on all cores: each worker takes the next layer number until none are left.
     let layers: Mutex<Vec<Option<Blob>>> = Mutex::new((0..LAYERS).map(|_| None).collect());
@@ -155,7 +148,7 @@ fn write_layout(dir: &Path, files: usize) -> Result<()> {
         .map(|b| b.expect("every layer written"))
         .collect();
 
-    let config = serde_json::to_vec(&json!({
+    let config = json!({
         "architecture": "amd64",
         "os": "linux",
         "config": { "Cmd": ["/bin/sh"] },
@@ -164,28 +157,15 @@ fn write_layout(dir: &Path, files: usize) -> Result<()> {
             "diff_ids": layers.iter().map(|l| l.diff_id.as_str()).collect::<Vec<_>>(),
         },
         "history": [],
-    }))?;
-    let config_digest = put_blob(&blobs, &config)?;
-    let manifest = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": MANIFEST,
-        "config": { "mediaType": CONFIG, "digest": config_digest, "size": config.len() },
-        "layers": layers.iter().map(|l| json!({
-            "mediaType": GZIP_LAYER, "digest": l.digest, "size": l.size,
-        })).collect::<Vec<_>>(),
-    }))?;
-    let manifest_digest = put_blob(&blobs, &manifest)?;
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": INDEX,
-        "manifests": [{
-            "mediaType": MANIFEST,
-            "digest": manifest_digest,
-            "size": manifest.len(),
-            "annotations": { "org.opencontainers.image.ref.name": REFERENCE },
-        }],
     });
-    fs::write(dir.join("index.json"), serde_json::to_vec(&index)?)?;
+    let blobs: Vec<oci::Layer> = layers
+        .iter()
+        .map(|l| oci::Layer {
+            digest: l.digest.clone(),
+            size: l.size,
+        })
+        .collect();
+    oci::write_image(dir, &config, &blobs, None, REFERENCE)?;
     let done = json!({
         "files": files,
         "layers": LAYERS,
@@ -198,14 +178,6 @@ fn write_layout(dir: &Path, files: usize) -> Result<()> {
         serde_json::to_string_pretty(&done)? + "\n",
     )?;
     Ok(())
-}
-
-/// Stores `bytes` as a blob and returns its `sha256:` digest.
-fn put_blob(blobs: &Path, bytes: &[u8]) -> Result<String> {
-    let hex = hex(&Sha256::digest(bytes));
-    let path = blobs.join(&hex);
-    fs::write(&path, bytes).with_context(|| path.display().to_string())?;
-    Ok(format!("sha256:{hex}"))
 }
 
 /// Writes layer `layer` (the files numbered `range`) as a gzip blob in `blobs`.
@@ -286,15 +258,10 @@ fn fill(content: &mut Vec<u8>, i: usize) {
     }
 }
 
-/// Lower-case hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A writer that hashes and counts what passes through it.
 struct Hashing<W> {
     inner: W,
-    hasher: Sha256,
+    hasher: d2l_blob::Sha256,
     count: u64,
 }
 
@@ -302,14 +269,18 @@ impl<W> Hashing<W> {
     fn new(inner: W) -> Self {
         Hashing {
             inner,
-            hasher: Sha256::new(),
+            hasher: d2l_blob::Sha256::new(),
             count: 0,
         }
     }
 
     /// The inner writer, the hex sha256 and the number of bytes written.
     fn finish(self) -> (W, String, u64) {
-        (self.inner, hex(&self.hasher.finalize()), self.count)
+        (
+            self.inner,
+            self.hasher.finish().hex().to_owned(),
+            self.count,
+        )
     }
 }
 

@@ -76,6 +76,21 @@ impl Digest {
         Hasher::new(self.algorithm)
     }
 
+    /// The value as bytes (32 for sha256, 64 for sha512): for identifiers derived from a
+    /// digest.
+    pub fn bytes(&self) -> Vec<u8> {
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => c - b'0',
+            // The hex is lowercase by construction (parsed and checked, or hashed).
+            _ => c - b'a' + 10,
+        };
+        self.hex
+            .as_bytes()
+            .chunks_exact(2)
+            .map(|pair| nibble(pair[0]) << 4 | nibble(pair[1]))
+            .collect()
+    }
+
     /// The path of this blob inside an OCI image layout: `blobs/ALG/HEX`.
     pub fn layout_path(&self) -> String {
         format!("blobs/{}/{}", self.algorithm(), self.hex)
@@ -365,6 +380,17 @@ impl<R> fmt::Debug for VerifiedReader<R> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bytes_of_a_digest() {
+        let d = Digest::sha256_of(b"abc");
+        let bytes = d.bytes();
+        assert_eq!(bytes.len(), 32);
+        assert_eq!(bytes[..4], [0xba, 0x78, 0x16, 0xbf]);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, d.hex());
+    }
+
     use super::*;
 
     /// sha256 of the empty string (well known).

@@ -23,7 +23,7 @@ pub enum Error {
     Filesystem(#[from] d2l_fs_writer::Error),
     /// An exact `--size` is smaller than what the disk needs.
     #[error(
-        "the disk needs at least {} MiB ({needed} bytes), more than --size gives ({} MiB)",
+        "the disk needs at least {needed} bytes ({} MiB) but --size gives {given} bytes ({} MiB)",
         needed.div_ceil(1 << 20),
         given >> 20
     )]

@@ -41,6 +41,20 @@ pub fn write_disk(
             needed: DiskLayout::plan(*kind, needed).map_or(needed, |l| l.disk_bytes),
             given: *given,
         },
+        // A bare filesystem's exact size is the user's as given (the writer may have
+        // counted whole blocks or groups of it).
+        (
+            d2l_fs_writer::Error::TooSmall { needed, .. },
+            DiskPlan {
+                table: None,
+                size: SizeSpec::Exact(given),
+                ..
+            },
+        ) => d2l_fs_writer::Error::TooSmall {
+            needed,
+            given: *given,
+        }
+        .into(),
         (e, _) => e.into(),
     })?;
     let Some(kind) = plan.table else {
@@ -87,11 +101,9 @@ fn filesystem_size(plan: &DiskPlan<'_>) -> Result<SizeSpec> {
     match (plan.table, plan.size) {
         (Some(kind), SizeSpec::Exact(bytes)) => {
             let overhead = DiskLayout::plan(kind, 1 << 20)?.disk_bytes - (1 << 20);
-            let fs = bytes.checked_sub(overhead).ok_or(Error::TooSmall {
-                needed: overhead + (1 << 20),
-                given: bytes,
-            })?;
-            Ok(SizeSpec::Exact(fs))
+            // Less than the table's own room: an empty filesystem, which the writer finds
+            // too small, saying what the content needs (mapped to the disk's need above).
+            Ok(SizeSpec::Exact(bytes.saturating_sub(overhead)))
         }
         (_, size) => Ok(size),
     }

@@ -125,16 +125,20 @@ impl Syslinux {
                 });
             }
         }
-        let mut key = Fnv::new();
+        // The cache key: the pieces' content, so an upgraded syslinux gets a new entry. It
+        // names a directory that outlives this process, so it is a stable hash (not std's
+        // randomly seeded one): the first 16 hex digits of their sha256.
+        let mut hash = d2l_blob::Sha256::new();
         for f in [
             installer.clone(),
             mbr_dir.join(MBR_FILE),
             mbr_dir.join(GPTMBR_FILE),
         ] {
-            key.add(&read(&f)?);
+            hash.update(&read(&f)?);
         }
+        let key = hash.finish().hex()[..16].to_owned();
         let root = cache.join("syslinux");
-        let final_dir = root.join(format!("{:016x}", key.0));
+        let final_dir = root.join(&key);
         if final_dir.is_dir() {
             if let Ok(s) = Self::from_dir(&final_dir) {
                 return Ok(s);
@@ -142,7 +146,7 @@ impl Syslinux {
             // A damaged cache entry: rebuild it.
             std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
         }
-        let scratch = root.join(format!(".tmp-{}-{:016x}", std::process::id(), key.0));
+        let scratch = root.join(format!(".tmp-{}-{key}", std::process::id()));
         let result = extract(&installer, mbr_dir, &scratch).and_then(|()| {
             let s = Self::from_dir(&scratch)?;
             match std::fs::rename(&scratch, &final_dir) {
@@ -273,22 +277,4 @@ fn find_in_path(name: &str) -> Option<PathBuf> {
         .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-/// 64-bit FNV-1a, the cache key of the host's syslinux files.
-struct Fnv(u64);
-
-impl Fnv {
-    /// FNV-1a 64-bit offset basis.
-    const BASIS: u64 = 0xcbf2_9ce4_8422_2325;
-    /// FNV-1a 64-bit prime.
-    const PRIME: u64 = 0x0100_0000_01b3;
-    fn new() -> Self {
-        Fnv(Self::BASIS)
-    }
-    fn add(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(Self::PRIME);
-        }
-    }
 }

@@ -12,7 +12,8 @@ pub struct Cli {
     /// Print nothing but errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
-    /// Print more about what happens (repeat for more).
+    /// Print what each step does (-v: info messages; -vv: debug messages too; D2L_LOG
+    /// overrides both).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     #[command(subcommand)]
@@ -31,10 +32,10 @@ pub enum Command {
     /// Boot a disk image in QEMU, its serial console on this terminal.
     Run(RunArgs),
     /// Pull an image from a registry into the cache, without applying it.
-    Pull(crate::commands::pull::PullArgs),
+    Pull(PullArgs),
     /// List or prune the cache of pulled blobs.
     #[command(subcommand)]
-    Cache(crate::commands::cache::CacheCommand),
+    Cache(CacheCommand),
     /// Convert a disk image (raw, qcow2, VDI, VMDK or VHD) to another format.
     Convert(ConvertArgs),
 }
@@ -156,6 +157,80 @@ impl BuildSourceArgs {
     }
 }
 
+impl Cli {
+    /// Parses the command line, then checks what clap's derive cannot express
+    /// ([`Cli::check`]); a usage error either way.
+    pub fn try_parse_checked<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = Cli::try_parse_from(args)?;
+        cli.check()?;
+        Ok(cli)
+    }
+
+    /// Checks across options and inside values: a `--boot extlinux` with `--table none`, and
+    /// the values that end up as lines of boot configs, /etc/fstab, /etc/hosts or
+    /// /etc/hostname (a newline there would add lines of the user's making).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let Command::Build(args) = &self.command else {
+            return Ok(());
+        };
+        if args.table == Table::None && args.boot == Some(Boot::Extlinux) {
+            return Err(build_error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--boot extlinux needs a partition table: --table none writes a bare \
+                 filesystem, with nowhere for boot code (leave --boot out, or use --table \
+                 mbr or gpt)"
+                    .into(),
+            ));
+        }
+        let single_words = [
+            ("--hostname", Some(&args.hostname)),
+            ("--kernel", args.kernel.as_ref()),
+            ("--initrd", args.initrd.as_ref()),
+        ];
+        for (option, value) in single_words {
+            if let Some(value) = value {
+                check_text(option, value, true)?;
+            }
+        }
+        check_text("--cmdline", &args.cmdline, false)
+    }
+}
+
+/// A usage error of `d2l build`.
+fn build_error(kind: clap::error::ErrorKind, message: String) -> clap::Error {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    cli.build();
+    let build = cli.find_subcommand_mut("build").expect("a build command");
+    build.error(kind, message)
+}
+
+/// Refuses control characters in `value` (and white space if it must be one word): the error
+/// names `option` and quotes the value with its control characters escaped, on one line.
+fn check_text(option: &str, value: &str, one_word: bool) -> Result<(), clap::Error> {
+    let bad = value
+        .char_indices()
+        .find(|(_, c)| c.is_control() || (one_word && c.is_whitespace()));
+    match bad {
+        None => Ok(()),
+        Some((at, c)) => Err(build_error(
+            clap::error::ErrorKind::ValueValidation,
+            format!(
+                "invalid value {value:?} for '{option}': {c:?} at byte {at}: {}",
+                if c.is_control() {
+                    "control characters are not allowed"
+                } else {
+                    "white space is not allowed"
+                }
+            ),
+        )),
+    }
+}
+
 /// `d2l build`.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -164,40 +239,48 @@ pub struct BuildArgs {
     /// Output file.
     #[arg(short, long, value_name = "FILE")]
     pub output: PathBuf,
-    /// Partition table; `none` writes the bare filesystem and implies no boot loader.
+    /// Partition table; `none` writes the bare filesystem, with no boot loader.
     #[arg(long, value_enum, default_value = "mbr")]
     pub table: Table,
     /// Size: `auto` (content + 25% or at least 512 MiB free), `4G` (exactly: the whole disk,
-    /// or the filesystem with --table none), or `+2G` (content + 2 GiB free).
+    /// or the filesystem with --table none), or `+2G` (content + 2 GiB free). SIZE is digits
+    /// with an optional unit K, M, G or T (1024-based, optionally followed by iB or B); a
+    /// number without a unit is bytes.
     #[arg(long, default_value = "auto", value_name = "auto|SIZE|+SIZE")]
     pub size: d2l_fs_writer::SizeSpec,
-    /// Filesystem UUID (default: derived from the image's config digest, so the same image
-    /// gives the same filesystem).
+    /// Filesystem UUID: 8-4-4-4-12 hexadecimal digits with hyphens, or the 32 digits alone
+    /// (default: derived from the image's config digest, so the same image gives the same
+    /// filesystem).
     #[arg(long, value_name = "UUID", value_parser = d2l_fs_writer::parse_uuid)]
     pub fs_uuid: Option<[u8; 16]>,
-    /// Boot loader on the disk (`none` with `--table none`).
-    #[arg(long, value_enum, default_value = "extlinux")]
-    pub boot: Boot,
+    /// Boot loader on the disk (default: extlinux; none with `--table none`, which refuses
+    /// extlinux).
+    #[arg(long, value_enum)]
+    pub boot: Option<Boot>,
     /// Take syslinux's pieces (ldlinux.bss, ldlinux.sys, ldlinux.c32, mbr.bin, gptmbr.bin)
     /// from this directory instead of the host's syslinux packages.
     #[arg(long, value_name = "DIR")]
     pub syslinux_dir: Option<PathBuf>,
-    /// Kernel to boot, a path inside the image (default: the newest one found).
+    /// Kernel to boot, a path inside the image (default: the newest one found); no spaces or
+    /// control characters.
     #[arg(long, value_name = "PATH")]
     pub kernel: Option<String>,
-    /// Initrd to boot with, a path inside the image (default: the kernel's).
+    /// Initrd to boot with, a path inside the image (default: the kernel's); no spaces or
+    /// control characters.
     #[arg(long, value_name = "PATH")]
     pub initrd: Option<String>,
-    /// More kernel command line, after d2l's (root=UUID=... console=...).
+    /// More kernel command line, after d2l's (root=UUID=... console=...); no control
+    /// characters (newlines, tabs...).
     #[arg(long, value_name = "ARGS", default_value = "")]
     pub cmdline: String,
-    /// Host name of the machine (/etc/hostname, /etc/hosts).
+    /// Host name of the machine (/etc/hostname, /etc/hosts); no spaces or control characters.
     #[arg(long, default_value = "d2l")]
     pub hostname: String,
     /// Root password, stored as a SHA-512 crypt hash in /etc/shadow.
     #[arg(long, value_name = "PASSWORD", conflicts_with = "root_password_file")]
     pub root_password: Option<String>,
-    /// Read the root password from a file (its first line).
+    /// Read the root password from a file (its first line, which may hold no control
+    /// characters).
     #[arg(long, value_name = "FILE")]
     pub root_password_file: Option<PathBuf>,
     /// Leave the image's files as they are: no fstab, hostname, machine-id or password.
@@ -284,13 +367,61 @@ pub struct RunArgs {
     /// The disk image to boot.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
-    /// Guest memory: MiB, or with a suffix K, M, G (1024-based).
+    /// Guest memory: digits with a unit K, M, G or T (1024-based, optionally followed by iB
+    /// or B), a whole number of MiB, at least 16M; a number without a unit is bytes.
     #[arg(short, long, default_value = "1G", value_name = "SIZE")]
-    pub memory: String,
+    pub memory: d2l_fs_writer::ByteSize,
     /// Disk format as QEMU names it (raw, qcow2, vdi, vmdk, vpc, vhdx); detected from the
     /// file's magic bytes by default.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
+}
+
+/// `d2l pull`.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `d2l cache`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// List the images pulled and the blobs cached.
+    Ls(CacheLsArgs),
+    /// Remove unfinished downloads and blobs no pulled image needs (--all: everything).
+    Prune(CachePruneArgs),
+}
+
+/// Which cache.
+#[derive(Debug, Args)]
+pub struct CacheDirArg {
+    /// The cache directory (default $XDG_CACHE_HOME/d2l).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// `d2l cache ls`.
+#[derive(Debug, Args)]
+pub struct CacheLsArgs {
+    #[command(flatten)]
+    pub dir: CacheDirArg,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `d2l cache prune`.
+#[derive(Debug, Args)]
+pub struct CachePruneArgs {
+    #[command(flatten)]
+    pub dir: CacheDirArg,
+    /// Remove every pulled image and blob, not only what no image needs.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[cfg(test)]
@@ -298,7 +429,67 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("d2l").chain(args.iter().copied()))
+        Cli::try_parse_checked(std::iter::once("d2l").chain(args.iter().copied()))
+    }
+
+    fn build_args(args: &[&str]) -> Result<Box<BuildArgs>, clap::Error> {
+        let all = ["build", "oci:/l", "-o", "x.img"].iter().chain(args);
+        match parse(&all.copied().collect::<Vec<_>>())?.command {
+            Command::Build(args) => Ok(args),
+            _ => panic!("not build"),
+        }
+    }
+
+    #[test]
+    fn boot_with_table_none() {
+        let args = build_args(&["--table", "none"]).unwrap();
+        assert_eq!(
+            args.boot, None,
+            "a bare filesystem has no boot loader by default"
+        );
+        let args = build_args(&["--table", "none", "--boot", "none"]).unwrap();
+        assert_eq!(args.boot, Some(Boot::None));
+        let e = build_args(&["--table", "none", "--boot", "extlinux"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(e.to_string().contains("--boot extlinux"), "{e}");
+        assert!(build_args(&["--table", "gpt", "--boot", "extlinux"]).is_ok());
+    }
+
+    #[test]
+    fn control_characters_refused() {
+        for (option, value) in [
+            ("--cmdline", "quiet\nMENU HIDDEN"),
+            ("--cmdline", "a\rb"),
+            ("--cmdline", "a\u{7f}"),
+            ("--cmdline", "a\u{85}b"),
+            ("--hostname", "host\nevil"),
+            ("--hostname", "two words"),
+            ("--hostname", "tab\t"),
+            ("--kernel", "/boot/vmlinuz\nAPPEND x"),
+            ("--kernel", "/boot/vm linuz"),
+            ("--initrd", "/boot/initrd\0"),
+        ] {
+            let e = build_args(&[option, value]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+            let text = e.to_string();
+            assert!(text.contains(option), "{option} {value:?}: {text}");
+            let first = text.lines().next().unwrap();
+            assert!(first.contains(option), "{text}");
+            assert!(
+                first.contains(&format!("{value:?}")),
+                "the value, escaped: {text}"
+            );
+        }
+        let args = build_args(&[
+            "--cmdline",
+            "quiet splash=1 a=\"b c\"",
+            "--hostname",
+            "hôte",
+        ]);
+        assert!(
+            args.is_ok(),
+            "spaces in --cmdline, non-ASCII letters are fine"
+        );
     }
 
     #[test]
@@ -373,6 +564,27 @@ mod tests {
         assert_eq!(args.size, d2l_fs_writer::SizeSpec::Extra(2 << 30));
         assert_eq!(args.fs_uuid.unwrap()[..2], [0x01, 0x23]);
         assert!(parse(&["build", "oci:/l", "-o", "x", "--size", "lots"]).is_err());
+        for bad in [
+            "",
+            "+",
+            "-1G",
+            "4IIII",
+            "99999999999999999999",
+            "17179869184T",
+            "4 G",
+        ] {
+            let e = build_args(&[&format!("--size={bad}")]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            assert!(e.to_string().contains("+SIZE"), "{bad:?}: {e}");
+        }
+        for bad in [
+            "0123456é-89ab-cdef-0123-456789abcdef",
+            "+1234567-89ab-cdef-0123-456789abcdef",
+            "",
+        ] {
+            let e = build_args(&[&format!("--fs-uuid={bad}")]).unwrap_err();
+            assert!(e.to_string().contains("8-4-4-4-12"), "{bad:?}: {e}");
+        }
     }
 
     #[test]
@@ -435,15 +647,29 @@ mod tests {
             panic!("not run")
         };
         assert_eq!(args.image, PathBuf::from("disk.img"));
-        assert_eq!(args.memory, "1G");
+        assert_eq!(args.memory, d2l_fs_writer::ByteSize(1 << 30));
         assert_eq!(args.format, None);
         let cli = parse(&["run", "--memory", "2G", "--format", "qcow2", "d.qcow2"]).unwrap();
         let Command::Run(args) = cli.command else {
             panic!("not run")
         };
-        assert_eq!(args.memory, "2G");
+        assert_eq!(args.memory, d2l_fs_writer::ByteSize(2 << 30));
         assert_eq!(args.format.as_deref(), Some("qcow2"));
         assert!(parse(&["run"]).is_err(), "missing image");
+        for bad in [
+            "",
+            "+1G",
+            "-1G",
+            "1.5G",
+            "4IIII",
+            "1G ",
+            "99999999999T",
+            "１G",
+        ] {
+            let e = parse(&["run", &format!("--memory={bad}"), "d.img"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad:?}");
+            assert!(e.to_string().contains("--memory"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

@@ -7,10 +7,8 @@ mod progress;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::try_parse_checked(std::env::args_os()).unwrap_or_else(|e| e.exit());
     init_logging(&cli);
     output::remove_partial_outputs_on_interrupt();
     match commands::run(cli) {
@@ -43,6 +41,8 @@ fn init_logging(cli: &cli::Cli) {
     use tracing_subscriber::EnvFilter;
     let default = if cli.quiet {
         "error"
+    } else if cli.verbose > 1 {
+        "debug"
     } else if cli.verbose > 0 {
         "info"
     } else {

@@ -213,10 +213,22 @@ fn run_refuses_a_bare_ext4_and_a_missing_file() {
     assert!(err.contains("nope.img"), "{err}");
     assert!(err.contains("No such file"), "{err}");
 
+    // Not a size: a usage error (exit 2) naming the option and the accepted forms.
     let out = d2l(&["run", "--memory", "lots", image.to_str().unwrap()]);
     let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--memory") && err.contains("K, M, G or T"),
+        "{err}"
+    );
+    // A size, but bytes (the one grammar: no unit is bytes), not MiB as QEMU's -m would read.
+    let out = d2l(&["run", "--memory", "512", image.to_str().unwrap()]);
+    let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("--memory"), "{err}");
+    assert!(
+        err.contains("--memory 512") && err.contains("512M"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -120,11 +120,7 @@ fn all_output(out: &Output) -> String {
 
 /// The real `program`'s path, from this process's `PATH`.
 fn real(program: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|f| f.is_file())
-        .unwrap_or_else(|| panic!("{program} on PATH (package {program})"))
+    d2l_testkit::which(program).unwrap_or_else(|| panic!("{program} on PATH (package {program})"))
 }
 
 /// A directory holding only a link to `builder`: a `PATH` with no other builder on it.

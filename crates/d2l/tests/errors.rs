@@ -184,3 +184,38 @@ fn usage_errors_exit_2() {
     let out = d2l(&["inspect", "oci:/x", "--platform", "nonsense"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `d2l convert X X` renamed its output over its input: the disk was lost. An output that is
+/// the input, by the same path, a hard link or a symlink, is refused with one error line,
+/// and the input keeps its bytes.
+#[test]
+fn convert_refuses_to_write_over_its_input() {
+    let c = case();
+    let input = c.out_dir.join("disk.img");
+    let bytes: Vec<u8> = (0..2u32 << 20).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&input, &bytes).unwrap();
+    let hard = c.out_dir.join("hard.img");
+    std::fs::hard_link(&input, &hard).unwrap();
+    let soft = c.out_dir.join("soft.qcow2");
+    std::os::unix::fs::symlink("disk.img", &soft).unwrap();
+    let before = list_dir(&c.out_dir);
+    let same_path = c.out_dir.join(".").join("disk.img");
+    for output in [&input, &same_path, &hard, &soft] {
+        let run = d2l(&["convert", input.to_str().unwrap(), output.to_str().unwrap()]);
+        assert_clean_failure(&run, &c.out_dir, &before, &["is the input"]);
+        assert_eq!(
+            std::fs::read(&input).unwrap(),
+            bytes,
+            "{}",
+            output.display()
+        );
+    }
+    assert!(std::fs::symlink_metadata(&soft)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // A file of its own is written as before.
+    let other = c.out_dir.join("other.img");
+    let run = d2l(&["convert", input.to_str().unwrap(), other.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", common::stderr(&run));
+}

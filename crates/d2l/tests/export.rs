@@ -311,3 +311,59 @@ fn memory_stays_bounded_for_a_large_layer() {
         "peak RSS {peak_kib} KiB for a 1 GiB file: data is held in memory"
     );
 }
+
+/// The mtime of each directory entry of the tar d2l exports, by path without `./` or `/`.
+fn dir_mtimes(tar_path: &std::path::Path) -> BTreeMap<String, u64> {
+    let mut archive = tar::Archive::new(std::fs::File::open(tar_path).unwrap());
+    archive
+        .entries()
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|e| e.header().entry_type().is_dir())
+        .map(|e| {
+            let path = e.path().unwrap().to_string_lossy().into_owned();
+            let path = path
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_owned();
+            (path, e.header().mtime().unwrap())
+        })
+        .collect()
+}
+
+/// Directories no layer declares (`implicit/` and `implicit/deeper/` of a layer holding only
+/// `implicit/deeper/file`) get `$SOURCE_DATE_EPOCH` as mtime, 0 without it; declared ones
+/// keep theirs whatever it is.
+#[test]
+fn source_date_epoch_dates_the_implicit_directories() {
+    const EPOCH: u64 = 12345;
+    const DECLARED: u64 = 1_600_000_000;
+    let mut layer = LayerTar::new();
+    layer
+        .mtime(DECLARED)
+        .dir("declared")
+        .file("implicit/deeper/file", b"no parent entries");
+    let tmp = tempfile::tempdir().unwrap();
+    let image = simple_image(&tmp.path().join("img"), &[layer.finish()], Compress::Gzip);
+    let export = |epoch: Option<u64>| {
+        let out = tmp.path().join(format!("{epoch:?}.tar"));
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_d2l"));
+        cmd.args(["export", &image.source, "-o", out.to_str().unwrap()])
+            .env_remove("D2L_LOG")
+            .env_remove("SOURCE_DATE_EPOCH");
+        if let Some(epoch) = epoch {
+            cmd.env("SOURCE_DATE_EPOCH", epoch.to_string());
+        }
+        let run = cmd.output().unwrap();
+        assert!(run.status.success(), "{}", stderr(&run));
+        dir_mtimes(&out)
+    };
+    let dated = export(Some(EPOCH));
+    assert_eq!(dated.get("implicit"), Some(&EPOCH), "{dated:?}");
+    assert_eq!(dated.get("implicit/deeper"), Some(&EPOCH), "{dated:?}");
+    assert_eq!(dated.get("declared"), Some(&DECLARED), "{dated:?}");
+    let undated = export(None);
+    assert_eq!(undated.get("implicit"), Some(&0), "{undated:?}");
+    assert_eq!(undated.get("implicit/deeper"), Some(&0), "{undated:?}");
+    assert_eq!(undated.get("declared"), Some(&DECLARED), "{undated:?}");
+}

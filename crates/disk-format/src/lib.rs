@@ -163,11 +163,10 @@ pub fn create(file: File, options: &WriteOptions) -> Result<Box<dyn ImageWriter>
 /// 16 bytes derived from `seed` (an image digest, or what identifies a converted disk):
 /// the same seed gives the same identifiers, so the same input gives the same file.
 pub fn identity(seed: &[u8]) -> [u8; 16] {
-    use sha2::{Digest, Sha256};
-    let mut hash = Sha256::new();
+    let mut hash = d2l_blob::Sha256::new();
     hash.update(b"d2l disk image identity\0");
     hash.update(seed);
-    let digest = hash.finalize();
+    let digest = hash.finish().bytes();
     let mut id: [u8; 16] = digest[..16].try_into().expect("16 bytes");
     // An RFC 4122 version 4 UUID, as VirtualBox and Hyper-V generate.
     id[6] = (id[6] & 0x0f) | 0x40;

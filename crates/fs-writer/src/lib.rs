@@ -66,41 +66,113 @@ impl SizeSpec {
     }
 }
 
-impl std::str::FromStr for SizeSpec {
-    type Err = String;
+/// The accepted forms of a size, for error messages and help.
+pub const SIZE_FORMS: &str =
+    "digits with an optional unit K, M, G or T (1024-based, optionally followed by iB or B, any case), e.g. 4G, 512MiB, 100000K, 1073741824";
 
-    /// `auto`, `4G`, `+2G`, `512M`, `100000K`, or plain bytes (binary units: K = 1024).
+/// A number of bytes written as text: ASCII digits with an optional binary unit.
+///
+/// The grammar, exactly: one or more ASCII digits `0`-`9` (no sign, no spaces, no decimal
+/// point), then nothing (bytes) or one of `K`, `M`, `G`, `T` (2^10, 2^20, 2^30, 2^40 bytes),
+/// which may be followed by `iB` or `B`; letters in any case (`4g`, `4GiB`, `4gb` are all
+/// 4 GiB). A value that does not fit in 64 bits is an error, as is anything after the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteSize(pub u64);
+
+/// Why a size, or a UUID, could not be parsed: the text, what is wrong, what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {what} {text:?}: {reason}; expected {expected}")]
+pub struct ParseError {
+    /// What was being parsed ("size", "UUID").
+    pub what: &'static str,
+    /// The text given (in Rust's debug quoting, so control characters are visible).
+    pub text: String,
+    /// What is wrong with it.
+    pub reason: String,
+    /// The accepted forms.
+    pub expected: &'static str,
+}
+
+impl ParseError {
+    fn size(text: &str, reason: impl Into<String>) -> Self {
+        ParseError {
+            what: "size",
+            text: text.to_owned(),
+            reason: reason.into(),
+            expected: SIZE_FORMS,
+        }
+    }
+
+    fn uuid(text: &str, reason: impl Into<String>) -> Self {
+        ParseError {
+            what: "UUID",
+            text: text.to_owned(),
+            reason: reason.into(),
+            expected: UUID_FORMS,
+        }
+    }
+}
+
+impl std::str::FromStr for ByteSize {
+    type Err = ParseError;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, unit) = s.split_at(split);
+        if digits.is_empty() {
+            let reason = match s.chars().next() {
+                None => "empty".to_owned(),
+                Some(c @ ('+' | '-')) => format!("a sign ({c:?}) is not allowed"),
+                Some(c) => format!("does not start with a digit ({c:?})"),
+            };
+            return Err(ParseError::size(s, reason));
+        }
+        let shift = match unit.to_ascii_uppercase().as_str() {
+            "" => 0,
+            "K" | "KB" | "KIB" => 10,
+            "M" | "MB" | "MIB" => 20,
+            "G" | "GB" | "GIB" => 30,
+            "T" | "TB" | "TIB" => 40,
+            _ => return Err(ParseError::size(s, format!("unknown unit {unit:?}"))),
+        };
+        let too_large = || ParseError::size(s, "too large (at most 2^64 - 1 bytes)");
+        let number: u64 = digits.parse().map_err(|_| too_large())?;
+        number
+            .checked_mul(1 << shift)
+            .map(ByteSize)
+            .ok_or_else(too_large)
+    }
+}
+
+impl std::fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes", self.0)?;
+        if self.0 >= 1 << 20 {
+            write!(f, " ({} MiB)", self.0.div_ceil(1 << 20))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::str::FromStr for SizeSpec {
+    type Err = ParseError;
+
+    /// `auto`, `+` and a [`ByteSize`] (free space on top of the content), or a [`ByteSize`]
+    /// (exactly).
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         if s == "auto" {
             return Ok(SizeSpec::Auto);
         }
-        let (extra, rest) = match s.strip_prefix('+') {
-            Some(rest) => (true, rest),
-            None => (false, s),
+        let with_forms = |mut e: ParseError| {
+            e.text = s.to_owned();
+            e.expected = "auto, SIZE or +SIZE (free space), SIZE being digits with an optional unit K, M, G or T (1024-based, optionally followed by iB or B), e.g. 4G, +2G, 512MiB";
+            e
         };
-        let split = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let (digits, unit) = rest.split_at(split);
-        let number: u64 = digits
-            .parse()
-            .map_err(|_| format!("invalid size {s:?}: expected auto, SIZE or +SIZE like 4G"))?;
-        let shift = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
-            "" => 0,
-            "K" => 10,
-            "M" => 20,
-            "G" => 30,
-            "T" => 40,
-            _ => return Err(format!("invalid size unit in {s:?}: use K, M, G or T")),
-        };
-        let bytes = number
-            .checked_mul(1 << shift)
-            .ok_or_else(|| format!("size {s:?} is too large"))?;
-        Ok(if extra {
-            SizeSpec::Extra(bytes)
-        } else {
-            SizeSpec::Exact(bytes)
-        })
+        match s.strip_prefix('+') {
+            Some(rest) => rest.parse().map(|ByteSize(b)| SizeSpec::Extra(b)),
+            None => s.parse().map(|ByteSize(b)| SizeSpec::Exact(b)),
+        }
+        .map_err(with_forms)
     }
 }
 
@@ -151,19 +223,47 @@ impl Ext4Options {
     }
 }
 
-/// Parses a UUID in its usual text form (`01234567-89ab-cdef-0123-456789abcdef`).
-pub fn parse_uuid(text: &str) -> std::result::Result<[u8; 16], String> {
-    let hex: String = text.chars().filter(|&c| c != '-').collect();
-    let groups: Vec<usize> = text.split('-').map(str::len).collect();
-    if hex.len() != 32 || groups != [8, 4, 4, 4, 12] {
-        return Err(format!(
-            "invalid UUID {text:?}: expected 8-4-4-4-12 hex digits"
-        ));
+/// The accepted forms of a UUID, for error messages and help.
+pub const UUID_FORMS: &str =
+    "32 hexadecimal digits, plain or as 8-4-4-4-12 with hyphens (01234567-89ab-cdef-0123-456789abcdef)";
+
+/// Parses a UUID: 36 ASCII characters `8-4-4-4-12` (hexadecimal digits in groups of 8, 4, 4,
+/// 4 and 12, separated by hyphens), or the 32 hexadecimal digits alone. Digits in any case;
+/// nothing else (no signs, spaces, braces or `urn:uuid:`).
+pub fn parse_uuid(text: &str) -> std::result::Result<[u8; 16], ParseError> {
+    if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+        return Err(ParseError::uuid(text, format!("{c:?} is not ASCII")));
     }
+    let bytes = text.as_bytes();
+    let hex: Vec<u8> = match bytes.len() {
+        32 => bytes.to_vec(),
+        36 => {
+            let hyphens = [8, 13, 18, 23];
+            if let Some(at) = hyphens.into_iter().find(|&i| bytes[i] != b'-') {
+                return Err(ParseError::uuid(
+                    text,
+                    format!("character {} should be '-'", at + 1),
+                ));
+            }
+            (0..36)
+                .filter(|i| !hyphens.contains(i))
+                .map(|i| bytes[i])
+                .collect()
+        }
+        n => return Err(ParseError::uuid(text, format!("{n} characters"))),
+    };
+    let nibble = |b: u8| match b {
+        b'0'..=b'9' => Ok(b - b'0'),
+        b'a'..=b'f' => Ok(b - b'a' + 10),
+        b'A'..=b'F' => Ok(b - b'A' + 10),
+        _ => Err(ParseError::uuid(
+            text,
+            format!("{:?} is not a hexadecimal digit", char::from(b)),
+        )),
+    };
     let mut out = [0u8; 16];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[i * 2..i * 2 + 2], 16)
-            .map_err(|_| format!("invalid UUID {text:?}: not hexadecimal"))?;
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        *byte = nibble(pair[0])? << 4 | nibble(pair[1])?;
     }
     Ok(out)
 }
@@ -253,8 +353,50 @@ mod tests {
         assert_eq!("+2G".parse(), Ok(SizeSpec::Extra(2 << 30)));
         assert_eq!("512MiB".parse(), Ok(SizeSpec::Exact(512 << 20)));
         assert_eq!("1000".parse(), Ok(SizeSpec::Exact(1000)));
-        assert!("4X".parse::<SizeSpec>().is_err());
-        assert!("G".parse::<SizeSpec>().is_err());
+        for bad in [
+            "", "+", "++2G", "-2G", "+-2G", "4X", "G", " 4G", "4G ", "auto ",
+        ] {
+            let e = bad.parse::<SizeSpec>().unwrap_err();
+            assert!(e.to_string().contains("+SIZE"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        let ok = |s: &str| s.parse::<ByteSize>().map(|b| b.0);
+        assert_eq!(ok("0"), Ok(0));
+        assert_eq!(ok("1k"), Ok(1024));
+        assert_eq!(ok("1KB"), Ok(1024));
+        assert_eq!(ok("2kib"), Ok(2048));
+        assert_eq!(ok("3M"), Ok(3 << 20));
+        assert_eq!(ok("3GiB"), Ok(3 << 30));
+        assert_eq!(ok("5T"), Ok(5 << 40));
+        assert_eq!(ok("0004K"), Ok(4096));
+        assert_eq!(ok("18446744073709551615"), Ok(u64::MAX));
+        let err = |s: &str| s.parse::<ByteSize>().unwrap_err().to_string();
+        assert!(err("").contains("empty"), "{}", err(""));
+        assert!(err("+4G").contains("sign"));
+        assert!(err("-4G").contains("sign"));
+        assert!(err("18446744073709551616").contains("too large"));
+        assert!(err("99999999999999999999999999G").contains("too large"));
+        assert!(err("16777216T").contains("too large"), "2^64 exactly");
+        assert!(err("4IIII").contains("unknown unit \"IIII\""));
+        assert!(err("4GiBs").contains("unknown unit"));
+        assert!(err("4 G").contains("unknown unit"));
+        assert!(err("4.5G").contains("unknown unit"));
+        assert!(err("4B").contains("unknown unit"), "B alone is not a unit");
+        assert!(err("4iB").contains("unknown unit"));
+        assert!(err("4G\n").contains("unknown unit"));
+        assert!(
+            err("４G").contains("does not start with a digit"),
+            "fullwidth digit"
+        );
+        assert!(err("4Ｇ").contains("unknown unit"));
+        assert!(
+            err("٣G").contains("does not start with a digit"),
+            "Arabic-Indic digit"
+        );
+        assert!(err("x").contains(SIZE_FORMS));
     }
 
     #[test]
@@ -263,7 +405,50 @@ mod tests {
         let uuid = parse_uuid(text).unwrap();
         assert_eq!(uuid[..3], [0x01, 0x23, 0x45]);
         assert_eq!(format_uuid(&uuid), text);
-        assert!(parse_uuid("0123456789abcdef0123456789abcdef").is_err());
+        assert_eq!(
+            parse_uuid("0123456789abcdef0123456789ABCDEF").unwrap(),
+            uuid
+        );
+        assert_eq!(
+            parse_uuid("01234567-89AB-CDEF-0123-456789ABCDEF").unwrap(),
+            uuid
+        );
+    }
+
+    #[test]
+    fn uuids_refused() {
+        for (bad, why) in [
+            ("", "0 characters"),
+            ("01234567-89ab-cdef-0123-456789abcde", "35 characters"),
+            (
+                "0123456789ab-cdef-0123-4567-89abcdef",
+                "character 9 should be '-'",
+            ),
+            ("01234567-89ab-cdef-0123-456789abcdef0", "37 characters"),
+            // `from_str_radix` takes a sign: "+1" would be 0x01.
+            (
+                "+1234567-89ab-cdef-0123-456789abcdef",
+                "'+' is not a hexadecimal digit",
+            ),
+            (
+                "-1234567-89ab-cdef-0123-456789abcdef",
+                "'-' is not a hexadecimal digit",
+            ),
+            ("+123456789abcdef0123456789abcdef", "'+' is not"),
+            ("01234567-89ab-cdef-0123-456789abcdeg", "'g' is not"),
+            ("01234567 89ab cdef 0123 456789abcdef", "should be '-'"),
+            ("0123456789abcdef0123456789abcde-", "'-' is not"),
+            ("--------------------------------", "'-' is not"),
+            // 36 bytes with a two-byte character where a hyphen or digit pair is: no panic.
+            ("0123456é-89ab-cdef-0123-456789abcdef", "'é' is not ASCII"),
+            ("01234567-89ab-cdef-0123-456789abcdé", "'é' is not ASCII"),
+            ("ééééééééééééééééé-", "not ASCII"),
+            ("{01234567-89ab-cdef-0123-456789abcdef}", "38 characters"),
+        ] {
+            let e = parse_uuid(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad:?}: {e}");
+            assert!(e.contains("8-4-4-4-12"), "{bad:?}: {e}");
+        }
     }
 
     #[test]

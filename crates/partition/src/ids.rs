@@ -1,6 +1,6 @@
 //! Disk identifiers: the MBR disk signature and the GPT disk and partition GUIDs.
 
-use sha2::{Digest, Sha256};
+use d2l_blob::Sha256;
 
 /// Label hashed in front of the seed for each identifier, so the three never collide and
 /// never equal a prefix of the seed itself.
@@ -34,7 +34,10 @@ impl DiskIds {
             let mut h = Sha256::new();
             h.update(label);
             h.update(seed);
-            h.finalize().into()
+            h.finish()
+                .bytes()
+                .try_into()
+                .expect("a sha256 digest is 32 bytes")
         };
         let sig = hash(LABEL_MBR_SIGNATURE);
         let mbr_signature = match u32::from_le_bytes([sig[0], sig[1], sig[2], sig[3]]) {

@@ -24,11 +24,11 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
         Table::Gpt => Some(TableKind::Gpt),
         Table::None => None,
     };
-    // A bare filesystem has nowhere to put boot code.
-    let boot = if table.is_some() {
-        args.boot
-    } else {
-        Boot::None
+    // A bare filesystem has nowhere to put boot code (cli.rs refuses --boot extlinux there).
+    let boot = match (args.boot, table) {
+        (Some(boot), Some(_)) => boot,
+        (None, Some(_)) => Boot::Extlinux,
+        (_, None) => Boot::None,
     };
     let started = Instant::now();
     let progress = Progress::new(quiet);
@@ -202,7 +202,10 @@ fn build_disk(
 
     let step = progress.step(format!("writing {destination}"));
     let written = write_disk(&tree, &data, disk, &plan, ext4, &digest).map_err(|e| match e {
-        d2l_bootdisk::Error::TooSmall { .. } => anyhow::anyhow!("{destination}: {e}"),
+        d2l_bootdisk::Error::TooSmall { .. }
+        | d2l_bootdisk::Error::Filesystem(d2l_fs_writer::Error::TooSmall { .. }) => {
+            anyhow::anyhow!("{destination}: {e}")
+        }
         e => anyhow::Error::new(e).context(format!("writing {destination}")),
     })?;
     step.done();
@@ -226,14 +229,19 @@ fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {
     if line.is_empty() {
         bail!("{}: the first line (the password) is empty", path.display());
     }
+    if let Some((at, c)) = line.char_indices().find(|(_, c)| c.is_control()) {
+        bail!(
+            "--root-password-file {}: the first line holds a control character ({c:?} at \
+             byte {at}); control characters are not allowed in a password",
+            path.display()
+        );
+    }
     Ok(Some(line.to_string()))
 }
 
 /// The first 32 bytes of a digest (all of a sha256 one).
 fn digest_bytes(digest: &d2l_registry::Digest) -> [u8; 32] {
-    let hex = digest.hex().as_bytes();
-    std::array::from_fn(|i| {
-        let pair = std::str::from_utf8(&hex[2 * i..2 * i + 2]).expect("hex digits are ASCII");
-        u8::from_str_radix(pair, 16).expect("a digest is hexadecimal")
-    })
+    digest.bytes()[..32]
+        .try_into()
+        .expect("a sha256 or sha512 digest has 32 bytes or more")
 }

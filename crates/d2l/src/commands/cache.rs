@@ -1,50 +1,11 @@
 //! `d2l cache ls` and `d2l cache prune`: what registry pulls left in the cache.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
 use d2l_registry::remote::{default_cache_dir, BlobCache};
 use serde::Serialize;
 
+use crate::cli::{CacheCommand, CacheDirArg, CacheLsArgs, CachePruneArgs};
 use crate::progress::human_bytes as mb;
-
-/// `d2l cache`.
-#[derive(Debug, Subcommand)]
-pub enum CacheCommand {
-    /// List the images pulled and the blobs cached.
-    Ls(CacheLsArgs),
-    /// Remove unfinished downloads and blobs no pulled image needs (--all: everything).
-    Prune(CachePruneArgs),
-}
-
-/// Which cache.
-#[derive(Debug, Args)]
-pub struct CacheDirArg {
-    /// The cache directory (default $XDG_CACHE_HOME/d2l).
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-}
-
-/// `d2l cache ls`.
-#[derive(Debug, Args)]
-pub struct CacheLsArgs {
-    #[command(flatten)]
-    pub dir: CacheDirArg,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `d2l cache prune`.
-#[derive(Debug, Args)]
-pub struct CachePruneArgs {
-    #[command(flatten)]
-    pub dir: CacheDirArg,
-    /// Remove every pulled image and blob, not only what no image needs.
-    #[arg(long)]
-    pub all: bool,
-}
 
 impl CacheDirArg {
     fn open(&self) -> Result<BlobCache> {

@@ -28,6 +28,7 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
     if meta.is_dir() {
         bail!("{}: is a directory, not a disk image", input.display());
     }
+    refuse_same_file(input, &meta, &args.output)?;
     let reader = d2l_disk_format::open(file).with_context(|| format!("{}", input.display()))?;
     let size = reader.virtual_size();
     let seed = identity_seed(reader.as_ref()).with_context(|| format!("{}", input.display()))?;
@@ -83,6 +84,25 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
             report.data_bytes >> 20,
             on_disk >> 20,
             started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses an `output` that is the input: the same path, a hard link to it or a symlink to it
+/// (the same device and inode once links are followed). The output is renamed into place at
+/// the end, which would replace the input, or the link the user reads it through.
+fn refuse_same_file(input: &Path, input_meta: &std::fs::Metadata, output: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(out) = std::fs::metadata(output) else {
+        // No such file yet (or one a later step reports on): not the input.
+        return Ok(());
+    };
+    if (out.dev(), out.ino()) == (input_meta.dev(), input_meta.ino()) {
+        bail!(
+            "{}: is the input {} (the same file, through a link or not); give OUT another name",
+            output.display(),
+            input.display()
         );
     }
     Ok(())

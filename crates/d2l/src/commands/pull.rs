@@ -1,22 +1,11 @@
 //! `d2l pull`: an image from a registry into the cache, verified, without applying it.
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use d2l_registry::{pull_image, SourceSpec};
 use serde::Serialize;
 
-use crate::cli::SourceArgs;
+use crate::cli::PullArgs;
 use crate::progress::{human_bytes as mb, Progress};
-
-/// `d2l pull`.
-#[derive(Debug, Args)]
-pub struct PullArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
-}
 
 #[derive(Serialize)]
 struct Report<'a> {

@@ -11,6 +11,7 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::RunArgs;
+use d2l_fs_writer::ByteSize;
 
 /// The emulator `d2l run` starts.
 const QEMU: &str = "qemu-system-x86_64";
@@ -18,7 +19,7 @@ const QEMU: &str = "qemu-system-x86_64";
 const QEMU_PACKAGE: &str = "qemu-system-x86";
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let memory = parse_memory_mib(&args.memory)?;
+    let memory = memory_mib(args.memory)?;
     let image = &args.image;
     let detected = detect(image).with_context(|| format!("{}", image.display()))?;
     let format = match args.format {
@@ -111,38 +112,25 @@ fn detect_bytes(head: &[u8], footer: &[u8]) -> Detected {
     }
 }
 
-/// `1024`, `512M`, `1G`, `1.5G`... to MiB.
-fn parse_memory_mib(text: &str) -> Result<u64> {
-    let trimmed = text.trim();
-    let (number, unit) = match trimmed
-        .char_indices()
-        .find(|(_, c)| c.is_ascii_alphabetic())
-    {
-        Some((i, _)) => trimmed.split_at(i),
-        None => (trimmed, "M"),
-    };
-    let kib_per_unit: f64 = match unit
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "K" => 1.0,
-        "M" => 1024.0,
-        "G" => 1024.0 * 1024.0,
-        "T" => 1024.0 * 1024.0 * 1024.0,
-        _ => bail!("--memory {text:?}: unknown unit {unit:?} (use K, M or G)"),
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .ok()
-        .filter(|v: &f64| v.is_finite() && *v > 0.0)
-        .with_context(|| format!("--memory {text:?}: not a size like 512M or 1G"))?;
-    let mib = (value * kib_per_unit / 1024.0).round() as u64;
-    if mib < 16 {
-        bail!("--memory {text:?}: too little to boot anything (at least 16M)");
+/// `--memory` in MiB, as QEMU's `-m` takes it: a whole number of MiB, at least 16.
+fn memory_mib(memory: ByteSize) -> Result<u64> {
+    const MIB: u64 = 1 << 20;
+    /// Less than this boots nothing (QEMU's own default is 128 MiB).
+    const MIN_MIB: u64 = 16;
+    if memory.0 % MIB != 0 {
+        bail!(
+            "--memory {}: not a whole number of MiB (a number without a unit is bytes: \
+             write 512M or 2G)",
+            memory.0
+        );
     }
-    Ok(mib)
+    if memory.0 / MIB < MIN_MIB {
+        bail!(
+            "--memory {}: too little to boot anything (at least {MIN_MIB}M)",
+            memory.0
+        );
+    }
+    Ok(memory.0 / MIB)
 }
 
 #[cfg(test)]
@@ -151,15 +139,17 @@ mod tests {
 
     #[test]
     fn memory() {
-        assert_eq!(parse_memory_mib("1G").unwrap(), 1024);
-        assert_eq!(parse_memory_mib("512").unwrap(), 512);
-        assert_eq!(parse_memory_mib("512M").unwrap(), 512);
-        assert_eq!(parse_memory_mib("1.5GiB").unwrap(), 1536);
-        assert_eq!(parse_memory_mib("2097152k").unwrap(), 2048);
-        assert!(parse_memory_mib("lots").is_err());
-        assert!(parse_memory_mib("1X").is_err());
-        assert!(parse_memory_mib("1K").is_err());
-        assert!(parse_memory_mib("-1G").is_err());
+        let mib = |s: &str| memory_mib(s.parse().unwrap());
+        assert_eq!(mib("1G").unwrap(), 1024);
+        assert_eq!(mib("512M").unwrap(), 512);
+        assert_eq!(mib("1536MiB").unwrap(), 1536);
+        assert_eq!(mib("2097152k").unwrap(), 2048);
+        assert!(mib("1K").is_err(), "not whole MiB");
+        assert!(mib("512")
+            .unwrap_err()
+            .to_string()
+            .contains("without a unit is bytes"));
+        assert!(mib("8M").unwrap_err().to_string().contains("too little"));
     }
 
     #[test]
