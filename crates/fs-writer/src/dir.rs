@@ -21,7 +21,8 @@
 //!
 //! Depth: one index level under the root (`indirect_levels` 0 or 1) holds 507 × 510 leaves,
 //! millions of names. Deeper trees need the `largedir` feature, which d2l does not write:
-//! [`build_directory`] and [`directory_block_count`] panic past that.
+//! [`build_directory`] and [`directory_block_count`] return [`TooManyEntries`] past
+//! [`MAX_DIRECTORY_ENTRY_BYTES`].
 
 use crate::csum::ext4_chksum;
 use crate::dx_hash::half_md4_hash;
@@ -99,6 +100,21 @@ const DX_HASH_CONTINUATION: u32 = 1;
 const HTREE_SLACK_PERCENT: usize = 20;
 /// Bytes of entries a leaf is filled to, on average.
 const LEAF_FILL: usize = TAIL_OFFSET - TAIL_OFFSET * HTREE_SLACK_PERCENT / 100;
+/// Most bytes of directory entries one directory can hold (the sum of each name's `rec_len`:
+/// 8 bytes + the name, padded to 4; `.` and `..` not counted): a two-level htree (ext4 docs,
+/// "Hash Tree Directories": `indirect_levels` at most 1 without the `largedir` feature) of
+/// 507 root entries × 510 node entries leaves, each filled to 80% of its 4084 bytes. About
+/// 3.2 million names of 255 bytes, 35 million of 12. A directory with more is refused.
+pub const MAX_DIRECTORY_ENTRY_BYTES: usize = DX_ROOT_LIMIT * DX_NODE_LIMIT * LEAF_FILL;
+
+/// A directory whose entries need more than two htree levels
+/// ([`MAX_DIRECTORY_ENTRY_BYTES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManyEntries {
+    /// Bytes of entries the directory has.
+    pub bytes: usize,
+}
+
 /// The largest entry (255-byte name) must fit well inside a leaf's share, so no leaf is empty
 /// and none overflows (see [`leaf_ranges`]).
 const _: () =
@@ -142,15 +158,19 @@ pub(crate) struct DirBlocks {
 ///
 /// # Panics
 ///
-/// On a name that is empty, longer than 255 bytes, `.`, `..` or holds `/` or NUL; and when the
-/// directory would need more than two index levels (the `largedir` feature).
+/// On a name that is empty, longer than 255 bytes, `.`, `..` or holds `/` or NUL (the tree
+/// refuses those before they reach here).
+///
+/// # Errors
+///
+/// When the directory would need more than two index levels (the `largedir` feature).
 pub(crate) fn build_directory(
     entries: &[DirEntryIn],
     self_ino: u32,
     parent_ino: u32,
     hash: &HashParams,
     inode_csum_seed: u32,
-) -> DirBlocks {
+) -> Result<DirBlocks, TooManyEntries> {
     for entry in entries {
         check_name(entry.name);
     }
@@ -159,10 +179,10 @@ pub(crate) fn build_directory(
         let mut block = new_block();
         write_linear(&mut block, self_ino, parent_ino, entries);
         seal_leaf(&mut block, inode_csum_seed);
-        return DirBlocks {
+        return Ok(DirBlocks {
             blocks: vec![block],
             indexed: false,
-        };
+        });
     }
 
     let mut sorted: Vec<Hashed> = entries
@@ -184,15 +204,15 @@ pub(crate) fn build_directory(
 /// Number of blocks [`build_directory`] produces for `entries` (which need not be hashed or
 /// sorted for this: the count depends only on the names' lengths).
 ///
-/// # Panics
+/// # Errors
 ///
 /// As [`build_directory`] for a directory that needs more than two index levels.
-pub(crate) fn directory_block_count(entries: &[DirEntryIn]) -> usize {
+pub(crate) fn directory_block_count(entries: &[DirEntryIn]) -> Result<usize, TooManyEntries> {
     let total = entries_len(entries);
     if fits_linear(total) {
-        1
+        Ok(1)
     } else {
-        HtreeShape::for_entries_len(total).blocks()
+        Ok(HtreeShape::for_entries_len(total)?.blocks())
     }
 }
 
@@ -272,20 +292,20 @@ struct HtreeShape {
 impl HtreeShape {
     /// The shape for sorted entries totalling `total` bytes of `rec_len` (more than a linear
     /// block holds).
-    fn for_entries_len(total: usize) -> Self {
+    fn for_entries_len(total: usize) -> Result<Self, TooManyEntries> {
+        if total > MAX_DIRECTORY_ENTRY_BYTES {
+            return Err(TooManyEntries { bytes: total });
+        }
         let leaves = total.div_ceil(LEAF_FILL);
         if leaves <= DX_ROOT_LIMIT {
-            return HtreeShape { leaves, nodes: 0 };
+            return Ok(HtreeShape { leaves, nodes: 0 });
         }
         let nodes = leaves.div_ceil(DX_NODE_LIMIT);
-        assert!(
+        debug_assert!(
             nodes <= DX_ROOT_LIMIT,
-            "directory too large: {total} bytes of entries need {leaves} leaf blocks, more than \
-             the {} a two-level htree holds; three levels need the largedir feature, which d2l \
-             does not write",
-            DX_ROOT_LIMIT * DX_NODE_LIMIT
+            "MAX_DIRECTORY_ENTRY_BYTES bounds the nodes"
         );
-        HtreeShape { leaves, nodes }
+        Ok(HtreeShape { leaves, nodes })
     }
 
     /// Root + leaves + nodes.
@@ -329,9 +349,14 @@ fn leaf_ranges(sorted: &[Hashed], total: usize, leaves: usize) -> Vec<std::ops::
 }
 
 /// Builds an htree from entries sorted by `(major, minor, name)`.
-fn build_htree(sorted: &[Hashed], self_ino: u32, parent_ino: u32, seed: u32) -> DirBlocks {
+fn build_htree(
+    sorted: &[Hashed],
+    self_ino: u32,
+    parent_ino: u32,
+    seed: u32,
+) -> Result<DirBlocks, TooManyEntries> {
     let total: usize = sorted.iter().map(|h| rec_len(h.entry.name.len())).sum();
-    let shape = HtreeShape::for_entries_len(total);
+    let shape = HtreeShape::for_entries_len(total)?;
     let ranges = leaf_ranges(sorted, total, shape.leaves);
 
     let mut blocks: Vec<Block> = Vec::with_capacity(shape.blocks());
@@ -383,10 +408,10 @@ fn build_htree(sorted: &[Hashed], self_ino: u32, parent_ino: u32, seed: u32) -> 
     }
     blocks[0] = root;
     debug_assert_eq!(blocks.len(), shape.blocks());
-    DirBlocks {
+    Ok(DirBlocks {
         blocks,
         indexed: true,
-    }
+    })
 }
 
 /// `.`, `..` and `entries` into a linear block.
@@ -712,7 +737,7 @@ mod tests {
     fn linear_block_fixture() {
         let names = [&b"a"[..], b"bcd"];
         let entries = [entry(names[0], 12, 1), entry(names[1], 13, 2)];
-        let built = build_directory(&entries, 11, 2, &HASH, SEED);
+        let built = build_directory(&entries, 11, 2, &HASH, SEED).unwrap();
         assert!(!built.indexed);
         assert_eq!(built.blocks.len(), 1);
         let block = &built.blocks[0];
@@ -739,7 +764,7 @@ mod tests {
 
     #[test]
     fn empty_linear_directory_is_lost_found_block_zero() {
-        let built = build_directory(&[], 11, 2, &HASH, SEED);
+        let built = build_directory(&[], 11, 2, &HASH, SEED).unwrap();
         assert_eq!(built.blocks, empty_directory_blocks(11, 2, 1, SEED));
         let b = &built.blocks[0];
         // ".." spans up to the tail: rec_len 4084 - 12 = 4072 (0x0fe8).
@@ -765,7 +790,7 @@ mod tests {
     fn linear_up_to_exactly_one_block() {
         // 24 bytes of dots + 4060 bytes of entries fill 4084: 145 entries of rec_len 28.
         let names = numbered_names(145, 20);
-        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED);
+        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED).unwrap();
         assert!(!built.indexed && built.blocks.len() == 1);
         let got = read_leaf(&built.blocks[0][..], SEED, 24);
         assert_eq!(got.len(), 145);
@@ -775,15 +800,15 @@ mod tests {
         );
         // One byte more becomes an htree.
         let names = numbered_names(146, 20);
-        assert_eq!(directory_block_count(&entries_for(&names)), 3);
-        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED);
+        assert_eq!(directory_block_count(&entries_for(&names)).unwrap(), 3);
+        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED).unwrap();
         assert!(built.indexed && built.blocks.len() == 3);
     }
 
     #[test]
     fn dx_root_header_fixture() {
         let names = numbered_names(400, 20); // 400 * 28 = 11200 bytes -> 4 leaves
-        let built = build_directory(&entries_for(&names), 300, 77, &HASH, SEED);
+        let built = build_directory(&entries_for(&names), 300, 77, &HASH, SEED).unwrap();
         assert!(built.indexed);
         assert_eq!(built.blocks.len(), 5);
         let root = &built.blocks[0];
@@ -844,10 +869,10 @@ mod tests {
                     v
                 };
                 let entries = entries_for(&names);
-                let built = build_directory(&entries, 5, 2, &HASH, SEED);
+                let built = build_directory(&entries, 5, 2, &HASH, SEED).unwrap();
                 assert_eq!(
                     built.blocks.len(),
-                    directory_block_count(&entries),
+                    directory_block_count(&entries).unwrap(),
                     "n {n} len {len}"
                 );
                 if built.indexed {
@@ -863,8 +888,8 @@ mod tests {
     fn hundred_thousand_entries_use_two_levels() {
         let names = numbered_names(100_000, 11);
         let entries = entries_for(&names);
-        let built = build_directory(&entries, 12, 2, &HASH, SEED);
-        assert_eq!(built.blocks.len(), directory_block_count(&entries));
+        let built = build_directory(&entries, 12, 2, &HASH, SEED).unwrap();
+        assert_eq!(built.blocks.len(), directory_block_count(&entries).unwrap());
         let tree = read_tree(&built.blocks, 12, 2, SEED);
         assert_eq!(tree.levels, 1);
         check_hash_order(&tree, &HASH, built.blocks.len());
@@ -874,7 +899,9 @@ mod tests {
         );
         // Same input, same bytes.
         assert_eq!(
-            build_directory(&entries, 12, 2, &HASH, SEED).blocks,
+            build_directory(&entries, 12, 2, &HASH, SEED)
+                .unwrap()
+                .blocks,
             built.blocks
         );
     }
@@ -898,7 +925,7 @@ mod tests {
                 signed_chars: false,
             },
         ] {
-            let built = build_directory(&entries_for(&names), 5, 2, &hash, SEED);
+            let built = build_directory(&entries_for(&names), 5, 2, &hash, SEED).unwrap();
             check_hash_order(
                 &read_tree(&built.blocks, 5, 2, SEED),
                 &hash,
@@ -921,13 +948,13 @@ mod tests {
                 entry: e,
             })
             .collect();
-        let built = build_htree(&hashed, 5, 2, SEED);
+        let built = build_htree(&hashed, 5, 2, SEED).unwrap();
         let index = read_index(&built.blocks[0][..], 32, 507, SEED);
         assert!(index.len() > 2);
         assert!(index[1..].iter().all(|&(h, _)| h == 0x1001), "{index:x?}");
         // A run that ends exactly at a cut gets no bit: hashes 0x10 * (leaf + 1).
         let total = entries_len(&entries);
-        let shape = HtreeShape::for_entries_len(total);
+        let shape = HtreeShape::for_entries_len(total).unwrap();
         let ranges = leaf_ranges(&hashed, total, shape.leaves);
         let hashed: Vec<Hashed> = hashed
             .iter()
@@ -937,7 +964,7 @@ mod tests {
                 ..*h
             })
             .collect();
-        let built = build_htree(&hashed, 5, 2, SEED);
+        let built = build_htree(&hashed, 5, 2, SEED).unwrap();
         let index = read_index(&built.blocks[0][..], 32, 507, SEED);
         assert!(
             index[1..]
@@ -970,7 +997,7 @@ mod tests {
             if fits_linear(total) {
                 continue;
             }
-            let shape = HtreeShape::for_entries_len(total);
+            let shape = HtreeShape::for_entries_len(total).unwrap();
             let ranges = leaf_ranges(&hashed, total, shape.leaves);
             assert_eq!(ranges.len(), shape.leaves);
             for r in &ranges {
@@ -986,14 +1013,14 @@ mod tests {
         assert_eq!(DX_ROOT_LIMIT, 507);
         assert_eq!(DX_NODE_LIMIT, 510);
         assert_eq!(
-            HtreeShape::for_entries_len(507 * LEAF_FILL),
+            HtreeShape::for_entries_len(507 * LEAF_FILL).unwrap(),
             HtreeShape {
                 leaves: 507,
                 nodes: 0
             }
         );
         assert_eq!(
-            HtreeShape::for_entries_len(507 * LEAF_FILL + 1),
+            HtreeShape::for_entries_len(507 * LEAF_FILL + 1).unwrap(),
             HtreeShape {
                 leaves: 508,
                 nodes: 1
@@ -1001,7 +1028,7 @@ mod tests {
         );
         let most = 507 * 510 * LEAF_FILL;
         assert_eq!(
-            HtreeShape::for_entries_len(most),
+            HtreeShape::for_entries_len(most).unwrap(),
             HtreeShape {
                 leaves: 507 * 510,
                 nodes: 507
@@ -1009,17 +1036,38 @@ mod tests {
         );
     }
 
+    /// Regression: a directory that needed a third htree level used to hit an assertion.
     #[test]
-    #[should_panic(expected = "largedir")]
-    fn three_levels_are_refused() {
-        HtreeShape::for_entries_len(507 * 510 * LEAF_FILL + 1);
+    fn three_levels_are_an_error_not_a_panic() {
+        assert_eq!(MAX_DIRECTORY_ENTRY_BYTES, 507 * 510 * LEAF_FILL);
+        assert!(HtreeShape::for_entries_len(MAX_DIRECTORY_ENTRY_BYTES).is_ok());
+        assert_eq!(
+            HtreeShape::for_entries_len(MAX_DIRECTORY_ENTRY_BYTES + 1),
+            Err(TooManyEntries {
+                bytes: MAX_DIRECTORY_ENTRY_BYTES + 1
+            })
+        );
+    }
+
+    /// The limit through the entry list: 255-byte names (264 bytes each) up to the limit
+    /// count, one more does not (the count needs only the names' lengths, not distinct names).
+    #[test]
+    fn directory_block_count_at_and_past_the_limit() {
+        let name = [b'n'; 255];
+        let at = MAX_DIRECTORY_ENTRY_BYTES / rec_len(255);
+        let mut entries = vec![entry(&name, 12, 1); at];
+        let blocks = directory_block_count(&entries).unwrap();
+        assert_eq!(blocks, 1 + 507 * 510 + 507);
+        entries.push(entry(&name, 12, 1));
+        let err = directory_block_count(&entries).unwrap_err();
+        assert!(err.bytes > MAX_DIRECTORY_ENTRY_BYTES);
     }
 
     #[test]
     #[should_panic(expected = "must be 1..=255")]
     fn long_names_are_refused() {
         let name = [b'x'; 256];
-        build_directory(&[entry(&name, 12, 1)], 11, 2, &HASH, SEED);
+        build_directory(&[entry(&name, 12, 1)], 11, 2, &HASH, SEED).unwrap();
     }
 
     /// Checks against e2fsprogs: our blocks are written into a real ext4 image made by mke2fs,
@@ -1342,8 +1390,9 @@ mod tests {
         /// Builds, installs and checks a directory of `names`; returns our tree.
         fn verify(image: &Image, names: &[Vec<u8>]) -> (Tree, DirBlocks) {
             let entries = image_entries(image, names);
-            let built = build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(image));
-            assert_eq!(built.blocks.len(), directory_block_count(&entries));
+            let built =
+                build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(image)).unwrap();
+            assert_eq!(built.blocks.len(), directory_block_count(&entries).unwrap());
             install(image, &entries, &built);
             assert_clean(&image.img);
             assert!(built.indexed);
@@ -1423,7 +1472,8 @@ mod tests {
             let image = make_image(true);
             let names = mixed_names(40, 1);
             let entries = image_entries(&image, &names);
-            let built = build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(&image));
+            let built =
+                build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(&image)).unwrap();
             assert!(!built.indexed && built.blocks.len() == 1);
             install(&image, &entries, &built);
             assert_clean(&image.img);
@@ -1517,7 +1567,7 @@ mod tests {
                     if fits_linear(total) {
                         return false;
                     }
-                    let leaves = HtreeShape::for_entries_len(total).leaves;
+                    let leaves = HtreeShape::for_entries_len(total).unwrap().leaves;
                     let s_first = fixed_below + 16 * lo;
                     let s_second = s_first + rec_len(pair_first.len());
                     s_first * leaves / total != s_second * leaves / total

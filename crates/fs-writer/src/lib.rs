@@ -28,6 +28,7 @@ mod error;
 mod extent;
 mod file_data;
 mod geometry;
+mod holes;
 mod inode;
 mod journal;
 mod layout;
@@ -40,8 +41,10 @@ mod xattr;
 
 use d2l_rootfs::{SpillReader, Tree};
 
+pub use dir::MAX_DIRECTORY_ENTRY_BYTES;
 pub use disk_store::{DiskStore, PlacedData};
 pub use error::{Error, Result};
+pub use sizing::MAX_FILE_SIZE;
 
 use d2l_disk::VirtualDisk;
 

@@ -42,6 +42,13 @@ pub(crate) fn block_runs(file: &FileData) -> Vec<(u64, u64)> {
     runs
 }
 
+/// Largest regular file d2l writes: ext4 numbers a file's blocks with 32 bits and the last
+/// number, 2^32 - 1, is `EXT_MAX_BLOCKS` (a sentinel), so a file with extents and 4 KiB blocks
+/// holds at most (2^32 - 1) × 4 KiB = 16 TiB - 4 KiB (kernel `fs/ext4/super.c`,
+/// `ext4_max_size`; Documentation/filesystems/ext4/blocks.rst, "File size"). A larger file
+/// (sparse tar entries can claim any size) is refused with its path.
+pub const MAX_FILE_SIZE: u64 = (u32::MAX as u64) * BS;
+
 /// Most names a non-directory inode can have (the kernel's EXT4_LINK_MAX).
 const LINK_MAX: u32 = 65000;
 /// Longest symlink target (PATH_MAX - 1: what the kernel accepts and e2fsck checks).
@@ -97,7 +104,11 @@ pub(crate) struct Needs {
     pub dir_blocks: Vec<u32>,
 }
 
-pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
+pub(crate) fn measure(
+    tree: &Tree,
+    numbering: &Numbering,
+    source: &FileSource<'_>,
+) -> Result<Needs> {
     let mut blocks = (LOST_FOUND_BLOCKS + 1) as u64; // lost+found and the resize inode's block
     let mut xattr_blocks: HashMap<Box<[u8; 4096]>, ()> = HashMap::new();
     let mut dir_blocks = vec![0u32; numbering.max_ino as usize + 1];
@@ -125,15 +136,30 @@ pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
         }
         let extents = match &inode.kind {
             InodeKind::File(f) => {
-                let runs = block_runs(f);
+                if f.size > MAX_FILE_SIZE {
+                    return Err(Error::FileTooLarge {
+                        path: path_of(tree, id),
+                        size: f.size,
+                    });
+                }
+                let runs = source.data_runs(f)?;
                 blocks += runs.iter().map(|r| r.1).sum::<u64>();
                 runs.iter()
                     .map(|r| r.1.div_ceil(u64::from(MAX_EXTENT_LEN)))
                     .sum::<u64>()
             }
             InodeKind::Directory(_) => {
-                let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)) as u64;
-                dir_blocks[ino as usize] = n as u32;
+                let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)).map_err(
+                    |e| Error::DirectoryTooLarge {
+                        path: path_of(tree, id),
+                        bytes: e.bytes,
+                    },
+                )?;
+                // At most 1 + 507 × 511 blocks (MAX_DIRECTORY_ENTRY_BYTES).
+                dir_blocks[ino as usize] = u32::try_from(n).map_err(|_| {
+                    Error::Internal(format!("{n} blocks for directory inode {ino}"))
+                })?;
+                let n = n as u64;
                 blocks += n;
                 n.div_ceil(u64::from(MAX_EXTENT_LEN))
             }

@@ -22,7 +22,7 @@ use crate::layout::{
 };
 use crate::numbering::{dir_entries, number, Numbering};
 use crate::resize;
-use crate::sizing::{block_runs, measure, path_of, plan, FAST_SYMLINK_MAX, LOST_FOUND_BLOCKS};
+use crate::sizing::{measure, path_of, plan, FAST_SYMLINK_MAX, LOST_FOUND_BLOCKS};
 use crate::superblock::{
     encode_group_desc, encode_superblock, GroupDesc, SuperblockFields, BG_INODE_ZEROED,
 };
@@ -54,7 +54,7 @@ pub(crate) fn write(
     options: &Ext4Options,
 ) -> Result<Ext4Report> {
     let numbering = number(tree);
-    let needs = measure(tree, &numbering)?;
+    let needs = measure(tree, &numbering, &source)?;
     let (geo, journal_blocks) = plan(&needs, options.size, &source)?;
     // Allocation skips metadata and the data already on the disk.
     let mut taken: Vec<Range> = geo.metadata.clone();
@@ -164,7 +164,11 @@ pub(crate) fn write(
                     numbering.parent_of[ino as usize],
                     &hash,
                     iseed,
-                );
+                )
+                .map_err(|e| Error::DirectoryTooLarge {
+                    path: path_of(tree, tree_id.expect("a tree directory")),
+                    bytes: e.bytes,
+                })?;
                 placed[ino as usize].indexed = built.indexed;
                 for (nr, block) in blocks.iter().zip(built.blocks) {
                     write_block(&block[..], *nr)?;
@@ -586,7 +590,7 @@ fn allocate(
                     all_extents.extend(extents);
                 }
                 None => {
-                    for (first, count) in block_runs(f) {
+                    for (first, count) in source.data_runs(f)? {
                         alloc.extents(first, count, &mut all_extents)?;
                     }
                     copy = true;
