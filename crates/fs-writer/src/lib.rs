@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::cast_possible_truncation)]
 
 mod alloc;
 mod csum;
@@ -33,6 +34,7 @@ mod inode;
 mod journal;
 mod layout;
 mod numbering;
+mod ondisk;
 mod resize;
 mod sizing;
 mod superblock;
