@@ -24,8 +24,11 @@
 //! [`build_directory`] and [`directory_block_count`] return [`TooManyEntries`] past
 //! [`MAX_DIRECTORY_ENTRY_BYTES`].
 
+use d2l_disk::bytes::{FromBytes, IntoBytes};
+
 use crate::csum::ext4_chksum;
 use crate::dx_hash::half_md4_hash;
+use crate::ondisk::{DirEntryHeader, DirEntryTail, DxCountLimit, DxEntry, DxRootInfo, DxTail};
 
 /// Directory block size (d2l writes one geometry, see `layout.rs`).
 const BLOCK_SIZE: usize = 4096;
@@ -34,16 +37,9 @@ const _: () = assert!(BLOCK_SIZE == crate::layout::BLOCK_SIZE as usize);
 /// One directory block.
 type Block = Box<[u8; BLOCK_SIZE]>;
 
-/// `ext4_dir_entry_2` field offsets (ext4 docs "Linear (Classic) Directories").
-const DE_INODE: usize = 0;
-/// `rec_len`, u16: bytes from this entry to the next.
-const DE_REC_LEN: usize = 4;
-/// `name_len`, u8.
-const DE_NAME_LEN: usize = 6;
-/// `file_type`, u8 (the `filetype` feature).
-const DE_FILE_TYPE: usize = 7;
-/// The name follows the 8-byte header.
-const DE_NAME: usize = 8;
+/// The name follows the 8-byte `ext4_dir_entry_2` header (directory.rst, "Linear (Classic)
+/// Directories").
+const DE_NAME: usize = size_of::<DirEntryHeader>();
 /// Longest name an entry holds (`EXT4_NAME_LEN`).
 const NAME_MAX: usize = 255;
 /// Entries are padded to 4 bytes (`EXT4_DIR_PAD`).
@@ -54,13 +50,14 @@ const FT_DIR: u8 = 2;
 
 /// The checksum tail at the end of every leaf block (`struct ext4_dir_entry_tail`): a fake
 /// entry with inode 0, `rec_len` 12, `name_len` 0, `file_type` 0xDE, then the CRC32C.
-const TAIL_LEN: usize = 12;
+const TAIL_LEN: usize = size_of::<DirEntryTail>();
+/// The tail's `det_rec_len`.
+const TAIL_LEN_U16: u16 = 12;
+const _: () = assert!(TAIL_LEN_U16 as usize == TAIL_LEN);
 /// Where the tail starts; entries live in `0..TAIL_OFFSET`.
 const TAIL_OFFSET: usize = BLOCK_SIZE - TAIL_LEN;
 /// `det_reserved_ft` (`EXT4_FT_DIR_CSUM`).
 const TAIL_FILE_TYPE: u8 = 0xDE;
-/// `det_checksum` within the tail.
-const TAIL_CHECKSUM: usize = 8;
 
 /// `rec_len` of `.` and of `..` when followed by more entries: `rec_len(1)` = `rec_len(2)`.
 const DOT_REC_LEN: usize = 12;
@@ -74,21 +71,17 @@ const DX_ROOT_INFO: usize = 2 * DOT_REC_LEN;
 /// variant) when the superblock says `EXT2_FLAGS_UNSIGNED_HASH`; on disk it is the base value.
 const DX_HASH_HALF_MD4: u8 = 1;
 /// `dx_root_info.info_length`.
-const DX_ROOT_INFO_LEN: usize = 8;
-/// `hash_version`, u8, in `dx_root_info` (after `reserved_zero`, u32, which stays 0).
-const DX_INFO_HASH_VERSION: usize = 4;
-/// `info_length`, u8.
-const DX_INFO_LENGTH: usize = 5;
-/// `indirect_levels`, u8.
-const DX_INFO_INDIRECT_LEVELS: usize = 6;
+const DX_ROOT_INFO_LEN: usize = size_of::<DxRootInfo>();
+const DX_ROOT_INFO_LEN_U8: u8 = 8;
+const _: () = assert!(DX_ROOT_INFO_LEN_U8 as usize == DX_ROOT_INFO_LEN);
 /// Where the root's `dx_countlimit` + `dx_entry` array starts.
 const DX_ROOT_ENTRIES: usize = DX_ROOT_INFO + DX_ROOT_INFO_LEN;
 /// Where a `dx_node`'s array starts: after a fake entry (inode 0, `rec_len` = block size).
 const DX_NODE_ENTRIES: usize = 8;
 /// `struct dx_entry`: hash u32, block u32. Entry 0's hash slot holds `limit` and `count`.
-const DX_ENTRY_LEN: usize = 8;
+const DX_ENTRY_LEN: usize = size_of::<DxEntry>();
 /// `struct dx_tail` after the `limit` entries (metadata_csum): reserved u32, checksum u32.
-const DX_TAIL_LEN: usize = 8;
+const DX_TAIL_LEN: usize = size_of::<DxTail>();
 /// Index entries the root holds: 507.
 const DX_ROOT_LIMIT: usize = (BLOCK_SIZE - DX_ROOT_ENTRIES - DX_TAIL_LEN) / DX_ENTRY_LEN;
 /// Index entries a node holds: 510.
@@ -380,7 +373,9 @@ fn build_htree(
         seal_leaf(&mut block, seed);
         blocks.push(block);
     }
-    let leaf_block = |k: usize| (1 + k) as u32;
+    // At most 1 + 507 × 511 blocks (MAX_DIRECTORY_ENTRY_BYTES): block numbers fit 32 bits.
+    let block_nr = |k: usize| u32::try_from(k).expect("at most 259,078 directory blocks");
+    let leaf_block = |k: usize| block_nr(1 + k);
 
     let mut root = std::mem::replace(&mut blocks[0], new_block());
     write_dx_root_header(&mut root, self_ino, parent_ino, shape.indirect_levels());
@@ -402,7 +397,7 @@ fn build_htree(
             put_dirent(&mut node, 0, 0, BLOCK_SIZE, b"", 0);
             write_dx_entries(&mut node, DX_NODE_ENTRIES, DX_NODE_LIMIT, &index, seed);
             blocks.push(node);
-            root_index.push((leaf_hashes[first_leaf], (1 + shape.leaves + n) as u32));
+            root_index.push((leaf_hashes[first_leaf], block_nr(1 + shape.leaves + n)));
         }
         write_dx_entries(&mut root, DX_ROOT_ENTRIES, DX_ROOT_LIMIT, &root_index, seed);
     }
@@ -453,9 +448,14 @@ fn write_entries(block: &mut Block, mut offset: usize, entries: &[DirEntryIn]) {
 
 /// Writes the checksum tail of a leaf (or linear) block: `ext4_chksum(seed, block[..4084])`.
 fn seal_leaf(block: &mut Block, seed: u32) {
-    put_dirent(block, TAIL_OFFSET, 0, TAIL_LEN, b"", TAIL_FILE_TYPE);
-    let csum = ext4_chksum(seed, &block[..TAIL_OFFSET]);
-    put_u32(block, TAIL_OFFSET + TAIL_CHECKSUM, csum);
+    let tail = DirEntryTail {
+        det_reserved_zero1: 0.into(),
+        det_rec_len: TAIL_LEN_U16.into(),
+        det_reserved_zero2: 0,
+        det_reserved_ft: TAIL_FILE_TYPE,
+        det_checksum: ext4_chksum(seed, &block[..TAIL_OFFSET]).into(),
+    };
+    block[TAIL_OFFSET..].copy_from_slice(tail.as_bytes());
 }
 
 /// The root's fake `.` (`rec_len` 12) and `..` (covering the rest of the block), and its
@@ -470,10 +470,14 @@ fn write_dx_root_header(block: &mut Block, self_ino: u32, parent_ino: u32, level
         b"..",
         FT_DIR,
     );
-    // reserved_zero (u32) stays 0; unused_flags stays 0.
-    block[DX_ROOT_INFO + DX_INFO_HASH_VERSION] = DX_HASH_HALF_MD4;
-    block[DX_ROOT_INFO + DX_INFO_LENGTH] = DX_ROOT_INFO_LEN as u8;
-    block[DX_ROOT_INFO + DX_INFO_INDIRECT_LEVELS] = levels;
+    let info = DxRootInfo {
+        reserved_zero: 0.into(),
+        hash_version: DX_HASH_HALF_MD4,
+        info_length: DX_ROOT_INFO_LEN_U8,
+        indirect_levels: levels,
+        unused_flags: 0,
+    };
+    block[DX_ROOT_INFO..DX_ROOT_INFO + DX_ROOT_INFO_LEN].copy_from_slice(info.as_bytes());
 }
 
 /// Writes `(hash, block)` index entries at `at` (entry 0's hash is implicit and its slot
@@ -486,38 +490,49 @@ fn write_dx_entries(block: &mut Block, at: usize, limit: usize, index: &[(u32, u
         "{} index entries for a block holding {limit}",
         index.len()
     );
-    put_u16(block, at, limit as u16);
-    put_u16(block, at + 2, index.len() as u16);
+    // Both at most DX_NODE_LIMIT (510).
+    let (Ok(limit16), Ok(count)) = (u16::try_from(limit), u16::try_from(index.len())) else {
+        unreachable!("at most {DX_NODE_LIMIT} index entries");
+    };
     for (i, &(hash, target)) in index.iter().enumerate() {
-        let entry = at + i * DX_ENTRY_LEN;
-        if i > 0 {
-            put_u32(block, entry, hash);
-        }
-        put_u32(block, entry + 4, target);
+        let entry = DxEntry {
+            hash: hash.into(),
+            block: target.into(),
+        };
+        let at = at + i * DX_ENTRY_LEN;
+        block[at..at + DX_ENTRY_LEN].copy_from_slice(entry.as_bytes());
     }
+    // Entry 0's hash slot holds the count and limit (its hash is implicit: 0).
+    let countlimit = DxCountLimit {
+        limit: limit16.into(),
+        count: count.into(),
+    };
+    block[at..at + size_of::<DxCountLimit>()].copy_from_slice(countlimit.as_bytes());
     let tail = at + limit * DX_ENTRY_LEN;
     debug_assert_eq!(tail + DX_TAIL_LEN, BLOCK_SIZE);
     let csum = ext4_chksum(seed, &block[..at + index.len() * DX_ENTRY_LEN]);
-    let csum = ext4_chksum(csum, &block[tail..tail + 4]); // dt_reserved
-    let csum = ext4_chksum(csum, &[0; 4]); // dt_checksum, as zero
-    put_u32(block, tail + 4, csum);
+    let mut dx_tail = DxTail::read_from_bytes(&block[tail..]).expect("8 bytes");
+    dx_tail.dt_checksum = 0.into();
+    let csum = ext4_chksum(csum, dx_tail.as_bytes()); // dt_reserved, dt_checksum as zero
+    dx_tail.dt_checksum = csum.into();
+    block[tail..].copy_from_slice(dx_tail.as_bytes());
 }
 
 /// Writes one `ext4_dir_entry_2` header and name at `offset`.
 fn put_dirent(block: &mut Block, offset: usize, inode: u32, rec_len: usize, name: &[u8], ft: u8) {
-    put_u32(block, offset + DE_INODE, inode);
-    put_u16(block, offset + DE_REC_LEN, rec_len as u16);
-    block[offset + DE_NAME_LEN] = name.len() as u8;
-    block[offset + DE_FILE_TYPE] = ft;
+    // rec_len is at most the block size (4096) and names at most NAME_MAX (255) bytes,
+    // checked by `check_name`.
+    let (Ok(rec_len), Ok(name_len)) = (u16::try_from(rec_len), u8::try_from(name.len())) else {
+        unreachable!("rec_len {rec_len}, name of {} bytes", name.len());
+    };
+    let header = DirEntryHeader {
+        inode: inode.into(),
+        rec_len: rec_len.into(),
+        name_len,
+        file_type: ft,
+    };
+    block[offset..offset + DE_NAME].copy_from_slice(header.as_bytes());
     block[offset + DE_NAME..offset + DE_NAME + name.len()].copy_from_slice(name);
-}
-
-fn put_u16(block: &mut Block, offset: usize, value: u16) {
-    block[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u32(block: &mut Block, offset: usize, value: u32) {
-    block[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
 }
 
 fn new_block() -> Block {
@@ -525,6 +540,7 @@ fn new_block() -> Block {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
     use crate::csum::{fs_seed, inode_seed};

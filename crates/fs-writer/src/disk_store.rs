@@ -200,7 +200,7 @@ impl ContentStore for DiskStore<'_> {
                         .expect("a block")
                         .min(n - off);
                     let piece = &input[off..off + take];
-                    if take == BS as usize && is_zero(piece) {
+                    if take as u64 == BS && is_zero(piece) {
                         self.holes.push(block_pos / BS);
                     } else {
                         self.append(at, piece)?;
@@ -261,6 +261,7 @@ fn full() -> io::Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
     use crate::data_space::BACKUP_AREA_BLOCKS;

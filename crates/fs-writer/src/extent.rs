@@ -131,6 +131,7 @@ fn index_entry(logical: u32, block: u32) -> [u8; ENTRY_SIZE] {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
     use d2l_disk::bytes::FromBytes;

@@ -18,6 +18,9 @@ use std::os::unix::fs::FileExt;
 const BS: u64 = BLOCK_SIZE as u64;
 /// Buffer for copies within the disk.
 const COPY_BUFFER: u64 = 1 << 20;
+const COPY_BUFFER_LEN: usize = 1 << 20;
+const _: () = assert!(COPY_BUFFER_LEN as u64 == COPY_BUFFER);
+const BLOCK_LEN: usize = BLOCK_SIZE as usize;
 
 /// The source of every regular file's bytes.
 #[derive(Clone, Copy)]
@@ -131,20 +134,20 @@ impl FileSource<'_> {
             }
             FileSource::Spill(spill) => spill,
         };
-        let mut buf = vec![0u8; COPY_BUFFER as usize];
+        let mut buf = vec![0u8; COPY_BUFFER_LEN];
         for run in &file.extents {
             // The blocks that lie wholly inside this run.
             let mut block = run.file_offset.div_ceil(BS);
             let end = (run.file_offset + run.len) / BS;
             while block < end {
                 let n = (end - block).min(COPY_BUFFER / BS);
-                let bytes = &mut buf[..(n * BS) as usize];
+                let bytes = &mut buf[..BLOCK_LEN * usize::try_from(n).expect("a buffer's blocks")];
                 let from = run.store_offset + (block * BS - run.file_offset);
                 spill
                     .as_file()
                     .read_exact_at(bytes, from)
                     .map_err(Error::Io)?;
-                for (i, data) in bytes.chunks_exact(BS as usize).enumerate() {
+                for (i, data) in bytes.chunks_exact(BLOCK_LEN).enumerate() {
                     if is_zero(data) {
                         zeros.push(block + i as u64);
                     }

@@ -76,7 +76,11 @@ fn encode_time(t: Timestamp) -> (u32, u32) {
         seconds,
         nanoseconds,
     };
+    // The low 32 bits, as the kernel's ext4_encode_extra_time keeps them; the epoch bits
+    // carry the rest (clamped above to 34 bits).
+    #[allow(clippy::cast_possible_truncation)]
     let low = t.seconds as i32;
+    #[allow(clippy::cast_possible_truncation)]
     let epoch = ((t.seconds - i64::from(low)) >> 32) as u32 & 0x3;
     (low as u32, epoch | (t.nanoseconds << 2))
 }

@@ -94,6 +94,7 @@ pub(crate) fn journal_superblock(journal_blocks: u32, fs_uuid: &[u8; 16]) -> Box
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
     use crate::resize::mke2fs::{Image, UUID};

@@ -248,6 +248,7 @@ pub fn write_ext4_placed(
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
 

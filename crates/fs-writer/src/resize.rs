@@ -55,7 +55,7 @@ pub(crate) fn reserved_gdt_blocks(blocks_count: u32) -> u32 {
     };
     let reserved = gdt_blocks_for(max_blocks).saturating_sub(gdt_blocks_for(blocks));
     // At most 1024 by construction (2^32 blocks need 1024 GDT blocks).
-    reserved.min(u64::from(ADDR_PER_BLOCK)) as u32
+    u32::try_from(reserved.min(u64::from(ADDR_PER_BLOCK))).unwrap_or(ADDR_PER_BLOCK)
 }
 
 /// Contents of the resize inode (inode 7) and of the blocks it owns that are not zero.

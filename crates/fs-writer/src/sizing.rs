@@ -170,7 +170,8 @@ pub(crate) fn measure(
             _ => 0,
         };
         // Metadata areas may split a run once per group it crosses; count generously.
-        blocks += extent::tree_blocks(extents as usize * 2) as u64;
+        let extents = usize::try_from(extents.saturating_mul(2)).unwrap_or(usize::MAX);
+        blocks += extent::tree_blocks(extents) as u64;
     }
     blocks += xattr_blocks.len() as u64;
     Ok(Needs {

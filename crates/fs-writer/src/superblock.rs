@@ -53,12 +53,15 @@ const CHECKSUM_CRC32C: u8 = 1;
 /// `s_max_mnt_count` = -1: no forced checks (mke2fs's default).
 const MAX_MNT_COUNT_NONE: u16 = 0xFFFF;
 /// `s_inode_size` (256 fits 16 bits).
+#[allow(clippy::cast_possible_truncation)] // checked below
 const INODE_SIZE_U16: u16 = INODE_SIZE as u16;
 const _: () = assert!(INODE_SIZE <= u16::MAX as u32);
 /// `s_desc_size` (32).
+#[allow(clippy::cast_possible_truncation)] // checked below
 const GROUP_DESC_SIZE_U16: u16 = GROUP_DESC_SIZE as u16;
 const _: () = assert!(GROUP_DESC_SIZE <= u16::MAX as u32);
 /// `s_log_groups_per_flex` (4).
+#[allow(clippy::cast_possible_truncation)] // checked below
 const LOG_GROUPS_PER_FLEX_U8: u8 = LOG_GROUPS_PER_FLEX as u8;
 const _: () = assert!(LOG_GROUPS_PER_FLEX <= u8::MAX as u32);
 
@@ -176,7 +179,9 @@ pub(crate) fn encode_group_desc(d: &GroupDesc, group: u32, fs_seed: u32) -> [u8;
     };
     let csum = ext4_chksum(ext4_chksum(fs_seed, &group.to_le_bytes()), raw.as_bytes());
     // The low 16 bits of the crc32c (group_descr.rst, bg_checksum).
-    raw.bg_checksum = ((csum & 0xFFFF) as u16).into();
+    #[allow(clippy::cast_possible_truncation)] // the low 16 bits, masked
+    let low = (csum & 0xFFFF) as u16;
+    raw.bg_checksum = low.into();
     let mut b = [0u8; 32];
     b.copy_from_slice(raw.as_bytes());
     b

@@ -467,6 +467,7 @@ fn get32(b: &[u8], at: usize) -> u32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
 
