@@ -22,6 +22,8 @@ use d2l_rootfs::Xattr;
 
 use crate::csum::ext4_chksum;
 use crate::layout::{BLOCK_SIZE, EXTRA_ISIZE, INODE_SIZE};
+use crate::ondisk::{XattrBlockHeader, XattrEntry, XattrIbodyHeader};
+use d2l_disk::bytes::{le32, FromBytes, IntoBytes};
 
 /// Size of the original ext2 inode (`EXT2_GOOD_OLD_INODE_SIZE`); `i_extra_isize` counts from
 /// here.
@@ -38,41 +40,46 @@ pub(crate) const XATTR_BLOCK_LEN: usize = BLOCK_SIZE as usize;
 const XATTR_MAGIC: u32 = 0xEA02_0000;
 
 /// `struct ext4_xattr_ibody_header`: just `h_magic`.
-const IBODY_HEADER_LEN: usize = 4;
+const IBODY_HEADER_LEN: usize = size_of::<XattrIbodyHeader>();
 
-/// `struct ext4_xattr_header` (32 bytes) field offsets.
+/// `struct ext4_xattr_header` ([`XattrBlockHeader`]) field offsets.
 mod header {
-    /// `h_magic`: [`super::XATTR_MAGIC`].
-    pub(super) const MAGIC: usize = 0x00;
+    use super::XattrBlockHeader as H;
+    #[cfg(test)]
+    use std::mem::offset_of;
     /// `h_refcount`: number of inodes sharing the block.
-    pub(super) const REFCOUNT: usize = 0x04;
-    /// `h_blocks`: always 1.
-    pub(super) const BLOCKS: usize = 0x08;
+    #[cfg(test)]
+    pub(super) const REFCOUNT: usize = offset_of!(H, h_refcount);
     /// `h_hash`: hash over all entry hashes (`ext4_xattr_rehash`); 0 = never share.
-    pub(super) const HASH: usize = 0x0C;
+    #[cfg(test)]
+    pub(super) const HASH: usize = offset_of!(H, h_hash);
     /// `h_checksum`: metadata_csum of the block.
-    pub(super) const CHECKSUM: usize = 0x10;
-    /// Size of the header; `h_reserved[3]` (zero) fills 0x14..0x20. Entries start here.
-    pub(super) const LEN: usize = 0x20;
+    #[cfg(test)]
+    pub(super) const CHECKSUM: usize = offset_of!(H, h_checksum);
+    /// Size of the header; entries start here.
+    pub(super) const LEN: usize = size_of::<H>();
 }
 
-/// `struct ext4_xattr_entry` field offsets; the name follows the fixed part.
+/// `struct ext4_xattr_entry` ([`XattrEntry`]) field offsets; the name follows the fixed part.
 mod entry {
+    use super::XattrEntry as E;
+    use std::mem::offset_of;
     /// `e_name_len` (u8).
-    pub(super) const NAME_LEN: usize = 0x00;
+    pub(super) const NAME_LEN: usize = offset_of!(E, e_name_len);
     /// `e_name_index` (u8): the namespace, see [`super::Namespace`].
-    pub(super) const NAME_INDEX: usize = 0x01;
+    #[cfg(test)]
+    pub(super) const NAME_INDEX: usize = offset_of!(E, e_name_index);
     /// `e_value_offs` (le16): offset of the value (ibody: from the first entry; block: from
     /// the block start). 0 for an empty value.
-    pub(super) const VALUE_OFFS: usize = 0x02;
-    /// `e_value_inum` (le32): inode holding the value (ea_inode feature); d2l always 0.
-    pub(super) const VALUE_INUM: usize = 0x04;
+    #[cfg(test)]
+    pub(super) const VALUE_OFFS: usize = offset_of!(E, e_value_offs);
     /// `e_value_size` (le32): length of the value, unpadded.
-    pub(super) const VALUE_SIZE: usize = 0x08;
+    #[cfg(test)]
+    pub(super) const VALUE_SIZE: usize = offset_of!(E, e_value_size);
     /// `e_hash` (le32): `ext4_xattr_hash_entry`; the kernel sets it only in blocks.
-    pub(super) const HASH: usize = 0x0C;
+    pub(super) const HASH: usize = offset_of!(E, e_hash);
     /// Size of the fixed part; `e_name` starts here.
-    pub(super) const LEN: usize = 0x10;
+    pub(super) const LEN: usize = size_of::<E>();
 }
 
 /// `EXT4_XATTR_PAD`: entries and values are aligned to 4 bytes.
@@ -298,7 +305,10 @@ pub(crate) fn place_xattrs(xattrs: &[Xattr]) -> Result<XattrPlacement, XattrErro
 
     let mut ibody = [0u8; IBODY_LEN];
     if !in_inode.is_empty() {
-        put32(&mut ibody, 0, XATTR_MAGIC);
+        let header = XattrIbodyHeader {
+            h_magic: XATTR_MAGIC.into(),
+        };
+        ibody[..IBODY_HEADER_LEN].copy_from_slice(header.as_bytes());
         // Offsets count from the first entry, right after the magic; no hashes in the inode.
         write_entries(&mut ibody[IBODY_HEADER_LEN..], 0, &in_inode, false);
     }
@@ -306,12 +316,16 @@ pub(crate) fn place_xattrs(xattrs: &[Xattr]) -> Result<XattrPlacement, XattrErro
     let block = (!in_block.is_empty()).then(|| {
         in_block.sort_by(Attr::block_order);
         let mut b = Box::new([0u8; XATTR_BLOCK_LEN]);
-        put32(&mut b[..], header::MAGIC, XATTR_MAGIC);
-        put32(&mut b[..], header::REFCOUNT, 1);
-        put32(&mut b[..], header::BLOCKS, 1);
         write_entries(&mut b[..], header::LEN, &in_block, true);
-        let hash = block_hash(&b[..]);
-        put32(&mut b[..], header::HASH, hash);
+        let header = XattrBlockHeader {
+            h_magic: XATTR_MAGIC.into(),
+            h_refcount: 1.into(),
+            // h_blocks: always 1.
+            h_blocks: 1.into(),
+            h_hash: block_hash(&b[..]).into(),
+            ..XattrBlockHeader::default()
+        };
+        b[..header::LEN].copy_from_slice(header.as_bytes());
         b
     });
 
@@ -333,10 +347,13 @@ pub(crate) fn finish_block(
     fs_seed: u32,
 ) {
     debug_assert!(refcount >= 1, "an xattr block needs at least one inode");
-    put32(block, header::REFCOUNT, refcount);
-    put32(block, header::CHECKSUM, 0);
+    let (mut header, _) = XattrBlockHeader::read_from_prefix(&block[..]).expect("a block");
+    header.h_refcount = refcount.into();
+    header.h_checksum = 0.into();
+    block[..header::LEN].copy_from_slice(header.as_bytes());
     let csum = ext4_chksum(ext4_chksum(fs_seed, &block_nr.to_le_bytes()), &block[..]);
-    put32(block, header::CHECKSUM, csum);
+    header.h_checksum = csum.into();
+    block[..header::LEN].copy_from_slice(header.as_bytes());
 }
 
 /// Writes the entry table of `attrs` at `first` in `area` and their values from the end of
@@ -347,11 +364,21 @@ fn write_entries(area: &mut [u8], first: usize, attrs: &[Attr], with_hash: bool)
     let mut at = first;
     let mut values_start = area.len();
     for attr in attrs {
+        // `Attr::parse` and `place_xattrs` bound these: names of at most 255 bytes, values
+        // within one block (offsets below 4096).
+        fn too_long<T>() -> T {
+            unreachable!("xattr entry fields beyond their on-disk width")
+        }
+        let value_size = u32::try_from(attr.value.len()).unwrap_or_else(|_| too_long());
+        let mut fixed = XattrEntry {
+            e_name_len: u8::try_from(attr.suffix.len()).unwrap_or_else(|_| too_long()),
+            e_name_index: attr.index as u8,
+            e_value_offs: 0.into(),
+            e_value_inum: 0.into(), // no ea_inode
+            e_value_size: value_size.into(),
+            e_hash: 0.into(),
+        };
         let e = &mut area[at..at + attr.entry_len()];
-        e[entry::NAME_LEN] = attr.suffix.len() as u8;
-        e[entry::NAME_INDEX] = attr.index as u8;
-        put32(e, entry::VALUE_INUM, 0);
-        put32(e, entry::VALUE_SIZE, attr.value.len() as u32);
         e[entry::LEN..entry::LEN + attr.suffix.len()].copy_from_slice(attr.suffix);
         // An empty value takes no space and keeps e_value_offs 0, as the kernel writes it
         // (e2fsprogs points it at the current end instead; both are accepted on read).
@@ -362,14 +389,15 @@ fn write_entries(area: &mut [u8], first: usize, attrs: &[Attr], with_hash: bool)
             area[values_start..values_start + attr.value.len()].copy_from_slice(&attr.value);
             values_start
         };
-        let e = &mut area[at..at + attr.entry_len()];
-        put16(e, entry::VALUE_OFFS, value_offs as u16);
+        fixed.e_value_offs = u16::try_from(value_offs)
+            .unwrap_or_else(|_| too_long())
+            .into();
         if with_hash {
             // For an empty value this slice is empty: the hash covers the name only.
             let padded = &area[values_start..values_start + pad(attr.value.len())];
-            let hash = entry_hash(attr.suffix, padded);
-            put32(&mut area[at..], entry::HASH, hash);
+            fixed.e_hash = entry_hash(attr.suffix, padded).into();
         }
+        area[at..at + entry::LEN].copy_from_slice(fixed.as_bytes());
         at += attr.entry_len();
     }
     debug_assert!(
@@ -403,8 +431,8 @@ fn entry_hash(name: &[u8], padded_value: &[u8]) -> u32 {
 fn block_hash(block: &[u8]) -> u32 {
     let mut hash: u32 = 0;
     let mut at = header::LEN;
-    while get32(block, at) != 0 {
-        let e_hash = get32(block, at + entry::HASH);
+    while le32(block, at) != 0 {
+        let e_hash = le32(block, at + entry::HASH);
         if e_hash == 0 {
             return 0;
         }
@@ -454,22 +482,11 @@ pub(crate) fn posix_acl_to_disk(value: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn get32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
 #[cfg(test)]
 #[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
+    use d2l_disk::bytes::put_le32;
 
     fn x(name: &[u8], value: &[u8]) -> Xattr {
         (name.into(), value.into())
@@ -557,8 +574,8 @@ mod tests {
         let p = place_xattrs(&[x(b"user.a", b"xyz"), x(b"user.big", &big())]).unwrap();
         let mut block = p.block.unwrap();
         finish_block(&mut block, 3, 0x1234_5678_9abc, 0xdead_beef);
-        assert_eq!(get32(&block[..], header::REFCOUNT), 3);
-        assert_eq!(get32(&block[..], header::CHECKSUM), 0x085a_624d);
+        assert_eq!(le32(&block[..], header::REFCOUNT), 3);
+        assert_eq!(le32(&block[..], header::CHECKSUM), 0x085a_624d);
         // Idempotent: the old checksum does not feed the new one.
         let before = block.clone();
         finish_block(&mut block, 3, 0x1234_5678_9abc, 0xdead_beef);
@@ -595,7 +612,7 @@ mod tests {
         let block = p.block.unwrap();
         let mut names = Vec::new();
         let mut at = header::LEN;
-        while get32(&block[..], at) != 0 {
+        while le32(&block[..], at) != 0 {
             let len = usize::from(block[at + entry::NAME_LEN]);
             let name = &block[at + entry::LEN..at + entry::LEN + len];
             names.push((
@@ -616,9 +633,9 @@ mod tests {
         let p = place_xattrs(&[x(b"user.a", &[b'x'; 100]), x(b"user.c", &[b'y'; 100])]).unwrap();
         let mut block = p.block.unwrap();
         // Entry hashes 0x78197878 and 0x791a7979.
-        assert_eq!(get32(&block[..], header::LEN + entry::HASH), 0x7819_7878);
-        assert_eq!(get32(&block[..], header::HASH), 0x0162_0160);
-        put32(&mut block[..], header::LEN + entry::HASH, 0);
+        assert_eq!(le32(&block[..], header::LEN + entry::HASH), 0x7819_7878);
+        assert_eq!(le32(&block[..], header::HASH), 0x0162_0160);
+        put_le32(&mut block[..], header::LEN + entry::HASH, 0);
         assert_eq!(block_hash(&block[..]), 0);
     }
 
@@ -658,14 +675,14 @@ mod tests {
         let e = &p.ibody[4..];
         assert_eq!(e[entry::NAME_LEN], 1);
         assert_eq!(&e[entry::VALUE_OFFS..entry::VALUE_OFFS + 2], &[0, 0]);
-        assert_eq!(get32(e, entry::VALUE_SIZE), 0);
+        assert_eq!(le32(e, entry::VALUE_SIZE), 0);
         // In a block (the inode is full), the hash covers the name only.
         let p = place_xattrs(&[x(b"user.abcd", &[7; 68]), x(b"user.e", b"")]).unwrap();
         let block = p.block.unwrap();
         let at = header::LEN;
         assert_eq!(block[at + entry::LEN], b'e');
         assert_eq!(u16::from_le_bytes([block[at + 2], block[at + 3]]), 0);
-        assert_eq!(get32(&block[..], at + entry::HASH), u32::from(b'e'));
+        assert_eq!(le32(&block[..], at + entry::HASH), u32::from(b'e'));
     }
 
     #[test]
@@ -738,7 +755,7 @@ mod tests {
         let p = place_xattrs(&[x(b"system.posix_acl_access", &ACL_XATTR)]).unwrap();
         let e = &p.ibody[4..];
         assert_eq!((e[entry::NAME_LEN], e[entry::NAME_INDEX]), (0, 2));
-        assert_eq!(get32(e, entry::VALUE_SIZE), 36);
+        assert_eq!(le32(e, entry::VALUE_SIZE), 36);
         assert_eq!(&p.ibody[96 - 36..], &expected);
         let p = place_xattrs(&[x(b"system.posix_acl_default", &ACL_XATTR)]).unwrap();
         assert_eq!(p.ibody[4 + entry::NAME_INDEX], 3);
@@ -911,8 +928,8 @@ mod tests {
                 .arg("64M"));
             let mut image = std::fs::read(&img).unwrap();
             let sb = &image[SB_OFFSET..];
-            assert_eq!(get32(sb, SB_FEATURE_INCOMPAT) & INCOMPAT_CSUM_SEED, 0);
-            assert_ne!(get32(sb, SB_FEATURE_RO_COMPAT) & RO_COMPAT_METADATA_CSUM, 0);
+            assert_eq!(le32(sb, SB_FEATURE_INCOMPAT) & INCOMPAT_CSUM_SEED, 0);
+            assert_ne!(le32(sb, SB_FEATURE_RO_COMPAT) & RO_COMPAT_METADATA_CSUM, 0);
             let uuid: [u8; 16] = sb[SB_UUID..SB_UUID + 16].try_into().unwrap();
             let seed = crate::csum::fs_seed(&uuid);
 
@@ -939,7 +956,7 @@ mod tests {
                     32
                 );
                 let theirs_ibody: [u8; IBODY_LEN] = inode[160..256].try_into().unwrap();
-                let file_acl = u64::from(get32(&inode, I_FILE_ACL_LO))
+                let file_acl = u64::from(le32(&inode, I_FILE_ACL_LO))
                     | u64::from(u16::from_le_bytes([
                         inode[I_FILE_ACL_HIGH],
                         inode[I_FILE_ACL_HIGH + 1],
@@ -974,10 +991,10 @@ mod tests {
                 // mke2fs leaves h_hash 0 (ext2fs_xattrs_write does not rehash); ours is the
                 // kernel's rehash of the entry hashes, which must equal the fold of the
                 // entry hashes e2fsprogs wrote.
-                assert_eq!(get32(&our_block[..], header::HASH), block_hash(&theirs));
+                assert_eq!(le32(&our_block[..], header::HASH), block_hash(&theirs));
                 assert_ne!(block_hash(&theirs), 0);
                 let mut cmp = our_block.clone();
-                put32(&mut cmp[..], header::HASH, 0);
+                put_le32(&mut cmp[..], header::HASH, 0);
                 finish_block(&mut cmp, 1, file_acl, seed);
                 assert_same(&format!("{}: block {file_acl}", f.path), &cmp[..], &theirs);
                 // For the fsck round below: our block as we would write it, with h_hash.
@@ -1025,11 +1042,11 @@ mod tests {
                 })
                 .collect();
             let mut order = Vec::new();
-            if get32(ibody, 0) != XATTR_MAGIC {
+            if le32(ibody, 0) != XATTR_MAGIC {
                 return order;
             }
             let mut at = IBODY_HEADER_LEN;
-            while get32(ibody, at) != 0 {
+            while le32(ibody, at) != 0 {
                 let len = usize::from(ibody[at + entry::NAME_LEN]);
                 let key = (
                     ibody[at + entry::NAME_INDEX],
