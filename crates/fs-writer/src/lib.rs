@@ -43,6 +43,18 @@ mod xattr;
 
 use d2l_rootfs::{SpillReader, Tree};
 
+/// Encoders that the tests in `tests/` compare with e2fsprogs' output, byte for byte; not an
+/// API (feature `internals`, on only for this crate's tests).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::journal::{default_journal_blocks, journal_superblock};
+    pub use crate::resize::{
+        reserved_gdt_blocks, resize_inode, ResizeInode, RESIZE_INODE_FLAGS, RESIZE_INODE_LINKS,
+        RESIZE_INODE_MODE,
+    };
+}
+
 pub use dir::MAX_DIRECTORY_ENTRY_BYTES;
 pub use disk_store::{DiskStore, PlacedData};
 pub use error::{Error, Result};
