@@ -58,7 +58,9 @@ pub mod internals {
 pub use dir::MAX_DIRECTORY_ENTRY_BYTES;
 pub use disk_store::{DiskStore, PlacedData};
 pub use error::{Error, Result};
-pub use sizing::MAX_FILE_SIZE;
+pub use sizing::{
+    MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR, MAX_FILE_SIZE, MAX_HARD_LINKS, MAX_SYMLINK_TARGET,
+};
 
 use d2l_disk::VirtualDisk;
 

@@ -49,32 +49,37 @@ pub(crate) fn block_runs(file: &FileData) -> Vec<(u64, u64)> {
 /// (sparse tar entries can claim any size) is refused with its path.
 pub const MAX_FILE_SIZE: u64 = (u32::MAX as u64) * BS;
 
-/// Most names a non-directory inode can have (the kernel's EXT4_LINK_MAX).
-const LINK_MAX: u32 = 65000;
-/// Longest symlink target (PATH_MAX - 1: what the kernel accepts and e2fsck checks).
-const SYMLINK_MAX: usize = 4095;
-/// Largest device major and minor numbers Linux has (12 and 20 bits).
-const DEV_MAJOR_MAX: u32 = (1 << 12) - 1;
-const DEV_MINOR_MAX: u32 = (1 << 20) - 1;
+/// Most names a non-directory inode can have (the kernel's `EXT4_LINK_MAX`, fs/ext4/ext4.h).
+/// A file with more hard links is refused with its path.
+pub const MAX_HARD_LINKS: u32 = 65000;
+/// Longest symlink target (PATH_MAX - 1: what the kernel accepts and e2fsck checks). A longer
+/// target is refused with the link's path.
+pub const MAX_SYMLINK_TARGET: usize = 4095;
+/// Largest device major number Linux has (12 bits, `MAJOR()` of the kernel's `kdev_t`
+/// encoding in ext4's `i_block`). A larger one is refused with the device's path.
+pub const MAX_DEVICE_MAJOR: u32 = (1 << 12) - 1;
+/// Largest device minor number Linux has (20 bits). A larger one is refused with the
+/// device's path.
+pub const MAX_DEVICE_MINOR: u32 = (1 << 20) - 1;
 
 /// What ext4 (and Linux) cannot store about an inode.
 fn check_limits(inode: &Inode) -> std::result::Result<(), String> {
-    if inode.as_directory().is_none() && inode.link_count() > LINK_MAX {
+    if inode.as_directory().is_none() && inode.link_count() > MAX_HARD_LINKS {
         return Err(format!(
-            "{} hard links; ext4 allows at most {LINK_MAX}",
+            "{} hard links; ext4 allows at most {MAX_HARD_LINKS}",
             inode.link_count()
         ));
     }
     match &inode.kind {
-        InodeKind::Symlink(target) if target.len() > SYMLINK_MAX => Err(format!(
-            "symlink target of {} bytes; at most {SYMLINK_MAX}",
+        InodeKind::Symlink(target) if target.len() > MAX_SYMLINK_TARGET => Err(format!(
+            "symlink target of {} bytes; at most {MAX_SYMLINK_TARGET}",
             target.len()
         )),
         InodeKind::CharDevice(d) | InodeKind::BlockDevice(d)
-            if d.major > DEV_MAJOR_MAX || d.minor > DEV_MINOR_MAX =>
+            if d.major > MAX_DEVICE_MAJOR || d.minor > MAX_DEVICE_MINOR =>
         {
             Err(format!(
-                "device number {}:{} is beyond Linux's {DEV_MAJOR_MAX}:{DEV_MINOR_MAX}",
+                "device number {}:{} is beyond Linux's {MAX_DEVICE_MAJOR}:{MAX_DEVICE_MINOR}",
                 d.major, d.minor
             ))
         }

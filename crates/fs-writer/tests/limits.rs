@@ -4,7 +4,10 @@
 use std::path::Path;
 use std::process::Command;
 
-use d2l_fs_writer::{write_ext4_placed, DiskStore, Error, Ext4Options, MAX_FILE_SIZE};
+use d2l_fs_writer::{
+    write_ext4_placed, DiskStore, Error, Ext4Options, MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR,
+    MAX_FILE_SIZE, MAX_HARD_LINKS, MAX_SYMLINK_TARGET,
+};
 use d2l_testkit::layer::{pattern, LayerTar};
 
 /// A layer with `d/huge`, a PAX 0.1 sparse file of `size` bytes whose only data is its last
@@ -80,4 +83,51 @@ fn a_file_past_the_limit_is_refused_with_its_path() {
         one_byte_past.to_string().starts_with("d/huge: file of"),
         "{one_byte_past}"
     );
+}
+
+/// Builds a layer and returns the writer's error, if any (each limit's error names the path).
+fn build_layer(layer: &LayerTar) -> d2l_fs_writer::Result<()> {
+    let tmp = tempfile::tempdir().unwrap();
+    build(&tmp.path().join("fs.ext4"), &layer.finish())
+}
+
+fn assert_refused(result: d2l_fs_writer::Result<()>, path: &str) {
+    match result {
+        Err(Error::Unsupported { path: p, .. }) => assert_eq!(p, path),
+        other => panic!("expected {path} to be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn symlink_targets_at_and_past_the_limit() {
+    let at = "t".repeat(MAX_SYMLINK_TARGET);
+    let past = "t".repeat(MAX_SYMLINK_TARGET + 1);
+    build_layer(LayerTar::new().symlink("link", &at)).unwrap();
+    assert_refused(build_layer(LayerTar::new().symlink("link", &past)), "link");
+}
+
+#[test]
+fn device_numbers_at_and_past_the_limit() {
+    build_layer(LayerTar::new().device("dev/max", false, MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR))
+        .unwrap();
+    assert_refused(
+        build_layer(LayerTar::new().device("dev/major", true, MAX_DEVICE_MAJOR + 1, 0)),
+        "dev/major",
+    );
+    assert_refused(
+        build_layer(LayerTar::new().device("dev/minor", false, 1, MAX_DEVICE_MINOR + 1)),
+        "dev/minor",
+    );
+}
+
+#[test]
+fn hard_links_at_and_past_the_limit() {
+    let mut at = LayerTar::new();
+    at.file("f", b"linked\n");
+    for i in 1..MAX_HARD_LINKS {
+        at.hardlink(&format!("l{i}"), "f");
+    }
+    build_layer(&at).unwrap();
+    at.hardlink("one-more", "f");
+    assert_refused(build_layer(&at), "f");
 }
