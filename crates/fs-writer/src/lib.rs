@@ -48,10 +48,16 @@ use d2l_rootfs::{SpillReader, Tree};
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::csum::fs_seed;
     pub use crate::journal::{default_journal_blocks, journal_superblock};
+    pub use crate::ondisk::{XattrBlockHeader, XattrEntry, XattrIbodyHeader};
     pub use crate::resize::{
         reserved_gdt_blocks, resize_inode, ResizeInode, RESIZE_INODE_FLAGS, RESIZE_INODE_LINKS,
         RESIZE_INODE_MODE,
+    };
+    pub use crate::xattr::{
+        block_hash, finish_block, place_xattrs, stored_name, XattrPlacement, IBODY_LEN,
+        XATTR_BLOCK_LEN, XATTR_MAGIC,
     };
 }
 

@@ -253,7 +253,8 @@ const _: () = assert!(size_of::<DxTail>() == 8);
 /// external xattr block).
 #[derive(Debug, Clone, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub(crate) struct XattrBlockHeader {
+#[allow(missing_docs)] // the kernel's field names
+pub struct XattrBlockHeader {
     pub h_magic: le::U32,
     pub h_refcount: le::U32,
     pub h_blocks: le::U32,
@@ -266,7 +267,8 @@ const _: () = assert!(size_of::<XattrBlockHeader>() == 32);
 /// `struct ext4_xattr_ibody_header`: the magic before the in-inode entries.
 #[derive(Debug, Clone, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub(crate) struct XattrIbodyHeader {
+#[allow(missing_docs)] // the kernel's field names
+pub struct XattrIbodyHeader {
     pub h_magic: le::U32,
 }
 const _: () = assert!(size_of::<XattrIbodyHeader>() == 4);
@@ -274,7 +276,8 @@ const _: () = assert!(size_of::<XattrIbodyHeader>() == 4);
 /// `struct ext4_xattr_entry`; the name follows, padded to 4 bytes.
 #[derive(Debug, Clone, Default, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
 #[repr(C)]
-pub(crate) struct XattrEntry {
+#[allow(missing_docs)] // the kernel's field names
+pub struct XattrEntry {
     pub e_name_len: u8,
     pub e_name_index: u8,
     pub e_value_offs: le::U16,
