@@ -14,6 +14,8 @@
 //! reserved blocks: they stay zero (nothing reads them until a resize copies a new GDT block
 //! over them).
 
+use d2l_disk::bytes::put_le32;
+
 use crate::layout::{has_superblock, BLOCKS_PER_GROUP, BLOCK_SIZE, GROUP_DESC_SIZE};
 
 /// Block numbers per indirect block (`EXT2_ADDR_PER_BLOCK`): 32-bit entries.
@@ -148,10 +150,10 @@ pub fn resize_inode(
     for r in 0..reserved_gdt_blocks {
         let primary = first_primary_reserved + r;
         let slot = ((gdt_blocks + r) % ADDR_PER_BLOCK) as usize;
-        put_le32(&mut dind_block[..], slot, primary);
+        put_entry(&mut dind_block[..], slot, primary);
         let mut block = Box::new([0u8; BLOCK_SIZE as usize]);
         for (i, &g) in backups.iter().enumerate() {
-            put_le32(&mut block[..], i, g * BLOCKS_PER_GROUP + primary);
+            put_entry(&mut block[..], i, g * BLOCKS_PER_GROUP + primary);
         }
         primary_reserved.push(block);
     }
@@ -171,9 +173,10 @@ pub fn resize_inode(
     }
 }
 
-/// Stores `value` as the `index`th little-endian 32-bit entry of `block`.
-fn put_le32(block: &mut [u8], index: usize, value: u32) {
-    block[index * 4..index * 4 + 4].copy_from_slice(&value.to_le_bytes());
+/// Stores `value` as the `index`th little-endian 32-bit entry of `block` (a block map:
+/// `__le32` block numbers, ext4 docs "Direct/Indirect Block Addressing").
+fn put_entry(block: &mut [u8], index: usize, value: u32) {
+    put_le32(block, index * 4, value);
 }
 
 #[cfg(test)]
