@@ -56,8 +56,12 @@ impl Allocator<'_> {
 
     /// Allocates blocks for logical blocks `first..first+count` as extents.
     pub fn extents(&mut self, first: u64, count: u64, out: &mut Vec<Extent>) -> Result<()> {
-        let mut logical = first as u32;
-        for range in self.alloc(count as u32)? {
+        // Files are at most MAX_FILE_SIZE (checked when measured): block numbers fit 32 bits.
+        let beyond = || Error::Internal(format!("logical blocks {first}+{count} beyond 32 bits"));
+        let mut logical = u32::try_from(first).map_err(|_| beyond())?;
+        let count = u32::try_from(count).map_err(|_| beyond())?;
+        logical.checked_add(count).ok_or_else(beyond)?;
+        for range in self.alloc(count)? {
             let mut start = range.start;
             let mut left = range.len;
             while left > 0 {

@@ -10,7 +10,7 @@ pub(crate) fn ext4_chksum(seed: u32, data: &[u8]) -> u32 {
 }
 
 /// The filesystem's checksum seed: `ext4_chksum(~0, uuid)` (no `metadata_csum_seed` feature).
-pub(crate) fn fs_seed(uuid: &[u8; 16]) -> u32 {
+pub fn fs_seed(uuid: &[u8; 16]) -> u32 {
     ext4_chksum(!0, uuid)
 }
 

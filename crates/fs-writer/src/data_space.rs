@@ -42,7 +42,7 @@ impl DataSpace {
     pub fn block(&self, s: u64) -> Option<u32> {
         let group = self.group_starts.partition_point(|&start| start <= s) - 1;
         let within = s - self.group_starts[group];
-        let group = group as u32;
+        let group = u32::try_from(group).ok()?; // below MAX_GROUPS
         let block =
             u64::from(group) * u64::from(BLOCKS_PER_GROUP) + u64::from(skipped(group)) + within;
         if within >= u64::from(BLOCKS_PER_GROUP - skipped(group)) {
@@ -60,7 +60,7 @@ impl DataSpace {
         while left > 0 {
             let start = self.block(s)?;
             let group_end = (start / BLOCKS_PER_GROUP + 1) * BLOCKS_PER_GROUP;
-            let len = u64::from(group_end - start).min(left) as u32;
+            let len = (group_end - start).min(u32::try_from(left).unwrap_or(u32::MAX));
             match out.last_mut() {
                 Some(last) if last.end() == start => last.len += len,
                 _ => out.push(Range { start, len }),
@@ -79,6 +79,7 @@ impl DataSpace {
         let bs = u64::from(crate::layout::BLOCK_SIZE);
         let first = at / bs;
         let blocks = (at + len).div_ceil(bs) - first;
+        // `len` is the length of a buffer (or of a run of one file) in memory: a usize.
         let mut out = Vec::new();
         let mut done = 0u64;
         let mut skip = at % bs;
@@ -86,8 +87,8 @@ impl DataSpace {
             let bytes = (u64::from(run.len) * bs - skip).min(len - done);
             out.push((
                 base + u64::from(run.start) * bs + skip,
-                done as usize,
-                bytes as usize,
+                usize::try_from(done).ok()?,
+                usize::try_from(bytes).ok()?,
             ));
             done += bytes;
             skip = 0;

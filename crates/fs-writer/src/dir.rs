@@ -21,10 +21,14 @@
 //!
 //! Depth: one index level under the root (`indirect_levels` 0 or 1) holds 507 × 510 leaves,
 //! millions of names. Deeper trees need the `largedir` feature, which d2l does not write:
-//! [`build_directory`] and [`directory_block_count`] panic past that.
+//! [`build_directory`] and [`directory_block_count`] return [`TooManyEntries`] past
+//! [`MAX_DIRECTORY_ENTRY_BYTES`].
+
+use d2l_disk::bytes::{FromBytes, IntoBytes};
 
 use crate::csum::ext4_chksum;
 use crate::dx_hash::half_md4_hash;
+use crate::ondisk::{DirEntryHeader, DirEntryTail, DxCountLimit, DxEntry, DxRootInfo, DxTail};
 
 /// Directory block size (d2l writes one geometry, see `layout.rs`).
 const BLOCK_SIZE: usize = 4096;
@@ -33,16 +37,9 @@ const _: () = assert!(BLOCK_SIZE == crate::layout::BLOCK_SIZE as usize);
 /// One directory block.
 type Block = Box<[u8; BLOCK_SIZE]>;
 
-/// `ext4_dir_entry_2` field offsets (ext4 docs "Linear (Classic) Directories").
-const DE_INODE: usize = 0;
-/// `rec_len`, u16: bytes from this entry to the next.
-const DE_REC_LEN: usize = 4;
-/// `name_len`, u8.
-const DE_NAME_LEN: usize = 6;
-/// `file_type`, u8 (the `filetype` feature).
-const DE_FILE_TYPE: usize = 7;
-/// The name follows the 8-byte header.
-const DE_NAME: usize = 8;
+/// The name follows the 8-byte `ext4_dir_entry_2` header (directory.rst, "Linear (Classic)
+/// Directories").
+const DE_NAME: usize = size_of::<DirEntryHeader>();
 /// Longest name an entry holds (`EXT4_NAME_LEN`).
 const NAME_MAX: usize = 255;
 /// Entries are padded to 4 bytes (`EXT4_DIR_PAD`).
@@ -53,13 +50,14 @@ const FT_DIR: u8 = 2;
 
 /// The checksum tail at the end of every leaf block (`struct ext4_dir_entry_tail`): a fake
 /// entry with inode 0, `rec_len` 12, `name_len` 0, `file_type` 0xDE, then the CRC32C.
-const TAIL_LEN: usize = 12;
+const TAIL_LEN: usize = size_of::<DirEntryTail>();
+/// The tail's `det_rec_len`.
+const TAIL_LEN_U16: u16 = 12;
+const _: () = assert!(TAIL_LEN_U16 as usize == TAIL_LEN);
 /// Where the tail starts; entries live in `0..TAIL_OFFSET`.
 const TAIL_OFFSET: usize = BLOCK_SIZE - TAIL_LEN;
 /// `det_reserved_ft` (`EXT4_FT_DIR_CSUM`).
 const TAIL_FILE_TYPE: u8 = 0xDE;
-/// `det_checksum` within the tail.
-const TAIL_CHECKSUM: usize = 8;
 
 /// `rec_len` of `.` and of `..` when followed by more entries: `rec_len(1)` = `rec_len(2)`.
 const DOT_REC_LEN: usize = 12;
@@ -73,21 +71,17 @@ const DX_ROOT_INFO: usize = 2 * DOT_REC_LEN;
 /// variant) when the superblock says `EXT2_FLAGS_UNSIGNED_HASH`; on disk it is the base value.
 const DX_HASH_HALF_MD4: u8 = 1;
 /// `dx_root_info.info_length`.
-const DX_ROOT_INFO_LEN: usize = 8;
-/// `hash_version`, u8, in `dx_root_info` (after `reserved_zero`, u32, which stays 0).
-const DX_INFO_HASH_VERSION: usize = 4;
-/// `info_length`, u8.
-const DX_INFO_LENGTH: usize = 5;
-/// `indirect_levels`, u8.
-const DX_INFO_INDIRECT_LEVELS: usize = 6;
+const DX_ROOT_INFO_LEN: usize = size_of::<DxRootInfo>();
+const DX_ROOT_INFO_LEN_U8: u8 = 8;
+const _: () = assert!(DX_ROOT_INFO_LEN_U8 as usize == DX_ROOT_INFO_LEN);
 /// Where the root's `dx_countlimit` + `dx_entry` array starts.
 const DX_ROOT_ENTRIES: usize = DX_ROOT_INFO + DX_ROOT_INFO_LEN;
 /// Where a `dx_node`'s array starts: after a fake entry (inode 0, `rec_len` = block size).
 const DX_NODE_ENTRIES: usize = 8;
 /// `struct dx_entry`: hash u32, block u32. Entry 0's hash slot holds `limit` and `count`.
-const DX_ENTRY_LEN: usize = 8;
+const DX_ENTRY_LEN: usize = size_of::<DxEntry>();
 /// `struct dx_tail` after the `limit` entries (metadata_csum): reserved u32, checksum u32.
-const DX_TAIL_LEN: usize = 8;
+const DX_TAIL_LEN: usize = size_of::<DxTail>();
 /// Index entries the root holds: 507.
 const DX_ROOT_LIMIT: usize = (BLOCK_SIZE - DX_ROOT_ENTRIES - DX_TAIL_LEN) / DX_ENTRY_LEN;
 /// Index entries a node holds: 510.
@@ -99,6 +93,21 @@ const DX_HASH_CONTINUATION: u32 = 1;
 const HTREE_SLACK_PERCENT: usize = 20;
 /// Bytes of entries a leaf is filled to, on average.
 const LEAF_FILL: usize = TAIL_OFFSET - TAIL_OFFSET * HTREE_SLACK_PERCENT / 100;
+/// Most bytes of directory entries one directory can hold (the sum of each name's `rec_len`:
+/// 8 bytes + the name, padded to 4; `.` and `..` not counted): a two-level htree (ext4 docs,
+/// "Hash Tree Directories": `indirect_levels` at most 1 without the `largedir` feature) of
+/// 507 root entries × 510 node entries leaves, each filled to 80% of its 4084 bytes. About
+/// 3.2 million names of 255 bytes, 35 million of 12. A directory with more is refused.
+pub const MAX_DIRECTORY_ENTRY_BYTES: usize = DX_ROOT_LIMIT * DX_NODE_LIMIT * LEAF_FILL;
+
+/// A directory whose entries need more than two htree levels
+/// ([`MAX_DIRECTORY_ENTRY_BYTES`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManyEntries {
+    /// Bytes of entries the directory has.
+    pub bytes: usize,
+}
+
 /// The largest entry (255-byte name) must fit well inside a leaf's share, so no leaf is empty
 /// and none overflows (see [`leaf_ranges`]).
 const _: () =
@@ -142,15 +151,19 @@ pub(crate) struct DirBlocks {
 ///
 /// # Panics
 ///
-/// On a name that is empty, longer than 255 bytes, `.`, `..` or holds `/` or NUL; and when the
-/// directory would need more than two index levels (the `largedir` feature).
+/// On a name that is empty, longer than 255 bytes, `.`, `..` or holds `/` or NUL (the tree
+/// refuses those before they reach here).
+///
+/// # Errors
+///
+/// When the directory would need more than two index levels (the `largedir` feature).
 pub(crate) fn build_directory(
     entries: &[DirEntryIn],
     self_ino: u32,
     parent_ino: u32,
     hash: &HashParams,
     inode_csum_seed: u32,
-) -> DirBlocks {
+) -> Result<DirBlocks, TooManyEntries> {
     for entry in entries {
         check_name(entry.name);
     }
@@ -159,10 +172,10 @@ pub(crate) fn build_directory(
         let mut block = new_block();
         write_linear(&mut block, self_ino, parent_ino, entries);
         seal_leaf(&mut block, inode_csum_seed);
-        return DirBlocks {
+        return Ok(DirBlocks {
             blocks: vec![block],
             indexed: false,
-        };
+        });
     }
 
     let mut sorted: Vec<Hashed> = entries
@@ -184,15 +197,15 @@ pub(crate) fn build_directory(
 /// Number of blocks [`build_directory`] produces for `entries` (which need not be hashed or
 /// sorted for this: the count depends only on the names' lengths).
 ///
-/// # Panics
+/// # Errors
 ///
 /// As [`build_directory`] for a directory that needs more than two index levels.
-pub(crate) fn directory_block_count(entries: &[DirEntryIn]) -> usize {
+pub(crate) fn directory_block_count(entries: &[DirEntryIn]) -> Result<usize, TooManyEntries> {
     let total = entries_len(entries);
     if fits_linear(total) {
-        1
+        Ok(1)
     } else {
-        HtreeShape::for_entries_len(total).blocks()
+        Ok(HtreeShape::for_entries_len(total)?.blocks())
     }
 }
 
@@ -272,20 +285,20 @@ struct HtreeShape {
 impl HtreeShape {
     /// The shape for sorted entries totalling `total` bytes of `rec_len` (more than a linear
     /// block holds).
-    fn for_entries_len(total: usize) -> Self {
+    fn for_entries_len(total: usize) -> Result<Self, TooManyEntries> {
+        if total > MAX_DIRECTORY_ENTRY_BYTES {
+            return Err(TooManyEntries { bytes: total });
+        }
         let leaves = total.div_ceil(LEAF_FILL);
         if leaves <= DX_ROOT_LIMIT {
-            return HtreeShape { leaves, nodes: 0 };
+            return Ok(HtreeShape { leaves, nodes: 0 });
         }
         let nodes = leaves.div_ceil(DX_NODE_LIMIT);
-        assert!(
+        debug_assert!(
             nodes <= DX_ROOT_LIMIT,
-            "directory too large: {total} bytes of entries need {leaves} leaf blocks, more than \
-             the {} a two-level htree holds; three levels need the largedir feature, which d2l \
-             does not write",
-            DX_ROOT_LIMIT * DX_NODE_LIMIT
+            "MAX_DIRECTORY_ENTRY_BYTES bounds the nodes"
         );
-        HtreeShape { leaves, nodes }
+        Ok(HtreeShape { leaves, nodes })
     }
 
     /// Root + leaves + nodes.
@@ -329,9 +342,14 @@ fn leaf_ranges(sorted: &[Hashed], total: usize, leaves: usize) -> Vec<std::ops::
 }
 
 /// Builds an htree from entries sorted by `(major, minor, name)`.
-fn build_htree(sorted: &[Hashed], self_ino: u32, parent_ino: u32, seed: u32) -> DirBlocks {
+fn build_htree(
+    sorted: &[Hashed],
+    self_ino: u32,
+    parent_ino: u32,
+    seed: u32,
+) -> Result<DirBlocks, TooManyEntries> {
     let total: usize = sorted.iter().map(|h| rec_len(h.entry.name.len())).sum();
-    let shape = HtreeShape::for_entries_len(total);
+    let shape = HtreeShape::for_entries_len(total)?;
     let ranges = leaf_ranges(sorted, total, shape.leaves);
 
     let mut blocks: Vec<Block> = Vec::with_capacity(shape.blocks());
@@ -355,7 +373,9 @@ fn build_htree(sorted: &[Hashed], self_ino: u32, parent_ino: u32, seed: u32) -> 
         seal_leaf(&mut block, seed);
         blocks.push(block);
     }
-    let leaf_block = |k: usize| (1 + k) as u32;
+    // At most 1 + 507 × 511 blocks (MAX_DIRECTORY_ENTRY_BYTES): block numbers fit 32 bits.
+    let block_nr = |k: usize| u32::try_from(k).expect("at most 259,078 directory blocks");
+    let leaf_block = |k: usize| block_nr(1 + k);
 
     let mut root = std::mem::replace(&mut blocks[0], new_block());
     write_dx_root_header(&mut root, self_ino, parent_ino, shape.indirect_levels());
@@ -377,16 +397,16 @@ fn build_htree(sorted: &[Hashed], self_ino: u32, parent_ino: u32, seed: u32) -> 
             put_dirent(&mut node, 0, 0, BLOCK_SIZE, b"", 0);
             write_dx_entries(&mut node, DX_NODE_ENTRIES, DX_NODE_LIMIT, &index, seed);
             blocks.push(node);
-            root_index.push((leaf_hashes[first_leaf], (1 + shape.leaves + n) as u32));
+            root_index.push((leaf_hashes[first_leaf], block_nr(1 + shape.leaves + n)));
         }
         write_dx_entries(&mut root, DX_ROOT_ENTRIES, DX_ROOT_LIMIT, &root_index, seed);
     }
     blocks[0] = root;
     debug_assert_eq!(blocks.len(), shape.blocks());
-    DirBlocks {
+    Ok(DirBlocks {
         blocks,
         indexed: true,
-    }
+    })
 }
 
 /// `.`, `..` and `entries` into a linear block.
@@ -428,9 +448,14 @@ fn write_entries(block: &mut Block, mut offset: usize, entries: &[DirEntryIn]) {
 
 /// Writes the checksum tail of a leaf (or linear) block: `ext4_chksum(seed, block[..4084])`.
 fn seal_leaf(block: &mut Block, seed: u32) {
-    put_dirent(block, TAIL_OFFSET, 0, TAIL_LEN, b"", TAIL_FILE_TYPE);
-    let csum = ext4_chksum(seed, &block[..TAIL_OFFSET]);
-    put_u32(block, TAIL_OFFSET + TAIL_CHECKSUM, csum);
+    let tail = DirEntryTail {
+        det_reserved_zero1: 0.into(),
+        det_rec_len: TAIL_LEN_U16.into(),
+        det_reserved_zero2: 0,
+        det_reserved_ft: TAIL_FILE_TYPE,
+        det_checksum: ext4_chksum(seed, &block[..TAIL_OFFSET]).into(),
+    };
+    block[TAIL_OFFSET..].copy_from_slice(tail.as_bytes());
 }
 
 /// The root's fake `.` (`rec_len` 12) and `..` (covering the rest of the block), and its
@@ -445,10 +470,14 @@ fn write_dx_root_header(block: &mut Block, self_ino: u32, parent_ino: u32, level
         b"..",
         FT_DIR,
     );
-    // reserved_zero (u32) stays 0; unused_flags stays 0.
-    block[DX_ROOT_INFO + DX_INFO_HASH_VERSION] = DX_HASH_HALF_MD4;
-    block[DX_ROOT_INFO + DX_INFO_LENGTH] = DX_ROOT_INFO_LEN as u8;
-    block[DX_ROOT_INFO + DX_INFO_INDIRECT_LEVELS] = levels;
+    let info = DxRootInfo {
+        reserved_zero: 0.into(),
+        hash_version: DX_HASH_HALF_MD4,
+        info_length: DX_ROOT_INFO_LEN_U8,
+        indirect_levels: levels,
+        unused_flags: 0,
+    };
+    block[DX_ROOT_INFO..DX_ROOT_INFO + DX_ROOT_INFO_LEN].copy_from_slice(info.as_bytes());
 }
 
 /// Writes `(hash, block)` index entries at `at` (entry 0's hash is implicit and its slot
@@ -461,38 +490,49 @@ fn write_dx_entries(block: &mut Block, at: usize, limit: usize, index: &[(u32, u
         "{} index entries for a block holding {limit}",
         index.len()
     );
-    put_u16(block, at, limit as u16);
-    put_u16(block, at + 2, index.len() as u16);
+    // Both at most DX_NODE_LIMIT (510).
+    let (Ok(limit16), Ok(count)) = (u16::try_from(limit), u16::try_from(index.len())) else {
+        unreachable!("at most {DX_NODE_LIMIT} index entries");
+    };
     for (i, &(hash, target)) in index.iter().enumerate() {
-        let entry = at + i * DX_ENTRY_LEN;
-        if i > 0 {
-            put_u32(block, entry, hash);
-        }
-        put_u32(block, entry + 4, target);
+        let entry = DxEntry {
+            hash: hash.into(),
+            block: target.into(),
+        };
+        let at = at + i * DX_ENTRY_LEN;
+        block[at..at + DX_ENTRY_LEN].copy_from_slice(entry.as_bytes());
     }
+    // Entry 0's hash slot holds the count and limit (its hash is implicit: 0).
+    let countlimit = DxCountLimit {
+        limit: limit16.into(),
+        count: count.into(),
+    };
+    block[at..at + size_of::<DxCountLimit>()].copy_from_slice(countlimit.as_bytes());
     let tail = at + limit * DX_ENTRY_LEN;
     debug_assert_eq!(tail + DX_TAIL_LEN, BLOCK_SIZE);
     let csum = ext4_chksum(seed, &block[..at + index.len() * DX_ENTRY_LEN]);
-    let csum = ext4_chksum(csum, &block[tail..tail + 4]); // dt_reserved
-    let csum = ext4_chksum(csum, &[0; 4]); // dt_checksum, as zero
-    put_u32(block, tail + 4, csum);
+    let mut dx_tail = DxTail::read_from_bytes(&block[tail..]).expect("8 bytes");
+    dx_tail.dt_checksum = 0.into();
+    let csum = ext4_chksum(csum, dx_tail.as_bytes()); // dt_reserved, dt_checksum as zero
+    dx_tail.dt_checksum = csum.into();
+    block[tail..].copy_from_slice(dx_tail.as_bytes());
 }
 
 /// Writes one `ext4_dir_entry_2` header and name at `offset`.
 fn put_dirent(block: &mut Block, offset: usize, inode: u32, rec_len: usize, name: &[u8], ft: u8) {
-    put_u32(block, offset + DE_INODE, inode);
-    put_u16(block, offset + DE_REC_LEN, rec_len as u16);
-    block[offset + DE_NAME_LEN] = name.len() as u8;
-    block[offset + DE_FILE_TYPE] = ft;
+    // rec_len is at most the block size (4096) and names at most NAME_MAX (255) bytes,
+    // checked by `check_name`.
+    let (Ok(rec_len), Ok(name_len)) = (u16::try_from(rec_len), u8::try_from(name.len())) else {
+        unreachable!("rec_len {rec_len}, name of {} bytes", name.len());
+    };
+    let header = DirEntryHeader {
+        inode: inode.into(),
+        rec_len: rec_len.into(),
+        name_len,
+        file_type: ft,
+    };
+    block[offset..offset + DE_NAME].copy_from_slice(header.as_bytes());
     block[offset + DE_NAME..offset + DE_NAME + name.len()].copy_from_slice(name);
-}
-
-fn put_u16(block: &mut Block, offset: usize, value: u16) {
-    block[offset..offset + 2].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u32(block: &mut Block, offset: usize, value: u32) {
-    block[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
 }
 
 fn new_block() -> Block {
@@ -500,6 +540,7 @@ fn new_block() -> Block {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
     use crate::csum::{fs_seed, inode_seed};
@@ -712,7 +753,7 @@ mod tests {
     fn linear_block_fixture() {
         let names = [&b"a"[..], b"bcd"];
         let entries = [entry(names[0], 12, 1), entry(names[1], 13, 2)];
-        let built = build_directory(&entries, 11, 2, &HASH, SEED);
+        let built = build_directory(&entries, 11, 2, &HASH, SEED).unwrap();
         assert!(!built.indexed);
         assert_eq!(built.blocks.len(), 1);
         let block = &built.blocks[0];
@@ -739,7 +780,7 @@ mod tests {
 
     #[test]
     fn empty_linear_directory_is_lost_found_block_zero() {
-        let built = build_directory(&[], 11, 2, &HASH, SEED);
+        let built = build_directory(&[], 11, 2, &HASH, SEED).unwrap();
         assert_eq!(built.blocks, empty_directory_blocks(11, 2, 1, SEED));
         let b = &built.blocks[0];
         // ".." spans up to the tail: rec_len 4084 - 12 = 4072 (0x0fe8).
@@ -765,7 +806,7 @@ mod tests {
     fn linear_up_to_exactly_one_block() {
         // 24 bytes of dots + 4060 bytes of entries fill 4084: 145 entries of rec_len 28.
         let names = numbered_names(145, 20);
-        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED);
+        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED).unwrap();
         assert!(!built.indexed && built.blocks.len() == 1);
         let got = read_leaf(&built.blocks[0][..], SEED, 24);
         assert_eq!(got.len(), 145);
@@ -775,15 +816,15 @@ mod tests {
         );
         // One byte more becomes an htree.
         let names = numbered_names(146, 20);
-        assert_eq!(directory_block_count(&entries_for(&names)), 3);
-        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED);
+        assert_eq!(directory_block_count(&entries_for(&names)).unwrap(), 3);
+        let built = build_directory(&entries_for(&names), 11, 2, &HASH, SEED).unwrap();
         assert!(built.indexed && built.blocks.len() == 3);
     }
 
     #[test]
     fn dx_root_header_fixture() {
         let names = numbered_names(400, 20); // 400 * 28 = 11200 bytes -> 4 leaves
-        let built = build_directory(&entries_for(&names), 300, 77, &HASH, SEED);
+        let built = build_directory(&entries_for(&names), 300, 77, &HASH, SEED).unwrap();
         assert!(built.indexed);
         assert_eq!(built.blocks.len(), 5);
         let root = &built.blocks[0];
@@ -844,10 +885,10 @@ mod tests {
                     v
                 };
                 let entries = entries_for(&names);
-                let built = build_directory(&entries, 5, 2, &HASH, SEED);
+                let built = build_directory(&entries, 5, 2, &HASH, SEED).unwrap();
                 assert_eq!(
                     built.blocks.len(),
-                    directory_block_count(&entries),
+                    directory_block_count(&entries).unwrap(),
                     "n {n} len {len}"
                 );
                 if built.indexed {
@@ -863,8 +904,8 @@ mod tests {
     fn hundred_thousand_entries_use_two_levels() {
         let names = numbered_names(100_000, 11);
         let entries = entries_for(&names);
-        let built = build_directory(&entries, 12, 2, &HASH, SEED);
-        assert_eq!(built.blocks.len(), directory_block_count(&entries));
+        let built = build_directory(&entries, 12, 2, &HASH, SEED).unwrap();
+        assert_eq!(built.blocks.len(), directory_block_count(&entries).unwrap());
         let tree = read_tree(&built.blocks, 12, 2, SEED);
         assert_eq!(tree.levels, 1);
         check_hash_order(&tree, &HASH, built.blocks.len());
@@ -874,7 +915,9 @@ mod tests {
         );
         // Same input, same bytes.
         assert_eq!(
-            build_directory(&entries, 12, 2, &HASH, SEED).blocks,
+            build_directory(&entries, 12, 2, &HASH, SEED)
+                .unwrap()
+                .blocks,
             built.blocks
         );
     }
@@ -898,7 +941,7 @@ mod tests {
                 signed_chars: false,
             },
         ] {
-            let built = build_directory(&entries_for(&names), 5, 2, &hash, SEED);
+            let built = build_directory(&entries_for(&names), 5, 2, &hash, SEED).unwrap();
             check_hash_order(
                 &read_tree(&built.blocks, 5, 2, SEED),
                 &hash,
@@ -921,13 +964,13 @@ mod tests {
                 entry: e,
             })
             .collect();
-        let built = build_htree(&hashed, 5, 2, SEED);
+        let built = build_htree(&hashed, 5, 2, SEED).unwrap();
         let index = read_index(&built.blocks[0][..], 32, 507, SEED);
         assert!(index.len() > 2);
         assert!(index[1..].iter().all(|&(h, _)| h == 0x1001), "{index:x?}");
         // A run that ends exactly at a cut gets no bit: hashes 0x10 * (leaf + 1).
         let total = entries_len(&entries);
-        let shape = HtreeShape::for_entries_len(total);
+        let shape = HtreeShape::for_entries_len(total).unwrap();
         let ranges = leaf_ranges(&hashed, total, shape.leaves);
         let hashed: Vec<Hashed> = hashed
             .iter()
@@ -937,7 +980,7 @@ mod tests {
                 ..*h
             })
             .collect();
-        let built = build_htree(&hashed, 5, 2, SEED);
+        let built = build_htree(&hashed, 5, 2, SEED).unwrap();
         let index = read_index(&built.blocks[0][..], 32, 507, SEED);
         assert!(
             index[1..]
@@ -970,7 +1013,7 @@ mod tests {
             if fits_linear(total) {
                 continue;
             }
-            let shape = HtreeShape::for_entries_len(total);
+            let shape = HtreeShape::for_entries_len(total).unwrap();
             let ranges = leaf_ranges(&hashed, total, shape.leaves);
             assert_eq!(ranges.len(), shape.leaves);
             for r in &ranges {
@@ -986,14 +1029,14 @@ mod tests {
         assert_eq!(DX_ROOT_LIMIT, 507);
         assert_eq!(DX_NODE_LIMIT, 510);
         assert_eq!(
-            HtreeShape::for_entries_len(507 * LEAF_FILL),
+            HtreeShape::for_entries_len(507 * LEAF_FILL).unwrap(),
             HtreeShape {
                 leaves: 507,
                 nodes: 0
             }
         );
         assert_eq!(
-            HtreeShape::for_entries_len(507 * LEAF_FILL + 1),
+            HtreeShape::for_entries_len(507 * LEAF_FILL + 1).unwrap(),
             HtreeShape {
                 leaves: 508,
                 nodes: 1
@@ -1001,7 +1044,7 @@ mod tests {
         );
         let most = 507 * 510 * LEAF_FILL;
         assert_eq!(
-            HtreeShape::for_entries_len(most),
+            HtreeShape::for_entries_len(most).unwrap(),
             HtreeShape {
                 leaves: 507 * 510,
                 nodes: 507
@@ -1009,17 +1052,38 @@ mod tests {
         );
     }
 
+    /// Regression: a directory that needed a third htree level used to hit an assertion.
     #[test]
-    #[should_panic(expected = "largedir")]
-    fn three_levels_are_refused() {
-        HtreeShape::for_entries_len(507 * 510 * LEAF_FILL + 1);
+    fn three_levels_are_an_error_not_a_panic() {
+        assert_eq!(MAX_DIRECTORY_ENTRY_BYTES, 507 * 510 * LEAF_FILL);
+        assert!(HtreeShape::for_entries_len(MAX_DIRECTORY_ENTRY_BYTES).is_ok());
+        assert_eq!(
+            HtreeShape::for_entries_len(MAX_DIRECTORY_ENTRY_BYTES + 1),
+            Err(TooManyEntries {
+                bytes: MAX_DIRECTORY_ENTRY_BYTES + 1
+            })
+        );
+    }
+
+    /// The limit through the entry list: 255-byte names (264 bytes each) up to the limit
+    /// count, one more does not (the count needs only the names' lengths, not distinct names).
+    #[test]
+    fn directory_block_count_at_and_past_the_limit() {
+        let name = [b'n'; 255];
+        let at = MAX_DIRECTORY_ENTRY_BYTES / rec_len(255);
+        let mut entries = vec![entry(&name, 12, 1); at];
+        let blocks = directory_block_count(&entries).unwrap();
+        assert_eq!(blocks, 1 + 507 * 510 + 507);
+        entries.push(entry(&name, 12, 1));
+        let err = directory_block_count(&entries).unwrap_err();
+        assert!(err.bytes > MAX_DIRECTORY_ENTRY_BYTES);
     }
 
     #[test]
     #[should_panic(expected = "must be 1..=255")]
     fn long_names_are_refused() {
         let name = [b'x'; 256];
-        build_directory(&[entry(&name, 12, 1)], 11, 2, &HASH, SEED);
+        build_directory(&[entry(&name, 12, 1)], 11, 2, &HASH, SEED).unwrap();
     }
 
     /// Checks against e2fsprogs: our blocks are written into a real ext4 image made by mke2fs,
@@ -1342,8 +1406,9 @@ mod tests {
         /// Builds, installs and checks a directory of `names`; returns our tree.
         fn verify(image: &Image, names: &[Vec<u8>]) -> (Tree, DirBlocks) {
             let entries = image_entries(image, names);
-            let built = build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(image));
-            assert_eq!(built.blocks.len(), directory_block_count(&entries));
+            let built =
+                build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(image)).unwrap();
+            assert_eq!(built.blocks.len(), directory_block_count(&entries).unwrap());
             install(image, &entries, &built);
             assert_clean(&image.img);
             assert!(built.indexed);
@@ -1423,7 +1488,8 @@ mod tests {
             let image = make_image(true);
             let names = mixed_names(40, 1);
             let entries = image_entries(&image, &names);
-            let built = build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(&image));
+            let built =
+                build_directory(&entries, image.d_ino, 2, &image.hash, csum_seed(&image)).unwrap();
             assert!(!built.indexed && built.blocks.len() == 1);
             install(&image, &entries, &built);
             assert_clean(&image.img);
@@ -1517,7 +1583,7 @@ mod tests {
                     if fits_linear(total) {
                         return false;
                     }
-                    let leaves = HtreeShape::for_entries_len(total).leaves;
+                    let leaves = HtreeShape::for_entries_len(total).unwrap().leaves;
                     let s_first = fixed_below + 16 * lo;
                     let s_second = s_first + rec_len(pair_first.len());
                     s_first * leaves / total != s_second * leaves / total

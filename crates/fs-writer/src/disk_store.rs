@@ -2,8 +2,9 @@
 //! in the filesystem (see [`crate::data_space`] for which blocks those can be).
 //!
 //! Each stored run starts in a fresh block, at the same offset within its block as in its
-//! file, so its blocks can become the file's extents as they are. Data a later layer deletes
-//! is discarded from the disk at once: it never reaches the output.
+//! file, so its blocks can become the file's extents as they are. Whole blocks of zeros are
+//! not written and take no block: they become holes in the file (see [`crate::holes`]). Data
+//! a later layer deletes is discarded from the disk at once: it never reaches the output.
 
 use std::io::{self, Read};
 
@@ -11,6 +12,7 @@ use d2l_rootfs::ContentStore;
 
 use crate::data_space::DataSpace;
 use crate::geometry::Range;
+use crate::holes::{is_zero, Holes};
 use crate::layout::BLOCK_SIZE;
 use d2l_disk::VirtualDisk;
 
@@ -27,6 +29,12 @@ pub struct DiskStore<'d> {
     space: DataSpace,
     /// Next free data-space block.
     next: u64,
+    /// Next free store block (data-space blocks and the holes of zero blocks).
+    next_store: u64,
+    /// Store blocks of zeros, not written.
+    holes: Holes,
+    /// Input read ahead of the zero check, allocated once.
+    input: Vec<u8>,
     /// Bytes not yet written: `buffer[..filled]`, from data-space byte `buffered_at` on.
     /// Allocated (and zeroed) once.
     buffer: Vec<u8>,
@@ -39,6 +47,8 @@ pub struct DiskStore<'d> {
 /// Where a [`DiskStore`] put the data: what the filesystem writer must build around.
 pub struct PlacedData {
     pub(crate) space: DataSpace,
+    /// Store blocks that are holes (zeros, never written).
+    pub(crate) holes: Holes,
     pub(crate) base: u64,
     /// Filesystem blocks holding live data, sorted and merged.
     pub(crate) live: Vec<Range>,
@@ -56,6 +66,9 @@ impl<'d> DiskStore<'d> {
             base,
             space: DataSpace::new(),
             next: 0,
+            next_store: 0,
+            holes: Holes::default(),
+            input: vec![0; WRITE_BUFFER],
             buffer: vec![0; WRITE_BUFFER],
             filled: 0,
             buffered_at: 0,
@@ -93,6 +106,7 @@ impl<'d> DiskStore<'d> {
         };
         Ok(PlacedData {
             space: self.space,
+            holes: self.holes,
             base: self.base,
             live,
             live_blocks,
@@ -115,44 +129,106 @@ impl<'d> DiskStore<'d> {
     fn pieces(&self, at: u64, len: u64) -> io::Result<Vec<(u64, usize, usize)>> {
         self.space.pieces(self.base, at, len).ok_or_else(full)
     }
+
+    /// Appends `bytes` that go at data-space byte `at`, at or after what is buffered. The
+    /// gap since the last run (the rest of its last block, the head of this one) is zeros:
+    /// written as such when it fits in the buffer, else left a hole.
+    fn append(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
+        let end = self.buffered_at + self.filled as u64;
+        let gap = usize::try_from(at - end).unwrap_or(usize::MAX);
+        if gap > 0 || self.filled == 0 {
+            if self.filled > 0 && gap <= WRITE_BUFFER - self.filled {
+                self.buffer[self.filled..self.filled + gap].fill(0);
+                self.filled += gap;
+            } else {
+                self.flush()?;
+                self.buffered_at = at;
+            }
+        }
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if self.filled == WRITE_BUFFER {
+                self.flush()?;
+            }
+            let n = (WRITE_BUFFER - self.filled).min(rest.len());
+            self.buffer[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
+            self.filled += n;
+            rest = &rest[n..];
+        }
+        Ok(())
+    }
+}
+
+/// Fills `buf` from `data`; an early end is `UnexpectedEof`.
+fn read_full(data: &mut dyn Read, buf: &mut [u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match data.read(&mut buf[done..]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 impl ContentStore for DiskStore<'_> {
     fn store(&mut self, file_offset: u64, len: u64, data: &mut dyn Read) -> io::Result<u64> {
-        let start = self.next * BS + file_offset % BS;
-        // The gap since the last run (the rest of its last block, the head of this one) is
-        // zeros: written as such when it fits in the buffer, else left a hole.
-        let gap = (start - (self.buffered_at + self.filled as u64)) as usize;
-        if self.filled > 0 && self.filled + gap <= WRITE_BUFFER {
-            self.buffer[self.filled..self.filled + gap].fill(0);
-            self.filled += gap;
-        } else {
-            self.flush()?;
-            self.buffered_at = start;
+        let within = file_offset % BS;
+        let store_start = self.next_store * BS + within;
+        let start = self.next * BS + within;
+        if len == 0 {
+            // Nothing to write, but the run still starts where the next one would.
+            self.append(start, &[])?;
         }
-        let mut remaining = len;
-        while remaining > 0 {
-            if self.filled == WRITE_BUFFER {
-                self.flush()?;
+        // Data-space byte where the next bytes that are not a zero block go.
+        let mut at = start;
+        let mut input = std::mem::take(&mut self.input);
+        let mut pos = store_start;
+        let end = store_start + len;
+        let result = (|| -> io::Result<()> {
+            while pos < end {
+                // Up to a buffer of input, ending on a block boundary (or the run's end).
+                let chunk_end = (pos / BS * BS + WRITE_BUFFER as u64).min(end);
+                let n = usize::try_from(chunk_end - pos).expect("at most WRITE_BUFFER");
+                read_full(data, &mut input[..n])?;
+                let mut off = 0;
+                while off < n {
+                    let block_pos = pos + off as u64;
+                    let take = usize::try_from(BS - block_pos % BS)
+                        .expect("a block")
+                        .min(n - off);
+                    let piece = &input[off..off + take];
+                    if take as u64 == BS && is_zero(piece) {
+                        self.holes.push(block_pos / BS);
+                    } else {
+                        self.append(at, piece)?;
+                        at += take as u64;
+                    }
+                    off += take;
+                }
+                pos = chunk_end;
             }
-            let want =
-                (WRITE_BUFFER - self.filled).min(usize::try_from(remaining).unwrap_or(usize::MAX));
-            let n = data.read(&mut self.buffer[self.filled..self.filled + want])?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            self.filled += n;
-            remaining -= n as u64;
-        }
-        self.next = (start + len).div_ceil(BS);
+            Ok(())
+        })();
+        self.input = input;
+        result?;
+        self.next = at.div_ceil(BS);
+        self.next_store = end.div_ceil(BS);
         // Fail here, not at the end, when the data outgrows a 32-bit filesystem.
         self.space.block(self.next).ok_or_else(full)?;
-        Ok(start)
+        Ok(store_start)
     }
 
     fn read_at(&mut self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.flush()?;
-        for (disk_at, from, len) in self.pieces(offset, buf.len() as u64)? {
+        buf.fill(0); // holes read as zeros
+        let pieces = self
+            .holes
+            .pieces(&self.space, self.base, offset, buf.len() as u64)
+            .ok_or_else(full)?;
+        for (disk_at, from, len) in pieces {
             self.disk.read_at(&mut buf[from..from + len], disk_at)?;
         }
         Ok(())
@@ -162,16 +238,20 @@ impl ContentStore for DiskStore<'_> {
         if len == 0 {
             return Ok(());
         }
-        // The run's blocks are its own (runs start in fresh blocks): free them whole.
-        let first = offset / BS;
-        let count = (offset + len).div_ceil(BS) - first;
-        if self.filled > 0 && offset + len > self.buffered_at {
+        // The run's blocks are its own (runs start in fresh blocks): free them whole; its
+        // holes take no data-space block.
+        let first = self.holes.data_block(offset / BS);
+        let end = self.holes.data_block((offset + len).div_ceil(BS));
+        if end == first {
+            return Ok(());
+        }
+        if self.filled > 0 && self.holes.data_offset(offset + len) > self.buffered_at {
             self.flush()?;
         }
-        for (disk_at, _, bytes) in self.pieces(first * BS, count * BS)? {
+        for (disk_at, _, bytes) in self.pieces(first * BS, (end - first) * BS)? {
             self.disk.discard(disk_at, bytes as u64)?;
         }
-        self.released.push((first, count));
+        self.released.push((first, end - first));
         Ok(())
     }
 }
@@ -181,6 +261,7 @@ fn full() -> io::Error {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
     use crate::data_space::BACKUP_AREA_BLOCKS;

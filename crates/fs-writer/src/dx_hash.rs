@@ -60,6 +60,7 @@ pub(crate) fn half_md4_hash(name: &[u8], seed: [u32; 4], signed_chars: bool) -> 
 fn message_words(rest: &[u8], signed_chars: bool) -> [u32; CHUNK_WORDS] {
     // The remaining length is at most 255 (the longest name), the kernel truncates to a byte
     // position the same way with its `len | len << 8` construction.
+    #[allow(clippy::cast_possible_truncation)] // at most 255, see above
     let len = rest.len() as u32;
     let mut pad = len | (len << 8);
     pad |= pad << 16;
@@ -173,6 +174,7 @@ fn half_md4_transform(state: &mut [u32; 4], input: &[u32; CHUNK_WORDS]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 pub(crate) mod tests {
     use super::*;
     use std::path::PathBuf;

@@ -50,6 +50,22 @@ pub enum Error {
         /// What is beyond ext4's limits.
         reason: String,
     },
+    /// A directory with more entries than a two-level htree holds.
+    #[error("{path}: directory entries take {bytes} bytes, more than the {max} bytes ext4 can index without the largedir feature (which extlinux cannot read)", max = crate::MAX_DIRECTORY_ENTRY_BYTES)]
+    DirectoryTooLarge {
+        /// The directory's path in the image.
+        path: String,
+        /// Bytes its entries take (the sum of their `rec_len`).
+        bytes: usize,
+    },
+    /// A regular file larger than ext4 can hold.
+    #[error("{path}: file of {size} bytes is larger than ext4 can hold ({max} bytes with 4 KiB blocks)", max = crate::MAX_FILE_SIZE)]
+    FileTooLarge {
+        /// The file's path in the image.
+        path: String,
+        /// Its size (apparent size, holes included).
+        size: u64,
+    },
     /// Writing the output failed.
     #[error("{0}")]
     Io(std::io::Error),

@@ -1,13 +1,18 @@
 //! Extent trees (ext4 docs, "Extent Tree"): up to four extents in the inode, more through
 //! leaf and index blocks, each block checksummed with the inode's seed.
 
+use d2l_disk::bytes::IntoBytes;
+
 use crate::csum::ext4_chksum;
 use crate::layout::BLOCK_SIZE;
+use crate::ondisk::{ExtentHeader, ExtentIdx, ExtentLeaf};
 
-/// `eh_magic`.
+/// `eh_magic` (Documentation/filesystems/ext4/ifork.rst, "Extent Tree").
 const EXTENT_MAGIC: u16 = 0xF30A;
 /// Size of the header and of each entry.
-const ENTRY_SIZE: usize = 12;
+const ENTRY_SIZE: usize = size_of::<ExtentHeader>();
+const _: () =
+    assert!(size_of::<ExtentLeaf>() == ENTRY_SIZE && size_of::<ExtentIdx>() == ENTRY_SIZE);
 /// Entries in the inode's 60-byte `i_block` after the header.
 const ROOT_ENTRIES: usize = 4;
 /// Entries in a tree block: (4096 - header) / 12, leaving the 4-byte checksum tail.
@@ -84,33 +89,52 @@ pub(crate) fn build(
 }
 
 fn header(out: &mut [u8], entries: usize, max: usize, depth: u16) {
-    out[0..2].copy_from_slice(&EXTENT_MAGIC.to_le_bytes());
-    out[2..4].copy_from_slice(&(entries as u16).to_le_bytes());
-    out[4..6].copy_from_slice(&(max as u16).to_le_bytes());
-    out[6..8].copy_from_slice(&depth.to_le_bytes());
-    // eh_generation stays 0.
+    // At most BLOCK_ENTRIES (340) entries: both fit 16 bits.
+    let (Ok(entries), Ok(max)) = (u16::try_from(entries), u16::try_from(max)) else {
+        unreachable!("at most {BLOCK_ENTRIES} entries per node");
+    };
+    let header = ExtentHeader {
+        eh_magic: EXTENT_MAGIC.into(),
+        eh_entries: entries.into(),
+        eh_max: max.into(),
+        eh_depth: depth.into(),
+        eh_generation: 0.into(),
+    };
+    out.copy_from_slice(header.as_bytes());
 }
 
 fn leaf_entry(e: &Extent) -> [u8; ENTRY_SIZE] {
     debug_assert!(e.len > 0 && e.len <= MAX_EXTENT_LEN);
+    let Ok(len) = u16::try_from(e.len) else {
+        unreachable!("extents are at most MAX_EXTENT_LEN long");
+    };
+    let leaf = ExtentLeaf {
+        ee_block: e.logical.into(),
+        ee_len: len.into(),
+        ee_start_hi: 0.into(), // no 64bit
+        ee_start_lo: e.physical.into(),
+    };
     let mut b = [0u8; ENTRY_SIZE];
-    b[0..4].copy_from_slice(&e.logical.to_le_bytes());
-    b[4..6].copy_from_slice(&(e.len as u16).to_le_bytes());
-    // ee_start_hi is 0: no 64bit.
-    b[8..12].copy_from_slice(&e.physical.to_le_bytes());
+    b.copy_from_slice(leaf.as_bytes());
     b
 }
 
 fn index_entry(logical: u32, block: u32) -> [u8; ENTRY_SIZE] {
+    let index = ExtentIdx {
+        ei_block: logical.into(),
+        ei_leaf_lo: block.into(),
+        ..ExtentIdx::default()
+    };
     let mut b = [0u8; ENTRY_SIZE];
-    b[0..4].copy_from_slice(&logical.to_le_bytes());
-    b[4..8].copy_from_slice(&block.to_le_bytes());
+    b.copy_from_slice(index.as_bytes());
     b
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
+    use d2l_disk::bytes::FromBytes;
 
     #[test]
     fn tree_block_counts() {
@@ -141,6 +165,19 @@ mod tests {
         assert_eq!(root[..8], [0x0A, 0xF3, 2, 0, 4, 0, 0, 0]);
         // First extent: logical 0, len 3, start_hi 0, start_lo 1000.
         assert_eq!(root[12..24], [0, 0, 0, 0, 3, 0, 0, 0, 0xE8, 0x03, 0, 0]);
+        let (header, rest) = ExtentHeader::read_from_prefix(&root).unwrap();
+        assert_eq!(header.eh_magic.get(), EXTENT_MAGIC);
+        assert_eq!(header.eh_entries.get(), 2);
+        let (_, rest) = ExtentLeaf::read_from_prefix(rest).unwrap();
+        let second = ExtentLeaf::read_from_prefix(rest).unwrap().0;
+        assert_eq!(
+            (
+                second.ee_block.get(),
+                second.ee_len.get(),
+                second.ee_start_lo.get()
+            ),
+            (10, 1, 2000)
+        );
     }
 
     #[test]
@@ -158,18 +195,21 @@ mod tests {
         assert_eq!(n, 6 + 1);
         let blocks: Vec<u32> = (0..n as u32).map(|i| 500 + i).collect();
         let (root, written) = build(&extents, &blocks, 0x1234);
-        assert_eq!(u16::from_le_bytes([root[6], root[7]]), 2, "depth 2");
+        let root_header = ExtentHeader::read_from_prefix(&root).unwrap().0;
+        assert_eq!(root_header.eh_depth.get(), 2, "depth 2");
         assert_eq!(
-            u16::from_le_bytes([root[2], root[3]]),
+            root_header.eh_entries.get(),
             1,
             "one index block under the root"
         );
         assert_eq!(written.len(), 7);
         // The index block (written last) points at the 6 leaves, in order.
         let index = &written[6].1;
-        assert_eq!(u16::from_le_bytes([index[2], index[3]]), 6);
-        assert_eq!(u16::from_le_bytes([index[6], index[7]]), 1, "depth 1");
-        assert_eq!(u32::from_le_bytes(index[16..20].try_into().unwrap()), 500);
+        let (header, entries) = ExtentHeader::read_from_prefix(&index[..]).unwrap();
+        assert_eq!(header.eh_entries.get(), 6);
+        assert_eq!(header.eh_depth.get(), 1, "depth 1");
+        let first = ExtentIdx::read_from_prefix(entries).unwrap().0;
+        assert_eq!(first.ei_leaf_lo.get(), 500);
         let tail = &written[0].1[TAIL_OFFSET..];
         assert_eq!(
             tail,

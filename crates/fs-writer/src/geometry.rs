@@ -131,7 +131,9 @@ impl Geometry {
 
     /// Total inodes.
     pub fn inodes_count(&self) -> u32 {
-        self.inodes_per_group * self.groups.len() as u32
+        #[allow(clippy::cast_possible_truncation)] // at most 2^17 groups (32-bit block numbers)
+        let groups = self.groups.len() as u32;
+        self.inodes_per_group * groups
     }
 
     /// Blocks of metadata (everything in `metadata`).
@@ -191,6 +193,7 @@ pub(crate) fn merge(sorted: Vec<Range>) -> Vec<Range> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
 

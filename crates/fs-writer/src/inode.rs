@@ -2,22 +2,25 @@
 
 use d2l_rootfs::Timestamp;
 
+use d2l_disk::bytes::IntoBytes;
+
 use crate::csum::ext4_chksum;
 use crate::layout::{EXTRA_ISIZE, INODE_SIZE};
+use crate::ondisk::InodeRaw;
+
+// Values below: Documentation/filesystems/ext4/inodes.rst ("Index Nodes", i_flags).
 
 /// `i_flags`: the inode uses extents.
 pub(crate) const FLAG_EXTENTS: u32 = 0x0008_0000;
 /// `i_flags`: the directory has an htree index.
 pub(crate) const FLAG_INDEX: u32 = 0x0000_1000;
 /// Offset of the in-inode xattr area: after the 128-byte base and `i_extra_isize` bytes.
-pub(crate) const IBODY_XATTR_OFFSET: usize = 128 + EXTRA_ISIZE as usize;
+pub(crate) const IBODY_XATTR_OFFSET: usize = std::mem::offset_of!(InodeRaw, i_xattrs);
+const _: () = assert!(IBODY_XATTR_OFFSET == 128 + EXTRA_ISIZE as usize);
 /// Earliest and latest second ext4's 32 bits plus 2 epoch bits can hold (the kernel's
 /// EXT4_EXTRA_TIMESTAMP_MIN and _MAX).
 const TIME_MIN: i64 = i32::MIN as i64;
 const TIME_MAX: i64 = (1 << 34) - 1 + i32::MIN as i64;
-/// Offsets of the two checksum halves.
-const CHECKSUM_LO: usize = 0x7C;
-const CHECKSUM_HI: usize = 0x82;
 
 /// Everything d2l puts in an inode.
 #[derive(Debug, Clone)]
@@ -73,47 +76,66 @@ fn encode_time(t: Timestamp) -> (u32, u32) {
         seconds,
         nanoseconds,
     };
+    // The low 32 bits, as the kernel's ext4_encode_extra_time keeps them; the epoch bits
+    // carry the rest (clamped above to 34 bits).
+    #[allow(clippy::cast_possible_truncation)]
     let low = t.seconds as i32;
+    #[allow(clippy::cast_possible_truncation)]
     let epoch = ((t.seconds - i64::from(low)) >> 32) as u32 & 0x3;
     (low as u32, epoch | (t.nanoseconds << 2))
 }
 
 /// Encodes inode number `ino` with its checksum (generation 0).
 pub(crate) fn encode_inode(f: &InodeFields, ino: u32, fs_seed: u32) -> [u8; INODE_SIZE as usize] {
-    let mut b = [0u8; INODE_SIZE as usize];
     let (secs, extra) = encode_time(f.time);
-    let put16 =
-        |b: &mut [u8], off: usize, v: u16| b[off..off + 2].copy_from_slice(&v.to_le_bytes());
-    let put32 =
-        |b: &mut [u8], off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-    put16(&mut b, 0x00, f.mode);
-    put16(&mut b, 0x02, f.uid as u16);
-    put32(&mut b, 0x04, f.size as u32);
-    put32(&mut b, 0x08, secs); // atime
-    put32(&mut b, 0x0C, secs); // ctime
-    put32(&mut b, 0x10, secs); // mtime
-    put16(&mut b, 0x18, f.gid as u16);
-    put16(&mut b, 0x1A, f.links);
-    put32(&mut b, 0x1C, f.blocks_512 as u32);
-    put32(&mut b, 0x20, f.flags);
-    b[0x28..0x64].copy_from_slice(&f.block);
-    put32(&mut b, 0x68, f.file_acl);
-    put32(&mut b, 0x6C, (f.size >> 32) as u32);
-    put16(&mut b, 0x74, (f.blocks_512 >> 32) as u16);
-    put16(&mut b, 0x78, (f.uid >> 16) as u16);
-    put16(&mut b, 0x7A, (f.gid >> 16) as u16);
-    put16(&mut b, 0x80, EXTRA_ISIZE);
-    put32(&mut b, 0x84, extra); // ctime_extra
-    put32(&mut b, 0x88, extra); // mtime_extra
-    put32(&mut b, 0x8C, extra); // atime_extra
-    put32(&mut b, 0x90, secs); // crtime
-    put32(&mut b, 0x94, extra); // crtime_extra
-    b[IBODY_XATTR_OFFSET..].copy_from_slice(&f.ibody_xattrs);
+    // The 64-bit size and block count and the 32-bit ids are split into low and high
+    // halves (inodes.rst): each cast below keeps the half it names.
+    #[allow(clippy::cast_possible_truncation)]
+    let mut raw = InodeRaw {
+        i_mode: f.mode.into(),
+        i_uid: (f.uid as u16).into(),
+        i_size_lo: (f.size as u32).into(),
+        i_atime: secs.into(),
+        i_ctime: secs.into(),
+        i_mtime: secs.into(),
+        i_dtime: 0.into(),
+        i_gid: (f.gid as u16).into(),
+        i_links_count: f.links.into(),
+        i_blocks_lo: (f.blocks_512 as u32).into(),
+        i_flags: f.flags.into(),
+        i_version: 0.into(),
+        i_block: f.block,
+        i_generation: 0.into(),
+        i_file_acl_lo: f.file_acl.into(),
+        i_size_high: ((f.size >> 32) as u32).into(),
+        i_obso_faddr: 0.into(),
+        l_i_blocks_high: ((f.blocks_512 >> 32) as u16).into(),
+        l_i_file_acl_high: 0.into(),
+        l_i_uid_high: ((f.uid >> 16) as u16).into(),
+        l_i_gid_high: ((f.gid >> 16) as u16).into(),
+        l_i_checksum_lo: 0.into(),
+        l_i_reserved: 0.into(),
+        i_extra_isize: EXTRA_ISIZE.into(),
+        i_checksum_hi: 0.into(),
+        i_ctime_extra: extra.into(),
+        i_mtime_extra: extra.into(),
+        i_atime_extra: extra.into(),
+        i_crtime: secs.into(),
+        i_crtime_extra: extra.into(),
+        i_version_hi: 0.into(),
+        i_projid: 0.into(),
+        i_xattrs: f.ibody_xattrs,
+    };
     // Checksum over the whole inode with both checksum fields zero, seeded per inode.
     let seed = crate::csum::inode_seed(fs_seed, ino, 0);
-    let csum = ext4_chksum(seed, &b);
-    put16(&mut b, CHECKSUM_LO, csum as u16);
-    put16(&mut b, CHECKSUM_HI, (csum >> 16) as u16);
+    let csum = ext4_chksum(seed, raw.as_bytes());
+    #[allow(clippy::cast_possible_truncation)] // the two 16-bit halves of the crc32c
+    {
+        raw.l_i_checksum_lo = (csum as u16).into();
+        raw.i_checksum_hi = ((csum >> 16) as u16).into();
+    }
+    let mut b = [0u8; INODE_SIZE as usize];
+    b.copy_from_slice(raw.as_bytes());
     b
 }
 

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+#![warn(clippy::cast_possible_truncation)]
 
 mod alloc;
 mod csum;
@@ -28,10 +29,12 @@ mod error;
 mod extent;
 mod file_data;
 mod geometry;
+mod holes;
 mod inode;
 mod journal;
 mod layout;
 mod numbering;
+mod ondisk;
 mod resize;
 mod sizing;
 mod superblock;
@@ -40,8 +43,30 @@ mod xattr;
 
 use d2l_rootfs::{SpillReader, Tree};
 
+/// Encoders that the tests in `tests/` compare with e2fsprogs' output, byte for byte; not an
+/// API (feature `internals`, on only for this crate's tests).
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::csum::fs_seed;
+    pub use crate::journal::{default_journal_blocks, journal_superblock};
+    pub use crate::ondisk::{XattrBlockHeader, XattrEntry, XattrIbodyHeader};
+    pub use crate::resize::{
+        reserved_gdt_blocks, resize_inode, ResizeInode, RESIZE_INODE_FLAGS, RESIZE_INODE_LINKS,
+        RESIZE_INODE_MODE,
+    };
+    pub use crate::xattr::{
+        block_hash, finish_block, place_xattrs, stored_name, XattrPlacement, IBODY_LEN,
+        XATTR_BLOCK_LEN, XATTR_MAGIC,
+    };
+}
+
+pub use dir::MAX_DIRECTORY_ENTRY_BYTES;
 pub use disk_store::{DiskStore, PlacedData};
 pub use error::{Error, Result};
+pub use sizing::{
+    MAX_DEVICE_MAJOR, MAX_DEVICE_MINOR, MAX_FILE_SIZE, MAX_HARD_LINKS, MAX_SYMLINK_TARGET,
+};
 
 use d2l_disk::VirtualDisk;
 
@@ -343,6 +368,7 @@ pub fn write_ext4_placed(
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
 

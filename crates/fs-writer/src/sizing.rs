@@ -42,32 +42,44 @@ pub(crate) fn block_runs(file: &FileData) -> Vec<(u64, u64)> {
     runs
 }
 
-/// Most names a non-directory inode can have (the kernel's EXT4_LINK_MAX).
-const LINK_MAX: u32 = 65000;
-/// Longest symlink target (PATH_MAX - 1: what the kernel accepts and e2fsck checks).
-const SYMLINK_MAX: usize = 4095;
-/// Largest device major and minor numbers Linux has (12 and 20 bits).
-const DEV_MAJOR_MAX: u32 = (1 << 12) - 1;
-const DEV_MINOR_MAX: u32 = (1 << 20) - 1;
+/// Largest regular file d2l writes: ext4 numbers a file's blocks with 32 bits and the last
+/// number, 2^32 - 1, is `EXT_MAX_BLOCKS` (a sentinel), so a file with extents and 4 KiB blocks
+/// holds at most (2^32 - 1) × 4 KiB = 16 TiB - 4 KiB (kernel `fs/ext4/super.c`,
+/// `ext4_max_size`; Documentation/filesystems/ext4/blocks.rst, "File size"). A larger file
+/// (sparse tar entries can claim any size) is refused with its path.
+pub const MAX_FILE_SIZE: u64 = (u32::MAX as u64) * BS;
+
+/// Most names a non-directory inode can have (the kernel's `EXT4_LINK_MAX`, fs/ext4/ext4.h).
+/// A file with more hard links is refused with its path.
+pub const MAX_HARD_LINKS: u32 = 65000;
+/// Longest symlink target (PATH_MAX - 1: what the kernel accepts and e2fsck checks). A longer
+/// target is refused with the link's path.
+pub const MAX_SYMLINK_TARGET: usize = 4095;
+/// Largest device major number Linux has (12 bits, `MAJOR()` of the kernel's `kdev_t`
+/// encoding in ext4's `i_block`). A larger one is refused with the device's path.
+pub const MAX_DEVICE_MAJOR: u32 = (1 << 12) - 1;
+/// Largest device minor number Linux has (20 bits). A larger one is refused with the
+/// device's path.
+pub const MAX_DEVICE_MINOR: u32 = (1 << 20) - 1;
 
 /// What ext4 (and Linux) cannot store about an inode.
 fn check_limits(inode: &Inode) -> std::result::Result<(), String> {
-    if inode.as_directory().is_none() && inode.link_count() > LINK_MAX {
+    if inode.as_directory().is_none() && inode.link_count() > MAX_HARD_LINKS {
         return Err(format!(
-            "{} hard links; ext4 allows at most {LINK_MAX}",
+            "{} hard links; ext4 allows at most {MAX_HARD_LINKS}",
             inode.link_count()
         ));
     }
     match &inode.kind {
-        InodeKind::Symlink(target) if target.len() > SYMLINK_MAX => Err(format!(
-            "symlink target of {} bytes; at most {SYMLINK_MAX}",
+        InodeKind::Symlink(target) if target.len() > MAX_SYMLINK_TARGET => Err(format!(
+            "symlink target of {} bytes; at most {MAX_SYMLINK_TARGET}",
             target.len()
         )),
         InodeKind::CharDevice(d) | InodeKind::BlockDevice(d)
-            if d.major > DEV_MAJOR_MAX || d.minor > DEV_MINOR_MAX =>
+            if d.major > MAX_DEVICE_MAJOR || d.minor > MAX_DEVICE_MINOR =>
         {
             Err(format!(
-                "device number {}:{} is beyond Linux's {DEV_MAJOR_MAX}:{DEV_MINOR_MAX}",
+                "device number {}:{} is beyond Linux's {MAX_DEVICE_MAJOR}:{MAX_DEVICE_MINOR}",
                 d.major, d.minor
             ))
         }
@@ -97,7 +109,11 @@ pub(crate) struct Needs {
     pub dir_blocks: Vec<u32>,
 }
 
-pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
+pub(crate) fn measure(
+    tree: &Tree,
+    numbering: &Numbering,
+    source: &FileSource<'_>,
+) -> Result<Needs> {
     let mut blocks = (LOST_FOUND_BLOCKS + 1) as u64; // lost+found and the resize inode's block
     let mut xattr_blocks: HashMap<Box<[u8; 4096]>, ()> = HashMap::new();
     let mut dir_blocks = vec![0u32; numbering.max_ino as usize + 1];
@@ -125,15 +141,30 @@ pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
         }
         let extents = match &inode.kind {
             InodeKind::File(f) => {
-                let runs = block_runs(f);
+                if f.size > MAX_FILE_SIZE {
+                    return Err(Error::FileTooLarge {
+                        path: path_of(tree, id),
+                        size: f.size,
+                    });
+                }
+                let runs = source.data_runs(f)?;
                 blocks += runs.iter().map(|r| r.1).sum::<u64>();
                 runs.iter()
                     .map(|r| r.1.div_ceil(u64::from(MAX_EXTENT_LEN)))
                     .sum::<u64>()
             }
             InodeKind::Directory(_) => {
-                let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)) as u64;
-                dir_blocks[ino as usize] = n as u32;
+                let n = dir::directory_block_count(&dir_entries(tree, numbering, ino)).map_err(
+                    |e| Error::DirectoryTooLarge {
+                        path: path_of(tree, id),
+                        bytes: e.bytes,
+                    },
+                )?;
+                // At most 1 + 507 × 511 blocks (MAX_DIRECTORY_ENTRY_BYTES).
+                dir_blocks[ino as usize] = u32::try_from(n).map_err(|_| {
+                    Error::Internal(format!("{n} blocks for directory inode {ino}"))
+                })?;
+                let n = n as u64;
                 blocks += n;
                 n.div_ceil(u64::from(MAX_EXTENT_LEN))
             }
@@ -144,7 +175,8 @@ pub(crate) fn measure(tree: &Tree, numbering: &Numbering) -> Result<Needs> {
             _ => 0,
         };
         // Metadata areas may split a run once per group it crosses; count generously.
-        blocks += extent::tree_blocks(extents as usize * 2) as u64;
+        let extents = usize::try_from(extents.saturating_mul(2)).unwrap_or(usize::MAX);
+        blocks += extent::tree_blocks(extents) as u64;
     }
     blocks += xattr_blocks.len() as u64;
     Ok(Needs {

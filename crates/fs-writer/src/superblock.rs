@@ -1,11 +1,18 @@
 //! The superblock and group descriptors (ext4 docs, "Super Block" and "Block Group
 //! Descriptors"), with their metadata_csum checksums.
 
+use std::mem::offset_of;
+
+use d2l_disk::bytes::{FromZeros, IntoBytes};
+
 use crate::csum::ext4_chksum;
 use crate::layout::{
     BLOCKS_PER_GROUP, EXTRA_ISIZE, FIRST_INO, GROUP_DESC_SIZE, INODE_SIZE, JOURNAL_INO,
     LOG_BLOCK_SIZE, LOG_GROUPS_PER_FLEX, SUPERBLOCK_SIZE,
 };
+use crate::ondisk::{GroupDescRaw, Superblock};
+
+// Values below: Documentation/filesystems/ext4/super.rst ("Super Block").
 
 /// `s_magic`.
 const EXT4_MAGIC: u16 = 0xEF53;
@@ -43,8 +50,20 @@ const DEFM_XATTR_USER_ACL: u32 = 0x0004 | 0x0008;
 const JNL_BACKUP_BLOCKS: u8 = 1;
 /// `s_checksum_type`: crc32c.
 const CHECKSUM_CRC32C: u8 = 1;
-/// Offset of `s_checksum`, the last field.
-const CHECKSUM_OFFSET: usize = 0x3FC;
+/// `s_max_mnt_count` = -1: no forced checks (mke2fs's default).
+const MAX_MNT_COUNT_NONE: u16 = 0xFFFF;
+/// `s_inode_size` (256 fits 16 bits).
+#[allow(clippy::cast_possible_truncation)] // checked below
+const INODE_SIZE_U16: u16 = INODE_SIZE as u16;
+const _: () = assert!(INODE_SIZE <= u16::MAX as u32);
+/// `s_desc_size` (32).
+#[allow(clippy::cast_possible_truncation)] // checked below
+const GROUP_DESC_SIZE_U16: u16 = GROUP_DESC_SIZE as u16;
+const _: () = assert!(GROUP_DESC_SIZE <= u16::MAX as u32);
+/// `s_log_groups_per_flex` (4).
+#[allow(clippy::cast_possible_truncation)] // checked below
+const LOG_GROUPS_PER_FLEX_U8: u8 = LOG_GROUPS_PER_FLEX as u8;
+const _: () = assert!(LOG_GROUPS_PER_FLEX <= u8::MAX as u32);
 
 /// What the superblock says, beyond the fixed geometry constants.
 #[derive(Debug, Clone)]
@@ -66,73 +85,60 @@ pub(crate) struct SuperblockFields {
 
 /// Encodes the superblock for the copy in `group` (its `s_block_group_nr`).
 pub(crate) fn encode_superblock(f: &SuperblockFields, group: u16) -> [u8; SUPERBLOCK_SIZE] {
+    let mut sb = Superblock::new_zeroed();
+    sb.s_inodes_count = f.inodes_count.into();
+    sb.s_blocks_count_lo = f.blocks_count.into();
+    // s_r_blocks_count_lo 0: no blocks reserved for root.
+    sb.s_free_blocks_count_lo = f.free_blocks.into();
+    sb.s_free_inodes_count = f.free_inodes.into();
+    // s_first_data_block 0: with 4 KiB blocks.
+    sb.s_log_block_size = LOG_BLOCK_SIZE.into();
+    sb.s_log_cluster_size = LOG_BLOCK_SIZE.into();
+    sb.s_blocks_per_group = BLOCKS_PER_GROUP.into();
+    sb.s_clusters_per_group = BLOCKS_PER_GROUP.into();
+    sb.s_inodes_per_group = f.inodes_per_group.into();
+    // s_mtime 0: never mounted; s_mnt_count 0.
+    sb.s_wtime = f.time.into();
+    sb.s_max_mnt_count = MAX_MNT_COUNT_NONE.into();
+    sb.s_magic = EXT4_MAGIC.into();
+    sb.s_state = STATE_CLEAN.into();
+    sb.s_errors = ERRORS_CONTINUE.into();
+    sb.s_lastcheck = f.time.into();
+    // s_checkinterval 0; s_creator_os 0: Linux.
+    sb.s_rev_level = DYNAMIC_REV.into();
+    sb.s_first_ino = FIRST_INO.into();
+    sb.s_inode_size = INODE_SIZE_U16.into();
+    sb.s_block_group_nr = group.into();
+    sb.s_feature_compat =
+        (COMPAT_HAS_JOURNAL | COMPAT_EXT_ATTR | COMPAT_RESIZE_INODE | COMPAT_DIR_INDEX).into();
+    sb.s_feature_incompat = (INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG).into();
+    sb.s_feature_ro_compat = (RO_COMPAT_SPARSE_SUPER
+        | RO_COMPAT_LARGE_FILE
+        | RO_COMPAT_HUGE_FILE
+        | RO_COMPAT_DIR_NLINK
+        | RO_COMPAT_EXTRA_ISIZE
+        | RO_COMPAT_METADATA_CSUM)
+        .into();
+    sb.s_uuid = f.uuid;
+    sb.s_volume_name = f.volume_name;
+    sb.s_reserved_gdt_blocks = f.reserved_gdt_blocks.into();
+    sb.s_journal_inum = JOURNAL_INO.into();
+    sb.s_hash_seed = f.hash_seed.map(Into::into);
+    sb.s_def_hash_version = HASH_HALF_MD4;
+    sb.s_jnl_backup_type = JNL_BACKUP_BLOCKS;
+    sb.s_desc_size = GROUP_DESC_SIZE_U16.into();
+    sb.s_default_mount_opts = DEFM_XATTR_USER_ACL.into();
+    sb.s_mkfs_time = f.time.into();
+    sb.s_jnl_blocks = f.journal_backup.map(Into::into);
+    sb.s_min_extra_isize = EXTRA_ISIZE.into();
+    sb.s_want_extra_isize = EXTRA_ISIZE.into();
+    sb.s_flags = FLAGS_SIGNED_HASH.into();
+    sb.s_log_groups_per_flex = LOG_GROUPS_PER_FLEX_U8;
+    sb.s_checksum_type = CHECKSUM_CRC32C;
+    let csum = ext4_chksum(!0, &sb.as_bytes()[..offset_of!(Superblock, s_checksum)]);
+    sb.s_checksum = csum.into();
     let mut b = [0u8; SUPERBLOCK_SIZE];
-    let mut put32 = |off: usize, v: u32| b[off..off + 4].copy_from_slice(&v.to_le_bytes());
-    put32(0x00, f.inodes_count);
-    put32(0x04, f.blocks_count);
-    put32(0x08, 0); // s_r_blocks_count: no blocks reserved for root
-    put32(0x0C, f.free_blocks);
-    put32(0x10, f.free_inodes);
-    put32(0x14, 0); // s_first_data_block: 0 with 4 KiB blocks
-    put32(0x18, LOG_BLOCK_SIZE);
-    put32(0x1C, LOG_BLOCK_SIZE); // s_log_cluster_size
-    put32(0x20, BLOCKS_PER_GROUP);
-    put32(0x24, BLOCKS_PER_GROUP); // s_clusters_per_group
-    put32(0x28, f.inodes_per_group);
-    put32(0x2C, 0); // s_mtime: never mounted
-    put32(0x30, f.time); // s_wtime
-    put32(0x40, f.time); // s_lastcheck
-    put32(0x44, 0); // s_checkinterval
-    put32(0x48, 0); // s_creator_os: Linux
-    put32(0x4C, DYNAMIC_REV);
-    put32(0x54, FIRST_INO);
-    put32(
-        0x5C,
-        COMPAT_HAS_JOURNAL | COMPAT_EXT_ATTR | COMPAT_RESIZE_INODE | COMPAT_DIR_INDEX,
-    );
-    put32(
-        0x60,
-        INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG,
-    );
-    put32(
-        0x64,
-        RO_COMPAT_SPARSE_SUPER
-            | RO_COMPAT_LARGE_FILE
-            | RO_COMPAT_HUGE_FILE
-            | RO_COMPAT_DIR_NLINK
-            | RO_COMPAT_EXTRA_ISIZE
-            | RO_COMPAT_METADATA_CSUM,
-    );
-    put32(0xE0, JOURNAL_INO);
-    for (i, word) in f.hash_seed.iter().enumerate() {
-        put32(0xEC + 4 * i, *word);
-    }
-    put32(0x100, DEFM_XATTR_USER_ACL);
-    put32(0x108, f.time); // s_mkfs_time
-    for (i, word) in f.journal_backup.iter().enumerate() {
-        put32(0x10C + 4 * i, *word);
-    }
-    put32(0x160, FLAGS_SIGNED_HASH);
-    let mut put16 = |off: usize, v: u16| b[off..off + 2].copy_from_slice(&v.to_le_bytes());
-    put16(0x34, 0); // s_mnt_count
-    put16(0x36, 0xFFFF); // s_max_mnt_count = -1: no forced checks
-    put16(0x38, EXT4_MAGIC);
-    put16(0x3A, STATE_CLEAN);
-    put16(0x3C, ERRORS_CONTINUE);
-    put16(0x58, INODE_SIZE as u16);
-    put16(0x5A, group);
-    put16(0xCE, f.reserved_gdt_blocks);
-    put16(0xFE, GROUP_DESC_SIZE as u16); // s_desc_size
-    put16(0x15C, EXTRA_ISIZE); // s_min_extra_isize
-    put16(0x15E, EXTRA_ISIZE); // s_want_extra_isize
-    b[0x68..0x78].copy_from_slice(&f.uuid);
-    b[0x78..0x88].copy_from_slice(&f.volume_name);
-    b[0xFC] = HASH_HALF_MD4;
-    b[0xFD] = JNL_BACKUP_BLOCKS;
-    b[0x174] = LOG_GROUPS_PER_FLEX as u8;
-    b[0x175] = CHECKSUM_CRC32C;
-    let csum = ext4_chksum(!0, &b[..CHECKSUM_OFFSET]);
-    b[CHECKSUM_OFFSET..].copy_from_slice(&csum.to_le_bytes());
+    b.copy_from_slice(sb.as_bytes());
     b
 }
 
@@ -158,18 +164,25 @@ pub(crate) const BG_INODE_ZEROED: u16 = 0x4;
 /// Encodes a 32-byte group descriptor with its checksum: the low 16 bits of
 /// `ext4_chksum(fs_seed, le32(group) + descriptor with bg_checksum zeroed)`.
 pub(crate) fn encode_group_desc(d: &GroupDesc, group: u32, fs_seed: u32) -> [u8; 32] {
+    let mut raw = GroupDescRaw {
+        bg_block_bitmap_lo: d.block_bitmap.into(),
+        bg_inode_bitmap_lo: d.inode_bitmap.into(),
+        bg_inode_table_lo: d.inode_table.into(),
+        bg_free_blocks_count_lo: d.free_blocks.into(),
+        bg_free_inodes_count_lo: d.free_inodes.into(),
+        bg_used_dirs_count_lo: d.used_dirs.into(),
+        bg_flags: d.flags.into(),
+        bg_block_bitmap_csum_lo: d.block_bitmap_csum.into(),
+        bg_inode_bitmap_csum_lo: d.inode_bitmap_csum.into(),
+        bg_itable_unused_lo: d.itable_unused.into(),
+        ..GroupDescRaw::default()
+    };
+    let csum = ext4_chksum(ext4_chksum(fs_seed, &group.to_le_bytes()), raw.as_bytes());
+    // The low 16 bits of the crc32c (group_descr.rst, bg_checksum).
+    #[allow(clippy::cast_possible_truncation)] // the low 16 bits, masked
+    let low = (csum & 0xFFFF) as u16;
+    raw.bg_checksum = low.into();
     let mut b = [0u8; 32];
-    b[0x00..0x04].copy_from_slice(&d.block_bitmap.to_le_bytes());
-    b[0x04..0x08].copy_from_slice(&d.inode_bitmap.to_le_bytes());
-    b[0x08..0x0C].copy_from_slice(&d.inode_table.to_le_bytes());
-    b[0x0C..0x0E].copy_from_slice(&d.free_blocks.to_le_bytes());
-    b[0x0E..0x10].copy_from_slice(&d.free_inodes.to_le_bytes());
-    b[0x10..0x12].copy_from_slice(&d.used_dirs.to_le_bytes());
-    b[0x12..0x14].copy_from_slice(&d.flags.to_le_bytes());
-    b[0x18..0x1A].copy_from_slice(&d.block_bitmap_csum.to_le_bytes());
-    b[0x1A..0x1C].copy_from_slice(&d.inode_bitmap_csum.to_le_bytes());
-    b[0x1C..0x1E].copy_from_slice(&d.itable_unused.to_le_bytes());
-    let csum = ext4_chksum(ext4_chksum(fs_seed, &group.to_le_bytes()), &b);
-    b[0x1E..0x20].copy_from_slice(&(csum as u16).to_le_bytes());
+    b.copy_from_slice(raw.as_bytes());
     b
 }

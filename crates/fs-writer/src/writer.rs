@@ -22,7 +22,7 @@ use crate::layout::{
 };
 use crate::numbering::{dir_entries, number, Numbering};
 use crate::resize;
-use crate::sizing::{block_runs, measure, path_of, plan, FAST_SYMLINK_MAX, LOST_FOUND_BLOCKS};
+use crate::sizing::{measure, path_of, plan, FAST_SYMLINK_MAX, LOST_FOUND_BLOCKS};
 use crate::superblock::{
     encode_group_desc, encode_superblock, GroupDesc, SuperblockFields, BG_INODE_ZEROED,
 };
@@ -54,7 +54,7 @@ pub(crate) fn write(
     options: &Ext4Options,
 ) -> Result<Ext4Report> {
     let numbering = number(tree);
-    let needs = measure(tree, &numbering)?;
+    let needs = measure(tree, &numbering, &source)?;
     let (geo, journal_blocks) = plan(&needs, options.size, &source)?;
     // Allocation skips metadata and the data already on the disk.
     let mut taken: Vec<Range> = geo.metadata.clone();
@@ -164,7 +164,11 @@ pub(crate) fn write(
                     numbering.parent_of[ino as usize],
                     &hash,
                     iseed,
-                );
+                )
+                .map_err(|e| Error::DirectoryTooLarge {
+                    path: path_of(tree, tree_id.expect("a tree directory")),
+                    bytes: e.bytes,
+                })?;
                 placed[ino as usize].indexed = built.indexed;
                 for (nr, block) in blocks.iter().zip(built.blocks) {
                     write_block(&block[..], *nr)?;
@@ -201,7 +205,7 @@ pub(crate) fn write(
             first.physical,
         )?;
     }
-    let group_count = geo.groups.len() as u32;
+    let group_count = index(geo.groups.len())?;
     let resize_inode = resize::resize_inode(
         geo.blocks_count,
         group_count,
@@ -295,15 +299,22 @@ pub(crate) fn write(
     for (i, chunk) in journal_root.chunks_exact(4).enumerate() {
         journal_backup[i] = u32::from_le_bytes(chunk.try_into().expect("4 bytes"));
     }
-    journal_backup[15] = (journal_size >> 32) as u32;
-    journal_backup[16] = journal_size as u32;
+    // i_size_high and i_size_lo: the two halves of the journal's size.
+    #[allow(clippy::cast_possible_truncation)]
+    {
+        journal_backup[15] = (journal_size >> 32) as u32;
+        journal_backup[16] = journal_size as u32;
+    }
     let fields = SuperblockFields {
         inodes_count: geo.inodes_count(),
         blocks_count: geo.blocks_count,
-        free_blocks: free_blocks_total as u32,
-        free_inodes: free_inodes_total as u32,
+        // At most blocks_count and inodes_count, both u32.
+        free_blocks: u32::try_from(free_blocks_total).map_err(|_| internal("free blocks"))?,
+        free_inodes: u32::try_from(free_inodes_total).map_err(|_| internal("free inodes"))?,
         inodes_per_group: ipg,
-        reserved_gdt_blocks: geo.reserved_gdt_blocks as u16,
+        // At most 1024 (resize::reserved_gdt_blocks).
+        reserved_gdt_blocks: u16::try_from(geo.reserved_gdt_blocks)
+            .map_err(|_| internal("reserved GDT blocks"))?,
         uuid: options.uuid,
         volume_name: options.label,
         hash_seed: options.hash_seed,
@@ -367,7 +378,8 @@ fn write_groups(
             bitmap[(i / 8) as usize] |= 1 << (i % 8);
         }
         let free_blocks = group.blocks - used;
-        let first_ino = g as u32 * ipg + 1;
+        let g = index(g)?;
+        let first_ino = g * ipg + 1;
         let used_inodes = max_ino.saturating_sub(first_ino - 1).min(ipg);
         let mut ibitmap = vec![0u8; BLOCK_SIZE as usize];
         for i in 0..used_inodes {
@@ -379,21 +391,26 @@ fn write_groups(
         }
         write_block(&bitmap, group.block_bitmap)?;
         write_block(&ibitmap, group.inode_bitmap)?;
+        // Per-group counts are at most 32768 blocks and inodes: they fit 16 bits. The
+        // bitmap checksums keep the crc32c's low 16 bits (group_descr.rst,
+        // bg_block_bitmap_csum_lo): without 64bit the high halves are not stored.
+        let count16 = |n: u32| u16::try_from(n).map_err(|_| internal("group count"));
+        #[allow(clippy::cast_possible_truncation)]
         let desc = GroupDesc {
             block_bitmap: group.block_bitmap,
             inode_bitmap: group.inode_bitmap,
             inode_table: group.inode_table,
-            free_blocks: free_blocks as u16,
-            free_inodes: (ipg - used_inodes) as u16,
-            used_dirs: used_dirs[g],
+            free_blocks: count16(free_blocks)?,
+            free_inodes: count16(ipg - used_inodes)?,
+            used_dirs: used_dirs[g as usize],
             flags: BG_INODE_ZEROED,
             block_bitmap_csum: ext4_chksum(seed, &bitmap) as u16,
             inode_bitmap_csum: ext4_chksum(seed, &ibitmap[..(ipg / 8) as usize]) as u16,
-            itable_unused: (ipg - used_inodes) as u16,
+            itable_unused: count16(ipg - used_inodes)?,
         };
         free_blocks_total += u64::from(free_blocks);
         free_inodes_total += u64::from(ipg - used_inodes);
-        descs.extend_from_slice(&encode_group_desc(&desc, g as u32, seed));
+        descs.extend_from_slice(&encode_group_desc(&desc, g, seed));
     }
     descs.resize((geo.gdt_blocks * BLOCK_SIZE) as usize, 0);
     Ok((descs, free_blocks_total, free_inodes_total))
@@ -409,7 +426,9 @@ fn write_superblocks(
     let write_at = |bytes: &[u8], offset: u64| out.write_at(bytes, offset);
     for (g, group) in geo.groups.iter().enumerate() {
         let Some(backup) = group.backup else { continue };
-        let sb = encode_superblock(fields, g as u16);
+        // s_block_group_nr is 16 bits; e2fsprogs (lib/ext2fs/closefs.c, write_primary_
+        // superblock's callers) clamps larger group numbers to 65535, and so does d2l.
+        let sb = encode_superblock(fields, u16::try_from(g).unwrap_or(u16::MAX));
         if g == 0 {
             write_at(&sb, SUPERBLOCK_OFFSET)?;
         } else {
@@ -507,7 +526,7 @@ fn allocate(
                 "named twice"
             }));
         }
-        let start = all_extents.len() as u32;
+        let start = index(all_extents.len())?;
         // Already in one run of blocks on the disk, holes none: kept there.
         if let Some(extents) = source.in_place(file).filter(|e| {
             e.first().is_some_and(|f| f.logical == 0)
@@ -523,7 +542,7 @@ fn allocate(
                 len: count,
             });
             all_extents.extend(extents);
-            placed[ino as usize].extents = (start, all_extents.len() as u32 - start);
+            placed[ino as usize].extents = (start, index(all_extents.len())? - start);
             contiguous_files.push(crate::ContiguousFile {
                 path: path.clone(),
                 ino,
@@ -545,7 +564,7 @@ fn allocate(
             });
             logical += len;
         }
-        placed[ino as usize].extents = (start, all_extents.len() as u32 - start);
+        placed[ino as usize].extents = (start, index(all_extents.len())? - start);
         placed[ino as usize].copy = true;
         contiguous_files.push(crate::ContiguousFile {
             path: path.clone(),
@@ -558,7 +577,7 @@ fn allocate(
     if journal_blocks > 0 {
         alloc.extents(0, u64::from(journal_blocks), &mut journal_extents)?;
     }
-    let journal_tree = alloc.blocks(extent::tree_blocks(journal_extents.len()) as u32)?;
+    let journal_tree = alloc.blocks(index(extent::tree_blocks(journal_extents.len()))?)?;
     let resize_dind = alloc.blocks(1)?[0];
     // Identical external xattr blocks are shared, up to the kernel's limit of references.
     let mut xattr_blocks: Vec<(Box<[u8; 4096]>, u32, u32)> = Vec::new();
@@ -573,7 +592,7 @@ fn allocate(
         let start = if pinned.1 > 0 {
             pinned.0
         } else {
-            all_extents.len() as u32
+            index(all_extents.len())?
         };
         match tree_id.map(|id| &tree.inode(id).kind) {
             Some(InodeKind::File(_)) if pinned.1 > 0 => {}
@@ -586,7 +605,7 @@ fn allocate(
                     all_extents.extend(extents);
                 }
                 None => {
-                    for (first, count) in block_runs(f) {
+                    for (first, count) in source.data_runs(f)? {
                         alloc.extents(first, count, &mut all_extents)?;
                     }
                     copy = true;
@@ -608,10 +627,10 @@ fn allocate(
         let count = if pinned.1 > 0 {
             pinned.1
         } else {
-            all_extents.len() as u32 - start
+            index(all_extents.len())? - start
         };
-        let tree_start = all_tree.len() as u32;
-        all_tree.extend(alloc.blocks(extent::tree_blocks(count as usize) as u32)?);
+        let tree_start = index(all_tree.len())?;
+        all_tree.extend(alloc.blocks(index(extent::tree_blocks(count as usize))?)?);
         let mut xattr_block = 0;
         if let Some(id) = tree_id {
             let placement =
@@ -636,7 +655,7 @@ fn allocate(
         placed[ino as usize] = Placed {
             extents: (start, count),
             copy,
-            tree: (tree_start, all_tree.len() as u32 - tree_start),
+            tree: (tree_start, index(all_tree.len())? - tree_start),
             xattr_block,
             indexed: false,
         };
@@ -655,6 +674,16 @@ fn allocate(
         xattr_blocks,
         used: merge(used),
     })
+}
+
+/// A count or index of this filesystem's inodes, blocks, extents or groups: each fits 32 bits
+/// (block numbers are 32-bit without the 64bit feature, and every extent holds a block).
+fn index(n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| internal("more than 2^32 entries"))
+}
+
+fn internal(what: &str) -> Error {
+    Error::Internal(format!("{what} beyond the on-disk field"))
 }
 
 fn ts(seconds: u32) -> Timestamp {
@@ -717,7 +746,10 @@ fn inode_fields(
         return Ok(f);
     };
     let inode = tree.inode(id);
-    f.mode = (inode.file_type_bits() | u32::from(inode.mode)) as u16;
+    // S_IFMT bits (at most 0o170000) and the 12 permission bits: 16 bits.
+    #[allow(clippy::cast_possible_truncation)]
+    let mode = (inode.file_type_bits() | u32::from(inode.mode)) as u16;
+    f.mode = mode;
     f.uid = inode.uid;
     f.gid = inode.gid;
     f.time = inode.mtime;

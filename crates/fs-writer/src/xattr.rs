@@ -22,57 +22,63 @@ use d2l_rootfs::Xattr;
 
 use crate::csum::ext4_chksum;
 use crate::layout::{BLOCK_SIZE, EXTRA_ISIZE, INODE_SIZE};
+use crate::ondisk::{XattrBlockHeader, XattrEntry, XattrIbodyHeader};
+use d2l_disk::bytes::{le32, FromBytes, IntoBytes};
 
 /// Size of the original ext2 inode (`EXT2_GOOD_OLD_INODE_SIZE`); `i_extra_isize` counts from
 /// here.
 const GOOD_OLD_INODE_SIZE: usize = 128;
 /// Bytes of the in-inode xattr area: a 256-byte inode minus the 128-byte base minus
 /// `i_extra_isize` (inode offsets 160..256).
-pub(crate) const IBODY_LEN: usize =
-    INODE_SIZE as usize - GOOD_OLD_INODE_SIZE - EXTRA_ISIZE as usize;
+pub const IBODY_LEN: usize = INODE_SIZE as usize - GOOD_OLD_INODE_SIZE - EXTRA_ISIZE as usize;
 const _: () = assert!(IBODY_LEN == 96);
 /// Bytes of an external xattr block (one filesystem block).
-pub(crate) const XATTR_BLOCK_LEN: usize = BLOCK_SIZE as usize;
+pub const XATTR_BLOCK_LEN: usize = BLOCK_SIZE as usize;
 
 /// `EXT4_XATTR_MAGIC`: first word of the ibody area and of an xattr block.
-const XATTR_MAGIC: u32 = 0xEA02_0000;
+pub const XATTR_MAGIC: u32 = 0xEA02_0000;
 
 /// `struct ext4_xattr_ibody_header`: just `h_magic`.
-const IBODY_HEADER_LEN: usize = 4;
+const IBODY_HEADER_LEN: usize = size_of::<XattrIbodyHeader>();
 
-/// `struct ext4_xattr_header` (32 bytes) field offsets.
+/// `struct ext4_xattr_header` ([`XattrBlockHeader`]) field offsets.
 mod header {
-    /// `h_magic`: [`super::XATTR_MAGIC`].
-    pub(super) const MAGIC: usize = 0x00;
+    use super::XattrBlockHeader as H;
+    #[cfg(test)]
+    use std::mem::offset_of;
     /// `h_refcount`: number of inodes sharing the block.
-    pub(super) const REFCOUNT: usize = 0x04;
-    /// `h_blocks`: always 1.
-    pub(super) const BLOCKS: usize = 0x08;
+    #[cfg(test)]
+    pub(super) const REFCOUNT: usize = offset_of!(H, h_refcount);
     /// `h_hash`: hash over all entry hashes (`ext4_xattr_rehash`); 0 = never share.
-    pub(super) const HASH: usize = 0x0C;
+    #[cfg(test)]
+    pub(super) const HASH: usize = offset_of!(H, h_hash);
     /// `h_checksum`: metadata_csum of the block.
-    pub(super) const CHECKSUM: usize = 0x10;
-    /// Size of the header; `h_reserved[3]` (zero) fills 0x14..0x20. Entries start here.
-    pub(super) const LEN: usize = 0x20;
+    #[cfg(test)]
+    pub(super) const CHECKSUM: usize = offset_of!(H, h_checksum);
+    /// Size of the header; entries start here.
+    pub(super) const LEN: usize = size_of::<H>();
 }
 
-/// `struct ext4_xattr_entry` field offsets; the name follows the fixed part.
+/// `struct ext4_xattr_entry` ([`XattrEntry`]) field offsets; the name follows the fixed part.
 mod entry {
+    use super::XattrEntry as E;
+    use std::mem::offset_of;
     /// `e_name_len` (u8).
-    pub(super) const NAME_LEN: usize = 0x00;
+    pub(super) const NAME_LEN: usize = offset_of!(E, e_name_len);
     /// `e_name_index` (u8): the namespace, see [`super::Namespace`].
-    pub(super) const NAME_INDEX: usize = 0x01;
+    #[cfg(test)]
+    pub(super) const NAME_INDEX: usize = offset_of!(E, e_name_index);
     /// `e_value_offs` (le16): offset of the value (ibody: from the first entry; block: from
     /// the block start). 0 for an empty value.
-    pub(super) const VALUE_OFFS: usize = 0x02;
-    /// `e_value_inum` (le32): inode holding the value (ea_inode feature); d2l always 0.
-    pub(super) const VALUE_INUM: usize = 0x04;
+    #[cfg(test)]
+    pub(super) const VALUE_OFFS: usize = offset_of!(E, e_value_offs);
     /// `e_value_size` (le32): length of the value, unpadded.
-    pub(super) const VALUE_SIZE: usize = 0x08;
+    #[cfg(test)]
+    pub(super) const VALUE_SIZE: usize = offset_of!(E, e_value_size);
     /// `e_hash` (le32): `ext4_xattr_hash_entry`; the kernel sets it only in blocks.
-    pub(super) const HASH: usize = 0x0C;
+    pub(super) const HASH: usize = offset_of!(E, e_hash);
     /// Size of the fixed part; `e_name` starts here.
-    pub(super) const LEN: usize = 0x10;
+    pub(super) const LEN: usize = size_of::<E>();
 }
 
 /// `EXT4_XATTR_PAD`: entries and values are aligned to 4 bytes.
@@ -146,7 +152,7 @@ pub enum XattrError {
 
 /// Where an inode's xattrs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct XattrPlacement {
+pub struct XattrPlacement {
     /// The 96 bytes at inode offset 160..256 (after `i_extra_isize` = 32): the ibody xattr
     /// area (magic + entries + values), or all zero when no attribute is stored there.
     pub ibody: [u8; IBODY_LEN],
@@ -270,7 +276,7 @@ fn pad(n: usize) -> usize {
 /// `ext4_xattr_ibody_set` first and falls back to the block on ENOSPC), and what e2fsprogs'
 /// `ext2fs_xattr_set` (used by `mke2fs -d`) does. The ibody keeps that order, the block is
 /// sorted as the kernel requires.
-pub(crate) fn place_xattrs(xattrs: &[Xattr]) -> Result<XattrPlacement, XattrError> {
+pub fn place_xattrs(xattrs: &[Xattr]) -> Result<XattrPlacement, XattrError> {
     let attrs = xattrs
         .iter()
         .map(Attr::parse)
@@ -298,7 +304,10 @@ pub(crate) fn place_xattrs(xattrs: &[Xattr]) -> Result<XattrPlacement, XattrErro
 
     let mut ibody = [0u8; IBODY_LEN];
     if !in_inode.is_empty() {
-        put32(&mut ibody, 0, XATTR_MAGIC);
+        let header = XattrIbodyHeader {
+            h_magic: XATTR_MAGIC.into(),
+        };
+        ibody[..IBODY_HEADER_LEN].copy_from_slice(header.as_bytes());
         // Offsets count from the first entry, right after the magic; no hashes in the inode.
         write_entries(&mut ibody[IBODY_HEADER_LEN..], 0, &in_inode, false);
     }
@@ -306,12 +315,16 @@ pub(crate) fn place_xattrs(xattrs: &[Xattr]) -> Result<XattrPlacement, XattrErro
     let block = (!in_block.is_empty()).then(|| {
         in_block.sort_by(Attr::block_order);
         let mut b = Box::new([0u8; XATTR_BLOCK_LEN]);
-        put32(&mut b[..], header::MAGIC, XATTR_MAGIC);
-        put32(&mut b[..], header::REFCOUNT, 1);
-        put32(&mut b[..], header::BLOCKS, 1);
         write_entries(&mut b[..], header::LEN, &in_block, true);
-        let hash = block_hash(&b[..]);
-        put32(&mut b[..], header::HASH, hash);
+        let header = XattrBlockHeader {
+            h_magic: XATTR_MAGIC.into(),
+            h_refcount: 1.into(),
+            // h_blocks: always 1.
+            h_blocks: 1.into(),
+            h_hash: block_hash(&b[..]).into(),
+            ..XattrBlockHeader::default()
+        };
+        b[..header::LEN].copy_from_slice(header.as_bytes());
         b
     });
 
@@ -326,17 +339,15 @@ pub(crate) fn place_xattrs(xattrs: &[Xattr]) -> Result<XattrPlacement, XattrErro
 /// (`EXT4_XATTR_REFCOUNT_MAX`), but it reads and decrements larger counts and e2fsck does not
 /// check the limit; a writer that wants to stay within what the kernel writes starts a new
 /// copy of the block past it.
-pub(crate) fn finish_block(
-    block: &mut [u8; XATTR_BLOCK_LEN],
-    refcount: u32,
-    block_nr: u64,
-    fs_seed: u32,
-) {
+pub fn finish_block(block: &mut [u8; XATTR_BLOCK_LEN], refcount: u32, block_nr: u64, fs_seed: u32) {
     debug_assert!(refcount >= 1, "an xattr block needs at least one inode");
-    put32(block, header::REFCOUNT, refcount);
-    put32(block, header::CHECKSUM, 0);
+    let (mut header, _) = XattrBlockHeader::read_from_prefix(&block[..]).expect("a block");
+    header.h_refcount = refcount.into();
+    header.h_checksum = 0.into();
+    block[..header::LEN].copy_from_slice(header.as_bytes());
     let csum = ext4_chksum(ext4_chksum(fs_seed, &block_nr.to_le_bytes()), &block[..]);
-    put32(block, header::CHECKSUM, csum);
+    header.h_checksum = csum.into();
+    block[..header::LEN].copy_from_slice(header.as_bytes());
 }
 
 /// Writes the entry table of `attrs` at `first` in `area` and their values from the end of
@@ -347,11 +358,21 @@ fn write_entries(area: &mut [u8], first: usize, attrs: &[Attr], with_hash: bool)
     let mut at = first;
     let mut values_start = area.len();
     for attr in attrs {
+        // `Attr::parse` and `place_xattrs` bound these: names of at most 255 bytes, values
+        // within one block (offsets below 4096).
+        fn too_long<T>() -> T {
+            unreachable!("xattr entry fields beyond their on-disk width")
+        }
+        let value_size = u32::try_from(attr.value.len()).unwrap_or_else(|_| too_long());
+        let mut fixed = XattrEntry {
+            e_name_len: u8::try_from(attr.suffix.len()).unwrap_or_else(|_| too_long()),
+            e_name_index: attr.index as u8,
+            e_value_offs: 0.into(),
+            e_value_inum: 0.into(), // no ea_inode
+            e_value_size: value_size.into(),
+            e_hash: 0.into(),
+        };
         let e = &mut area[at..at + attr.entry_len()];
-        e[entry::NAME_LEN] = attr.suffix.len() as u8;
-        e[entry::NAME_INDEX] = attr.index as u8;
-        put32(e, entry::VALUE_INUM, 0);
-        put32(e, entry::VALUE_SIZE, attr.value.len() as u32);
         e[entry::LEN..entry::LEN + attr.suffix.len()].copy_from_slice(attr.suffix);
         // An empty value takes no space and keeps e_value_offs 0, as the kernel writes it
         // (e2fsprogs points it at the current end instead; both are accepted on read).
@@ -362,14 +383,15 @@ fn write_entries(area: &mut [u8], first: usize, attrs: &[Attr], with_hash: bool)
             area[values_start..values_start + attr.value.len()].copy_from_slice(&attr.value);
             values_start
         };
-        let e = &mut area[at..at + attr.entry_len()];
-        put16(e, entry::VALUE_OFFS, value_offs as u16);
+        fixed.e_value_offs = u16::try_from(value_offs)
+            .unwrap_or_else(|_| too_long())
+            .into();
         if with_hash {
             // For an empty value this slice is empty: the hash covers the name only.
             let padded = &area[values_start..values_start + pad(attr.value.len())];
-            let hash = entry_hash(attr.suffix, padded);
-            put32(&mut area[at..], entry::HASH, hash);
+            fixed.e_hash = entry_hash(attr.suffix, padded).into();
         }
+        area[at..at + entry::LEN].copy_from_slice(fixed.as_bytes());
         at += attr.entry_len();
     }
     debug_assert!(
@@ -400,11 +422,11 @@ fn entry_hash(name: &[u8], padded_value: &[u8]) -> u32 {
 
 /// `ext4_xattr_rehash`: the entry hashes of a block combined 16 bits at a time; 0 if any entry
 /// hash is 0 (such a block is never shared by the kernel).
-fn block_hash(block: &[u8]) -> u32 {
+pub fn block_hash(block: &[u8]) -> u32 {
     let mut hash: u32 = 0;
     let mut at = header::LEN;
-    while get32(block, at) != 0 {
-        let e_hash = get32(block, at + entry::HASH);
+    while le32(block, at) != 0 {
+        let e_hash = le32(block, at + entry::HASH);
         if e_hash == 0 {
             return 0;
         }
@@ -412,6 +434,12 @@ fn block_hash(block: &[u8]) -> u32 {
         at += pad(entry::LEN + usize::from(block[at + entry::NAME_LEN]));
     }
     hash
+}
+
+/// The namespace index (`e_name_index`) and name suffix an attribute is stored under.
+pub fn stored_name(xattr: &Xattr) -> Result<(u8, &[u8]), XattrError> {
+    let attr = Attr::parse(xattr)?;
+    Ok((attr.index as u8, attr.suffix))
 }
 
 /// Converts a POSIX ACL from the VFS/tar form (`posix_acl_xattr`: le32 version 2, then
@@ -454,21 +482,11 @@ pub(crate) fn posix_acl_to_disk(value: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-}
-
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-}
-
-fn get32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
+    use d2l_disk::bytes::put_le32;
 
     fn x(name: &[u8], value: &[u8]) -> Xattr {
         (name.into(), value.into())
@@ -556,8 +574,8 @@ mod tests {
         let p = place_xattrs(&[x(b"user.a", b"xyz"), x(b"user.big", &big())]).unwrap();
         let mut block = p.block.unwrap();
         finish_block(&mut block, 3, 0x1234_5678_9abc, 0xdead_beef);
-        assert_eq!(get32(&block[..], header::REFCOUNT), 3);
-        assert_eq!(get32(&block[..], header::CHECKSUM), 0x085a_624d);
+        assert_eq!(le32(&block[..], header::REFCOUNT), 3);
+        assert_eq!(le32(&block[..], header::CHECKSUM), 0x085a_624d);
         // Idempotent: the old checksum does not feed the new one.
         let before = block.clone();
         finish_block(&mut block, 3, 0x1234_5678_9abc, 0xdead_beef);
@@ -594,7 +612,7 @@ mod tests {
         let block = p.block.unwrap();
         let mut names = Vec::new();
         let mut at = header::LEN;
-        while get32(&block[..], at) != 0 {
+        while le32(&block[..], at) != 0 {
             let len = usize::from(block[at + entry::NAME_LEN]);
             let name = &block[at + entry::LEN..at + entry::LEN + len];
             names.push((
@@ -615,9 +633,9 @@ mod tests {
         let p = place_xattrs(&[x(b"user.a", &[b'x'; 100]), x(b"user.c", &[b'y'; 100])]).unwrap();
         let mut block = p.block.unwrap();
         // Entry hashes 0x78197878 and 0x791a7979.
-        assert_eq!(get32(&block[..], header::LEN + entry::HASH), 0x7819_7878);
-        assert_eq!(get32(&block[..], header::HASH), 0x0162_0160);
-        put32(&mut block[..], header::LEN + entry::HASH, 0);
+        assert_eq!(le32(&block[..], header::LEN + entry::HASH), 0x7819_7878);
+        assert_eq!(le32(&block[..], header::HASH), 0x0162_0160);
+        put_le32(&mut block[..], header::LEN + entry::HASH, 0);
         assert_eq!(block_hash(&block[..]), 0);
     }
 
@@ -657,14 +675,14 @@ mod tests {
         let e = &p.ibody[4..];
         assert_eq!(e[entry::NAME_LEN], 1);
         assert_eq!(&e[entry::VALUE_OFFS..entry::VALUE_OFFS + 2], &[0, 0]);
-        assert_eq!(get32(e, entry::VALUE_SIZE), 0);
+        assert_eq!(le32(e, entry::VALUE_SIZE), 0);
         // In a block (the inode is full), the hash covers the name only.
         let p = place_xattrs(&[x(b"user.abcd", &[7; 68]), x(b"user.e", b"")]).unwrap();
         let block = p.block.unwrap();
         let at = header::LEN;
         assert_eq!(block[at + entry::LEN], b'e');
         assert_eq!(u16::from_le_bytes([block[at + 2], block[at + 3]]), 0);
-        assert_eq!(get32(&block[..], at + entry::HASH), u32::from(b'e'));
+        assert_eq!(le32(&block[..], at + entry::HASH), u32::from(b'e'));
     }
 
     #[test]
@@ -737,7 +755,7 @@ mod tests {
         let p = place_xattrs(&[x(b"system.posix_acl_access", &ACL_XATTR)]).unwrap();
         let e = &p.ibody[4..];
         assert_eq!((e[entry::NAME_LEN], e[entry::NAME_INDEX]), (0, 2));
-        assert_eq!(get32(e, entry::VALUE_SIZE), 36);
+        assert_eq!(le32(e, entry::VALUE_SIZE), 36);
         assert_eq!(&p.ibody[96 - 36..], &expected);
         let p = place_xattrs(&[x(b"system.posix_acl_default", &ACL_XATTR)]).unwrap();
         assert_eq!(p.ibody[4 + entry::NAME_INDEX], 3);
@@ -759,289 +777,5 @@ mod tests {
         let mut v = ACL_XATTR;
         v[4] = 0x40; // unknown tag
         bad(&v);
-    }
-
-    /// Builds files with xattrs, lets `mke2fs -d` copy them into an image and compares what
-    /// it wrote with this module's encoding of the same attributes.
-    mod mke2fs_cross_check {
-        use super::*;
-        use std::ffi::OsStr;
-        use std::os::unix::ffi::OsStrExt;
-        use std::path::{Path, PathBuf};
-        use std::process::Command;
-
-        /// Superblock (at byte 1024) fields used here.
-        const SB_OFFSET: usize = 1024;
-        const SB_FEATURE_INCOMPAT: usize = 0x60;
-        const SB_FEATURE_RO_COMPAT: usize = 0x64;
-        const SB_UUID: usize = 0x68;
-        const INCOMPAT_CSUM_SEED: u32 = 0x2000;
-        const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
-        /// Inode fields used here.
-        const I_FILE_ACL_LO: usize = 0x68;
-        const I_FILE_ACL_HIGH: usize = 0x76;
-        const I_EXTRA_ISIZE: usize = 0x80;
-
-        fn find_tool(name: &str, package: &str) -> PathBuf {
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            std::env::split_paths(&path)
-                .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-                .map(|d| d.join(name))
-                .find(|p| p.is_file())
-                .unwrap_or_else(|| {
-                    panic!(
-                        "the xattr cross-check needs `{name}` (Debian package `{package}`), \
-                         not found in PATH, /usr/sbin or /sbin"
-                    )
-                })
-        }
-
-        fn run(cmd: &mut Command) -> Vec<u8> {
-            let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed ({}): {}{}",
-                out.status,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            out.stdout
-        }
-
-        fn hex(b: &[u8]) -> String {
-            b.iter().map(|b| format!("{b:02x}")).collect()
-        }
-
-        fn assert_same(what: &str, ours: &[u8], theirs: &[u8]) {
-            if let Some(at) = (0..ours.len()).find(|&i| ours[i] != theirs[i]) {
-                let (from, to) = (at.saturating_sub(8), (at + 24).min(ours.len()));
-                panic!(
-                    "{what}: first difference at byte {at:#x}\n ours {}\n mke2fs {}",
-                    hex(&ours[from..to]),
-                    hex(&theirs[from..to])
-                );
-            }
-        }
-
-        struct File {
-            path: &'static str,
-            /// Attributes set with setfattr (name, value).
-            set: Vec<Xattr>,
-            /// `setfacl` arguments, if any.
-            acl: &'static [&'static str],
-        }
-
-        fn pattern(len: usize, seed: u8) -> Vec<u8> {
-            (0..len)
-                .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-                .collect()
-        }
-
-        #[test]
-        fn matches_mke2fs() {
-            let setfattr = find_tool("setfattr", "attr");
-            let getfattr = find_tool("getfattr", "attr");
-            let setfacl = find_tool("setfacl", "acl");
-            let mke2fs = find_tool("mke2fs", "e2fsprogs");
-            let debugfs = find_tool("debugfs", "e2fsprogs");
-            let e2fsck = find_tool("e2fsck", "e2fsprogs");
-
-            let files = [
-                // Everything in the inode.
-                File {
-                    path: "caps",
-                    set: vec![x(b"security.capability", &CAP), x(b"user.small", b"hi")],
-                    acl: &[],
-                },
-                // ACL and a small one in the inode, 3000 bytes in the block.
-                File {
-                    path: "acl",
-                    set: vec![x(b"user.big", &pattern(3000, 1)), x(b"user.small", b"hi")],
-                    acl: &["-m", "u:1234:rx,g:5678:r"],
-                },
-                // A directory with both ACLs and several block entries to sort, one with a
-                // name byte >= 0x80 (unsigned hash, e2fsprogs >= 1.47.0).
-                File {
-                    path: "dir",
-                    set: vec![
-                        x(b"trusted.t", &pattern(120, 2)),
-                        x(b"user.aa", &pattern(300, 3)),
-                        x(b"user.b", &pattern(301, 4)),
-                        x(b"user.c", &pattern(302, 5)),
-                        x(b"user.\xe9t\xe9", &pattern(100, 6)),
-                        x(b"security.capability", &CAP),
-                    ],
-                    acl: &["-m", "u:1234:rwx", "-d", "-m", "u:42:rx,g:43:r"],
-                },
-            ];
-
-            let tmp = tempfile::tempdir().unwrap();
-            let src = tmp.path().join("src");
-            std::fs::create_dir(&src).unwrap();
-            for f in &files {
-                let p = src.join(f.path);
-                if f.path == "dir" {
-                    std::fs::create_dir(&p).unwrap();
-                } else {
-                    std::fs::write(&p, b"").unwrap();
-                }
-                for (name, value) in &f.set {
-                    let mut v = b"0x".to_vec();
-                    v.extend_from_slice(hex(value).as_bytes());
-                    run(Command::new(&setfattr)
-                        .arg("-n")
-                        .arg(OsStr::from_bytes(name))
-                        .arg("-v")
-                        .arg(OsStr::from_bytes(&v))
-                        .arg(&p));
-                }
-                if !f.acl.is_empty() {
-                    run(Command::new(&setfacl).args(f.acl).arg(&p));
-                }
-            }
-
-            let img = tmp.path().join("img");
-            run(Command::new(&mke2fs)
-                .args([
-                    "-q", "-F", "-t", "ext4", "-b", "4096", "-I", "256", "-O", "^64bit", "-d",
-                ])
-                .arg(&src)
-                .arg(&img)
-                .arg("64M"));
-            let mut image = std::fs::read(&img).unwrap();
-            let sb = &image[SB_OFFSET..];
-            assert_eq!(get32(sb, SB_FEATURE_INCOMPAT) & INCOMPAT_CSUM_SEED, 0);
-            assert_ne!(get32(sb, SB_FEATURE_RO_COMPAT) & RO_COMPAT_METADATA_CSUM, 0);
-            let uuid: [u8; 16] = sb[SB_UUID..SB_UUID + 16].try_into().unwrap();
-            let seed = crate::csum::fs_seed(&uuid);
-
-            let mut blocks_seen = 0;
-            let mut patches = Vec::new();
-            for f in &files {
-                let p = src.join(f.path);
-                // What mke2fs read: our values, plus the ACLs as the VFS returns them.
-                let mut attrs: Vec<Xattr> = f.set.clone();
-                for acl in ["system.posix_acl_access", "system.posix_acl_default"] {
-                    if f.acl.is_empty() || (acl.ends_with("default") && f.path != "dir") {
-                        continue;
-                    }
-                    let value = run(Command::new(&getfattr)
-                        .args(["--absolute-names", "--only-values", "-n", acl])
-                        .arg(&p));
-                    attrs.push(x(acl.as_bytes(), &value));
-                }
-                attrs.sort();
-
-                let inode = read_inode(&debugfs, &img, &image, f.path);
-                assert_eq!(
-                    u16::from_le_bytes([inode[I_EXTRA_ISIZE], inode[I_EXTRA_ISIZE + 1]]),
-                    32
-                );
-                let theirs_ibody: [u8; IBODY_LEN] = inode[160..256].try_into().unwrap();
-                let file_acl = u64::from(get32(&inode, I_FILE_ACL_LO))
-                    | u64::from(u16::from_le_bytes([
-                        inode[I_FILE_ACL_HIGH],
-                        inode[I_FILE_ACL_HIGH + 1],
-                    ])) << 32;
-
-                // mke2fs adds attributes in the source's listxattr order; put the ones it
-                // stored in the inode first, in its order. First-fit then makes the same
-                // split (those fit together; the others did not fit even beside fewer).
-                let order = ibody_order(&theirs_ibody, &attrs);
-                let mut input: Vec<Xattr> = order.iter().map(|&i| attrs[i].clone()).collect();
-                input.extend(
-                    (0..attrs.len())
-                        .filter(|i| !order.contains(i))
-                        .map(|i| attrs[i].clone()),
-                );
-
-                let ours = place_xattrs(&input).unwrap();
-                assert_same(&format!("{}: ibody", f.path), &ours.ibody, &theirs_ibody);
-                assert_eq!(
-                    ours.block.is_some(),
-                    file_acl != 0,
-                    "{}: block present in ours vs mke2fs (i_file_acl {file_acl})",
-                    f.path
-                );
-                let Some(our_block) = ours.block else {
-                    continue;
-                };
-                blocks_seen += 1;
-                let at = file_acl as usize * XATTR_BLOCK_LEN;
-                let theirs: [u8; XATTR_BLOCK_LEN] =
-                    image[at..at + XATTR_BLOCK_LEN].try_into().unwrap();
-                // mke2fs leaves h_hash 0 (ext2fs_xattrs_write does not rehash); ours is the
-                // kernel's rehash of the entry hashes, which must equal the fold of the
-                // entry hashes e2fsprogs wrote.
-                assert_eq!(get32(&our_block[..], header::HASH), block_hash(&theirs));
-                assert_ne!(block_hash(&theirs), 0);
-                let mut cmp = our_block.clone();
-                put32(&mut cmp[..], header::HASH, 0);
-                finish_block(&mut cmp, 1, file_acl, seed);
-                assert_same(&format!("{}: block {file_acl}", f.path), &cmp[..], &theirs);
-                // For the fsck round below: our block as we would write it, with h_hash.
-                let mut mine = our_block.clone();
-                finish_block(&mut mine, 1, file_acl, seed);
-                patches.push((at, mine));
-            }
-            assert_eq!(blocks_seen, 2, "the acl and dir files need a block");
-
-            // Our blocks (with the kernel's h_hash) in place of mke2fs's: e2fsck is happy.
-            for (at, block) in patches {
-                image[at..at + XATTR_BLOCK_LEN].copy_from_slice(&block[..]);
-            }
-            std::fs::write(&img, &image).unwrap();
-            run(Command::new(&e2fsck).arg("-fn").arg(&img));
-        }
-
-        /// The raw 256-byte inode of `/path` in the image: `debugfs imap` gives its block and
-        /// byte offset ("located at block 37, offset 0x0b00").
-        fn read_inode(debugfs: &Path, img: &Path, image: &[u8], path: &str) -> Vec<u8> {
-            let out = run(Command::new(debugfs)
-                .arg("-R")
-                .arg(format!("imap /{path}"))
-                .arg(img));
-            let out = String::from_utf8(out).unwrap();
-            let rest = out
-                .split("located at block ")
-                .nth(1)
-                .unwrap_or_else(|| panic!("unexpected debugfs imap output: {out}"));
-            let (block, rest) = rest.split_once(", offset 0x").unwrap();
-            let block: usize = block.trim().parse().unwrap();
-            let offset = usize::from_str_radix(rest.trim(), 16).unwrap();
-            let at = block * XATTR_BLOCK_LEN + offset;
-            image[at..at + INODE_SIZE as usize].to_vec()
-        }
-
-        /// Indexes into `attrs` of the entries of an ibody area, in stored order.
-        fn ibody_order(ibody: &[u8; IBODY_LEN], attrs: &[Xattr]) -> Vec<usize> {
-            let parsed: Vec<(u8, Vec<u8>)> = attrs
-                .iter()
-                .map(|a| {
-                    Attr::parse(a)
-                        .map(|a| (a.index as u8, a.suffix.to_vec()))
-                        .unwrap()
-                })
-                .collect();
-            let mut order = Vec::new();
-            if get32(ibody, 0) != XATTR_MAGIC {
-                return order;
-            }
-            let mut at = IBODY_HEADER_LEN;
-            while get32(ibody, at) != 0 {
-                let len = usize::from(ibody[at + entry::NAME_LEN]);
-                let key = (
-                    ibody[at + entry::NAME_INDEX],
-                    ibody[at + entry::LEN..][..len].to_vec(),
-                );
-                let i = parsed
-                    .iter()
-                    .position(|p| *p == key)
-                    .unwrap_or_else(|| panic!("mke2fs stored an unknown xattr {key:?}"));
-                order.push(i);
-                at += pad(entry::LEN + len);
-            }
-            order
-        }
     }
 }

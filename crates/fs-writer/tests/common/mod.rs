@@ -1,0 +1,2 @@
+//! Helpers shared by the test files.
+pub mod mke2fs;
