@@ -179,12 +179,13 @@ impl Allocation {
         for slot in 0..moved {
             let (src, dst) = (old.data_offset(slot), new.data_offset(renumber(slot)));
             let got = read_up_to(&self.file, &mut buf, src)
-                .map_err(Error::io("reading a block to move", src))?;
+                .map_err(Error::output("reading a block to move", src))?;
             buf[got..].fill(0);
             self.file
                 .write_all_at(&buf, dst)
-                .map_err(Error::io("moving a block", dst))?;
-            punch(&self.file, src, old.unit).map_err(Error::io("freeing a moved block", src))?;
+                .map_err(Error::output("moving a block", dst))?;
+            punch(&self.file, src, old.unit)
+                .map_err(Error::output("freeing a moved block", src))?;
         }
         for chunk in self.chunks.iter_mut().flatten() {
             for entry in chunk.iter_mut().filter(|e| **e != 0) {
@@ -287,10 +288,10 @@ impl ClusterMap {
             };
             let host = layout.data_offset(slot);
             if slot_is_zero(&self.file, host, layout.unit)
-                .map_err(Error::io("reading a discarded block", host))?
+                .map_err(Error::output("reading a discarded block", host))?
             {
                 punch(&self.file, host, layout.unit)
-                    .map_err(Error::io("freeing a discarded block", host))?;
+                    .map_err(Error::output("freeing a discarded block", host))?;
                 state.set(unit, None);
                 state.owners[slot as usize] = FREE;
                 state.free.push(slot);
@@ -332,11 +333,12 @@ fn move_slot(file: &File, layout: &SlotLayout, from: u32, to: u32) -> Result<()>
     let src = layout.data_offset(from);
     let dst = layout.data_offset(to);
     let mut buf = vec![0u8; layout.unit as usize];
-    let n = read_up_to(file, &mut buf, src).map_err(Error::io("reading a block to move", src))?;
+    let n =
+        read_up_to(file, &mut buf, src).map_err(Error::output("reading a block to move", src))?;
     buf[n..].fill(0);
     file.write_all_at(&buf, dst)
-        .map_err(Error::io("moving a block", dst))?;
-    punch(file, src, layout.unit).map_err(Error::io("freeing a moved block", src))
+        .map_err(Error::output("moving a block", dst))?;
+    punch(file, src, layout.unit).map_err(Error::output("freeing a moved block", src))
 }
 
 /// Whether `len` bytes at `offset` of `file` read as zeros; holes are skipped unread.

@@ -129,7 +129,7 @@ fn read_batches(
             let bytes = (count * grain) as usize;
             let at = index * grain;
             let n = read_up_to(src, &mut buf[..bytes], at)
-                .map_err(Error::io("reading the scratch file", at))?;
+                .map_err(Error::output("reading the scratch file", at))?;
             buf[n..bytes].fill(0);
             let batch: Batch = buf[..bytes]
                 .chunks(grain as usize)

@@ -38,7 +38,7 @@ struct Piece {
 pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertReport> {
     let size = src.virtual_size();
     dst.grow_to(size)
-        .map_err(Error::io("sizing the output image", size))?;
+        .map_err(Error::output("sizing the output image", size))?;
     let (piece_tx, piece_rx) = sync_channel::<Piece>(BUFFERS);
     let (free_tx, free_rx) = channel::<Vec<u8>>();
     for _ in 0..BUFFERS {
@@ -83,7 +83,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
                 for &(at, len) in &piece.runs {
                     let offset = piece.offset + at as u64;
                     dst.write_at(&piece.buf[at..at + len], offset)
-                        .map_err(Error::io("writing the output image", offset))?;
+                        .map_err(Error::output("writing the output image", offset))?;
                     data_bytes += len as u64;
                 }
                 // The reader may be done already; the buffer is then not needed.
@@ -91,9 +91,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
             }
             Ok(data_bytes)
         })();
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::Corrupt("the reading thread panicked".into())));
+        let read = reader.join().unwrap_or_else(|_| Err(Error::ReaderPanicked));
         let data_bytes = written?;
         read?;
         Ok(ConvertReport {

@@ -23,7 +23,7 @@ impl ImageFile {
     pub fn new(file: File) -> Result<Self> {
         let len = file
             .metadata()
-            .map_err(Error::io("reading the image's size", 0))?
+            .map_err(Error::input("reading the image's size", 0))?
             .len();
         Ok(ImageFile { file, len })
     }
@@ -52,7 +52,7 @@ impl ImageFile {
         self.check(what, offset, buf.len() as u64)?;
         self.file
             .read_exact_at(buf, offset)
-            .map_err(Error::io("reading the image", offset))
+            .map_err(Error::input("reading the image", offset))
     }
 
     /// Reads `count` 32-bit entries of a table at `offset` (after checking them), decoded
@@ -97,31 +97,6 @@ pub(crate) fn corrupt(message: String) -> Error {
     Error::Corrupt(message)
 }
 
-/// The little-endian `u16` at `at`.
-pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
-}
-
-/// The little-endian `u32` at `at`.
-pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// The little-endian `u64` at `at`.
-pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// The big-endian `u32` at `at`.
-pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// The big-endian `u64` at `at`.
-pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,15 +126,5 @@ mod tests {
         assert!(image
             .read_u32s("huge", 0, u64::MAX / 2, u32::from_le_bytes)
             .is_err());
-    }
-
-    #[test]
-    fn fields() {
-        let b = [1, 2, 3, 4, 5, 6, 7, 8];
-        assert_eq!(le16(&b, 0), 0x0201);
-        assert_eq!(le32(&b, 0), 0x0403_0201);
-        assert_eq!(le64(&b, 0), 0x0807_0605_0403_0201);
-        assert_eq!(be32(&b, 4), 0x0506_0708);
-        assert_eq!(be64(&b, 0), 0x0102_0304_0506_0708);
     }
 }

@@ -53,7 +53,7 @@ impl<'a> SeqWriter<'a> {
     pub fn flush(&mut self) -> Result<()> {
         self.file
             .write_all_at(&self.buf, self.start)
-            .map_err(Error::io("writing the image", self.start))?;
+            .map_err(Error::output("writing the image", self.start))?;
         self.start += self.buf.len() as u64;
         self.buf.clear();
         Ok(())

@@ -69,7 +69,7 @@ impl RawReader {
     pub fn open(file: File) -> Result<Self> {
         let len = file
             .metadata()
-            .map_err(Error::io("reading the image's size", 0))?
+            .map_err(Error::input("reading the image's size", 0))?
             .len();
         Ok(RawReader { file, len })
     }
@@ -86,7 +86,7 @@ impl DiskReader for RawReader {
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         let n = crate::cluster_map::read_up_to(&self.file, buf, offset)
-            .map_err(Error::io("reading the image", offset))?;
+            .map_err(Error::input("reading the image", offset))?;
         buf[n..].fill(0);
         Ok(())
     }
@@ -115,11 +115,11 @@ pub(crate) fn data_ranges(
             Err(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP) => {
                 return found(pos, len - pos)
             }
-            Err(e) => return Err(Error::io("looking for data", pos)(e.into())),
+            Err(e) => return Err(Error::input("looking for data", pos)(e.into())),
         };
         let end = match seek(file, SeekFrom::Hole(start)) {
             Ok(end) => end.min(len),
-            Err(e) => return Err(Error::io("looking for a hole", start)(e.into())),
+            Err(e) => return Err(Error::input("looking for a hole", start)(e.into())),
         };
         if end > start {
             found(start, end - start)?;

@@ -7,38 +7,24 @@
 //! zstd) are inflated.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flate2::{Decompress, FlushDecompress, Status};
 
+use d2l_disk::bytes::{FromBytes, IntoBytes};
+
+use super::header::{
+    compressed_sector_shift, Entry, Header, COMPRESSED, COMPRESSION_DEFLATE, COMPRESSION_ZSTD,
+    INCOMPAT_COMPRESSION, INCOMPAT_CORRUPT, INCOMPAT_DATA_FILE, INCOMPAT_DIRTY, INCOMPAT_EXTL2,
+    L1_RESERVED, L2_RESERVED, MAGIC, OFFSET_MASK, QCOW2_MAX_CLUSTER_BITS, QCOW2_MAX_L1_BYTES,
+    QCOW2_MAX_REFCOUNT_ORDER, QCOW2_MAX_REFCOUNT_TABLE_BYTES, QCOW2_MIN_CLUSTER_BITS,
+    REFCOUNT_ORDER, V2_HEADER_LENGTH, V3_HEADER_LENGTH, ZERO_FLAG,
+};
 use crate::cluster_map::read_up_to;
-use crate::image_file::{be32, be64, corrupt, ImageFile};
-use crate::qcow2::{compressed_sector_shift, COMPRESSED, OFFSET_MASK};
+use crate::image_file::{corrupt, ImageFile};
 use crate::unit_map::{Unit, UnitMap};
 use crate::{Error, Format, Result};
-
-/// Length of a version 2 header (and of the fields common to both versions).
-const V2_HEADER_LENGTH: u64 = 72;
-/// Smallest version 3 header.
-const V3_HEADER_LENGTH: u64 = 104;
-/// Cluster sizes QEMU allows: 512 bytes to 2 MiB.
-const CLUSTER_BITS: std::ops::RangeInclusive<u32> = 9..=21;
-/// Largest L1 table read (QEMU's QCOW_MAX_L1_SIZE).
-const MAX_L1_BYTES: u64 = 32 << 20;
-/// Incompatible feature bits (qcow2.txt): dirty, corrupt, external data file, compression
-/// type, extended L2 entries.
-const INCOMPAT_DIRTY: u64 = 1 << 0;
-const INCOMPAT_CORRUPT: u64 = 1 << 1;
-const INCOMPAT_DATA_FILE: u64 = 1 << 2;
-const INCOMPAT_COMPRESSION: u64 = 1 << 3;
-const INCOMPAT_EXTL2: u64 = 1 << 4;
-/// L1 entry bits that must be zero: 1..8 and 56..62.
-const L1_RESERVED: u64 = 0x7f00_0000_0000_01fe;
-/// Standard L2 entry bits that must be zero: 1..8 and 56..61.
-const L2_RESERVED: u64 = 0x3f00_0000_0000_01fe;
-/// Standard L2 entry bit 0: the cluster reads as zeros (version 3).
-const ZERO_FLAG: u64 = 1;
 
 /// How compressed clusters are compressed (header byte 104).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +53,49 @@ struct Cache {
     inflated: Option<(u64, Arc<Vec<u8>>)>,
 }
 
+/// The host clusters that hold metadata, which no other structure may point into: the
+/// header's cluster, the L1 table, the refcount table and every L2 table. All are cluster
+/// aligned, so a cluster overlaps one of them when its offset falls inside it.
+#[derive(Debug, Default)]
+struct Metadata {
+    /// (start, end, name) of the header, L1 and refcount tables.
+    regions: Vec<(u64, u64, &'static str)>,
+    /// Offsets of the L2 tables, sorted, no two equal.
+    l2_tables: Vec<u64>,
+}
+
+impl Metadata {
+    /// What metadata the byte at `offset` belongs to, if any.
+    fn at(&self, offset: u64, cluster: u64) -> Option<&'static str> {
+        if let Some(&(_, _, name)) = self
+            .regions
+            .iter()
+            .find(|&&(start, end, _)| (start..end).contains(&offset))
+        {
+            return Some(name);
+        }
+        let table = offset & !(cluster - 1);
+        self.l2_tables
+            .binary_search(&table)
+            .is_ok()
+            .then_some("an L2 table")
+    }
+
+    /// Errors if `start..end` (named `what`) overlaps a region already recorded.
+    fn claim(&mut self, what: &'static str, start: u64, end: u64) -> Result<()> {
+        if start == end {
+            return Ok(());
+        }
+        if let Some(&(s, e, name)) = self.regions.iter().find(|&&(s, e, _)| start < e && s < end) {
+            return Err(corrupt(format!(
+                "qcow2 {what} ({start:#x}..{end:#x}) overlaps {name} ({s:#x}..{e:#x})"
+            )));
+        }
+        self.regions.push((start, end, what));
+        Ok(())
+    }
+}
+
 /// A qcow2 image opened for reading.
 #[derive(Debug)]
 pub(crate) struct Qcow2Reader {
@@ -76,12 +105,15 @@ pub(crate) struct Qcow2Reader {
     cluster_bits: u32,
     /// L1 entries, already checked.
     l1: Vec<u64>,
+    /// Where the metadata is, for the data clusters to be checked against.
+    metadata: Metadata,
     compression: Compression,
     cache: Mutex<Cache>,
 }
 
 impl Qcow2Reader {
-    /// Opens and checks the header and the L1 table.
+    /// Opens and checks the header, the place of the refcount table, the L1 table and the
+    /// place of every L2 table.
     pub fn open(file: File) -> Result<Self> {
         let file = ImageFile::new(file)?;
         let len = file.len();
@@ -90,48 +122,58 @@ impl Qcow2Reader {
                 "qcow2 header truncated: the file is {len} bytes, a header needs {V2_HEADER_LENGTH}"
             )));
         }
-        let mut h = [0u8; 112];
-        let n =
-            read_up_to(file.file(), &mut h, 0).map_err(Error::io("reading the qcow2 header", 0))?;
-        let version = be32(&h, 4);
+        let mut h = [0u8; size_of::<Header>()];
+        let n = read_up_to(file.file(), &mut h, 0)
+            .map_err(Error::input("reading the qcow2 header", 0))?;
+        let (h, _) = Header::read_from_prefix(&h).expect("a buffer of the header's size");
+        debug_assert_eq!(h.magic, MAGIC);
+        let version = h.version.get();
         if version != 2 && version != 3 {
             return Err(Error::Unsupported(format!(
                 "qcow2 version {version} (d2l reads 2 and 3)"
             )));
         }
-        let cluster_bits = be32(&h, 20);
-        if !CLUSTER_BITS.contains(&cluster_bits) {
+        let cluster_bits = h.cluster_bits.get();
+        if !(QCOW2_MIN_CLUSTER_BITS..=QCOW2_MAX_CLUSTER_BITS).contains(&cluster_bits) {
             return Err(corrupt(format!(
-                "qcow2 header: cluster_bits {cluster_bits} is outside 9..21"
+                "qcow2 header: cluster_bits {cluster_bits} is outside {QCOW2_MIN_CLUSTER_BITS}..={QCOW2_MAX_CLUSTER_BITS}"
             )));
         }
         let cluster = 1u64 << cluster_bits;
-        if be64(&h, 8) != 0 {
+        if h.backing_file_offset.get() != 0 {
             return Err(Error::Unsupported(
                 "the qcow2 image has a backing file; convert the whole chain with qemu-img first"
                     .into(),
             ));
         }
-        if be32(&h, 32) != 0 {
+        if h.crypt_method.get() != 0 {
             return Err(Error::Unsupported("the qcow2 image is encrypted".into()));
         }
-        let size = be64(&h, 24);
-        let l1_size = u64::from(be32(&h, 36));
-        let l1_offset = be64(&h, 40);
+        let size = h.size.get();
+        let l1_size = u64::from(h.l1_size.get());
+        let l1_offset = h.l1_table_offset.get();
         let mut compression = Compression::Deflate;
+        let mut header_length = V2_HEADER_LENGTH;
         if version == 3 {
             if (n as u64) < V3_HEADER_LENGTH {
                 return Err(corrupt(format!(
                     "qcow2 header truncated: the file is {len} bytes, a version 3 header needs {V3_HEADER_LENGTH}"
                 )));
             }
-            let header_length = u64::from(be32(&h, 100));
-            if header_length < V3_HEADER_LENGTH || header_length > cluster {
+            header_length = u64::from(h.header_length.get());
+            if header_length < V3_HEADER_LENGTH || header_length > cluster || header_length % 8 != 0
+            {
                 return Err(corrupt(format!(
-                    "qcow2 header: header_length {header_length} is outside {V3_HEADER_LENGTH}..{cluster}"
+                    "qcow2 header: header_length {header_length} is not a multiple of 8 in {V3_HEADER_LENGTH}..={cluster}"
                 )));
             }
-            let incompatible = be64(&h, 72);
+            let refcount_order = h.refcount_order.get();
+            if refcount_order > QCOW2_MAX_REFCOUNT_ORDER {
+                return Err(corrupt(format!(
+                    "qcow2 header: refcount_order {refcount_order} is outside 0..={QCOW2_MAX_REFCOUNT_ORDER}"
+                )));
+            }
+            let incompatible = h.incompatible_features.get();
             if incompatible & INCOMPAT_CORRUPT != 0 {
                 return Err(corrupt(
                     "QEMU marked the qcow2 image corrupt (run qemu-img check -r all)".into(),
@@ -160,9 +202,9 @@ impl Qcow2Reader {
             }
             if incompatible & INCOMPAT_COMPRESSION != 0 {
                 compression =
-                    match (header_length > 104, h[104]) {
-                        (true, 0) => Compression::Deflate,
-                        (true, 1) => Compression::Zstd,
+                    match (header_length > V3_HEADER_LENGTH, h.compression_type) {
+                        (true, COMPRESSION_DEFLATE) => Compression::Deflate,
+                        (true, COMPRESSION_ZSTD) => Compression::Zstd,
                         (true, other) => {
                             return Err(Error::Unsupported(format!(
                                 "qcow2 compression type {other}"
@@ -174,15 +216,25 @@ impl Qcow2Reader {
                         )),
                     };
             }
+        } else {
+            debug_assert_eq!(REFCOUNT_ORDER, 4, "version 2's implied refcount order");
         }
+        let mut metadata = Metadata::default();
+        metadata.claim("header", 0, cluster.max(header_length))?;
 
         // The refcount table is not needed to read, but a file cut before it is truncated.
-        let refcount_table = be64(&h, 48);
-        let refcount_end = refcount_table.saturating_add(u64::from(be32(&h, 56)) << cluster_bits);
+        let refcount_table = h.refcount_table_offset.get();
+        let refcount_clusters = u64::from(h.refcount_table_clusters.get());
+        let refcount_bytes = refcount_clusters << cluster_bits;
+        if refcount_bytes > QCOW2_MAX_REFCOUNT_TABLE_BYTES {
+            return Err(corrupt(format!(
+                "qcow2 refcount table of {refcount_clusters} clusters ({refcount_bytes} bytes) is larger than the {QCOW2_MAX_REFCOUNT_TABLE_BYTES} bytes QEMU allows"
+            )));
+        }
+        let refcount_end = refcount_table.saturating_add(refcount_bytes);
         if refcount_table % cluster != 0 || refcount_end > len {
             return Err(corrupt(format!(
-                "qcow2 refcount table ({} clusters at {refcount_table:#x}) is misplaced or ends past the end of the file ({len:#x} bytes): the image is truncated or damaged",
-                be32(&h, 56)
+                "qcow2 refcount table ({refcount_clusters} clusters at {refcount_table:#x}) is misplaced or ends past the end of the file ({len:#x} bytes): the image is truncated or damaged"
             )));
         }
 
@@ -194,9 +246,10 @@ impl Qcow2Reader {
                 "qcow2 L1 table has {l1_size} entries, a disk of {size} bytes needs {needed}"
             )));
         }
-        if l1_size * 8 > MAX_L1_BYTES {
+        let l1_bytes = l1_size * 8;
+        if l1_bytes > QCOW2_MAX_L1_BYTES {
             return Err(corrupt(format!(
-                "qcow2 L1 table of {l1_size} entries is larger than QEMU allows"
+                "qcow2 L1 table of {l1_size} entries ({l1_bytes} bytes) is larger than the {QCOW2_MAX_L1_BYTES} bytes QEMU allows"
             )));
         }
         if l1_size > 0 && l1_offset % cluster != 0 {
@@ -204,17 +257,21 @@ impl Qcow2Reader {
                 "qcow2 L1 table offset {l1_offset:#x} is not cluster aligned"
             )));
         }
-        let mut raw = vec![0u8; (l1_size * 8) as usize];
+        // At most QCOW2_MAX_L1_BYTES: fits a usize.
+        let mut raw = vec![0u8; usize::try_from(l1_bytes).expect("at most 32 MiB")];
         file.read(
             format_args!("the qcow2 L1 table ({l1_size} entries)"),
             &mut raw,
             l1_offset,
         )?;
+        metadata.claim("L1 table", l1_offset, l1_offset + l1_bytes)?;
+        metadata.claim("refcount table", refcount_table, refcount_end)?;
         // Entries past the virtual size are never used.
-        let l1: Vec<u64> = raw
-            .chunks_exact(8)
-            .take(needed as usize)
-            .map(|e| u64::from_be_bytes(e.try_into().expect("8 bytes")))
+        let entries = <[Entry]>::ref_from_bytes(&raw).expect("a whole number of entries");
+        let l1: Vec<u64> = entries
+            .iter()
+            .take(usize::try_from(needed).expect("at most the L1 size"))
+            .map(|e| e.get())
             .collect();
         for (index, &entry) in l1.iter().enumerate() {
             if entry & L1_RESERVED != 0 {
@@ -236,12 +293,26 @@ impl Qcow2Reader {
                 offset,
                 cluster,
             )?;
+            if let Some(name) = metadata.at(offset, cluster) {
+                return Err(corrupt(format!(
+                    "qcow2 L2 table of L1 entry {index} at {offset:#x} overlaps the {name}"
+                )));
+            }
+            metadata.l2_tables.push(offset);
+        }
+        metadata.l2_tables.sort_unstable();
+        if let Some(pair) = metadata.l2_tables.windows(2).find(|w| w[0] == w[1]) {
+            return Err(corrupt(format!(
+                "qcow2 L1 table names the L2 table at {:#x} twice",
+                pair[0]
+            )));
         }
         Ok(Qcow2Reader {
             file,
             size,
             cluster_bits,
             l1,
+            metadata,
             compression,
             cache: Mutex::new(Cache::default()),
         })
@@ -257,7 +328,7 @@ impl Qcow2Reader {
 
     /// The entries of the L2 table of L1 entry `index`, or `None` if it has none.
     fn l2_table(&self, index: u64) -> Result<Option<Arc<Vec<u64>>>> {
-        let offset = self.l1[index as usize] & OFFSET_MASK;
+        let offset = self.l1[usize::try_from(index).expect("an L1 index")] & OFFSET_MASK;
         if offset == 0 {
             return Ok(None);
         }
@@ -266,17 +337,14 @@ impl Qcow2Reader {
                 return Ok(Some(Arc::clone(entries)));
             }
         }
-        let mut raw = vec![0u8; self.cluster() as usize];
+        let mut raw =
+            vec![Entry::ZERO; usize::try_from(self.cluster() / 8).expect("at most 2 MiB")];
         self.file.read(
             format_args!("the qcow2 L2 table of L1 entry {index}"),
-            &mut raw,
+            raw.as_mut_bytes(),
             offset,
         )?;
-        let entries: Arc<Vec<u64>> = Arc::new(
-            raw.chunks_exact(8)
-                .map(|e| u64::from_be_bytes(e.try_into().expect("8 bytes")))
-                .collect(),
-        );
+        let entries: Arc<Vec<u64>> = Arc::new(raw.iter().map(|e| e.get()).collect());
         self.lock().l2 = Some((index, Arc::clone(&entries)));
         Ok(Some(entries))
     }
@@ -294,6 +362,7 @@ impl Qcow2Reader {
                 offset,
                 1,
             )?;
+            self.check_not_metadata("compressed cluster", at, offset)?;
             // The stream may end in the file's last, partial sector.
             let len = ((offset & !511) + sectors * 512 - offset).min(self.file.len() - offset);
             return Ok(Cluster::Compressed { offset, len });
@@ -317,7 +386,18 @@ impl Qcow2Reader {
             offset,
             cluster,
         )?;
+        self.check_not_metadata("data cluster", at, offset)?;
         Ok(Cluster::Data(offset))
+    }
+
+    /// Errors if the `what` of guest offset `at`, at host `offset`, lies in metadata.
+    fn check_not_metadata(&self, what: &str, at: u64, offset: u64) -> Result<()> {
+        match self.metadata.at(offset, self.cluster()) {
+            None => Ok(()),
+            Some(name) => Err(corrupt(format!(
+                "qcow2 {what} for guest offset {at:#x} at {offset:#x} overlaps the {name}"
+            ))),
+        }
     }
 
     /// What guest cluster `guest` holds.
@@ -325,6 +405,8 @@ impl Qcow2Reader {
         let per_table = self.cluster() / 8;
         match self.l2_table(guest / per_table)? {
             None => Ok(Cluster::Zero),
+            // Below the table's length, a cluster's worth of entries.
+            #[allow(clippy::cast_possible_truncation)]
             Some(table) => self.classify(table[(guest % per_table) as usize], guest),
         }
     }
@@ -336,16 +418,20 @@ impl Qcow2Reader {
                 return Ok(Arc::clone(bytes));
             }
         }
-        let mut packed = vec![0u8; len as usize];
+        // At most 2^(cluster_bits - 8) sectors: 4 MiB.
+        let mut packed = vec![0u8; usize::try_from(len).expect("at most 4 MiB")];
         self.file
             .read("a compressed qcow2 cluster", &mut packed, offset)?;
-        let cluster = self.cluster() as usize;
-        let bad = |why: String| {
-            corrupt(format!(
-                "qcow2 compressed cluster for guest offset {:#x} at {offset:#x} does not inflate to a cluster: {why}",
+        let cluster = usize::try_from(self.cluster()).expect("at most 2 MiB");
+        let bad = |source: io::Error| Error::Inflate {
+            what: format!(
+                "qcow2 compressed cluster for guest offset {:#x} at {offset:#x}",
                 guest << self.cluster_bits
-            ))
+            ),
+            expected: self.cluster(),
+            source,
         };
+        let invalid = |e| io::Error::new(io::ErrorKind::InvalidData, e);
         let bytes = match self.compression {
             Compression::Deflate => {
                 let mut out = Vec::with_capacity(cluster);
@@ -356,18 +442,18 @@ impl Qcow2Reader {
                     {
                         out
                     }
-                    Ok(_) => return Err(bad(format!("{} bytes", out.len()))),
-                    Err(e) => return Err(bad(e.to_string())),
+                    Ok(_) => {
+                        return Err(bad(invalid(format!("it inflates to {} bytes", out.len()))))
+                    }
+                    Err(e) => return Err(bad(invalid(e.to_string()))),
                 }
             }
             Compression::Zstd => {
                 let mut out = vec![0u8; cluster];
                 let mut decoder = zstd::stream::read::Decoder::new(&packed[..])
-                    .map_err(|e| bad(e.to_string()))?
+                    .map_err(bad)?
                     .single_frame();
-                decoder
-                    .read_exact(&mut out)
-                    .map_err(|e| bad(e.to_string()))?;
+                decoder.read_exact(&mut out).map_err(bad)?;
                 out
             }
         };
