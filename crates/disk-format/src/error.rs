@@ -44,11 +44,13 @@ pub enum Error {
     Corrupt(String),
     /// A compressed cluster or grain of the input image does not inflate to what its table
     /// says.
-    #[error("{what} does not inflate to {expected} bytes: {source}")]
+    #[error("{what} does not inflate to a {unit} of {expected} bytes: {source}")]
     Inflate {
         /// The unit and its coordinates ("qcow2 compressed cluster for guest offset 0x...
         /// at 0x...").
         what: String,
+        /// What the format calls the unit: "cluster", "grain".
+        unit: &'static str,
         /// Bytes it should inflate to.
         expected: u64,
         /// What the decompressor said.

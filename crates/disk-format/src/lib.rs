@@ -74,6 +74,15 @@ pub use vmdk::{
     VMDK_MAX_GRAIN_SECTORS, VMDK_MAX_GTES_PER_GT, VMDK_MIN_GRAIN_SECTORS,
 };
 
+// d2l is built for 64-bit targets only, where a `u64` length or index always fits a `usize`.
+const _: () = assert!(usize::BITS >= u64::BITS, "d2l needs a 64-bit target");
+
+/// `n` as a `usize`, which it always fits (see the assertion above): lengths and indices of
+/// buffers and tables already in memory, or bounded by a limit far below `usize::MAX`.
+pub(crate) fn usize_from(n: u64) -> usize {
+    usize::try_from(n).expect("a 64-bit target")
+}
+
 /// One mebibyte: the virtual sizes of the formats other than raw are rounded up to it.
 pub const MIB: u64 = 1 << 20;
 

@@ -21,6 +21,8 @@ use super::header::{
     QCOW2_MAX_REFCOUNT_ORDER, QCOW2_MAX_REFCOUNT_TABLE_BYTES, QCOW2_MIN_CLUSTER_BITS,
     REFCOUNT_ORDER, V2_HEADER_LENGTH, V3_HEADER_LENGTH, ZERO_FLAG,
 };
+#[cfg(test)]
+use super::header::{CLUSTER, CLUSTER_BITS, COPIED, L2_SPAN};
 use crate::cluster_map::read_up_to;
 use crate::image_file::{corrupt, ImageFile};
 use crate::unit_map::{Unit, UnitMap};
@@ -78,7 +80,7 @@ impl Metadata {
         self.l2_tables
             .binary_search(&table)
             .is_ok()
-            .then_some("an L2 table")
+            .then_some("L2 table")
     }
 
     /// Errors if `start..end` (named `what`) overlaps a region already recorded.
@@ -88,7 +90,7 @@ impl Metadata {
         }
         if let Some(&(s, e, name)) = self.regions.iter().find(|&&(s, e, _)| start < e && s < end) {
             return Err(corrupt(format!(
-                "qcow2 {what} ({start:#x}..{end:#x}) overlaps {name} ({s:#x}..{e:#x})"
+                "qcow2 {what} ({start:#x}..{end:#x}) overlaps the {name} ({s:#x}..{e:#x})"
             )));
         }
         self.regions.push((start, end, what));
@@ -424,6 +426,7 @@ impl Qcow2Reader {
             .read("a compressed qcow2 cluster", &mut packed, offset)?;
         let cluster = usize::try_from(self.cluster()).expect("at most 2 MiB");
         let bad = |source: io::Error| Error::Inflate {
+            unit: "cluster",
             what: format!(
                 "qcow2 compressed cluster for guest offset {:#x} at {offset:#x}",
                 guest << self.cluster_bits
@@ -507,5 +510,171 @@ impl UnitMap for Qcow2Reader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use d2l_disk::bytes::IntoBytes;
+
+    use super::*;
+
+    /// A qcow2 image with no data: the header in cluster 0 (`edit` changes it), then
+    /// `tail` zero bytes (sparse) for the tables it points to.
+    fn image(edit: impl FnOnce(&mut Header), tail: u64) -> File {
+        let mut h = Header::new(0, 0, 0, 0, 0);
+        edit(&mut h);
+        let cluster = 1u64 << h.cluster_bits.get().min(30);
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(h.as_bytes(), 0).unwrap();
+        file.set_len(cluster.max(4096) + tail).unwrap();
+        file
+    }
+
+    /// The error opening `file`, or "" if it opens.
+    fn open(file: File) -> String {
+        match Qcow2Reader::open(file) {
+            Ok(_) => String::new(),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.contains('\n'), "one line: {message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn cluster_bits_from_9_to_21() {
+        for bits in [QCOW2_MIN_CLUSTER_BITS, QCOW2_MAX_CLUSTER_BITS] {
+            assert_eq!(
+                open(image(|h| h.cluster_bits = bits.into(), 0)),
+                "",
+                "{bits}"
+            );
+        }
+        for bits in [QCOW2_MIN_CLUSTER_BITS - 1, QCOW2_MAX_CLUSTER_BITS + 1] {
+            let err = open(image(|h| h.cluster_bits = bits.into(), 0));
+            assert_eq!(
+                err,
+                format!("qcow2 header: cluster_bits {bits} is outside 9..=21"),
+            );
+        }
+    }
+
+    #[test]
+    fn refcount_order_up_to_6() {
+        let order = |o: u32| image(|h| h.refcount_order = o.into(), 0);
+        assert_eq!(open(order(QCOW2_MAX_REFCOUNT_ORDER)), "");
+        assert_eq!(open(order(0)), "");
+        assert_eq!(
+            open(order(QCOW2_MAX_REFCOUNT_ORDER + 1)),
+            "qcow2 header: refcount_order 7 is outside 0..=6"
+        );
+    }
+
+    #[test]
+    fn header_length_a_multiple_of_8_from_104_to_a_cluster() {
+        let length = |l: u32| image(|h| h.header_length = l.into(), 0);
+        assert_eq!(open(length(104)), "");
+        assert_eq!(open(length(1 << CLUSTER_BITS)), "");
+        for bad in [96, 108, (1 << CLUSTER_BITS) + 8] {
+            assert_eq!(
+                open(length(bad)),
+                format!("qcow2 header: header_length {bad} is not a multiple of 8 in 104..=65536")
+            );
+        }
+    }
+
+    #[test]
+    fn l1_table_up_to_32_mib() {
+        let entries = QCOW2_MAX_L1_BYTES / 8;
+        let l1 = |n: u64| {
+            image(
+                |h| {
+                    h.l1_size = u32::try_from(n).unwrap().into();
+                    h.l1_table_offset = CLUSTER.into();
+                },
+                QCOW2_MAX_L1_BYTES + CLUSTER,
+            )
+        };
+        assert_eq!(open(l1(entries)), "");
+        assert_eq!(
+            open(l1(entries + 1)),
+            "qcow2 L1 table of 4194305 entries (33554440 bytes) is larger than the 33554432 bytes QEMU allows"
+        );
+    }
+
+    #[test]
+    fn refcount_table_up_to_8_mib() {
+        let clusters = QCOW2_MAX_REFCOUNT_TABLE_BYTES / CLUSTER;
+        let table = |n: u64| {
+            image(
+                |h| {
+                    h.refcount_table_clusters = u32::try_from(n).unwrap().into();
+                    h.refcount_table_offset = CLUSTER.into();
+                },
+                QCOW2_MAX_REFCOUNT_TABLE_BYTES + CLUSTER,
+            )
+        };
+        assert_eq!(open(table(clusters)), "");
+        assert_eq!(
+            open(table(clusters + 1)),
+            "qcow2 refcount table of 129 clusters (8454144 bytes) is larger than the 8388608 bytes QEMU allows"
+        );
+    }
+
+    /// An image of one 512 MiB L2 span: L1 at cluster 1, refcount table at cluster 2, the L2
+    /// table at cluster 3, data at cluster 4; `edit` then bends the header or the tables.
+    fn mapped(edit: impl FnOnce(&File)) -> String {
+        let file = image(
+            |h| {
+                h.size = L2_SPAN.into();
+                h.l1_size = 1.into();
+                h.l1_table_offset = CLUSTER.into();
+                h.refcount_table_offset = (2 * CLUSTER).into();
+                h.refcount_table_clusters = 1.into();
+            },
+            4 * CLUSTER,
+        );
+        let entry = |at: u64, value: u64| file.write_all_at(&(value | COPIED).to_be_bytes(), at);
+        entry(CLUSTER, 3 * CLUSTER).unwrap();
+        entry(3 * CLUSTER, 4 * CLUSTER).unwrap();
+        edit(&file);
+        match Qcow2Reader::open(file) {
+            Err(e) => e.to_string(),
+            Ok(reader) => match crate::unit_map::read_at(&reader, &mut [0u8; 16], 0) {
+                Ok(()) => String::new(),
+                Err(e) => e.to_string(),
+            },
+        }
+    }
+
+    #[test]
+    fn metadata_overlaps_are_refused() {
+        assert_eq!(mapped(|_| {}), "");
+        let be64 =
+            |f: &File, at: u64, value: u64| f.write_all_at(&value.to_be_bytes(), at).unwrap();
+        assert_eq!(
+            mapped(|f| be64(f, 40, 0)),
+            "qcow2 L1 table (0x0..0x8) overlaps the header (0x0..0x10000)"
+        );
+        assert_eq!(
+            mapped(|f| be64(f, 48, CLUSTER)),
+            "qcow2 refcount table (0x10000..0x20000) overlaps the L1 table (0x10000..0x10008)"
+        );
+        assert_eq!(
+            mapped(|f| be64(f, CLUSTER, 2 * CLUSTER | COPIED)),
+            "qcow2 L2 table of L1 entry 0 at 0x20000 overlaps the refcount table"
+        );
+        assert_eq!(
+            mapped(|f| be64(f, 3 * CLUSTER, CLUSTER | COPIED)),
+            "qcow2 data cluster for guest offset 0x0 at 0x10000 overlaps the L1 table"
+        );
+        assert_eq!(
+            mapped(|f| be64(f, 3 * CLUSTER, 3 * CLUSTER | COPIED)),
+            "qcow2 data cluster for guest offset 0x0 at 0x30000 overlaps the L2 table"
+        );
     }
 }

@@ -9,7 +9,7 @@
 
 use std::fs::File;
 
-use d2l_disk::bytes::FromBytes;
+use d2l_disk::bytes::{le, FromBytes};
 
 use super::header::{
     Header, PreHeader, BLOCK_FREE, BLOCK_ZERO, HEADER1_SIZE, SIGNATURE, TYPE_DIFF, TYPE_FIXED,
@@ -139,12 +139,7 @@ impl VdiReader {
             data_offset,
             data_end - data_offset,
         )?;
-        let map = file.read_u32s(
-            "the VDI block map",
-            map_offset,
-            u64::from(blocks),
-            u32::from_le_bytes,
-        )?;
+        let map = file.read_u32s::<le::U32>("the VDI block map", map_offset, u64::from(blocks))?;
         // Entries past the disk's size are never used.
         for (index, &entry) in map.iter().enumerate() {
             if entry != BLOCK_FREE && entry != BLOCK_ZERO && entry >= allocated {
@@ -197,5 +192,81 @@ impl UnitMap for VdiReader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::vdi::header::encode;
+
+    /// A VDI of `blocks` blocks of `block` bytes, one of them stored (map entries 0), the map
+    /// at 512 and the data after it; `edit` changes the header first.
+    fn image(block: u32, blocks: u32, edit: impl FnOnce(&mut Header)) -> File {
+        let map_bytes = 4 * u64::from(blocks);
+        let data = (512 + map_bytes).next_multiple_of(512);
+        let mut h = Header::new(
+            512,
+            u32::try_from(data).unwrap(),
+            u64::from(blocks) * u64::from(block),
+            blocks,
+            1,
+            [1; 16],
+            [2; 16],
+        );
+        h.block_size = block.into();
+        edit(&mut h);
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(&encode(&h), 0).unwrap();
+        file.set_len(data + u64::from(block)).unwrap();
+        file
+    }
+
+    fn open(file: File) -> String {
+        match VdiReader::open(file) {
+            Ok(_) => String::new(),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.contains('\n'), "one line: {message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn block_sizes_from_512_bytes_to_256_mib() {
+        assert_eq!(open(image(VDI_MIN_BLOCK_SIZE, 3, |_| {})), "");
+        assert_eq!(open(image(VDI_MAX_BLOCK_SIZE, 1, |_| {})), "");
+        for bad in [VDI_MIN_BLOCK_SIZE / 2, VDI_MAX_BLOCK_SIZE * 2] {
+            assert_eq!(
+                open(image(bad, 1, |_| {})),
+                format!(
+                    "VDI header: block size {bad} is not a power of two from 512 to 268435456 bytes"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn block_maps_up_to_16_mi_entries_that_match_the_disk() {
+        assert_eq!(open(image(512, VDI_MAX_BLOCKS, |_| {})), "");
+        assert_eq!(
+            open(image(512, VDI_MAX_BLOCKS + 1, |_| {})),
+            "a VDI block map of 16777217 entries (d2l reads up to 16777216)"
+        );
+        assert_eq!(
+            open(image(512, 4, |h| h.disk_size = 1536.into())),
+            "VDI header: 4 blocks of 512 bytes, a disk of 1536 bytes has 3"
+        );
+    }
+
+    #[test]
+    fn the_map_lies_between_the_header_and_the_data() {
+        assert_eq!(
+            open(image(512, 4, |h| h.offset_blocks = 256.into())),
+            "VDI block map (4 entries at 0x100) overlaps the header (ending at 0x1d8) or the data area (at 0x400)"
+        );
     }
 }

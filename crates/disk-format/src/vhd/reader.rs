@@ -20,9 +20,9 @@ use std::fs::File;
 use d2l_disk::bytes::FromBytes;
 
 use super::header::{
-    DynamicHeader, Footer as RawFooter, COOKIE, DYNAMIC_COOKIE, FORMAT_VERSION, HEADER_VERSION,
-    SECTOR, TYPE_DIFFERENCING, TYPE_DYNAMIC, TYPE_FIXED, UNUSED, VHD_MAX_BAT_ENTRIES,
-    VHD_MAX_BLOCK_SIZE, VHD_MIN_BLOCK_SIZE,
+    BatEntry, DynamicHeader, Footer as RawFooter, COOKIE, DYNAMIC_COOKIE, FORMAT_VERSION,
+    HEADER_VERSION, SECTOR, TYPE_DIFFERENCING, TYPE_DYNAMIC, TYPE_FIXED, UNUSED,
+    VHD_MAX_BAT_ENTRIES, VHD_MAX_BLOCK_SIZE, VHD_MIN_BLOCK_SIZE,
 };
 use crate::image_file::{corrupt, ImageFile};
 use crate::read::DiskReader;
@@ -225,11 +225,10 @@ impl DynamicVhd {
             )));
         }
         let bat_offset = h.table_offset.get();
-        let mut bat = file.read_u32s(
+        let mut bat = file.read_u32s::<BatEntry>(
             format_args!("the VHD block allocation table ({entries} entries)"),
             bat_offset,
             u64::from(entries),
-            u32::from_be_bytes,
         )?;
         // The metadata no block may overlap: footers, header, table.
         let footer_at = file.len() - SECTOR;
@@ -253,7 +252,8 @@ impl DynamicVhd {
                 .find(|&&(s, e, _)| start < e && s < end)
                 .map(|&(s, e, name)| format!("the VHD {name} ({s:#x}..{e:#x})"))
         };
-        for i in [1, 2] {
+        // The table first: the header is where the footer says.
+        for i in [2, 1] {
             let (start, end, what) = regions[i];
             let other = regions
                 .iter()
@@ -326,5 +326,94 @@ impl UnitMap for DynamicVhd {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use d2l_disk::bytes::{FromZeros, IntoBytes};
+
+    use super::*;
+    use crate::vhd::header::DynamicHeader;
+
+    /// A dynamic VHD of one block of `block` bytes, stored: footer copy, dynamic header at
+    /// 512, a BAT of `entries` at 1536 (all but the first unused), the block (bitmap and
+    /// data), the footer. `edit` changes the dynamic header (its checksum is set after).
+    fn image(block: u32, entries: u32, edit: impl FnOnce(&mut DynamicHeader)) -> File {
+        let bat_bytes = (4 * u64::from(entries)).next_multiple_of(SECTOR);
+        let block_at = 1536 + bat_bytes;
+        let bitmap = (u64::from(block) / SECTOR)
+            .div_ceil(8)
+            .next_multiple_of(SECTOR);
+        let end = block_at + bitmap + u64::from(block);
+        let mut footer = RawFooter::new_zeroed();
+        footer.cookie = COOKIE;
+        footer.version = FORMAT_VERSION.into();
+        footer.data_offset = SECTOR.into();
+        footer.current_size = u64::from(block).into();
+        footer.disk_type = TYPE_DYNAMIC.into();
+        let footer = footer.seal();
+        let mut header = DynamicHeader::new(1536, entries, block);
+        edit(&mut header);
+        header.checksum = header.computed_checksum().into();
+        let mut bat = vec![BatEntry::new(UNUSED); usize::try_from(entries).unwrap()];
+        if let Some(first) = bat.first_mut() {
+            *first = u32::try_from(block_at / SECTOR).unwrap().into();
+        }
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(footer.as_bytes(), 0).unwrap();
+        file.write_all_at(header.as_bytes(), SECTOR).unwrap();
+        file.write_all_at(bat.as_bytes(), 1536).unwrap();
+        file.write_all_at(footer.as_bytes(), end).unwrap();
+        file
+    }
+
+    fn open_error(file: File) -> String {
+        match open(file) {
+            Ok(_) => String::new(),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.contains('\n'), "one line: {message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn block_sizes_from_512_bytes_to_256_mib() {
+        assert_eq!(open_error(image(VHD_MIN_BLOCK_SIZE, 1, |_| {})), "");
+        assert_eq!(open_error(image(VHD_MAX_BLOCK_SIZE, 1, |_| {})), "");
+        for bad in [VHD_MIN_BLOCK_SIZE / 2, VHD_MAX_BLOCK_SIZE * 2] {
+            assert_eq!(
+                open_error(image(bad, 1, |_| {})),
+                format!("the VHD dynamic disk header at 0x200: block size {bad} is not a power of two from 512 to 268435456 bytes")
+            );
+        }
+    }
+
+    #[test]
+    fn block_allocation_tables_up_to_16_mi_entries() {
+        assert_eq!(open_error(image(512, VHD_MAX_BAT_ENTRIES, |_| {})), "");
+        assert_eq!(
+            open_error(image(512, VHD_MAX_BAT_ENTRIES + 1, |_| {})),
+            "a VHD block allocation table of 16777217 entries (d2l reads up to 16777216)"
+        );
+    }
+
+    #[test]
+    fn tables_and_blocks_do_not_overlap_the_headers() {
+        assert_eq!(
+            open_error(image(512, 1, |h| h.table_offset = 1024.into())),
+            "the VHD block allocation table (0x400..0x404) overlaps the dynamic disk header (0x200..0x600)"
+        );
+        // The BAT's one entry pointing at the dynamic header.
+        let file = image(512, 1, |_| {});
+        file.write_all_at(&1u32.to_be_bytes(), 1536).unwrap();
+        assert_eq!(
+            open_error(file),
+            "VHD block 0 (BAT entry sector 0x1) overlaps the VHD dynamic disk header (0x200..0x600)"
+        );
     }
 }

@@ -25,7 +25,7 @@ use flate2::{Decompress, FlushDecompress, Status};
 use d2l_disk::bytes::FromBytes;
 
 use super::header::{
-    GrainMarker, Header as RawHeader, MetadataMarker, COMPRESS_DEFLATE, FLAG_COMPRESSED,
+    Entry, GrainMarker, Header as RawHeader, MetadataMarker, COMPRESS_DEFLATE, FLAG_COMPRESSED,
     FLAG_MARKERS, FLAG_NL_DETECT, FLAG_ZERO_GRAIN, GD_AT_END, MAGIC, MARKER_EOS, MARKER_FOOTER,
     NL_CHECK, SECTOR, VMDK_MAX_COMPRESSED_GRAIN_SECTORS, VMDK_MAX_DESCRIPTOR_BYTES,
     VMDK_MAX_GD_BYTES, VMDK_MAX_GRAIN_SECTORS, VMDK_MAX_GTES_PER_GT, VMDK_MIN_GRAIN_SECTORS,
@@ -309,11 +309,11 @@ impl VmdkReader {
             )));
         }
         let gd_start = header.gd_offset.saturating_mul(SECTOR);
-        let gd = file.read_u32s(
+        let gd_end = gd_start + tables * 4;
+        let gd = file.read_u32s::<Entry>(
             format_args!("the VMDK grain directory ({tables} entries)"),
             gd_start,
             tables,
-            u32::from_le_bytes,
         )?;
         let table_bytes = u64::from(header.gtes_per_gt) * 4;
         let mut tables_at = Vec::new();
@@ -324,6 +324,11 @@ impl VmdkReader {
                 if u64::from(sector) < front_end {
                     return Err(corrupt(format!(
                         "VMDK grain table {index} at sector {sector:#x} overlaps the header and descriptor (sectors 0..{front_end:#x})"
+                    )));
+                }
+                if start < gd_end && gd_start < start + table_bytes {
+                    return Err(corrupt(format!(
+                        "VMDK grain table {index} at sector {sector:#x} overlaps the grain directory ({gd_start:#x}..{gd_end:#x})"
                     )));
                 }
                 tables_at.push(start);
@@ -337,7 +342,7 @@ impl VmdkReader {
             grains,
             gd,
             metadata: Metadata {
-                gd: (gd_start, gd_start + tables * 4),
+                gd: (gd_start, gd_end),
                 tables: tables_at,
                 table_bytes,
             },
@@ -389,11 +394,10 @@ impl VmdkReader {
                 return Ok(Some(Arc::clone(entries)));
             }
         }
-        let entries = Arc::new(self.file.read_u32s(
+        let entries = Arc::new(self.file.read_u32s::<Entry>(
             format_args!("VMDK grain table {index}"),
             u64::from(sector) * SECTOR,
             u64::from(self.header.gtes_per_gt),
-            u32::from_le_bytes,
         )?);
         self.lock().gt = Some((index, Arc::clone(&entries)));
         Ok(Some(entries))
@@ -483,6 +487,7 @@ impl VmdkReader {
         let inside = usize::try_from(grain.min(self.size - at)).expect("at most a grain");
         let mut bytes = Vec::with_capacity(grain_len);
         let bad = |why: String| Error::Inflate {
+            unit: "grain",
             what: format!("VMDK compressed grain for guest offset {at:#x} at {offset:#x}"),
             expected: grain,
             source: io::Error::new(io::ErrorKind::InvalidData, why),
@@ -599,6 +604,136 @@ impl UnitMap for VmdkReader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use std::os::unix::fs::FileExt;
+
+    use d2l_disk::bytes::{FromZeros, IntoBytes};
+
+    use super::*;
+
+    /// A monolithicSparse extent: header, descriptor in sectors 1..21, the grain directory
+    /// at sector 21, one grain table at 22 whose first entry points to the grain at sector
+    /// 64; a disk of one grain table's span. `edit` changes the header.
+    fn image(edit: impl FnOnce(&mut RawHeader)) -> File {
+        let mut h = RawHeader::new_zeroed();
+        h.magic = MAGIC;
+        h.version = 1.into();
+        h.grain_size = 128.into();
+        h.num_gtes_per_gt = 512.into();
+        h.capacity = (128 * 512).into();
+        h.descriptor_offset = 1.into();
+        h.descriptor_size = 20.into();
+        h.gd_offset = 21.into();
+        h.overhead = 64.into();
+        edit(&mut h);
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(h.as_bytes(), 0).unwrap();
+        file.write_all_at(
+            b"# Disk DescriptorFile\ncreateType=\"monolithicSparse\"\nRW 65536 SPARSE \"x.vmdk\"\n",
+            SECTOR,
+        )
+        .unwrap();
+        let capacity = h.capacity.get();
+        let tables = capacity
+            .div_ceil(h.grain_size.get().max(1))
+            .div_ceil(u64::from(h.num_gtes_per_gt.get()).max(1));
+        let gd_bytes = 4 * tables;
+        file.write_all_at(&22u32.to_le_bytes(), 21 * SECTOR)
+            .unwrap();
+        file.write_all_at(&64u32.to_le_bytes(), 22 * SECTOR)
+            .unwrap();
+        let grain = h.grain_size.get().min(1 << 22) * SECTOR;
+        file.set_len((64 * SECTOR + grain).max(21 * SECTOR + gd_bytes))
+            .unwrap();
+        file
+    }
+
+    /// The error opening `file` and reading its first bytes, or "".
+    fn read(file: File) -> String {
+        let message = match VmdkReader::open(file) {
+            Err(e) => e.to_string(),
+            Ok(reader) => match crate::unit_map::read_at(&reader, &mut [0u8; 16], 0) {
+                Ok(()) => return String::new(),
+                Err(e) => e.to_string(),
+            },
+        };
+        assert!(!message.contains('\n'), "one line: {message}");
+        message
+    }
+
+    #[test]
+    fn grains_from_8_sectors_to_2_pow_21() {
+        assert_eq!(read(image(|_| {})), "");
+        for grain in [VMDK_MIN_GRAIN_SECTORS, VMDK_MAX_GRAIN_SECTORS] {
+            assert_eq!(read(image(|h| h.grain_size = grain.into())), "", "{grain}");
+        }
+        for grain in [VMDK_MIN_GRAIN_SECTORS / 2, VMDK_MAX_GRAIN_SECTORS * 2, 100] {
+            assert_eq!(
+                read(image(|h| h.grain_size = grain.into())),
+                format!("the VMDK header: a grain of {grain} sectors is not a power of two from 8 to 2097152")
+            );
+        }
+    }
+
+    #[test]
+    fn grain_tables_of_up_to_512_entries() {
+        let gtes = |n: u32| image(|h| h.num_gtes_per_gt = n.into());
+        assert_eq!(read(gtes(VMDK_MAX_GTES_PER_GT)), "");
+        assert_eq!(
+            read(gtes(VMDK_MAX_GTES_PER_GT + 1)),
+            "the VMDK header: grain tables of 513 entries (1 to 512)"
+        );
+    }
+
+    #[test]
+    fn grain_directories_up_to_32_mib() {
+        let entries = VMDK_MAX_GD_BYTES / 4;
+        let tables = |n: u64| {
+            let file = image(|h| h.capacity = (n * 512 * 128).into());
+            // No grain table: the directory's 32 MiB would cover it.
+            file.write_all_at(&[0; 8], 21 * SECTOR).unwrap();
+            file.write_all_at(&[0; 8], 22 * SECTOR).unwrap();
+            file
+        };
+        assert_eq!(read(tables(entries)), "");
+        assert_eq!(
+            read(tables(entries + 1)),
+            "a VMDK grain directory of 8388609 entries (d2l reads up to 8388608)"
+        );
+    }
+
+    #[test]
+    fn tables_and_grains_do_not_overlap_the_metadata() {
+        assert_eq!(
+            read(image(|h| h.gd_offset = 5.into())),
+            "the VMDK grain directory at sector 0x5 overlaps the header and descriptor (sectors 0..0x15)"
+        );
+        let file = image(|_| {});
+        file.write_all_at(&21u32.to_le_bytes(), 21 * SECTOR).unwrap();
+        assert_eq!(
+            read(file),
+            "VMDK grain table 0 at sector 0x15 overlaps the grain directory (0x2a00..0x2a04)"
+        );
+        // With less overhead than the tables take, grains may point into them.
+        let into = |sector: u32| {
+            let file = image(|h| h.overhead = 21.into());
+            file.write_all_at(&sector.to_le_bytes(), 22 * SECTOR)
+                .unwrap();
+            read(file)
+        };
+        assert_eq!(into(64), "");
+        assert_eq!(
+            into(21),
+            "VMDK grain for guest offset 0x0 at 0x2a00 overlaps the grain directory (0x2a00..0x2a04)"
+        );
+        assert_eq!(
+            into(23),
+            "VMDK grain for guest offset 0x0 at 0x2e00 overlaps the grain table at 0x2c00"
+        );
     }
 }
 
