@@ -7,6 +7,7 @@ use d2l_disk::VirtualDisk;
 
 use crate::cluster_map::is_zero;
 use crate::read::DiskReader;
+use crate::usize_from;
 use crate::{Error, Result, MIB};
 
 /// Bytes read at a time (pieces never cross a multiple of it).
@@ -43,7 +44,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
     let (free_tx, free_rx) = channel::<Vec<u8>>();
     for _ in 0..BUFFERS {
         free_tx
-            .send(vec![0u8; PIECE as usize])
+            .send(vec![0u8; usize_from(PIECE)])
             .expect("the receiver is here");
     }
     std::thread::scope(|scope| {
@@ -57,7 +58,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
                     let Ok(mut buf) = free_rx.recv() else {
                         return Ok(());
                     };
-                    let n = (piece_end - pos) as usize;
+                    let n = usize_from(piece_end - pos);
                     buf.resize(n, 0);
                     src.read_at(&mut buf, pos)?;
                     let runs = nonzero_runs(&buf);
@@ -91,7 +92,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
             }
             Ok(data_bytes)
         })();
-        let read = reader.join().unwrap_or_else(|_| Err(Error::ReaderPanicked));
+        let read = reader.join().unwrap_or(Err(Error::ReaderPanicked));
         let data_bytes = written?;
         read?;
         Ok(ConvertReport {

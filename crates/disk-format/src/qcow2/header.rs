@@ -74,9 +74,9 @@ pub const QCOW2_MAX_L1_BYTES: u64 = 32 << 20;
 /// The largest refcount table accepted, in bytes: 8 MiB (QEMU's QCOW_MAX_REFTABLE_SIZE).
 pub const QCOW2_MAX_REFCOUNT_TABLE_BYTES: u64 = 8 << 20;
 
-/// For compressed clusters, the host offset takes bits 0..x-1 with x = 62 - (cluster_bits
-/// - 8); the number of additional 512-byte sectors takes bits x..61 (qcow2.txt,
-/// "Compressed Clusters Descriptor").
+/// For compressed clusters, the host offset takes bits 0..x-1 with
+/// x = 62 - (cluster_bits - 8); the number of additional 512-byte sectors takes bits
+/// x..61 (qcow2.txt, "Compressed Clusters Descriptor").
 pub(crate) const fn compressed_sector_shift(cluster_bits: u32) -> u32 {
     62 - (cluster_bits - 8)
 }

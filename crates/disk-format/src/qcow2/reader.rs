@@ -665,7 +665,7 @@ mod tests {
             "qcow2 refcount table (0x10000..0x20000) overlaps the L1 table (0x10000..0x10008)"
         );
         assert_eq!(
-            mapped(|f| be64(f, CLUSTER, 2 * CLUSTER | COPIED)),
+            mapped(|f| be64(f, CLUSTER, (2 * CLUSTER) | COPIED)),
             "qcow2 L2 table of L1 entry 0 at 0x20000 overlaps the refcount table"
         );
         assert_eq!(
@@ -673,7 +673,7 @@ mod tests {
             "qcow2 data cluster for guest offset 0x0 at 0x10000 overlaps the L1 table"
         );
         assert_eq!(
-            mapped(|f| be64(f, 3 * CLUSTER, 3 * CLUSTER | COPIED)),
+            mapped(|f| be64(f, 3 * CLUSTER, (3 * CLUSTER) | COPIED)),
             "qcow2 data cluster for guest offset 0x0 at 0x30000 overlaps the L2 table"
         );
     }

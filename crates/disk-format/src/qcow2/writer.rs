@@ -10,6 +10,7 @@ use d2l_disk::VirtualDisk;
 use crate::cluster_map::{Allocation, ClusterMap, SlotLayout};
 use crate::compress::{deflate_grains, Codec, Grain};
 use crate::seq::SeqWriter;
+use crate::usize_from;
 use crate::{Error, ImageWriter, Result, MIB};
 
 use super::header::{
@@ -52,7 +53,7 @@ impl ImageWriter for Qcow2Writer {
         let data_clusters = u64::from(alloc.slots);
         let l2 = L2Source::Allocation(&alloc);
         // Header + data clusters, each referenced once.
-        let refcounts = vec![1u16; 1 + data_clusters as usize];
+        let refcounts = vec![1u16; 1 + usize_from(data_clusters)];
         write_tables(&alloc.file, size, &l2, refcounts)
     }
 }
@@ -118,7 +119,8 @@ pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<
         };
         tables
             .entry(index / L2_ENTRIES)
-            .or_insert_with(|| vec![0; L2_ENTRIES as usize])[(index % L2_ENTRIES) as usize] = entry;
+            .or_insert_with(|| vec![0; usize_from(L2_ENTRIES)])[(index % L2_ENTRIES) as usize] =
+            entry;
         Ok(())
     })?;
     writer.pad_to(CLUSTER)?;
@@ -130,7 +132,7 @@ pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<
 /// Adds a reference to each cluster of `clusters`.
 fn reference(refcounts: &mut Vec<u16>, clusters: std::ops::RangeInclusive<u64>) -> Result<()> {
     for cluster in clusters {
-        let cluster = cluster as usize;
+        let cluster = usize_from(cluster);
         if refcounts.len() <= cluster {
             refcounts.resize(cluster + 1, 0);
         }
@@ -203,7 +205,7 @@ pub(crate) fn write_tables(
     let first = refcounts.len() as u64;
     let l1_size = size.div_ceil(L2_SPAN);
     // Which L1 entries get a table: built one at a time, written as they come.
-    let mut l1 = vec![0u64; l1_size as usize];
+    let mut l1 = vec![0u64; usize_from(l1_size)];
     let mut next = first;
     for (index, entry) in l1.iter_mut().enumerate() {
         let Some(table) = l2.table(index as u64 * L2_ENTRIES) else {
@@ -224,15 +226,15 @@ pub(crate) fn write_tables(
 
     let blocks_at = plan.first + plan.l2_tables + plan.l1_clusters;
     let table_at = blocks_at + plan.refcount_blocks;
-    refcounts.resize(plan.total() as usize, 1);
+    refcounts.resize(usize_from(plan.total()), 1);
     for block in 0..plan.refcount_blocks {
-        let start = (block * REFCOUNTS_PER_BLOCK) as usize;
-        let end = (start + REFCOUNTS_PER_BLOCK as usize).min(refcounts.len());
+        let start = usize_from(block * REFCOUNTS_PER_BLOCK);
+        let end = (start + usize_from(REFCOUNTS_PER_BLOCK)).min(refcounts.len());
         let mut block_counts: Vec<Refcount> = refcounts[start..end]
             .iter()
             .map(|&r| Refcount::new(r))
             .collect();
-        block_counts.resize(REFCOUNTS_PER_BLOCK as usize, Refcount::ZERO);
+        block_counts.resize(usize_from(REFCOUNTS_PER_BLOCK), Refcount::ZERO);
         let at = (blocks_at + block) * CLUSTER;
         file.write_all_at(block_counts.as_bytes(), at)
             .map_err(Error::output("writing a refcount block", at))?;

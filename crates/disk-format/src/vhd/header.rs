@@ -3,6 +3,7 @@
 //! the block allocation table's entries, and the limits a reader holds an image to. Every
 //! field is big-endian.
 
+use crate::usize_from;
 use d2l_disk::bytes::{be, FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Size of the footer and of a sector.
@@ -79,7 +80,7 @@ pub(crate) struct Footer {
     /// Zeros.
     pub reserved: [u8; 427],
 }
-const _: () = assert!(size_of::<Footer>() == SECTOR as usize);
+const _: () = assert!(size_of::<Footer>() == usize_from(SECTOR));
 
 /// The dynamic disk header (VHD spec, "Dynamic Disk Header Format").
 #[derive(Debug, Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]

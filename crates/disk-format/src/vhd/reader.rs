@@ -27,6 +27,7 @@ use super::header::{
 use crate::image_file::{corrupt, ImageFile};
 use crate::read::DiskReader;
 use crate::unit_map::{Unit, UnitMap};
+use crate::usize_from;
 use crate::{Error, Format, Result};
 
 /// What a footer says.
@@ -98,8 +99,8 @@ pub(crate) fn open(file: File) -> Result<Box<dyn DiskReader>> {
             "VHD footer truncated: the file is {len} bytes, a footer needs {SECTOR}"
         )));
     }
-    let mut head = [0u8; SECTOR as usize];
-    let mut tail = [0u8; SECTOR as usize];
+    let mut head = [0u8; usize_from(SECTOR)];
+    let mut tail = [0u8; usize_from(SECTOR)];
     file.read("the VHD footer copy", &mut head, 0)?;
     let end = len - SECTOR;
     file.read("the VHD footer", &mut tail, end)?;

@@ -15,6 +15,7 @@ use super::header::{
 use crate::chs::vhd_geometry;
 use crate::cluster_map::{ClusterMap, SlotLayout};
 use crate::raw::RawWriter;
+use crate::usize_from;
 use crate::{Error, ImageWriter, Result, WriteOptions, MIB};
 
 /// Size of the dynamic disk header.
@@ -147,7 +148,7 @@ impl ImageWriter for DynamicWriter {
             ))?;
         // Every sector of a stored block is marked present: its unwritten parts are holes
         // that read as zeros.
-        let bitmap = [0xffu8; BITMAP as usize];
+        let bitmap = [0xffu8; usize_from(BITMAP)];
         for slot in 0..alloc.slots {
             let at = alloc.layout.slot_offset(slot);
             file.write_all_at(&bitmap, at)

@@ -3,6 +3,7 @@
 //! streamOptimized extent, and the limits a reader holds an image to. Every field is
 //! little-endian.
 
+use crate::usize_from;
 use d2l_disk::bytes::{le, FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// Sector size.
@@ -92,7 +93,7 @@ pub(crate) struct Header {
     /// Zeros.
     pub pad: [u8; 433],
 }
-const _: () = assert!(size_of::<Header>() == SECTOR as usize);
+const _: () = assert!(size_of::<Header>() == usize_from(SECTOR));
 
 /// The marker before a compressed grain of a streamOptimized extent: the grain's first
 /// sector and the length of the deflated stream that follows (Virtual Disk Format 1.1,
@@ -121,7 +122,7 @@ pub(crate) struct MetadataMarker {
     /// Zeros.
     pub pad: [u8; 496],
 }
-const _: () = assert!(size_of::<MetadataMarker>() == SECTOR as usize);
+const _: () = assert!(size_of::<MetadataMarker>() == usize_from(SECTOR));
 
 /// A grain directory or grain table entry: a sector number.
 pub(crate) type Entry = le::U32;

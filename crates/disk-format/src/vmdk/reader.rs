@@ -33,6 +33,7 @@ use super::header::{
 };
 use crate::image_file::{corrupt, ImageFile};
 use crate::unit_map::{Unit, UnitMap};
+use crate::usize_from;
 use crate::{Error, Format, Result};
 
 /// Versions of the hosted sparse extent header: 1, 2 (zero grains), 3 (streamOptimized).
@@ -248,7 +249,7 @@ impl VmdkReader {
     /// Opens and checks the header (or footer), the descriptor and the grain directory.
     pub fn open(file: File) -> Result<Self> {
         let file = ImageFile::new(file)?;
-        let mut head = [0u8; SECTOR as usize];
+        let mut head = [0u8; usize_from(SECTOR)];
         let n = crate::cluster_map::read_up_to(file.file(), &mut head, 0)
             .map_err(Error::input("reading the VMDK header", 0))?;
         if head[..4] != MAGIC {
@@ -511,7 +512,7 @@ impl VmdkReader {
 /// the end: a footer marker, the header again (with the directory's place), and the
 /// end-of-stream marker, in the last three sectors.
 fn read_footer(file: &ImageFile) -> Result<Header> {
-    let mut tail = [0u8; 3 * SECTOR as usize];
+    let mut tail = [0u8; 3 * usize_from(SECTOR)];
     let at = file
         .len()
         .checked_sub(tail.len() as u64)
@@ -524,7 +525,7 @@ fn read_footer(file: &ImageFile) -> Result<Header> {
         Some(at) => {
             file.read("the VMDK footer", &mut tail, at)?;
             marker(&tail) == (1, 0, MARKER_FOOTER)
-                && marker(&tail[2 * SECTOR as usize..]) == (0, 0, MARKER_EOS)
+                && marker(&tail[2 * usize_from(SECTOR)..]) == (0, 0, MARKER_EOS)
         }
         None => false,
     };
@@ -535,7 +536,7 @@ fn read_footer(file: &ImageFile) -> Result<Header> {
         )));
     }
     let footer = Header::parse(
-        &tail[SECTOR as usize..2 * SECTOR as usize],
+        &tail[usize_from(SECTOR)..2 * usize_from(SECTOR)],
         "the VMDK footer",
     )?;
     if footer.gd_offset == GD_AT_END {
@@ -713,7 +714,8 @@ mod limit_tests {
             "the VMDK grain directory at sector 0x5 overlaps the header and descriptor (sectors 0..0x15)"
         );
         let file = image(|_| {});
-        file.write_all_at(&21u32.to_le_bytes(), 21 * SECTOR).unwrap();
+        file.write_all_at(&21u32.to_le_bytes(), 21 * SECTOR)
+            .unwrap();
         assert_eq!(
             read(file),
             "VMDK grain table 0 at sector 0x15 overlaps the grain directory (0x2a00..0x2a04)"

@@ -15,6 +15,7 @@ use super::header::{
 use crate::cluster_map::{ClusterMap, SlotLayout};
 use crate::compress::{deflate_grains, Codec, Grain};
 use crate::seq::SeqWriter;
+use crate::usize_from;
 use crate::{Error, ImageWriter, Result, WriteOptions, MIB};
 
 /// Grain size in sectors (64 KiB, VMware's default).
@@ -95,7 +96,7 @@ fn descriptor(options: &WriteOptions, create_type: &str, capacity: u64) -> Vec<u
          ddb.adapterType = \"ide\"\n"
     );
     let mut bytes = text.into_bytes();
-    bytes.truncate((DESCRIPTOR_SECTORS * SECTOR) as usize);
+    bytes.truncate(usize_from(DESCRIPTOR_SECTORS * SECTOR));
     bytes
 }
 
