@@ -5,7 +5,6 @@
 //! L1 table, the refcount blocks and the refcount table. Every cluster has refcount 1 (so
 //! the L1 and L2 entries carry the COPIED flag), except that several compressed clusters may
 //! share a host cluster. Nothing needs the virtual size before the end.
-
 //!
 //! Reading ([`Qcow2Reader`], for `d2l convert`): versions 2 and 3, by their tables, every
 //! offset checked against the file and against the metadata it must not overlap; see

@@ -13,7 +13,6 @@
 //! ([`WriteOptions::max_virtual_size`]) ends, else where a 64 GiB disk's map would end, a few
 //! KiB later than needed for a smaller disk. If the disk ends up larger, `finish` moves the
 //! first blocks to the end of the file to make room.
-
 //!
 //! Reading ([`VdiReader`], for `d2l convert`): dynamic or fixed, any power-of-two block size
 //! within the limits of `header.rs`; see `reader.rs`.

@@ -15,7 +15,6 @@
 //! it out); otherwise `finish` writes it after the last block, before the footer: its place
 //! is the dynamic header's table offset, and QEMU and VirtualBox read it there. Fixed: the
 //! disk's bytes, then the footer.
-
 //!
 //! Reading (`open`, for `d2l convert`): fixed or dynamic, footers, dynamic header and BAT
 //! checked against each other and the file; see `reader.rs`.

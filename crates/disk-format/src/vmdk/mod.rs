@@ -13,7 +13,6 @@
 //! grain table follows the grains it maps, then come the grain directory, a footer (the
 //! header again, now with the directory's offset) and the end-of-stream marker. The header
 //! at the front says "directory at the end".
-
 //!
 //! Reading ([`VmdkReader`], for `d2l convert`): monolithicSparse and streamOptimized, held
 //! whole in one file; see `reader.rs`.
