@@ -310,7 +310,8 @@ impl VmdkReader {
             )));
         }
         let gd_start = header.gd_offset.saturating_mul(SECTOR);
-        let gd_end = gd_start + tables * 4;
+        // Saturating: a damaged offset is reported by the read below, not an overflow.
+        let gd_end = gd_start.saturating_add(tables * 4);
         let gd = file.read_u32s::<Entry>(
             format_args!("the VMDK grain directory ({tables} entries)"),
             gd_start,
