@@ -26,6 +26,9 @@ pub(crate) fn vhd_geometry(sectors: u64) -> (u16, u8, u8) {
         }
     }
     let cylinders = cyl_times_heads / heads;
+    // Cannot truncate: the total is capped at 65535 * 16 * 255 sectors, so cylinders stay
+    // at most 65535, heads at most 16 and sectors per track at most 255.
+    #[allow(clippy::cast_possible_truncation)]
     (cylinders as u16, heads as u8, spt as u8)
 }
 

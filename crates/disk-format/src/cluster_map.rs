@@ -16,6 +16,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::{Mutex, MutexGuard};
 
+use crate::usize_from;
 use crate::{Error, Result};
 
 /// Units per chunk of the map: chunks are allocated when a unit in them is first used.
@@ -80,7 +81,8 @@ impl State {
         if self.chunks.len() <= index {
             self.chunks.resize_with(index + 1, || None);
         }
-        let chunk = self.chunks[index].get_or_insert_with(|| vec![0; CHUNK_UNITS as usize].into());
+        let chunk =
+            self.chunks[index].get_or_insert_with(|| vec![0; usize_from(CHUNK_UNITS)].into());
         chunk[(unit % CHUNK_UNITS) as usize] = slot.map_or(0, |s| s + 1);
     }
 
@@ -175,16 +177,17 @@ impl Allocation {
                 n - moved + slot
             }
         };
-        let mut buf = vec![0u8; old.unit as usize];
+        let mut buf = vec![0u8; usize_from(old.unit)];
         for slot in 0..moved {
             let (src, dst) = (old.data_offset(slot), new.data_offset(renumber(slot)));
             let got = read_up_to(&self.file, &mut buf, src)
-                .map_err(Error::io("reading a block to move", src))?;
+                .map_err(Error::output("reading a block to move", src))?;
             buf[got..].fill(0);
             self.file
                 .write_all_at(&buf, dst)
-                .map_err(Error::io("moving a block", dst))?;
-            punch(&self.file, src, old.unit).map_err(Error::io("freeing a moved block", src))?;
+                .map_err(Error::output("moving a block", dst))?;
+            punch(&self.file, src, old.unit)
+                .map_err(Error::output("freeing a moved block", src))?;
         }
         for chunk in self.chunks.iter_mut().flatten() {
             for entry in chunk.iter_mut().filter(|e| **e != 0) {
@@ -250,8 +253,8 @@ impl ClusterMap {
         while pos < end {
             let index = pos / unit;
             let piece_end = end.min((index + 1) * unit);
-            let at = (pos - offset) as usize;
-            let piece = at..(piece_end - offset) as usize;
+            let at = usize_from(pos - offset);
+            let piece = at..usize_from(piece_end - offset);
             let slot = match state.slot(index) {
                 Some(slot) => Some(slot),
                 None if allocate(piece.clone()) => Some(state.allocate(index)?),
@@ -287,10 +290,10 @@ impl ClusterMap {
             };
             let host = layout.data_offset(slot);
             if slot_is_zero(&self.file, host, layout.unit)
-                .map_err(Error::io("reading a discarded block", host))?
+                .map_err(Error::output("reading a discarded block", host))?
             {
                 punch(&self.file, host, layout.unit)
-                    .map_err(Error::io("freeing a discarded block", host))?;
+                    .map_err(Error::output("freeing a discarded block", host))?;
                 state.set(unit, None);
                 state.owners[slot as usize] = FREE;
                 state.free.push(slot);
@@ -310,7 +313,8 @@ impl ClusterMap {
                 state.free.pop();
             }
             let Some(hole) = state.free.pop() else { break };
-            let last = (state.owners.len() - 1) as u32;
+            let last =
+                u32::try_from(state.owners.len() - 1).expect("allocate numbers slots in u32");
             let unit = state.owners[last as usize];
             move_slot(&self.file, &layout, last, hole)?;
             state.owners[hole as usize] = unit;
@@ -321,7 +325,7 @@ impl ClusterMap {
             file: self.file,
             layout,
             size: state.size,
-            slots: state.owners.len() as u32,
+            slots: u32::try_from(state.owners.len()).expect("allocate numbers slots in u32"),
             chunks: state.chunks,
         })
     }
@@ -331,12 +335,13 @@ impl ClusterMap {
 fn move_slot(file: &File, layout: &SlotLayout, from: u32, to: u32) -> Result<()> {
     let src = layout.data_offset(from);
     let dst = layout.data_offset(to);
-    let mut buf = vec![0u8; layout.unit as usize];
-    let n = read_up_to(file, &mut buf, src).map_err(Error::io("reading a block to move", src))?;
+    let mut buf = vec![0u8; usize_from(layout.unit)];
+    let n =
+        read_up_to(file, &mut buf, src).map_err(Error::output("reading a block to move", src))?;
     buf[n..].fill(0);
     file.write_all_at(&buf, dst)
-        .map_err(Error::io("moving a block", dst))?;
-    punch(file, src, layout.unit).map_err(Error::io("freeing a moved block", src))
+        .map_err(Error::output("moving a block", dst))?;
+    punch(file, src, layout.unit).map_err(Error::output("freeing a moved block", src))
 }
 
 /// Whether `len` bytes at `offset` of `file` read as zeros; holes are skipped unread.
@@ -355,7 +360,7 @@ fn slot_is_zero(file: &File, offset: u64, len: u64) -> io::Result<bool> {
         if pos >= end {
             return Ok(true);
         }
-        let n = buf.len().min((end - pos) as usize);
+        let n = buf.len().min(usize_from(end - pos));
         let got = read_up_to(file, &mut buf[..n], pos)?;
         if !is_zero(&buf[..got]) {
             return Ok(false);
@@ -396,7 +401,7 @@ pub(crate) fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
             let zeros = vec![0u8; len.min(1 << 20) as usize];
             let mut done = 0;
             while done < len {
-                let n = zeros.len().min((len - done) as usize);
+                let n = zeros.len().min(usize_from(len - done));
                 file.write_all_at(&zeros[..n], offset + done)?;
                 done += n as u64;
             }
@@ -440,8 +445,8 @@ impl d2l_disk::VirtualDisk for ClusterMap {
                         &mut runs,
                         Run {
                             host: self.layout.data_offset(slot) + pos % unit,
-                            at: (pos - offset) as usize,
-                            len: (piece_end - pos) as usize,
+                            at: usize_from(pos - offset),
+                            len: usize_from(piece_end - pos),
                         },
                     );
                 }
@@ -515,7 +520,7 @@ impl d2l_disk::VirtualDisk for ClusterMap {
             buf.resize(COPY_BUFFER, 0);
             let mut done = 0u64;
             while done < len {
-                let n = (len - done).min(COPY_BUFFER as u64) as usize;
+                let n = usize_from((len - done).min(COPY_BUFFER as u64));
                 src.read_exact_at(&mut buf[..n], src_offset + done)?;
                 self.write_at(&buf[..n], offset + done)?;
                 done += n as u64;

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 use crate::cluster_map::{is_zero, read_up_to};
+use crate::usize_from;
 use crate::{Error, Result};
 
 /// Grains read and deflated together.
@@ -119,20 +120,20 @@ fn read_batches(
     let mut seq = 0u64;
     // The first grain not yet read: data ranges may share a grain.
     let mut next_grain = 0u64;
-    let mut buf = vec![0u8; (BATCH_GRAINS * grain) as usize];
+    let mut buf = vec![0u8; usize_from(BATCH_GRAINS * grain)];
     crate::raw::data_ranges(src, size, &mut |start, len| {
         let first = (start / grain).max(next_grain);
         let end = (start + len).min(size).div_ceil(grain);
         let mut index = first;
         while index < end {
             let count = (end - index).min(BATCH_GRAINS);
-            let bytes = (count * grain) as usize;
+            let bytes = usize_from(count * grain);
             let at = index * grain;
             let n = read_up_to(src, &mut buf[..bytes], at)
-                .map_err(Error::io("reading the scratch file", at))?;
+                .map_err(Error::output("reading the scratch file", at))?;
             buf[n..bytes].fill(0);
             let batch: Batch = buf[..bytes]
-                .chunks(grain as usize)
+                .chunks(usize_from(grain))
                 .enumerate()
                 .filter(|(_, data)| !is_zero(data))
                 .map(|(i, data)| (index + i as u64, data.to_vec()))
@@ -167,7 +168,7 @@ impl Deflater {
         };
         Deflater {
             codec,
-            grain: grain as usize,
+            grain: usize_from(grain),
             compress,
         }
     }
@@ -189,7 +190,7 @@ impl Deflater {
             Codec::Zlib => {
                 let mut out = Vec::with_capacity(self.grain + self.grain / 8 + 64);
                 loop {
-                    let consumed = self.compress.total_in() as usize;
+                    let consumed = usize_from(self.compress.total_in());
                     match self.compress.compress_vec(
                         &bytes[consumed..],
                         &mut out,

@@ -7,6 +7,7 @@ use d2l_disk::VirtualDisk;
 
 use crate::cluster_map::is_zero;
 use crate::read::DiskReader;
+use crate::usize_from;
 use crate::{Error, Result, MIB};
 
 /// Bytes read at a time (pieces never cross a multiple of it).
@@ -38,12 +39,12 @@ struct Piece {
 pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertReport> {
     let size = src.virtual_size();
     dst.grow_to(size)
-        .map_err(Error::io("sizing the output image", size))?;
+        .map_err(Error::output("sizing the output image", size))?;
     let (piece_tx, piece_rx) = sync_channel::<Piece>(BUFFERS);
     let (free_tx, free_rx) = channel::<Vec<u8>>();
     for _ in 0..BUFFERS {
         free_tx
-            .send(vec![0u8; PIECE as usize])
+            .send(vec![0u8; usize_from(PIECE)])
             .expect("the receiver is here");
     }
     std::thread::scope(|scope| {
@@ -57,7 +58,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
                     let Ok(mut buf) = free_rx.recv() else {
                         return Ok(());
                     };
-                    let n = (piece_end - pos) as usize;
+                    let n = usize_from(piece_end - pos);
                     buf.resize(n, 0);
                     src.read_at(&mut buf, pos)?;
                     let runs = nonzero_runs(&buf);
@@ -83,7 +84,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
                 for &(at, len) in &piece.runs {
                     let offset = piece.offset + at as u64;
                     dst.write_at(&piece.buf[at..at + len], offset)
-                        .map_err(Error::io("writing the output image", offset))?;
+                        .map_err(Error::output("writing the output image", offset))?;
                     data_bytes += len as u64;
                 }
                 // The reader may be done already; the buffer is then not needed.
@@ -91,9 +92,7 @@ pub fn convert(src: &dyn DiskReader, dst: &dyn VirtualDisk) -> Result<ConvertRep
             }
             Ok(data_bytes)
         })();
-        let read = reader
-            .join()
-            .unwrap_or_else(|_| Err(Error::Corrupt("the reading thread panicked".into())));
+        let read = reader.join().unwrap_or(Err(Error::ReaderPanicked));
         let data_bytes = written?;
         read?;
         Ok(ConvertReport {

@@ -8,12 +8,22 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What can go wrong writing or reading a disk image.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Reading or writing the image file (or its scratch file) failed.
+    /// Reading the input image (`d2l convert`'s source) failed.
     #[error("{what} at byte {offset:#x}: {source}")]
-    Io {
-        /// What was being read or written.
+    Input {
+        /// What was being read.
         what: &'static str,
-        /// Byte offset in that file.
+        /// Byte offset in the input file.
+        offset: u64,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// Writing the output image (or reading back its own file or scratch file) failed.
+    #[error("{what} at byte {offset:#x}: {source}")]
+    Output {
+        /// What was being written.
+        what: &'static str,
+        /// Byte offset in the output (or scratch) file.
         offset: u64,
         /// The system's error.
         source: io::Error,
@@ -28,9 +38,27 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
-    /// The input image is damaged: a header, table or offset that cannot be right.
+    /// The input image is damaged: a header, table or offset that cannot be right, or a
+    /// value past what its specification allows.
     #[error("{0}")]
     Corrupt(String),
+    /// A compressed cluster or grain of the input image does not inflate to what its table
+    /// says.
+    #[error("{what} does not inflate to a {unit} of {expected} bytes: {source}")]
+    Inflate {
+        /// The unit and its coordinates ("qcow2 compressed cluster for guest offset 0x...
+        /// at 0x...").
+        what: String,
+        /// What the format calls the unit: "cluster", "grain".
+        unit: &'static str,
+        /// Bytes it should inflate to.
+        expected: u64,
+        /// What the decompressor said.
+        source: io::Error,
+    },
+    /// The thread reading the input image panicked (a bug).
+    #[error("the thread reading the input image panicked")]
+    ReaderPanicked,
     /// The input image uses a feature d2l does not read (backing file, encryption...).
     #[error("{0}")]
     Unsupported(String),
@@ -50,13 +78,31 @@ impl Error {
 }
 
 impl Error {
-    /// An I/O error at `offset` while doing `what`.
-    pub(crate) fn io(what: &'static str, offset: u64) -> impl FnOnce(io::Error) -> Error {
-        move |source| Error::Io {
+    /// An error reading the input image at `offset` while doing `what`.
+    pub(crate) fn input(what: &'static str, offset: u64) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Input {
             what,
             offset,
             source,
         }
+    }
+
+    /// An error writing the output image at `offset` while doing `what`.
+    pub(crate) fn output(what: &'static str, offset: u64) -> impl FnOnce(io::Error) -> Error {
+        move |source| Error::Output {
+            what,
+            offset,
+            source,
+        }
+    }
+
+    /// Whether the error is the output's (writing it), not the input's: `d2l convert`
+    /// names the file accordingly.
+    pub fn is_output(&self) -> bool {
+        matches!(
+            self,
+            Error::Output { .. } | Error::TooLarge { .. } | Error::Options(_)
+        )
     }
 }
 
@@ -65,7 +111,7 @@ impl From<Error> for io::Error {
     /// `io::Error`s; the original is kept as the source, so its message survives.
     fn from(error: Error) -> io::Error {
         match error {
-            Error::Io { source, .. } => source,
+            Error::Input { source, .. } | Error::Output { source, .. } => source,
             other => io::Error::other(other),
         }
     }

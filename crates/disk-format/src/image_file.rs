@@ -9,6 +9,8 @@ use std::fmt;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use d2l_disk::bytes::{FromBytes, Immutable, IntoBytes};
+
 use crate::{Error, Result};
 
 /// An image being read.
@@ -23,7 +25,7 @@ impl ImageFile {
     pub fn new(file: File) -> Result<Self> {
         let len = file
             .metadata()
-            .map_err(Error::io("reading the image's size", 0))?
+            .map_err(Error::input("reading the image's size", 0))?
             .len();
         Ok(ImageFile { file, len })
     }
@@ -52,30 +54,27 @@ impl ImageFile {
         self.check(what, offset, buf.len() as u64)?;
         self.file
             .read_exact_at(buf, offset)
-            .map_err(Error::io("reading the image", offset))
+            .map_err(Error::input("reading the image", offset))
     }
 
-    /// Reads `count` 32-bit entries of a table at `offset` (after checking them), decoded
-    /// with `decode` (`u32::from_le_bytes` or `u32::from_be_bytes`).
-    pub fn read_u32s(
-        &self,
-        what: impl fmt::Display,
-        offset: u64,
-        count: u64,
-        decode: fn([u8; 4]) -> u32,
-    ) -> Result<Vec<u32>> {
+    /// Reads a table of `count` 32-bit entries of type `E` (an endian-typed integer:
+    /// `le::U32`, `be::U32`) at `offset`, after checking it lies inside the file.
+    pub fn read_u32s<E>(&self, what: impl fmt::Display, offset: u64, count: u64) -> Result<Vec<u32>>
+    where
+        E: FromBytes + IntoBytes + Immutable + Copy,
+        u32: From<E>,
+    {
+        let entry = size_of::<E>() as u64;
         let bytes = count
-            .checked_mul(4)
-            .and_then(|n| usize::try_from(n).ok())
+            .checked_mul(entry)
             .ok_or_else(|| past_the_end(&what, offset, u64::MAX, self.len))?;
         // Checked before the buffer is allocated: a damaged count must not exhaust memory.
-        self.check(&what, offset, bytes as u64)?;
-        let mut raw = vec![0u8; bytes];
-        self.read(what, &mut raw, offset)?;
-        Ok(raw
-            .chunks_exact(4)
-            .map(|e| decode(e.try_into().expect("4 bytes")))
-            .collect())
+        self.check(&what, offset, bytes)?;
+        let count =
+            usize::try_from(count).map_err(|_| past_the_end(&what, offset, u64::MAX, self.len))?;
+        let mut raw = vec![E::new_zeroed(); count];
+        self.read(what, raw.as_mut_bytes(), offset)?;
+        Ok(raw.into_iter().map(u32::from).collect())
     }
 }
 
@@ -97,33 +96,10 @@ pub(crate) fn corrupt(message: String) -> Error {
     Error::Corrupt(message)
 }
 
-/// The little-endian `u16` at `at`.
-pub(crate) fn le16(b: &[u8], at: usize) -> u16 {
-    u16::from_le_bytes(b[at..at + 2].try_into().expect("2 bytes"))
-}
-
-/// The little-endian `u32` at `at`.
-pub(crate) fn le32(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// The little-endian `u64` at `at`.
-pub(crate) fn le64(b: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// The big-endian `u32` at `at`.
-pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
-}
-
-/// The big-endian `u64` at `at`.
-pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
 #[cfg(test)]
 mod tests {
+    use d2l_disk::bytes::le;
+
     use super::*;
 
     #[test]
@@ -133,12 +109,10 @@ mod tests {
         let image = ImageFile::new(file).unwrap();
         assert_eq!(image.len(), 8);
         assert_eq!(
-            image
-                .read_u32s("a table", 0, 2, u32::from_le_bytes)
-                .unwrap(),
+            image.read_u32s::<le::U32>("a table", 0, 2).unwrap(),
             [1, 0x0200_0000]
         );
-        let err = image.read_u32s("a table", 4, 2, u32::from_le_bytes);
+        let err = image.read_u32s::<le::U32>("a table", 4, 2);
         assert_eq!(
             err.unwrap_err().to_string(),
             "a table (8 bytes at 0x4) lies past the end of the file (0x8 bytes): the image is truncated or damaged"
@@ -148,18 +122,6 @@ mod tests {
             err.starts_with("the end (2 bytes at 0xffffffffffffffff)"),
             "{err}"
         );
-        assert!(image
-            .read_u32s("huge", 0, u64::MAX / 2, u32::from_le_bytes)
-            .is_err());
-    }
-
-    #[test]
-    fn fields() {
-        let b = [1, 2, 3, 4, 5, 6, 7, 8];
-        assert_eq!(le16(&b, 0), 0x0201);
-        assert_eq!(le32(&b, 0), 0x0403_0201);
-        assert_eq!(le64(&b, 0), 0x0807_0605_0403_0201);
-        assert_eq!(be32(&b, 4), 0x0506_0708);
-        assert_eq!(be64(&b, 0), 0x0102_0304_0506_0708);
+        assert!(image.read_u32s::<le::U32>("huge", 0, u64::MAX / 2).is_err());
     }
 }

@@ -34,6 +34,10 @@
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
+// Values read from image files must not be cut short silently: every narrowing conversion
+// is checked, or allowed where a comment says why it cannot truncate. Unit tests, which
+// build fixtures of known small values, are exempt.
+#![cfg_attr(not(test), warn(clippy::cast_possible_truncation))]
 
 mod chs;
 mod cluster_map;
@@ -43,18 +47,14 @@ mod error;
 mod format;
 mod image_file;
 mod qcow2;
-mod qcow2_reader;
 mod raw;
 mod read;
 mod seq;
 mod staged;
 mod unit_map;
 mod vdi;
-mod vdi_reader;
 mod vhd;
-mod vhd_reader;
 mod vmdk;
-mod vmdk_reader;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -63,7 +63,29 @@ pub use convert::{convert, ConvertReport};
 pub use d2l_disk::VirtualDisk;
 pub use error::{Error, Result};
 pub use format::{detect, detect_bytes, Detected, Format, VhdSubformat, VmdkSubformat};
+pub use qcow2::{
+    QCOW2_MAX_CLUSTER_BITS, QCOW2_MAX_L1_BYTES, QCOW2_MAX_REFCOUNT_ORDER,
+    QCOW2_MAX_REFCOUNT_TABLE_BYTES, QCOW2_MIN_CLUSTER_BITS,
+};
 pub use read::{open, DiskReader};
+pub use vdi::{VDI_MAX_BLOCKS, VDI_MAX_BLOCK_SIZE, VDI_MIN_BLOCK_SIZE};
+pub use vhd::{VHD_MAX_BAT_ENTRIES, VHD_MAX_BLOCK_SIZE, VHD_MIN_BLOCK_SIZE};
+pub use vmdk::{
+    VMDK_MAX_COMPRESSED_GRAIN_SECTORS, VMDK_MAX_DESCRIPTOR_BYTES, VMDK_MAX_GD_BYTES,
+    VMDK_MAX_GRAIN_SECTORS, VMDK_MAX_GTES_PER_GT, VMDK_MIN_GRAIN_SECTORS,
+};
+
+// d2l is built for 64-bit targets only, where a `u64` length or index always fits a `usize`.
+const _: () = assert!(usize::BITS >= u64::BITS, "d2l needs a 64-bit target");
+
+/// `n` as a `usize`, which it always fits (see the assertion above): lengths and indices of
+/// buffers and tables already in memory, or bounded by a limit far below `usize::MAX`.
+pub(crate) const fn usize_from(n: u64) -> usize {
+    // Cannot truncate: usize has at least 64 bits (asserted above).
+    #[allow(clippy::cast_possible_truncation)]
+    let n = n as usize;
+    n
+}
 
 /// One mebibyte: the virtual sizes of the formats other than raw are rounded up to it.
 pub const MIB: u64 = 1 << 20;

@@ -30,13 +30,13 @@ pub trait DiskReader: Send + Sync {
 /// images with a parent (backing file, differencing disk), VMDKs whose data is in other
 /// files, VHDX.
 pub fn open(file: File) -> Result<Box<dyn DiskReader>> {
-    let detected = detect(&file).map_err(Error::io("reading the image's first bytes", 0))?;
+    let detected = detect(&file).map_err(Error::input("reading the image's first bytes", 0))?;
     Ok(match detected {
         Detected::Format(Format::Raw) => Box::new(crate::raw::RawReader::open(file)?),
-        Detected::Format(Format::Qcow2) => Box::new(crate::qcow2_reader::Qcow2Reader::open(file)?),
-        Detected::Format(Format::Vdi) => Box::new(crate::vdi_reader::VdiReader::open(file)?),
-        Detected::Format(Format::Vmdk) => Box::new(crate::vmdk_reader::VmdkReader::open(file)?),
-        Detected::Format(Format::Vhd) => crate::vhd_reader::open(file)?,
+        Detected::Format(Format::Qcow2) => Box::new(crate::qcow2::Qcow2Reader::open(file)?),
+        Detected::Format(Format::Vdi) => Box::new(crate::vdi::VdiReader::open(file)?),
+        Detected::Format(Format::Vmdk) => Box::new(crate::vmdk::VmdkReader::open(file)?),
+        Detected::Format(Format::Vhd) => crate::vhd::open(file)?,
         Detected::Vhdx => {
             return Err(Error::Unsupported(
                 "a VHDX image: d2l reads raw, qcow2, VDI, VMDK and VHD images (qemu-img convert -O raw reads this one)"

@@ -4,6 +4,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use crate::usize_from;
 use crate::{Error, Result};
 
 /// Bytes gathered before a write.
@@ -45,7 +46,7 @@ impl<'a> SeqWriter<'a> {
     /// Appends zeros up to the next multiple of `align`.
     pub fn pad_to(&mut self, align: u64) -> Result<()> {
         let pad = self.pos().next_multiple_of(align) - self.pos();
-        self.buf.resize(self.buf.len() + pad as usize, 0);
+        self.buf.resize(self.buf.len() + usize_from(pad), 0);
         Ok(())
     }
 
@@ -53,7 +54,7 @@ impl<'a> SeqWriter<'a> {
     pub fn flush(&mut self) -> Result<()> {
         self.file
             .write_all_at(&self.buf, self.start)
-            .map_err(Error::io("writing the image", self.start))?;
+            .map_err(Error::output("writing the image", self.start))?;
         self.start += self.buf.len() as u64;
         self.buf.clear();
         Ok(())

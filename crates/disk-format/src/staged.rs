@@ -33,7 +33,7 @@ impl Staged {
             Some(dir) => tempfile::tempfile_in(dir),
             None => tempfile::tempfile(),
         }
-        .map_err(Error::io("creating a scratch file", 0))?;
+        .map_err(Error::output("creating a scratch file", 0))?;
         Ok(Staged {
             out,
             scratch,
@@ -78,7 +78,7 @@ impl ImageWriter for Staged {
         let len = self
             .scratch
             .virtual_size()
-            .map_err(Error::io("sizing the scratch file", 0))?;
+            .map_err(Error::output("sizing the scratch file", 0))?;
         let size = len.next_multiple_of(MIB);
         match self.target {
             Target::CompressedQcow2 => {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::image_file::ImageFile;
 use crate::read::DiskReader;
+use crate::usize_from;
 use crate::{Format, Result};
 
 /// Where a unit of the virtual disk is.
@@ -72,9 +73,9 @@ pub(crate) fn read_at(map: &dyn UnitMap, buf: &mut [u8], offset: u64) -> Result<
     while pos < end {
         let index = pos / unit;
         let piece_end = end.min((index + 1).saturating_mul(unit));
-        let dst = &mut buf[(pos - offset) as usize..(piece_end - offset) as usize];
+        let dst = &mut buf[usize_from(pos - offset)..usize_from(piece_end - offset)];
         // The part of the piece inside the virtual disk; the rest reads as zeros.
-        let inside = piece_end.min(size).saturating_sub(pos) as usize;
+        let inside = usize_from(piece_end.min(size).saturating_sub(pos));
         let (data, past_the_end) = dst.split_at_mut(inside);
         past_the_end.fill(0);
         if !data.is_empty() {
@@ -87,7 +88,7 @@ pub(crate) fn read_at(map: &dyn UnitMap, buf: &mut [u8], offset: u64) -> Result<
                     host + within,
                 )?,
                 Unit::Inflated(bytes) => {
-                    let within = within as usize;
+                    let within = usize_from(within);
                     data.copy_from_slice(&bytes[within..within + data.len()]);
                 }
             }

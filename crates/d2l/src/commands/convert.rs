@@ -58,9 +58,7 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
         let report = d2l_disk_format::convert(reader.as_ref(), disk.as_disk()).map_err(|e| {
             match e {
                 // Reading errors name the input, writing errors the output.
-                d2l_disk_format::Error::Io { what, .. } if what.starts_with("writing") => {
-                    anyhow::Error::new(e).context(destination.clone())
-                }
+                e if e.is_output() => anyhow::Error::new(e).context(destination.clone()),
                 e => anyhow::Error::new(e).context(input.display().to_string()),
             }
         })?;

@@ -1,96 +1,26 @@
-//! qcow2 version 3 (QEMU's docs/interop/qcow2.txt), written with 64 KiB clusters.
-//!
-//! Layout: the header in cluster 0; data clusters from cluster 1 on, in the order they were
-//! first written; then, at `finish`, the L2 tables of the 512 MiB ranges that hold data, the
-//! L1 table, the refcount blocks and the refcount table. Every cluster has refcount 1 (so
-//! the L1 and L2 entries carry the COPIED flag), except that several compressed clusters may
-//! share a host cluster. Nothing needs the virtual size before the end.
+//! Writing qcow2 images: plain (clusters allocated as written) or compressed (in order).
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use d2l_disk::bytes::IntoBytes;
 use d2l_disk::VirtualDisk;
 
 use crate::cluster_map::{Allocation, ClusterMap, SlotLayout};
 use crate::compress::{deflate_grains, Codec, Grain};
 use crate::seq::SeqWriter;
+use crate::usize_from;
 use crate::{Error, ImageWriter, Result, MIB};
 
-/// log2 of the cluster size we write.
-pub(crate) const CLUSTER_BITS: u32 = 16;
-/// Cluster size: 64 KiB, QEMU's default.
-pub(crate) const CLUSTER: u64 = 1 << CLUSTER_BITS;
-/// Entries in an L2 table (one cluster of u64).
-pub(crate) const L2_ENTRIES: u64 = CLUSTER / 8;
-/// Guest bytes one L2 table maps: 512 MiB.
-pub(crate) const L2_SPAN: u64 = L2_ENTRIES * CLUSTER;
-/// "QFI\xfb".
-pub(crate) const MAGIC: u32 = 0x5146_49fb;
-/// Header version written.
-pub(crate) const VERSION: u32 = 3;
-/// Header length written: the version 3 fields and the compression type byte, padded to 8
-/// (qcow2.txt, "Header": bytes 0..112).
-pub(crate) const HEADER_LENGTH: u32 = 112;
-/// refcount_order 4: 16-bit refcounts (qcow2.txt; QEMU's default).
-pub(crate) const REFCOUNT_ORDER: u32 = 4;
-/// Refcounts in one refcount block.
-pub(crate) const REFCOUNTS_PER_BLOCK: u64 = CLUSTER / 2;
-/// L1/L2 entry bit 63: the cluster's refcount is exactly one (may be written in place).
-pub(crate) const COPIED: u64 = 1 << 63;
-/// L2 entry bit 62: the cluster is compressed.
-pub(crate) const COMPRESSED: u64 = 1 << 62;
-/// Bits 9..55 of a standard L1/L2 entry: the host offset.
-pub(crate) const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
-/// For compressed clusters, the host offset takes bits 0..x-1 with x = 62 - (cluster_bits
-/// - 8); the number of additional 512-byte sectors takes bits x..61.
-pub(crate) const fn compressed_sector_shift(cluster_bits: u32) -> u32 {
-    62 - (cluster_bits - 8)
-}
+use super::header::{
+    compressed_sector_shift, Entry, Header, Refcount, CLUSTER, CLUSTER_BITS, COMPRESSED, COPIED,
+    L2_ENTRIES, L2_SPAN, REFCOUNTS_PER_BLOCK,
+};
 
 /// Largest virtual size written: far beyond any filesystem d2l makes (QEMU caps at 32 MiB of
 /// L1 table, 2 PiB with 64 KiB clusters).
 const MAX_SIZE: u64 = 1 << 50;
-
-/// The header fields d2l sets (all others are zero: no backing file, no encryption, no
-/// snapshots, no feature bits, compression type deflate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Header {
-    /// Virtual size in bytes.
-    pub size: u64,
-    /// Entries in the L1 table.
-    pub l1_size: u32,
-    /// Host offset of the L1 table.
-    pub l1_table_offset: u64,
-    /// Host offset of the refcount table.
-    pub refcount_table_offset: u64,
-    /// Clusters of the refcount table.
-    pub refcount_table_clusters: u32,
-}
-
-impl Header {
-    /// The header's bytes (big-endian fields, qcow2.txt "Header"), followed by the empty
-    /// header extension area's end marker (8 zero bytes).
-    pub fn encode(&self) -> [u8; HEADER_LENGTH as usize + 8] {
-        let mut b = [0u8; HEADER_LENGTH as usize + 8];
-        let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
-        put(0, &MAGIC.to_be_bytes());
-        put(4, &VERSION.to_be_bytes());
-        // 8: backing_file_offset, 16: backing_file_size: none.
-        put(20, &CLUSTER_BITS.to_be_bytes());
-        put(24, &self.size.to_be_bytes());
-        // 32: crypt_method 0.
-        put(36, &self.l1_size.to_be_bytes());
-        put(40, &self.l1_table_offset.to_be_bytes());
-        put(48, &self.refcount_table_offset.to_be_bytes());
-        put(56, &self.refcount_table_clusters.to_be_bytes());
-        // 60: nb_snapshots, 64: snapshots_offset, 72/80/88: feature bits: none.
-        put(96, &REFCOUNT_ORDER.to_be_bytes());
-        put(100, &HEADER_LENGTH.to_be_bytes());
-        // 104: compression_type 0 (deflate), then padding; 112: end of extensions.
-        b
-    }
-}
 
 /// Writes an uncompressed qcow2 image: clusters allocated on first non-zero write.
 #[derive(Debug)]
@@ -123,7 +53,7 @@ impl ImageWriter for Qcow2Writer {
         let data_clusters = u64::from(alloc.slots);
         let l2 = L2Source::Allocation(&alloc);
         // Header + data clusters, each referenced once.
-        let refcounts = vec![1u16; 1 + data_clusters as usize];
+        let refcounts = vec![1u16; 1 + usize_from(data_clusters)];
         write_tables(&alloc.file, size, &l2, refcounts)
     }
 }
@@ -189,7 +119,8 @@ pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<
         };
         tables
             .entry(index / L2_ENTRIES)
-            .or_insert_with(|| vec![0; L2_ENTRIES as usize])[(index % L2_ENTRIES) as usize] = entry;
+            .or_insert_with(|| vec![0; usize_from(L2_ENTRIES)])[(index % L2_ENTRIES) as usize] =
+            entry;
         Ok(())
     })?;
     writer.pad_to(CLUSTER)?;
@@ -201,7 +132,7 @@ pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<
 /// Adds a reference to each cluster of `clusters`.
 fn reference(refcounts: &mut Vec<u16>, clusters: std::ops::RangeInclusive<u64>) -> Result<()> {
     for cluster in clusters {
-        let cluster = cluster as usize;
+        let cluster = usize_from(cluster);
         if refcounts.len() <= cluster {
             refcounts.resize(cluster + 1, 0);
         }
@@ -274,94 +205,71 @@ pub(crate) fn write_tables(
     let first = refcounts.len() as u64;
     let l1_size = size.div_ceil(L2_SPAN);
     // Which L1 entries get a table: built one at a time, written as they come.
-    let mut l1 = vec![0u64; l1_size as usize];
+    let mut l1 = vec![0u64; usize_from(l1_size)];
     let mut next = first;
     for (index, entry) in l1.iter_mut().enumerate() {
         let Some(table) = l2.table(index as u64 * L2_ENTRIES) else {
             continue;
         };
-        let bytes: Vec<u8> = table.iter().flat_map(|e| e.to_be_bytes()).collect();
+        let table: Vec<Entry> = table.into_iter().map(Entry::new).collect();
         let at = next * CLUSTER;
-        file.write_all_at(&bytes, at)
-            .map_err(Error::io("writing an L2 table", at))?;
+        file.write_all_at(table.as_bytes(), at)
+            .map_err(Error::output("writing an L2 table", at))?;
         *entry = at | COPIED;
         next += 1;
     }
     let plan = TailPlan::new(first, next - first, l1_size);
     let l1_offset = next * CLUSTER;
-    let l1_bytes: Vec<u8> = l1.iter().flat_map(|e| e.to_be_bytes()).collect();
-    file.write_all_at(&l1_bytes, l1_offset)
-        .map_err(Error::io("writing the L1 table", l1_offset))?;
+    let l1: Vec<Entry> = l1.into_iter().map(Entry::new).collect();
+    file.write_all_at(l1.as_bytes(), l1_offset)
+        .map_err(Error::output("writing the L1 table", l1_offset))?;
 
     let blocks_at = plan.first + plan.l2_tables + plan.l1_clusters;
     let table_at = blocks_at + plan.refcount_blocks;
-    refcounts.resize(plan.total() as usize, 1);
+    refcounts.resize(usize_from(plan.total()), 1);
     for block in 0..plan.refcount_blocks {
-        let start = (block * REFCOUNTS_PER_BLOCK) as usize;
-        let end = (start + REFCOUNTS_PER_BLOCK as usize).min(refcounts.len());
-        let mut bytes: Vec<u8> = refcounts[start..end]
+        let start = usize_from(block * REFCOUNTS_PER_BLOCK);
+        let end = (start + usize_from(REFCOUNTS_PER_BLOCK)).min(refcounts.len());
+        let mut block_counts: Vec<Refcount> = refcounts[start..end]
             .iter()
-            .flat_map(|r| r.to_be_bytes())
+            .map(|&r| Refcount::new(r))
             .collect();
-        bytes.resize(CLUSTER as usize, 0);
+        block_counts.resize(usize_from(REFCOUNTS_PER_BLOCK), Refcount::ZERO);
         let at = (blocks_at + block) * CLUSTER;
-        file.write_all_at(&bytes, at)
-            .map_err(Error::io("writing a refcount block", at))?;
+        file.write_all_at(block_counts.as_bytes(), at)
+            .map_err(Error::output("writing a refcount block", at))?;
     }
-    let table: Vec<u8> = (0..plan.refcount_blocks)
-        .flat_map(|block| ((blocks_at + block) * CLUSTER).to_be_bytes())
+    let table: Vec<Entry> = (0..plan.refcount_blocks)
+        .map(|block| Entry::new((blocks_at + block) * CLUSTER))
         .collect();
-    file.write_all_at(&table, table_at * CLUSTER)
-        .map_err(Error::io("writing the refcount table", table_at * CLUSTER))?;
+    file.write_all_at(table.as_bytes(), table_at * CLUSTER)
+        .map_err(Error::output(
+            "writing the refcount table",
+            table_at * CLUSTER,
+        ))?;
 
-    let header = Header {
+    let too_large = |_| Error::TooLarge {
+        format: "qcow2",
         size,
-        l1_size: u32::try_from(l1_size).map_err(|_| Error::TooLarge {
-            format: "qcow2",
-            size,
-            max: MAX_SIZE,
-        })?,
-        l1_table_offset: l1_offset,
-        refcount_table_offset: table_at * CLUSTER,
-        refcount_table_clusters: plan.refcount_table_clusters as u32,
+        max: MAX_SIZE,
     };
+    let header = Header::new(
+        size,
+        u32::try_from(l1_size).map_err(too_large)?,
+        l1_offset,
+        table_at * CLUSTER,
+        u32::try_from(plan.refcount_table_clusters).map_err(too_large)?,
+    );
     file.write_all_at(&header.encode(), 0)
-        .map_err(Error::io("writing the qcow2 header", 0))?;
+        .map_err(Error::output("writing the qcow2 header", 0))?;
     // Every cluster lies inside the file, the last data cluster's unwritten tail included.
     file.set_len(plan.total() * CLUSTER)
-        .map_err(Error::io("sizing the image", plan.total() * CLUSTER))
+        .map_err(Error::output("sizing the image", plan.total() * CLUSTER))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_bytes_field_by_field() {
-        let h = Header {
-            size: 0x5000_0000,
-            l1_size: 2,
-            l1_table_offset: 0x30000,
-            refcount_table_offset: 0x50000,
-            refcount_table_clusters: 1,
-        };
-        let b = h.encode();
-        assert_eq!(&b[0..4], b"QFI\xfb");
-        assert_eq!(&b[4..8], &[0, 0, 0, 3], "version 3");
-        assert_eq!(&b[20..24], &[0, 0, 0, 16], "cluster_bits");
-        assert_eq!(&b[24..32], &[0, 0, 0, 0, 0x50, 0, 0, 0], "size");
-        assert_eq!(&b[36..40], &[0, 0, 0, 2], "l1_size");
-        assert_eq!(&b[40..48], &[0, 0, 0, 0, 0, 3, 0, 0], "l1_table_offset");
-        assert_eq!(
-            &b[48..56],
-            &[0, 0, 0, 0, 0, 5, 0, 0],
-            "refcount_table_offset"
-        );
-        assert_eq!(&b[56..60], &[0, 0, 0, 1], "refcount_table_clusters");
-        assert_eq!(&b[96..100], &[0, 0, 0, 4], "refcount_order");
-        assert_eq!(&b[100..104], &[0, 0, 0, 112], "header_length");
-        assert!(b[104..].iter().all(|&x| x == 0), "deflate, no extensions");
-    }
 
     #[test]
     fn the_refcount_structures_count_themselves() {

@@ -1,40 +1,31 @@
-//! VMware virtual disks (VMDK), one file each ("Virtual Disk Format 5.0"; "VMDK"
-//! specification 1.1): a sparse extent header in sector 0 and an embedded descriptor in
-//! sectors 1..21, then 64 KiB grains.
-//!
-//! monolithicSparse (version 1): grains from 12 KiB on, in the order they were first
-//! written; at `finish`, after them, the redundant grain directory and its grain tables, then
-//! the grain directory and its grain tables (every table of the disk, entries 0 for grains
-//! never written). The directory's size follows the disk's, so it is placed at the end,
-//! which the header's offsets allow and QEMU and VirtualBox read.
-//!
-//! streamOptimized (version 3, deflated grains with markers): each stored grain is a marker
-//! (its sector number and length) and a zlib stream, sector aligned, in disk order; each
-//! grain table follows the grains it maps, then come the grain directory, a footer (the
-//! header again, now with the directory's offset) and the end-of-stream marker. The header
-//! at the front says "directory at the end".
+//! Writing monolithicSparse and streamOptimized VMDKs.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
+use d2l_disk::bytes::{FromZeros, IntoBytes};
 use d2l_disk::VirtualDisk;
+
+use super::header::{
+    Entry, GrainMarker, Header, MetadataMarker, COMPRESS_DEFLATE, FLAG_COMPRESSED, FLAG_MARKERS,
+    FLAG_NL_DETECT, FLAG_RGD, GD_AT_END, MAGIC, MARKER_EOS, MARKER_FOOTER, MARKER_GD, MARKER_GT,
+    NL_CHECK, SECTOR,
+};
 
 use crate::cluster_map::{ClusterMap, SlotLayout};
 use crate::compress::{deflate_grains, Codec, Grain};
-use crate::format::VMDK_MAGIC;
 use crate::seq::SeqWriter;
+use crate::usize_from;
 use crate::{Error, ImageWriter, Result, WriteOptions, MIB};
 
-/// Sector size.
-pub(crate) const SECTOR: u64 = 512;
 /// Grain size in sectors (64 KiB, VMware's default).
 const GRAIN_SECTORS: u64 = 128;
 /// Grain size in bytes.
 const GRAIN: u64 = GRAIN_SECTORS * SECTOR;
 /// Entries per grain table.
-const GTES_PER_GT: u64 = 512;
+const GTES_PER_GT: u32 = 512;
 /// Sectors of a grain table.
-const GT_SECTORS: u64 = GTES_PER_GT * 4 / SECTOR;
+const GT_SECTORS: u64 = GTES_PER_GT as u64 * 4 / SECTOR;
 /// Where the embedded descriptor starts and how many sectors it may use.
 const DESCRIPTOR_OFFSET: u64 = 1;
 /// Descriptor sectors (QEMU and VMware reserve 20).
@@ -44,66 +35,35 @@ const DESCRIPTOR_SECTORS: u64 = 20;
 const SPARSE_OVERHEAD_SECTORS: u64 = 24;
 /// Sectors before the first grain of a streamOptimized extent: a grain, as VMware writes.
 const STREAM_OVERHEAD_SECTORS: u64 = GRAIN_SECTORS;
-/// Header flag: the new-line detection characters are valid.
-pub(crate) const FLAG_NL_DETECT: u32 = 1 << 0;
-/// The characters after the header's uncleanShutdown byte that detect a file whose line
-/// endings a text-mode transfer changed (valid when [`FLAG_NL_DETECT`] is set).
-pub(crate) const NL_CHECK: &[u8; 4] = b"\n \r\n";
-/// Header flag: the redundant grain directory is in use.
-const FLAG_RGD: u32 = 1 << 1;
-/// Header flag: grains are compressed.
-pub(crate) const FLAG_COMPRESSED: u32 = 1 << 16;
-/// Header flag: grains and metadata carry markers.
-pub(crate) const FLAG_MARKERS: u32 = 1 << 17;
-/// compressAlgorithm 1: deflate.
-pub(crate) const COMPRESS_DEFLATE: u16 = 1;
-/// gdOffset meaning "the grain directory is at the end, see the footer".
-pub(crate) const GD_AT_END: u64 = u64::MAX;
-/// Marker types of a streamOptimized extent.
-pub(crate) const MARKER_EOS: u32 = 0;
-const MARKER_GT: u32 = 1;
-const MARKER_GD: u32 = 2;
-pub(crate) const MARKER_FOOTER: u32 = 3;
 /// The largest hosted sparse extent: 2^32 sectors (QEMU's VMDK_EXTENT_MAX_SECTORS).
 const MAX_SIZE: u64 = (1 << 32) * SECTOR;
 
-/// The sparse extent header ("SparseExtentHeader"), little-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Header {
+/// The header d2l writes: 64 KiB grains, tables of 512 entries, the descriptor in sectors
+/// 1..21, the line-end check characters, deflate when `compress`.
+fn header(
     version: u32,
     flags: u32,
-    /// Capacity in sectors.
     capacity: u64,
-    /// Sector of the redundant grain directory (0: none).
     rgd_offset: u64,
-    /// Sector of the grain directory, or [`GD_AT_END`].
     gd_offset: u64,
     compress: bool,
-    /// Sectors before the first grain.
     overhead: u64,
-}
-
-impl Header {
-    fn encode(&self) -> [u8; 512] {
-        let mut b = [0u8; 512];
-        let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
-        put(0, &VMDK_MAGIC);
-        put(4, &self.version.to_le_bytes());
-        put(8, &self.flags.to_le_bytes());
-        put(12, &self.capacity.to_le_bytes());
-        put(20, &GRAIN_SECTORS.to_le_bytes());
-        put(28, &DESCRIPTOR_OFFSET.to_le_bytes());
-        put(36, &DESCRIPTOR_SECTORS.to_le_bytes());
-        put(44, &(GTES_PER_GT as u32).to_le_bytes());
-        put(48, &self.rgd_offset.to_le_bytes());
-        put(56, &self.gd_offset.to_le_bytes());
-        put(64, &self.overhead.to_le_bytes());
-        // 72: uncleanShutdown 0; then the characters that detect mangled line endings.
-        put(73, NL_CHECK);
-        let algorithm = if self.compress { COMPRESS_DEFLATE } else { 0 };
-        put(77, &algorithm.to_le_bytes());
-        b
-    }
+) -> Header {
+    let mut h = Header::new_zeroed();
+    h.magic = MAGIC;
+    h.version = version.into();
+    h.flags = flags.into();
+    h.capacity = capacity.into();
+    h.grain_size = GRAIN_SECTORS.into();
+    h.descriptor_offset = DESCRIPTOR_OFFSET.into();
+    h.descriptor_size = DESCRIPTOR_SECTORS.into();
+    h.num_gtes_per_gt = GTES_PER_GT.into();
+    h.rgd_offset = rgd_offset.into();
+    h.gd_offset = gd_offset.into();
+    h.overhead = overhead.into();
+    h.nl_check = NL_CHECK;
+    h.compress_algorithm = if compress { COMPRESS_DEFLATE } else { 0 }.into();
+    h
 }
 
 /// The embedded descriptor for a disk of `capacity` sectors.
@@ -136,7 +96,7 @@ fn descriptor(options: &WriteOptions, create_type: &str, capacity: u64) -> Vec<u
          ddb.adapterType = \"ide\"\n"
     );
     let mut bytes = text.into_bytes();
-    bytes.truncate((DESCRIPTOR_SECTORS * SECTOR) as usize);
+    bytes.truncate(usize_from(DESCRIPTOR_SECTORS * SECTOR));
     bytes
 }
 
@@ -183,7 +143,7 @@ impl ImageWriter for SparseWriter {
         let file = &alloc.file;
         let capacity = size / SECTOR;
         let grains = size / GRAIN;
-        let gt_count = grains.div_ceil(GTES_PER_GT);
+        let gt_count = grains.div_ceil(u64::from(GTES_PER_GT));
         let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
         let rgd = alloc.data_end().div_ceil(SECTOR);
         let rgt = rgd + gd_sectors;
@@ -191,50 +151,51 @@ impl ImageWriter for SparseWriter {
         let gt = gd + gd_sectors;
         let end = gt + gt_count * GT_SECTORS;
         for (directory, tables) in [(rgd, rgt), (gd, gt)] {
-            let entries: Vec<u8> = (0..gt_count)
-                .flat_map(|t| sector_u32(tables + t * GT_SECTORS).to_le_bytes())
+            let entries: Vec<Entry> = (0..gt_count)
+                .map(|t| sector_u32(tables + t * GT_SECTORS).into())
                 .collect();
-            file.write_all_at(&entries, directory * SECTOR)
-                .map_err(Error::io(
+            file.write_all_at(entries.as_bytes(), directory * SECTOR)
+                .map_err(Error::output(
                     "writing a VMDK grain directory",
                     directory * SECTOR,
                 ))?;
         }
         for t in 0..gt_count {
-            let table: Vec<u8> = (t * GTES_PER_GT..(t + 1) * GTES_PER_GT)
-                .flat_map(|grain| {
+            let per_table = u64::from(GTES_PER_GT);
+            let table: Vec<Entry> = (t * per_table..(t + 1) * per_table)
+                .map(|grain| {
                     alloc
                         .slot(grain)
                         .map_or(0, |slot| {
                             sector_u32(alloc.layout.data_offset(slot) / SECTOR)
                         })
-                        .to_le_bytes()
+                        .into()
                 })
                 .collect();
             for first in [rgt, gt] {
                 let at = (first + t * GT_SECTORS) * SECTOR;
-                file.write_all_at(&table, at)
-                    .map_err(Error::io("writing a VMDK grain table", at))?;
+                file.write_all_at(table.as_bytes(), at)
+                    .map_err(Error::output("writing a VMDK grain table", at))?;
             }
         }
-        let header = Header {
-            version: 1,
-            flags: FLAG_NL_DETECT | FLAG_RGD,
+        let header = header(
+            1,
+            FLAG_NL_DETECT | FLAG_RGD,
             capacity,
-            rgd_offset: rgd,
-            gd_offset: gd,
-            compress: false,
-            overhead: SPARSE_OVERHEAD_SECTORS,
-        };
-        file.write_all_at(&header.encode(), 0)
-            .map_err(Error::io("writing the VMDK header", 0))?;
+            rgd,
+            gd,
+            false,
+            SPARSE_OVERHEAD_SECTORS,
+        );
+        file.write_all_at(header.as_bytes(), 0)
+            .map_err(Error::output("writing the VMDK header", 0))?;
         file.write_all_at(
             &descriptor(&self.options, "monolithicSparse", capacity),
             DESCRIPTOR_OFFSET * SECTOR,
         )
-        .map_err(Error::io("writing the VMDK descriptor", SECTOR))?;
+        .map_err(Error::output("writing the VMDK descriptor", SECTOR))?;
         file.set_len(end * SECTOR)
-            .map_err(Error::io("sizing the image", end * SECTOR))
+            .map_err(Error::output("sizing the image", end * SECTOR))
     }
 }
 
@@ -245,12 +206,8 @@ fn sector_u32(sector: u64) -> u32 {
 
 /// A metadata marker sector of a streamOptimized extent: `sectors` of metadata of `kind`
 /// follow it.
-fn marker(sectors: u64, kind: u32) -> [u8; 512] {
-    let mut b = [0u8; 512];
-    b[0..8].copy_from_slice(&sectors.to_le_bytes());
-    // 8..12: size 0 (a metadata marker, not a grain).
-    b[12..16].copy_from_slice(&kind.to_le_bytes());
-    b
+fn marker(sectors: u64, kind: u32) -> MetadataMarker {
+    MetadataMarker::new(sectors, kind)
 }
 
 /// Writes a streamOptimized VMDK into `out` from the first `size` bytes of `scratch` (a
@@ -263,8 +220,10 @@ pub(crate) fn write_stream(
 ) -> Result<()> {
     check_size(size)?;
     let capacity = size / SECTOR;
-    let gt_count = (size / GRAIN).div_ceil(GTES_PER_GT);
-    let mut directory = vec![0u32; gt_count as usize];
+    let per_table = u64::from(GTES_PER_GT);
+    let gt_count = (size / GRAIN).div_ceil(per_table);
+    // At most 2^32 sectors / 128 / 512 = 65536 tables.
+    let mut directory = vec![0u32; usize::try_from(gt_count).expect("at most 65536 tables")];
     let mut writer = SeqWriter::new(out, STREAM_OVERHEAD_SECTORS * SECTOR);
     // The grain table being filled: its index and entries.
     let mut table: Option<(u64, Vec<u32>)> = None;
@@ -274,27 +233,34 @@ pub(crate) fn write_stream(
         directory: &mut [u32],
         (index, entries): (u64, Vec<u32>),
     ) -> Result<()> {
-        writer.write(&marker(GT_SECTORS, MARKER_GT))?;
-        directory[index as usize] = sector_u32(writer.pos() / SECTOR);
-        let bytes: Vec<u8> = entries.iter().flat_map(|e| e.to_le_bytes()).collect();
-        writer.write(&bytes)
+        writer.write(marker(GT_SECTORS, MARKER_GT).as_bytes())?;
+        let slot = usize::try_from(index).expect("below the directory's length");
+        directory[slot] = sector_u32(writer.pos() / SECTOR);
+        let entries: Vec<Entry> = entries.into_iter().map(Entry::new).collect();
+        writer.write(entries.as_bytes())
     }
 
     deflate_grains(scratch, size, GRAIN, Codec::Zlib, &mut |index, grain| {
         let Grain::Deflated(bytes) = grain else {
             unreachable!("zlib grains are always deflated")
         };
-        let t = index / GTES_PER_GT;
+        let t = index / per_table;
         if table.as_ref().is_some_and(|(current, _)| *current != t) {
             put_table(&mut writer, &mut directory, table.take().expect("checked"))?;
         }
         let entries = &mut table
             .get_or_insert_with(|| (t, vec![0; GTES_PER_GT as usize]))
             .1;
-        entries[(index % GTES_PER_GT) as usize] = sector_u32(writer.pos() / SECTOR);
+        let slot = usize::try_from(index % per_table).expect("below 512");
+        entries[slot] = sector_u32(writer.pos() / SECTOR);
         // Grain marker: the grain's first sector and the deflated length.
-        writer.write(&(index * GRAIN_SECTORS).to_le_bytes())?;
-        writer.write(&(bytes.len() as u32).to_le_bytes())?;
+        let marker = GrainMarker {
+            lba: (index * GRAIN_SECTORS).into(),
+            size: u32::try_from(bytes.len())
+                .expect("a deflated 64 KiB grain is far below 4 GiB")
+                .into(),
+        };
+        writer.write(marker.as_bytes())?;
         writer.write(&bytes)?;
         writer.pad_to(SECTOR)
     })?;
@@ -302,33 +268,36 @@ pub(crate) fn write_stream(
         put_table(&mut writer, &mut directory, last)?;
     }
     let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
-    writer.write(&marker(gd_sectors, MARKER_GD))?;
+    writer.write(marker(gd_sectors, MARKER_GD).as_bytes())?;
     let gd = writer.pos() / SECTOR;
-    let bytes: Vec<u8> = directory.iter().flat_map(|e| e.to_le_bytes()).collect();
-    writer.write(&bytes)?;
+    let directory: Vec<Entry> = directory.into_iter().map(Entry::new).collect();
+    writer.write(directory.as_bytes())?;
     writer.pad_to(SECTOR)?;
-    let header = |gd_offset| Header {
-        version: 3,
-        flags: FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
-        capacity,
-        rgd_offset: 0,
-        gd_offset,
-        compress: true,
-        overhead: STREAM_OVERHEAD_SECTORS,
+    let header = |gd_offset| {
+        header(
+            3,
+            FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
+            capacity,
+            0,
+            gd_offset,
+            true,
+            STREAM_OVERHEAD_SECTORS,
+        )
     };
-    writer.write(&marker(1, MARKER_FOOTER))?;
-    writer.write(&header(gd).encode())?;
-    writer.write(&marker(0, MARKER_EOS))?;
+    writer.write(marker(1, MARKER_FOOTER).as_bytes())?;
+    writer.write(header(gd).as_bytes())?;
+    writer.write(marker(0, MARKER_EOS).as_bytes())?;
     writer.flush()?;
     let end = writer.pos();
-    out.write_all_at(&header(GD_AT_END).encode(), 0)
-        .map_err(Error::io("writing the VMDK header", 0))?;
+    out.write_all_at(header(GD_AT_END).as_bytes(), 0)
+        .map_err(Error::output("writing the VMDK header", 0))?;
     out.write_all_at(
         &descriptor(options, "streamOptimized", capacity),
         DESCRIPTOR_OFFSET * SECTOR,
     )
-    .map_err(Error::io("writing the VMDK descriptor", SECTOR))?;
-    out.set_len(end).map_err(Error::io("sizing the image", end))
+    .map_err(Error::output("writing the VMDK descriptor", SECTOR))?;
+    out.set_len(end)
+        .map_err(Error::output("sizing the image", end))
 }
 
 #[cfg(test)]
@@ -337,16 +306,16 @@ mod tests {
 
     #[test]
     fn header_bytes_field_by_field() {
-        let b = Header {
-            version: 3,
-            flags: FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
-            capacity: 0x20_0000,
-            rgd_offset: 0,
-            gd_offset: GD_AT_END,
-            compress: true,
-            overhead: STREAM_OVERHEAD_SECTORS,
-        }
-        .encode();
+        let h = header(
+            3,
+            FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
+            0x20_0000,
+            0,
+            GD_AT_END,
+            true,
+            STREAM_OVERHEAD_SECTORS,
+        );
+        let b = h.as_bytes();
         assert_eq!(&b[0..4], b"KDMV");
         assert_eq!(
             &b[4..12],

@@ -9,49 +9,15 @@
 
 use std::fs::File;
 
-use crate::format::{VDI_SIGNATURE, VDI_SIGNATURE_OFFSET};
-use crate::image_file::{corrupt, le32, le64, ImageFile};
+use d2l_disk::bytes::{le, FromBytes};
+
+use super::header::{
+    Header, PreHeader, BLOCK_FREE, BLOCK_ZERO, HEADER1_SIZE, SIGNATURE, TYPE_DIFF, TYPE_FIXED,
+    TYPE_NORMAL, TYPE_UNDO, VDI_MAX_BLOCKS, VDI_MAX_BLOCK_SIZE, VDI_MIN_BLOCK_SIZE, VERSION_MAJOR,
+};
+use crate::image_file::{corrupt, ImageFile};
 use crate::unit_map::{Unit, UnitMap};
-use crate::vdi::{BLOCK_FREE, PREHEADER_SIZE, TYPE_NORMAL};
 use crate::{Error, Format, Result};
-
-/// Version 1.x (VDI_IMAGE_VERSION_MAJOR 1), in the version's high half.
-const VERSION_MAJOR: u32 = 1;
-/// Size of VDIHEADER1, the smallest version 1 header (the 1.1 header, VDIHEADER1PLUS, adds
-/// the LCHS geometry after it, which reading does not need).
-const HEADER1_SIZE: u32 = 0x180;
-/// Image type 2: fixed, every block stored (VDI_IMAGE_TYPE_FIXED).
-const TYPE_FIXED: u32 = 2;
-/// Image type 3: undo, changes to a parent (VDI_IMAGE_TYPE_UNDO).
-const TYPE_UNDO: u32 = 3;
-/// Image type 4: differencing, changes to a parent (VDI_IMAGE_TYPE_DIFF).
-const TYPE_DIFF: u32 = 4;
-/// A map entry for a block that reads as zeros (VDI_IMAGE_BLOCK_ZERO).
-const BLOCK_ZERO: u32 = 0xffff_fffe;
-/// The smallest block: a sector.
-const MIN_BLOCK: u32 = 512;
-/// The largest map read: 16 Mi entries (64 MiB), 16 TiB in VirtualBox's 1 MiB blocks.
-const MAX_BLOCKS: u32 = 16 << 20;
-
-/// Offsets of the header fields read (VDICore.h, VDIPREHEADER then VDIHEADER1).
-mod field {
-    use super::PREHEADER_SIZE;
-    pub const VERSION: usize = 0x44;
-    const H: usize = PREHEADER_SIZE;
-    pub const HEADER_SIZE: usize = H;
-    pub const IMAGE_TYPE: usize = H + 4;
-    pub const OFFSET_BLOCKS: usize = H + 268;
-    pub const OFFSET_DATA: usize = H + 272;
-    pub const DISK_SIZE: usize = H + 296;
-    pub const BLOCK_SIZE: usize = H + 304;
-    pub const BLOCK_EXTRA: usize = H + 308;
-    pub const BLOCKS: usize = H + 312;
-    pub const BLOCKS_ALLOCATED: usize = H + 316;
-    /// The parent's UUID and its modification UUID: zero in a base image.
-    pub const PARENT: std::ops::Range<usize> = H + 352..H + 384;
-    /// Where the fields read end.
-    pub const END: usize = H + super::HEADER1_SIZE as usize;
-}
 
 /// A VDI opened for reading.
 #[derive(Debug)]
@@ -73,17 +39,20 @@ impl VdiReader {
     /// Opens and checks the header, the block map and where every block lies.
     pub fn open(file: File) -> Result<Self> {
         let file = ImageFile::new(file)?;
-        let mut h = [0u8; field::END];
-        if file.len() < h.len() as u64 {
+        // The pre-header and a version 1 header, without the 1.1 header's LCHS geometry.
+        let needed = size_of::<PreHeader>() + HEADER1_SIZE as usize;
+        if file.len() < needed as u64 {
             return Err(corrupt(format!(
-                "VDI header truncated: the file is {} bytes, a header needs {}",
+                "VDI header truncated: the file is {} bytes, a header needs {needed}",
                 file.len(),
-                h.len()
             )));
         }
-        file.read("the VDI header", &mut h, 0)?;
-        debug_assert_eq!(le32(&h, VDI_SIGNATURE_OFFSET), VDI_SIGNATURE);
-        let version = le32(&h, field::VERSION);
+        let mut raw = [0u8; size_of::<PreHeader>() + size_of::<Header>()];
+        file.read("the VDI header", &mut raw[..needed], 0)?;
+        let (pre, rest) = PreHeader::read_from_prefix(&raw).expect("a pre-header's bytes");
+        let (h, _) = Header::read_from_prefix(rest).expect("a header's bytes");
+        debug_assert_eq!(pre.signature.get(), SIGNATURE);
+        let version = pre.version.get();
         if version >> 16 != VERSION_MAJOR {
             return Err(Error::Unsupported(format!(
                 "VDI version {}.{} (d2l reads version 1.1)",
@@ -91,13 +60,13 @@ impl VdiReader {
                 version & 0xffff
             )));
         }
-        let header_size = le32(&h, field::HEADER_SIZE);
+        let header_size = h.header_size.get();
         if header_size < HEADER1_SIZE {
             return Err(corrupt(format!(
                 "VDI header: its size is {header_size} bytes, a version 1 header has at least {HEADER1_SIZE}"
             )));
         }
-        match le32(&h, field::IMAGE_TYPE) {
+        match h.image_type.get() {
             TYPE_NORMAL | TYPE_FIXED => {}
             kind @ (TYPE_UNDO | TYPE_DIFF) => {
                 return Err(Error::Unsupported(format!(
@@ -111,22 +80,22 @@ impl VdiReader {
                 )))
             }
         }
-        if h[field::PARENT].iter().any(|&b| b != 0) {
+        if h.uuid_linkage != [0; 16] || h.uuid_parent_modify != [0; 16] {
             return Err(Error::Unsupported(
                 "the VDI names a parent image (a differencing disk); convert the whole chain with VirtualBox or qemu-img first"
                     .into(),
             ));
         }
-        let size = le64(&h, field::DISK_SIZE);
-        let block = le32(&h, field::BLOCK_SIZE);
-        let extra = le32(&h, field::BLOCK_EXTRA);
-        let blocks = le32(&h, field::BLOCKS);
-        let allocated = le32(&h, field::BLOCKS_ALLOCATED);
-        let map_offset = u64::from(le32(&h, field::OFFSET_BLOCKS));
-        let data_offset = u64::from(le32(&h, field::OFFSET_DATA));
-        if !block.is_power_of_two() || block < MIN_BLOCK {
+        let size = h.disk_size.get();
+        let block = h.block_size.get();
+        let extra = h.block_extra.get();
+        let blocks = h.blocks.get();
+        let allocated = h.blocks_allocated.get();
+        let map_offset = u64::from(h.offset_blocks.get());
+        let data_offset = u64::from(h.offset_data.get());
+        if !block.is_power_of_two() || !(VDI_MIN_BLOCK_SIZE..=VDI_MAX_BLOCK_SIZE).contains(&block) {
             return Err(corrupt(format!(
-                "VDI header: block size {block} is not a power of two of at least {MIN_BLOCK} bytes"
+                "VDI header: block size {block} is not a power of two from {VDI_MIN_BLOCK_SIZE} to {VDI_MAX_BLOCK_SIZE} bytes"
             )));
         }
         let block = u64::from(block);
@@ -135,9 +104,20 @@ impl VdiReader {
                 "VDI header: {blocks} blocks of {block} bytes are less than the disk's {size} bytes"
             )));
         }
-        if blocks > MAX_BLOCKS {
+        let needed_blocks = size.div_ceil(block);
+        if u64::from(blocks) > needed_blocks {
+            return Err(corrupt(format!(
+                "VDI header: {blocks} blocks of {block} bytes, a disk of {size} bytes has {needed_blocks}"
+            )));
+        }
+        if blocks > VDI_MAX_BLOCKS {
             return Err(Error::Unsupported(format!(
-                "a VDI block map of {blocks} entries (d2l reads up to {MAX_BLOCKS})"
+                "a VDI block map of {blocks} entries (d2l reads up to {VDI_MAX_BLOCKS})"
+            )));
+        }
+        if extra > VDI_MAX_BLOCK_SIZE {
+            return Err(corrupt(format!(
+                "VDI header: {extra} bytes of extra data per block, more than {VDI_MAX_BLOCK_SIZE}"
             )));
         }
         if allocated > blocks {
@@ -145,7 +125,7 @@ impl VdiReader {
                 "VDI header: {allocated} blocks allocated, more than the disk's {blocks}"
             )));
         }
-        let header_end = (PREHEADER_SIZE as u64) + u64::from(header_size);
+        let header_end = size_of::<PreHeader>() as u64 + u64::from(header_size);
         let map_end = map_offset + 4 * u64::from(blocks);
         if map_offset < header_end || map_end > data_offset {
             return Err(corrupt(format!(
@@ -159,15 +139,9 @@ impl VdiReader {
             data_offset,
             data_end - data_offset,
         )?;
-        let map = file.read_u32s(
-            "the VDI block map",
-            map_offset,
-            u64::from(blocks),
-            u32::from_le_bytes,
-        )?;
+        let map = file.read_u32s::<le::U32>("the VDI block map", map_offset, u64::from(blocks))?;
         // Entries past the disk's size are never used.
-        let used = size.div_ceil(block) as usize;
-        for (index, &entry) in map[..used].iter().enumerate() {
+        for (index, &entry) in map.iter().enumerate() {
             if entry != BLOCK_FREE && entry != BLOCK_ZERO && entry >= allocated {
                 return Err(corrupt(format!(
                     "VDI block map entry {index} is {entry}, but the image stores {allocated} blocks"
@@ -203,7 +177,8 @@ impl UnitMap for VdiReader {
     }
 
     fn unit(&self, index: u64) -> Result<Unit> {
-        Ok(match self.map[index as usize] {
+        let entry = usize::try_from(index).ok().and_then(|i| self.map.get(i));
+        Ok(match *entry.expect("a unit inside the disk") {
             BLOCK_FREE | BLOCK_ZERO => Unit::Zero,
             // Below the blocks allocated, so inside the data area, checked at open.
             entry => Unit::Stored(self.first_block + u64::from(entry) * self.stride),
@@ -217,5 +192,81 @@ impl UnitMap for VdiReader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use super::*;
+    use crate::vdi::header::encode;
+
+    /// A VDI of `blocks` blocks of `block` bytes, one of them stored (map entries 0), the map
+    /// at 512 and the data after it; `edit` changes the header first.
+    fn image(block: u32, blocks: u32, edit: impl FnOnce(&mut Header)) -> File {
+        let map_bytes = 4 * u64::from(blocks);
+        let data = (512 + map_bytes).next_multiple_of(512);
+        let mut h = Header::new(
+            512,
+            u32::try_from(data).unwrap(),
+            u64::from(blocks) * u64::from(block),
+            blocks,
+            1,
+            [1; 16],
+            [2; 16],
+        );
+        h.block_size = block.into();
+        edit(&mut h);
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(&encode(&h), 0).unwrap();
+        file.set_len(data + u64::from(block)).unwrap();
+        file
+    }
+
+    fn open(file: File) -> String {
+        match VdiReader::open(file) {
+            Ok(_) => String::new(),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.contains('\n'), "one line: {message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn block_sizes_from_512_bytes_to_256_mib() {
+        assert_eq!(open(image(VDI_MIN_BLOCK_SIZE, 3, |_| {})), "");
+        assert_eq!(open(image(VDI_MAX_BLOCK_SIZE, 1, |_| {})), "");
+        for bad in [VDI_MIN_BLOCK_SIZE / 2, VDI_MAX_BLOCK_SIZE * 2] {
+            assert_eq!(
+                open(image(bad, 1, |_| {})),
+                format!(
+                    "VDI header: block size {bad} is not a power of two from 512 to 268435456 bytes"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn block_maps_up_to_16_mi_entries_that_match_the_disk() {
+        assert_eq!(open(image(512, VDI_MAX_BLOCKS, |_| {})), "");
+        assert_eq!(
+            open(image(512, VDI_MAX_BLOCKS + 1, |_| {})),
+            "a VDI block map of 16777217 entries (d2l reads up to 16777216)"
+        );
+        assert_eq!(
+            open(image(512, 4, |h| h.disk_size = 1536.into())),
+            "VDI header: 4 blocks of 512 bytes, a disk of 1536 bytes has 3"
+        );
+    }
+
+    #[test]
+    fn the_map_lies_between_the_header_and_the_data() {
+        assert_eq!(
+            open(image(512, 4, |h| h.offset_blocks = 256.into())),
+            "VDI block map (4 entries at 0x100) overlaps the header (ending at 0x1d8) or the data area (at 0x400)"
+        );
     }
 }

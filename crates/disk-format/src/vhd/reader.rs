@@ -17,38 +17,18 @@
 
 use std::fs::File;
 
-use crate::format::VHD_COOKIE;
-use crate::image_file::{be32, be64, corrupt, ImageFile};
+use d2l_disk::bytes::FromBytes;
+
+use super::header::{
+    BatEntry, DynamicHeader, Footer as RawFooter, COOKIE, DYNAMIC_COOKIE, FORMAT_VERSION,
+    HEADER_VERSION, SECTOR, TYPE_DIFFERENCING, TYPE_DYNAMIC, TYPE_FIXED, UNUSED,
+    VHD_MAX_BAT_ENTRIES, VHD_MAX_BLOCK_SIZE, VHD_MIN_BLOCK_SIZE,
+};
+use crate::image_file::{corrupt, ImageFile};
 use crate::read::DiskReader;
 use crate::unit_map::{Unit, UnitMap};
-use crate::vhd::{
-    checksum, DYNAMIC_COOKIE, DYNAMIC_HEADER_SIZE, FORMAT_VERSION, HEADER_VERSION, SECTOR,
-    TYPE_DYNAMIC, TYPE_FIXED, UNUSED,
-};
+use crate::usize_from;
 use crate::{Error, Format, Result};
-
-/// Disk type 4: differencing, changes to a parent disk.
-const TYPE_DIFFERENCING: u32 = 4;
-/// The largest BAT read: 16 Mi entries (64 MiB), 32 TiB in 2 MiB blocks.
-const MAX_BAT_ENTRIES: u32 = 16 << 20;
-
-/// Offsets of the footer fields read ("Hard Disk Footer Format").
-mod footer {
-    pub const VERSION: usize = 12;
-    pub const DATA_OFFSET: usize = 16;
-    pub const CURRENT_SIZE: usize = 48;
-    pub const DISK_TYPE: usize = 60;
-    pub const CHECKSUM: usize = 64;
-}
-
-/// Offsets of the dynamic disk header fields read ("Dynamic Disk Header Format").
-mod header {
-    pub const TABLE_OFFSET: usize = 16;
-    pub const VERSION: usize = 24;
-    pub const MAX_TABLE_ENTRIES: usize = 28;
-    pub const BLOCK_SIZE: usize = 32;
-    pub const CHECKSUM: usize = 36;
-}
 
 /// What a footer says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +41,8 @@ struct Footer {
     disk_type: u32,
 }
 
-/// Checks the `u32` checksum at `at` of `bytes`: the one's complement of the sum of all
-/// bytes, the checksum's own counted as zero.
-fn check_sum(bytes: &[u8], at: usize, what: &str) -> Result<()> {
-    let stored = be32(bytes, at);
-    let mut zeroed = bytes.to_vec();
-    zeroed[at..at + 4].fill(0);
-    let computed = checksum(&zeroed);
+/// Checks a structure's checksum: `stored` against `computed`.
+fn check_sum(stored: u32, computed: u32, what: &str) -> Result<()> {
     if stored != computed {
         return Err(corrupt(format!(
             "{what}: its checksum is {stored:#010x}, its bytes sum to {computed:#010x}: it is damaged"
@@ -79,11 +54,12 @@ fn check_sum(bytes: &[u8], at: usize, what: &str) -> Result<()> {
 impl Footer {
     /// Parses and checks a footer; `what` says which one ("the VHD footer at 0x...").
     fn parse(b: &[u8; 512], what: &str) -> Result<Footer> {
-        if b[..8] != VHD_COOKIE {
+        let (raw, _) = RawFooter::read_from_prefix(b).expect("a footer's bytes");
+        if raw.cookie != COOKIE {
             return Err(corrupt(format!("{what} has no \"conectix\" cookie")));
         }
-        check_sum(b, footer::CHECKSUM, what)?;
-        let version = be32(b, footer::VERSION);
+        check_sum(raw.checksum.get(), raw.computed_checksum(), what)?;
+        let version = raw.version.get();
         if version >> 16 != FORMAT_VERSION >> 16 {
             return Err(Error::Unsupported(format!(
                 "VHD format version {}.{} (d2l reads 1.0)",
@@ -91,7 +67,7 @@ impl Footer {
                 version & 0xffff
             )));
         }
-        let disk_type = be32(b, footer::DISK_TYPE);
+        let disk_type = raw.disk_type.get();
         match disk_type {
             TYPE_FIXED | TYPE_DYNAMIC => {}
             TYPE_DIFFERENCING => {
@@ -107,8 +83,8 @@ impl Footer {
             }
         }
         Ok(Footer {
-            data_offset: be64(b, footer::DATA_OFFSET),
-            size: be64(b, footer::CURRENT_SIZE),
+            data_offset: raw.data_offset.get(),
+            size: raw.current_size.get(),
             disk_type,
         })
     }
@@ -123,12 +99,12 @@ pub(crate) fn open(file: File) -> Result<Box<dyn DiskReader>> {
             "VHD footer truncated: the file is {len} bytes, a footer needs {SECTOR}"
         )));
     }
-    let mut head = [0u8; SECTOR as usize];
-    let mut tail = [0u8; SECTOR as usize];
+    let mut head = [0u8; usize_from(SECTOR)];
+    let mut tail = [0u8; usize_from(SECTOR)];
     file.read("the VHD footer copy", &mut head, 0)?;
     let end = len - SECTOR;
     file.read("the VHD footer", &mut tail, end)?;
-    if tail[..8] != VHD_COOKIE {
+    if tail[..8] != COOKIE {
         // Only a dynamic disk has a copy at the start; without its footer it was cut short.
         let copy = Footer::parse(&head, "the VHD footer copy at 0")?;
         return Err(corrupt(format!(
@@ -176,6 +152,8 @@ impl DiskReader for FixedVhd {
     }
 
     fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        // At most `buf.len()`: fits a usize.
+        #[allow(clippy::cast_possible_truncation)]
         let inside = self.size.saturating_sub(offset).min(buf.len() as u64) as usize;
         let (data, past_the_end) = buf.split_at_mut(inside);
         past_the_end.fill(0);
@@ -205,20 +183,21 @@ struct DynamicVhd {
 
 impl DynamicVhd {
     fn open(file: ImageFile, footer: Footer) -> Result<Self> {
-        let mut h = [0u8; DYNAMIC_HEADER_SIZE as usize];
+        let mut raw = [0u8; size_of::<DynamicHeader>()];
         let at = footer.data_offset;
-        file.read("the VHD dynamic disk header", &mut h, at)?;
-        if h[..8] != *DYNAMIC_COOKIE {
+        file.read("the VHD dynamic disk header", &mut raw, at)?;
+        let (h, _) = DynamicHeader::read_from_prefix(&raw).expect("a header's bytes");
+        if h.cookie != DYNAMIC_COOKIE {
             return Err(corrupt(format!(
                 "the VHD dynamic disk header at {at:#x} has no \"cxsparse\" cookie"
             )));
         }
         check_sum(
-            &h,
-            header::CHECKSUM,
+            h.checksum.get(),
+            h.computed_checksum(),
             &format!("the VHD dynamic disk header at {at:#x}"),
         )?;
-        let version = be32(&h, header::VERSION);
+        let version = h.header_version.get();
         if version >> 16 != HEADER_VERSION >> 16 {
             return Err(Error::Unsupported(format!(
                 "VHD dynamic disk header version {}.{} (d2l reads 1.0)",
@@ -226,14 +205,14 @@ impl DynamicVhd {
                 version & 0xffff
             )));
         }
-        let block = be32(&h, header::BLOCK_SIZE);
-        if !block.is_power_of_two() || u64::from(block) < SECTOR {
+        let block = h.block_size.get();
+        if !block.is_power_of_two() || !(VHD_MIN_BLOCK_SIZE..=VHD_MAX_BLOCK_SIZE).contains(&block) {
             return Err(corrupt(format!(
-                "the VHD dynamic disk header at {at:#x}: block size {block} is not a power of two of at least {SECTOR} bytes"
+                "the VHD dynamic disk header at {at:#x}: block size {block} is not a power of two from {VHD_MIN_BLOCK_SIZE} to {VHD_MAX_BLOCK_SIZE} bytes"
             )));
         }
         let block = u64::from(block);
-        let entries = be32(&h, header::MAX_TABLE_ENTRIES);
+        let entries = h.max_table_entries.get();
         let needed = footer.size.div_ceil(block);
         if u64::from(entries) < needed {
             return Err(corrupt(format!(
@@ -241,29 +220,69 @@ impl DynamicVhd {
                 footer.size
             )));
         }
-        if entries > MAX_BAT_ENTRIES {
+        if entries > VHD_MAX_BAT_ENTRIES {
             return Err(Error::Unsupported(format!(
-                "a VHD block allocation table of {entries} entries (d2l reads up to {MAX_BAT_ENTRIES})"
+                "a VHD block allocation table of {entries} entries (d2l reads up to {VHD_MAX_BAT_ENTRIES})"
             )));
         }
-        let bat_offset = be64(&h, header::TABLE_OFFSET);
-        let mut bat = file.read_u32s(
+        let bat_offset = h.table_offset.get();
+        let mut bat = file.read_u32s::<BatEntry>(
             format_args!("the VHD block allocation table ({entries} entries)"),
             bat_offset,
             u64::from(entries),
-            u32::from_be_bytes,
         )?;
+        // The metadata no block may overlap: footers, header, table.
+        let footer_at = file.len() - SECTOR;
+        let regions = [
+            (0, SECTOR, "footer copy"),
+            (
+                at,
+                at + size_of::<DynamicHeader>() as u64,
+                "dynamic disk header",
+            ),
+            (
+                bat_offset,
+                bat_offset + 4 * u64::from(entries),
+                "block allocation table",
+            ),
+            (footer_at, file.len(), "footer"),
+        ];
+        let overlap = |start: u64, end: u64| {
+            regions
+                .iter()
+                .find(|&&(s, e, _)| start < e && s < end)
+                .map(|&(s, e, name)| format!("the VHD {name} ({s:#x}..{e:#x})"))
+        };
+        // The table first: the header is where the footer says.
+        for i in [2, 1] {
+            let (start, end, what) = regions[i];
+            let other = regions
+                .iter()
+                .enumerate()
+                .find(|&(j, &(s, e, _))| j != i && start < e && s < end);
+            if let Some((_, &(s, e, name))) = other {
+                return Err(corrupt(format!(
+                    "the VHD {what} ({start:#x}..{end:#x}) overlaps the {name} ({s:#x}..{e:#x})"
+                )));
+            }
+        }
         // Entries past the disk's size are never used.
-        bat.truncate(needed as usize);
+        bat.truncate(usize::try_from(needed).expect("at most the BAT's length"));
         // One bit per sector, padded to a sector.
         let bitmap = (block / SECTOR).div_ceil(8).next_multiple_of(SECTOR);
         for (index, &entry) in bat.iter().enumerate() {
             if entry != UNUSED {
+                let start = u64::from(entry) * SECTOR;
                 file.check(
                     format_args!("VHD block {index} (BAT entry sector {entry:#x})"),
-                    u64::from(entry) * SECTOR,
+                    start,
                     bitmap + block,
                 )?;
+                if let Some(name) = overlap(start, start + bitmap + block) {
+                    return Err(corrupt(format!(
+                        "VHD block {index} (BAT entry sector {entry:#x}) overlaps {name}"
+                    )));
+                }
             }
         }
         Ok(DynamicVhd {
@@ -294,7 +313,8 @@ impl UnitMap for DynamicVhd {
     }
 
     fn unit(&self, index: u64) -> Result<Unit> {
-        Ok(match self.bat[index as usize] {
+        let entry = usize::try_from(index).ok().and_then(|i| self.bat.get(i));
+        Ok(match *entry.expect("a unit inside the disk") {
             UNUSED => Unit::Zero,
             entry => Unit::Stored(u64::from(entry) * SECTOR + self.bitmap),
         })
@@ -307,5 +327,94 @@ impl UnitMap for DynamicVhd {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::FileExt;
+
+    use d2l_disk::bytes::{FromZeros, IntoBytes};
+
+    use super::*;
+    use crate::vhd::header::DynamicHeader;
+
+    /// A dynamic VHD of one block of `block` bytes, stored: footer copy, dynamic header at
+    /// 512, a BAT of `entries` at 1536 (all but the first unused), the block (bitmap and
+    /// data), the footer. `edit` changes the dynamic header (its checksum is set after).
+    fn image(block: u32, entries: u32, edit: impl FnOnce(&mut DynamicHeader)) -> File {
+        let bat_bytes = (4 * u64::from(entries)).next_multiple_of(SECTOR);
+        let block_at = 1536 + bat_bytes;
+        let bitmap = (u64::from(block) / SECTOR)
+            .div_ceil(8)
+            .next_multiple_of(SECTOR);
+        let end = block_at + bitmap + u64::from(block);
+        let mut footer = RawFooter::new_zeroed();
+        footer.cookie = COOKIE;
+        footer.version = FORMAT_VERSION.into();
+        footer.data_offset = SECTOR.into();
+        footer.current_size = u64::from(block).into();
+        footer.disk_type = TYPE_DYNAMIC.into();
+        let footer = footer.seal();
+        let mut header = DynamicHeader::new(1536, entries, block);
+        edit(&mut header);
+        header.checksum = header.computed_checksum().into();
+        let mut bat = vec![BatEntry::new(UNUSED); usize::try_from(entries).unwrap()];
+        if let Some(first) = bat.first_mut() {
+            *first = u32::try_from(block_at / SECTOR).unwrap().into();
+        }
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(footer.as_bytes(), 0).unwrap();
+        file.write_all_at(header.as_bytes(), SECTOR).unwrap();
+        file.write_all_at(bat.as_bytes(), 1536).unwrap();
+        file.write_all_at(footer.as_bytes(), end).unwrap();
+        file
+    }
+
+    fn open_error(file: File) -> String {
+        match open(file) {
+            Ok(_) => String::new(),
+            Err(e) => {
+                let message = e.to_string();
+                assert!(!message.contains('\n'), "one line: {message}");
+                message
+            }
+        }
+    }
+
+    #[test]
+    fn block_sizes_from_512_bytes_to_256_mib() {
+        assert_eq!(open_error(image(VHD_MIN_BLOCK_SIZE, 1, |_| {})), "");
+        assert_eq!(open_error(image(VHD_MAX_BLOCK_SIZE, 1, |_| {})), "");
+        for bad in [VHD_MIN_BLOCK_SIZE / 2, VHD_MAX_BLOCK_SIZE * 2] {
+            assert_eq!(
+                open_error(image(bad, 1, |_| {})),
+                format!("the VHD dynamic disk header at 0x200: block size {bad} is not a power of two from 512 to 268435456 bytes")
+            );
+        }
+    }
+
+    #[test]
+    fn block_allocation_tables_up_to_16_mi_entries() {
+        assert_eq!(open_error(image(512, VHD_MAX_BAT_ENTRIES, |_| {})), "");
+        assert_eq!(
+            open_error(image(512, VHD_MAX_BAT_ENTRIES + 1, |_| {})),
+            "a VHD block allocation table of 16777217 entries (d2l reads up to 16777216)"
+        );
+    }
+
+    #[test]
+    fn tables_and_blocks_do_not_overlap_the_headers() {
+        assert_eq!(
+            open_error(image(512, 1, |h| h.table_offset = 1024.into())),
+            "the VHD block allocation table (0x400..0x404) overlaps the dynamic disk header (0x200..0x600)"
+        );
+        // The BAT's one entry pointing at the dynamic header.
+        let file = image(512, 1, |_| {});
+        file.write_all_at(&1u32.to_be_bytes(), 1536).unwrap();
+        assert_eq!(
+            open_error(file),
+            "VHD block 0 (BAT entry sector 0x1) overlaps the VHD dynamic disk header (0x200..0x600)"
+        );
     }
 }

@@ -17,54 +17,31 @@
 //! with a parent, is refused and named.
 
 use std::fs::File;
+use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use crate::format::VMDK_MAGIC;
-use crate::image_file::{corrupt, le16, le32, le64, ImageFile};
-use crate::unit_map::{Unit, UnitMap};
-use crate::vmdk::{
-    COMPRESS_DEFLATE, FLAG_COMPRESSED, FLAG_MARKERS, FLAG_NL_DETECT, GD_AT_END, MARKER_EOS,
-    MARKER_FOOTER, NL_CHECK, SECTOR,
+use d2l_disk::bytes::FromBytes;
+
+use super::header::{
+    Entry, GrainMarker, Header as RawHeader, MetadataMarker, COMPRESS_DEFLATE, FLAG_COMPRESSED,
+    FLAG_MARKERS, FLAG_NL_DETECT, FLAG_ZERO_GRAIN, GD_AT_END, MAGIC, MARKER_EOS, MARKER_FOOTER,
+    NL_CHECK, SECTOR, VMDK_MAX_COMPRESSED_GRAIN_SECTORS, VMDK_MAX_DESCRIPTOR_BYTES,
+    VMDK_MAX_GD_BYTES, VMDK_MAX_GRAIN_SECTORS, VMDK_MAX_GTES_PER_GT, VMDK_MIN_GRAIN_SECTORS,
+    ZERO_GRAIN,
 };
+use crate::image_file::{corrupt, ImageFile};
+use crate::unit_map::{Unit, UnitMap};
+use crate::usize_from;
 use crate::{Error, Format, Result};
 
-/// Header flag: grain table entries of 1 mean "a grain of zeros" (version 2 on).
-const FLAG_ZERO_GRAIN: u32 = 1 << 2;
-/// The grain table entry for a grain of zeros, with [`FLAG_ZERO_GRAIN`].
-const ZERO_GRAIN: u32 = 1;
 /// Versions of the hosted sparse extent header: 1, 2 (zero grains), 3 (streamOptimized).
 const VERSIONS: std::ops::RangeInclusive<u32> = 1..=3;
-/// The largest grain: 2^21 sectors, 1 GiB (QEMU's limit).
-const MAX_GRAIN_SECTORS: u64 = 1 << 21;
-/// The largest compressed grain, which is inflated in memory: 16 MiB.
-const MAX_COMPRESSED_GRAIN_SECTORS: u64 = 1 << 15;
-/// The most entries a grain table has (QEMU's limit; VMware writes 512).
-const MAX_GTES: u32 = 512;
-/// The largest grain directory read: 32 MiB (QEMU's limit).
-const MAX_GD_BYTES: u64 = 32 << 20;
-/// The largest embedded descriptor read.
-const MAX_DESCRIPTOR_BYTES: u64 = 1 << 20;
-/// Bytes before a compressed grain's stream: its first sector (`u64`) and length (`u32`).
-const GRAIN_MARKER_BYTES: u64 = 12;
+/// Bytes before a compressed grain's stream: its marker.
+const GRAIN_MARKER_BYTES: u64 = size_of::<GrainMarker>() as u64;
 /// The create types of a VMDK held whole in one file.
 const ONE_FILE_TYPES: [&str; 2] = ["monolithicSparse", "streamOptimized"];
-
-/// Offsets of the header fields read ("SparseExtentHeader").
-mod field {
-    pub const VERSION: usize = 4;
-    pub const FLAGS: usize = 8;
-    pub const CAPACITY: usize = 12;
-    pub const GRAIN_SIZE: usize = 20;
-    pub const DESCRIPTOR_OFFSET: usize = 28;
-    pub const DESCRIPTOR_SIZE: usize = 36;
-    pub const GTES_PER_GT: usize = 44;
-    pub const GD_OFFSET: usize = 56;
-    pub const OVERHEAD: usize = 64;
-    pub const NL_CHECK: usize = 73;
-    pub const COMPRESS_ALGORITHM: usize = 77;
-}
 
 /// What a sparse extent header says.
 #[derive(Debug, Clone, Copy)]
@@ -86,23 +63,24 @@ struct Header {
 impl Header {
     /// Parses and checks a header; `what` says which one.
     fn parse(b: &[u8], what: &str) -> Result<Header> {
-        if b[..4] != VMDK_MAGIC {
+        let (h, _) = RawHeader::read_from_prefix(b).expect("a header's bytes");
+        if h.magic != MAGIC {
             return Err(corrupt(format!("{what} has no \"KDMV\" magic")));
         }
-        let version = le32(b, field::VERSION);
+        let version = h.version.get();
         if !VERSIONS.contains(&version) {
             return Err(Error::Unsupported(format!(
                 "VMDK sparse extent version {version} (d2l reads 1 to 3)"
             )));
         }
-        let flags = le32(b, field::FLAGS);
-        if flags & FLAG_NL_DETECT != 0 && b[field::NL_CHECK..field::NL_CHECK + 4] != *NL_CHECK {
+        let flags = h.flags.get();
+        if flags & FLAG_NL_DETECT != 0 && h.nl_check != NL_CHECK {
             return Err(corrupt(format!(
                 "{what}: its line-end check characters are changed (the file went through a text-mode transfer)"
             )));
         }
         if flags & FLAG_COMPRESSED != 0 {
-            let algorithm = le16(b, field::COMPRESS_ALGORITHM);
+            let algorithm = h.compress_algorithm.get();
             if algorithm != COMPRESS_DEFLATE {
                 return Err(Error::Unsupported(format!(
                     "VMDK compression algorithm {algorithm} (d2l reads deflate, 1)"
@@ -115,34 +93,31 @@ impl Header {
                 ));
             }
         }
-        let grain = le64(b, field::GRAIN_SIZE);
+        let grain = h.grain_size.get();
         let max = if flags & FLAG_COMPRESSED != 0 {
-            MAX_COMPRESSED_GRAIN_SECTORS
+            VMDK_MAX_COMPRESSED_GRAIN_SECTORS
         } else {
-            MAX_GRAIN_SECTORS
+            VMDK_MAX_GRAIN_SECTORS
         };
-        if !grain.is_power_of_two() || grain > max {
+        if !grain.is_power_of_two() || !(VMDK_MIN_GRAIN_SECTORS..=max).contains(&grain) {
             return Err(corrupt(format!(
-                "{what}: a grain of {grain} sectors is not a power of two up to {max}"
+                "{what}: a grain of {grain} sectors is not a power of two from {VMDK_MIN_GRAIN_SECTORS} to {max}"
             )));
         }
-        let gtes_per_gt = le32(b, field::GTES_PER_GT);
-        if gtes_per_gt == 0 || gtes_per_gt > MAX_GTES {
+        let gtes_per_gt = h.num_gtes_per_gt.get();
+        if gtes_per_gt == 0 || gtes_per_gt > VMDK_MAX_GTES_PER_GT {
             return Err(corrupt(format!(
-                "{what}: grain tables of {gtes_per_gt} entries (1 to {MAX_GTES})"
+                "{what}: grain tables of {gtes_per_gt} entries (1 to {VMDK_MAX_GTES_PER_GT})"
             )));
         }
         Ok(Header {
             flags,
-            capacity: le64(b, field::CAPACITY),
+            capacity: h.capacity.get(),
             grain,
-            descriptor: (
-                le64(b, field::DESCRIPTOR_OFFSET),
-                le64(b, field::DESCRIPTOR_SIZE),
-            ),
+            descriptor: (h.descriptor_offset.get(), h.descriptor_size.get()),
             gtes_per_gt,
-            gd_offset: le64(b, field::GD_OFFSET),
-            overhead: le64(b, field::OVERHEAD),
+            gd_offset: h.gd_offset.get(),
+            overhead: h.overhead.get(),
         })
     }
 
@@ -243,6 +218,17 @@ struct Cache {
     inflated: Option<(u64, Arc<Vec<u8>>)>,
 }
 
+/// The grain directory and grain tables, which no grain may overlap.
+#[derive(Debug)]
+struct Metadata {
+    /// File bytes of the grain directory.
+    gd: (u64, u64),
+    /// File offsets of the grain tables, sorted.
+    tables: Vec<u64>,
+    /// Bytes of a grain table.
+    table_bytes: u64,
+}
+
 /// A monolithicSparse or streamOptimized VMDK opened for reading.
 #[derive(Debug)]
 pub(crate) struct VmdkReader {
@@ -254,6 +240,8 @@ pub(crate) struct VmdkReader {
     grains: u64,
     /// The grain directory: sectors of the grain tables (0: none), checked.
     gd: Vec<u32>,
+    /// Where the grain directory and tables are, for the grains to be checked against.
+    metadata: Metadata,
     cache: Mutex<Cache>,
 }
 
@@ -261,10 +249,10 @@ impl VmdkReader {
     /// Opens and checks the header (or footer), the descriptor and the grain directory.
     pub fn open(file: File) -> Result<Self> {
         let file = ImageFile::new(file)?;
-        let mut head = [0u8; SECTOR as usize];
+        let mut head = [0u8; usize_from(SECTOR)];
         let n = crate::cluster_map::read_up_to(file.file(), &mut head, 0)
-            .map_err(Error::io("reading the VMDK header", 0))?;
-        if head[..4] != VMDK_MAGIC {
+            .map_err(Error::input("reading the VMDK header", 0))?;
+        if head[..4] != MAGIC {
             return Err(refuse_descriptor_file(&file));
         }
         if n < head.len() {
@@ -279,12 +267,10 @@ impl VmdkReader {
             front
         };
         let (desc_sector, desc_sectors) = front.descriptor;
-        let mut text = vec![
-            0u8;
-            desc_sectors
-                .saturating_mul(SECTOR)
-                .min(MAX_DESCRIPTOR_BYTES) as usize
-        ];
+        let text_len = desc_sectors
+            .saturating_mul(SECTOR)
+            .min(VMDK_MAX_DESCRIPTOR_BYTES);
+        let mut text = vec![0u8; usize::try_from(text_len).expect("at most 1 MiB")];
         if desc_sector != 0 {
             file.read(
                 "the VMDK embedded descriptor",
@@ -309,36 +295,83 @@ impl VmdkReader {
         })?;
         let grains = header.capacity.div_ceil(header.grain);
         let tables = grains.div_ceil(u64::from(header.gtes_per_gt));
-        if tables * 4 > MAX_GD_BYTES {
+        if tables * 4 > VMDK_MAX_GD_BYTES {
             return Err(Error::Unsupported(format!(
                 "a VMDK grain directory of {tables} entries (d2l reads up to {})",
-                MAX_GD_BYTES / 4
+                VMDK_MAX_GD_BYTES / 4
             )));
         }
-        let gd = file.read_u32s(
+        // The header and the embedded descriptor: no table may start inside them.
+        let front_end = desc_sector.saturating_add(desc_sectors).max(1);
+        if header.gd_offset < front_end {
+            return Err(corrupt(format!(
+                "the VMDK grain directory at sector {:#x} overlaps the header and descriptor (sectors 0..{front_end:#x})",
+                header.gd_offset
+            )));
+        }
+        let gd_start = header.gd_offset.saturating_mul(SECTOR);
+        // Saturating: a damaged offset is reported by the read below, not an overflow.
+        let gd_end = gd_start.saturating_add(tables * 4);
+        let gd = file.read_u32s::<Entry>(
             format_args!("the VMDK grain directory ({tables} entries)"),
-            header.gd_offset.saturating_mul(SECTOR),
+            gd_start,
             tables,
-            u32::from_le_bytes,
         )?;
         let table_bytes = u64::from(header.gtes_per_gt) * 4;
+        let mut tables_at = Vec::new();
         for (index, &sector) in gd.iter().enumerate() {
             if sector != 0 {
-                file.check(
-                    format_args!("VMDK grain table {index}"),
-                    u64::from(sector) * SECTOR,
-                    table_bytes,
-                )?;
+                let start = u64::from(sector) * SECTOR;
+                file.check(format_args!("VMDK grain table {index}"), start, table_bytes)?;
+                if u64::from(sector) < front_end {
+                    return Err(corrupt(format!(
+                        "VMDK grain table {index} at sector {sector:#x} overlaps the header and descriptor (sectors 0..{front_end:#x})"
+                    )));
+                }
+                if start < gd_end && gd_start < start + table_bytes {
+                    return Err(corrupt(format!(
+                        "VMDK grain table {index} at sector {sector:#x} overlaps the grain directory ({gd_start:#x}..{gd_end:#x})"
+                    )));
+                }
+                tables_at.push(start);
             }
         }
+        tables_at.sort_unstable();
         Ok(VmdkReader {
             file,
             header,
             size,
             grains,
             gd,
+            metadata: Metadata {
+                gd: (gd_start, gd_end),
+                tables: tables_at,
+                table_bytes,
+            },
             cache: Mutex::new(Cache::default()),
         })
+    }
+
+    /// Errors if the grain (or grain marker) of guest offset `at`, `len` bytes at `offset`,
+    /// overlaps the grain directory or a grain table.
+    fn check_not_metadata(&self, at: u64, offset: u64, len: u64) -> Result<()> {
+        let end = offset.saturating_add(len);
+        let m = &self.metadata;
+        let (gd_start, gd_end) = m.gd;
+        if offset < gd_end && gd_start < end {
+            return Err(corrupt(format!(
+                "VMDK grain for guest offset {at:#x} at {offset:#x} overlaps the grain directory ({gd_start:#x}..{gd_end:#x})"
+            )));
+        }
+        let before = m.tables.partition_point(|&t| t < end);
+        if let Some(&table) = before.checked_sub(1).and_then(|i| m.tables.get(i)) {
+            if table + m.table_bytes > offset {
+                return Err(corrupt(format!(
+                    "VMDK grain for guest offset {at:#x} at {offset:#x} overlaps the grain table at {table:#x}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     fn grain_bytes(&self) -> u64 {
@@ -351,7 +384,10 @@ impl VmdkReader {
 
     /// The entries of grain table `index`, or `None` if the directory has none.
     fn grain_table(&self, index: u64) -> Result<Option<Arc<Vec<u32>>>> {
-        let sector = self.gd[index as usize];
+        let sector = *usize::try_from(index)
+            .ok()
+            .and_then(|i| self.gd.get(i))
+            .expect("a table inside the disk");
         if sector == 0 {
             return Ok(None);
         }
@@ -360,11 +396,10 @@ impl VmdkReader {
                 return Ok(Some(Arc::clone(entries)));
             }
         }
-        let entries = Arc::new(self.file.read_u32s(
+        let entries = Arc::new(self.file.read_u32s::<Entry>(
             format_args!("VMDK grain table {index}"),
             u64::from(sector) * SECTOR,
             u64::from(self.header.gtes_per_gt),
-            u32::from_le_bytes,
         )?);
         self.lock().gt = Some((index, Arc::clone(&entries)));
         Ok(Some(entries))
@@ -390,6 +425,7 @@ impl VmdkReader {
                 offset,
                 GRAIN_MARKER_BYTES,
             )?;
+            self.check_not_metadata(at, offset, GRAIN_MARKER_BYTES)?;
             Ok(Grain::Compressed(offset))
         } else {
             // The last grain may reach past the disk; only its part inside must be stored.
@@ -399,6 +435,7 @@ impl VmdkReader {
                 offset,
                 inside,
             )?;
+            self.check_not_metadata(at, offset, inside)?;
             Ok(Grain::Stored(offset))
         }
     }
@@ -408,6 +445,8 @@ impl VmdkReader {
         let per_table = u64::from(self.header.gtes_per_gt);
         match self.grain_table(index / per_table)? {
             None => Ok(Grain::Zero),
+            // Below the table's length, at most 512.
+            #[allow(clippy::cast_possible_truncation)]
             Some(table) => self.classify(table[(index % per_table) as usize], index),
         }
     }
@@ -421,9 +460,10 @@ impl VmdkReader {
         }
         let grain = self.grain_bytes();
         let at = index * grain;
-        let mut marker = [0u8; GRAIN_MARKER_BYTES as usize];
-        self.file.read("a VMDK grain marker", &mut marker, offset)?;
-        let (lba, len) = (le64(&marker, 0), u64::from(le32(&marker, 8)));
+        let mut raw = [0u8; size_of::<GrainMarker>()];
+        self.file.read("a VMDK grain marker", &mut raw, offset)?;
+        let (marker, _) = GrainMarker::read_from_prefix(&raw).expect("a marker's bytes");
+        let (lba, len) = (marker.lba.get(), u64::from(marker.size.get()));
         if lba != index * self.header.grain {
             return Err(corrupt(format!(
                 "VMDK compressed grain at {offset:#x} is marked for sector {lba:#x}, but the grain table gives it guest sector {:#x}",
@@ -437,27 +477,32 @@ impl VmdkReader {
                 "VMDK compressed grain for guest offset {at:#x} at {offset:#x} is {len} bytes long, not 1 to {max}"
             )));
         }
-        let mut packed = vec![0u8; len as usize];
+        // At most a grain and a bit: 16 MiB and a bit.
+        let mut packed = vec![0u8; usize::try_from(len).expect("at most 17 MiB")];
         self.file.read(
             format_args!("the VMDK compressed grain for guest offset {at:#x}"),
             &mut packed,
             offset + GRAIN_MARKER_BYTES,
         )?;
         // A grain reaching past the disk may be stored whole or cut at the disk's end.
-        let inside = grain.min(self.size - at) as usize;
-        let mut bytes = Vec::with_capacity(grain as usize);
-        let bad = |why: String| {
-            corrupt(format!(
-                "VMDK compressed grain for guest offset {at:#x} at {offset:#x} does not inflate to a grain: {why}"
-            ))
+        let grain_len = usize::try_from(grain).expect("at most 16 MiB");
+        let inside = usize::try_from(grain.min(self.size - at)).expect("at most a grain");
+        let mut bytes = Vec::with_capacity(grain_len);
+        let bad = |why: String| Error::Inflate {
+            unit: "grain",
+            what: format!("VMDK compressed grain for guest offset {at:#x} at {offset:#x}"),
+            expected: grain,
+            source: io::Error::new(io::ErrorKind::InvalidData, why),
         };
         match Decompress::new(true).decompress_vec(&packed, &mut bytes, FlushDecompress::Finish) {
-            Ok(Status::StreamEnd) if bytes.len() == grain as usize || bytes.len() == inside => {}
-            Ok(Status::StreamEnd) => return Err(bad(format!("{} bytes", bytes.len()))),
+            Ok(Status::StreamEnd) if bytes.len() == grain_len || bytes.len() == inside => {}
+            Ok(Status::StreamEnd) => {
+                return Err(bad(format!("it inflates to {} bytes", bytes.len())))
+            }
             Ok(_) => return Err(bad("the stream is cut short or longer than a grain".into())),
             Err(e) => return Err(bad(e.to_string())),
         }
-        bytes.resize(grain as usize, 0);
+        bytes.resize(grain_len, 0);
         let bytes = Arc::new(bytes);
         self.lock().inflated = Some((index, Arc::clone(&bytes)));
         Ok(bytes)
@@ -468,17 +513,20 @@ impl VmdkReader {
 /// the end: a footer marker, the header again (with the directory's place), and the
 /// end-of-stream marker, in the last three sectors.
 fn read_footer(file: &ImageFile) -> Result<Header> {
-    let mut tail = [0u8; 3 * SECTOR as usize];
+    let mut tail = [0u8; 3 * usize_from(SECTOR)];
     let at = file
         .len()
         .checked_sub(tail.len() as u64)
         .filter(|&at| at >= SECTOR);
-    let marker = |b: &[u8]| (le64(b, 0), le32(b, 8), le32(b, 12));
+    let marker = |b: &[u8]| {
+        let (m, _) = MetadataMarker::read_from_prefix(b).expect("a marker's bytes");
+        (m.num_sectors.get(), m.size.get(), m.kind.get())
+    };
     let found = match at {
         Some(at) => {
             file.read("the VMDK footer", &mut tail, at)?;
             marker(&tail) == (1, 0, MARKER_FOOTER)
-                && marker(&tail[2 * SECTOR as usize..]) == (0, 0, MARKER_EOS)
+                && marker(&tail[2 * usize_from(SECTOR)..]) == (0, 0, MARKER_EOS)
         }
         None => false,
     };
@@ -489,7 +537,7 @@ fn read_footer(file: &ImageFile) -> Result<Header> {
         )));
     }
     let footer = Header::parse(
-        &tail[SECTOR as usize..2 * SECTOR as usize],
+        &tail[usize_from(SECTOR)..2 * usize_from(SECTOR)],
         "the VMDK footer",
     )?;
     if footer.gd_offset == GD_AT_END {
@@ -504,7 +552,7 @@ fn read_footer(file: &ImageFile) -> Result<Header> {
 /// The error for a VMDK that is not a sparse extent: a descriptor file naming its extents
 /// (or something else that starts like one).
 fn refuse_descriptor_file(file: &ImageFile) -> Error {
-    let mut text = vec![0u8; file.len().min(64 << 10) as usize];
+    let mut text = vec![0u8; usize::try_from(file.len().min(64 << 10)).expect("64 KiB")];
     if let Err(e) = file.read("the VMDK descriptor", &mut text, 0) {
         return e;
     }
@@ -558,6 +606,137 @@ impl UnitMap for VmdkReader {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use std::os::unix::fs::FileExt;
+
+    use d2l_disk::bytes::{FromZeros, IntoBytes};
+
+    use super::*;
+
+    /// A monolithicSparse extent: header, descriptor in sectors 1..21, the grain directory
+    /// at sector 21, one grain table at 22 whose first entry points to the grain at sector
+    /// 64; a disk of one grain table's span. `edit` changes the header.
+    fn image(edit: impl FnOnce(&mut RawHeader)) -> File {
+        let mut h = RawHeader::new_zeroed();
+        h.magic = MAGIC;
+        h.version = 1.into();
+        h.grain_size = 128.into();
+        h.num_gtes_per_gt = 512.into();
+        h.capacity = (128 * 512).into();
+        h.descriptor_offset = 1.into();
+        h.descriptor_size = 20.into();
+        h.gd_offset = 21.into();
+        h.overhead = 64.into();
+        edit(&mut h);
+        let file = tempfile::tempfile().unwrap();
+        file.write_all_at(h.as_bytes(), 0).unwrap();
+        file.write_all_at(
+            b"# Disk DescriptorFile\ncreateType=\"monolithicSparse\"\nRW 65536 SPARSE \"x.vmdk\"\n",
+            SECTOR,
+        )
+        .unwrap();
+        let capacity = h.capacity.get();
+        let tables = capacity
+            .div_ceil(h.grain_size.get().max(1))
+            .div_ceil(u64::from(h.num_gtes_per_gt.get()).max(1));
+        let gd_bytes = 4 * tables;
+        file.write_all_at(&22u32.to_le_bytes(), 21 * SECTOR)
+            .unwrap();
+        file.write_all_at(&64u32.to_le_bytes(), 22 * SECTOR)
+            .unwrap();
+        let grain = h.grain_size.get().min(1 << 22) * SECTOR;
+        file.set_len((64 * SECTOR + grain).max(21 * SECTOR + gd_bytes))
+            .unwrap();
+        file
+    }
+
+    /// The error opening `file` and reading its first bytes, or "".
+    fn read(file: File) -> String {
+        let message = match VmdkReader::open(file) {
+            Err(e) => e.to_string(),
+            Ok(reader) => match crate::unit_map::read_at(&reader, &mut [0u8; 16], 0) {
+                Ok(()) => return String::new(),
+                Err(e) => e.to_string(),
+            },
+        };
+        assert!(!message.contains('\n'), "one line: {message}");
+        message
+    }
+
+    #[test]
+    fn grains_from_8_sectors_to_2_pow_21() {
+        assert_eq!(read(image(|_| {})), "");
+        for grain in [VMDK_MIN_GRAIN_SECTORS, VMDK_MAX_GRAIN_SECTORS] {
+            assert_eq!(read(image(|h| h.grain_size = grain.into())), "", "{grain}");
+        }
+        for grain in [VMDK_MIN_GRAIN_SECTORS / 2, VMDK_MAX_GRAIN_SECTORS * 2, 100] {
+            assert_eq!(
+                read(image(|h| h.grain_size = grain.into())),
+                format!("the VMDK header: a grain of {grain} sectors is not a power of two from 8 to 2097152")
+            );
+        }
+    }
+
+    #[test]
+    fn grain_tables_of_up_to_512_entries() {
+        let gtes = |n: u32| image(|h| h.num_gtes_per_gt = n.into());
+        assert_eq!(read(gtes(VMDK_MAX_GTES_PER_GT)), "");
+        assert_eq!(
+            read(gtes(VMDK_MAX_GTES_PER_GT + 1)),
+            "the VMDK header: grain tables of 513 entries (1 to 512)"
+        );
+    }
+
+    #[test]
+    fn grain_directories_up_to_32_mib() {
+        let entries = VMDK_MAX_GD_BYTES / 4;
+        let tables = |n: u64| {
+            let file = image(|h| h.capacity = (n * 512 * 128).into());
+            // No grain table: the directory's 32 MiB would cover it.
+            file.write_all_at(&[0; 8], 21 * SECTOR).unwrap();
+            file.write_all_at(&[0; 8], 22 * SECTOR).unwrap();
+            file
+        };
+        assert_eq!(read(tables(entries)), "");
+        assert_eq!(
+            read(tables(entries + 1)),
+            "a VMDK grain directory of 8388609 entries (d2l reads up to 8388608)"
+        );
+    }
+
+    #[test]
+    fn tables_and_grains_do_not_overlap_the_metadata() {
+        assert_eq!(
+            read(image(|h| h.gd_offset = 5.into())),
+            "the VMDK grain directory at sector 0x5 overlaps the header and descriptor (sectors 0..0x15)"
+        );
+        let file = image(|_| {});
+        file.write_all_at(&21u32.to_le_bytes(), 21 * SECTOR)
+            .unwrap();
+        assert_eq!(
+            read(file),
+            "VMDK grain table 0 at sector 0x15 overlaps the grain directory (0x2a00..0x2a04)"
+        );
+        // With less overhead than the tables take, grains may point into them.
+        let into = |sector: u32| {
+            let file = image(|h| h.overhead = 21.into());
+            file.write_all_at(&sector.to_le_bytes(), 22 * SECTOR)
+                .unwrap();
+            read(file)
+        };
+        assert_eq!(into(64), "");
+        assert_eq!(
+            into(21),
+            "VMDK grain for guest offset 0x0 at 0x2a00 overlaps the grain directory (0x2a00..0x2a04)"
+        );
+        assert_eq!(
+            into(23),
+            "VMDK grain for guest offset 0x0 at 0x2e00 overlaps the grain table at 0x2c00"
+        );
     }
 }
 
