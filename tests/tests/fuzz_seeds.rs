@@ -156,7 +156,7 @@ fn image_documents() {
     let tmp = tempfile::tempdir().unwrap();
     let image = d2l_testkit::oci::simple_image(
         &tmp.path().join("layout"),
-        &[layer.clone()],
+        std::slice::from_ref(&layer),
         d2l_testkit::oci::Compress::None,
     );
     let mut archive = tar::Builder::new(Vec::new());
