@@ -13,7 +13,7 @@ use arbitrary::Arbitrary;
 use d2l_fs_writer::{write_ext4, Ext4Options, SizeSpec};
 use d2l_rootfs::{
     ContentStore, DataExtent, Device, Directory, FileData, InodeId, InodeKind, Metadata, Rootfs,
-    SpillFile, Timestamp, ROOT,
+    SpillFile, Timestamp, Xattr, ROOT,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -153,7 +153,7 @@ fn name(name: &Name) -> Option<Vec<u8>> {
 }
 
 fn metadata(meta: &Meta) -> Metadata {
-    let mut xattrs: Vec<(Box<[u8]>, Box<[u8]>)> = Vec::new();
+    let mut xattrs: Vec<Xattr> = Vec::new();
     for x in &meta.xattrs {
         let mut key = NAMESPACES[x.namespace as usize % NAMESPACES.len()].to_vec();
         if key.ends_with(b".") {
@@ -408,7 +408,9 @@ fuzz_target!(|input: Input| {
         return;
     }
     let run = RUNS.fetch_add(1, Ordering::Relaxed);
-    if run % E2FSCK_EVERY == 0 || std::env::var_os("D2L_FUZZ_E2FSCK").is_some_and(|v| v == "1") {
+    if run.is_multiple_of(E2FSCK_EVERY)
+        || std::env::var_os("D2L_FUZZ_E2FSCK").is_some_and(|v| v == "1")
+    {
         e2fsck(image.path());
     }
 });
