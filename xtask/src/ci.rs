@@ -6,9 +6,13 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{self, cargo, step};
-use crate::{fixtures, minbase};
+use crate::{fixtures, fuzz, minbase};
 
-/// Packages, `cargo fmt --check`, clippy with warnings denied, the fixtures, `cargo test`.
+/// Seconds each fuzz target runs in CI: five targets, under four minutes with the build.
+const FUZZ_SECONDS: u64 = 45;
+
+/// Packages, `cargo fmt --check`, clippy with warnings denied, the fixtures, `cargo test`,
+/// then every fuzz target for [`FUZZ_SECONDS`].
 pub fn run() -> Result<()> {
     let start = Instant::now();
     step("packages", || {
@@ -37,6 +41,12 @@ pub fn run() -> Result<()> {
                 .env("D2L_FIXTURES", &fix)
                 .env("D2L_MINBASE_FIXTURE", &minbase),
         )
+    })?;
+    step("cargo xtask fuzz", || {
+        fuzz::run(&fuzz::Args {
+            seconds: FUZZ_SECONDS,
+            targets: fuzz::TARGETS.iter().map(|t| t.to_string()).collect(),
+        })
     })?;
     println!("ci: all steps passed in {}", util::secs(start.elapsed()));
     Ok(())

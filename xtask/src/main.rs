@@ -14,12 +14,15 @@
 //! - `demo`: d2l on the built-in demo image.
 //! - `golden [--record]`: sha256 of d2l's outputs for a fixed set of builds of the fixture,
 //!   recorded in `xtask/golden/digests.txt` or checked against it (see [`golden`]).
+//! - `fuzz [--seconds N] [TARGET...]`: the libFuzzer targets of `fuzz/`, N seconds each, on
+//!   a stable toolchain (see [`fuzz`]).
 
 mod bench;
 mod ci;
 mod demo;
 mod fixtures;
 mod fixtures_arm64;
+mod fuzz;
 mod golden;
 mod minbase;
 mod oci;
@@ -50,7 +53,11 @@ tasks:
   golden [--record]
             build the fixture with a fixed set of d2l export/build options and compare the
             outputs' sha256 with xtask/golden/digests.txt (--record: write it, each output
-            built twice to check it is deterministic); a guard for refactors, not in ci";
+            built twice to check it is deterministic); a guard for refactors, not in ci
+  fuzz [--seconds N] [TARGET...]
+            run the fuzz targets (tar_layer, image_documents, references, disk_readers,
+            ext4_tree; default: all) for N seconds each (default 60) from a scratch copy of
+            fuzz/corpus; fails on a crash, naming the input and how to reproduce it";
 
 fn main() -> ExitCode {
     match run() {
@@ -92,6 +99,15 @@ fn run() -> anyhow::Result<ExitCode> {
             [flag] if flag == "--record" => golden::run(true).map(|()| ExitCode::SUCCESS),
             _ => {
                 eprintln!("`golden` takes only --record\n\n{USAGE}");
+                Ok(ExitCode::from(2))
+            }
+        };
+    }
+    if task == "fuzz" {
+        return match fuzz::Args::parse(rest) {
+            Ok(args) => fuzz::run(&args).map(|()| ExitCode::SUCCESS),
+            Err(msg) => {
+                eprintln!("{msg}\n\n{USAGE}");
                 Ok(ExitCode::from(2))
             }
         };

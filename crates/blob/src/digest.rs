@@ -156,11 +156,11 @@ impl<'de> serde::Deserialize<'de> for Digest {
 
 /// Lowercase hex of `bytes`.
 fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
     for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
     }
     out
 }
@@ -355,13 +355,23 @@ impl<R: Read> Read for VerifiedReader<R> {
             self.state = State::Verified;
             return Ok(0);
         }
-        let total = self.read + n as u64;
+        // A reader that claims more bytes than the buffer holds breaks `Read`'s contract:
+        // an error, not a panic.
+        let Some(bytes) = buf.get(..n) else {
+            return Err(io::Error::other(format!(
+                "reading blob {}: the source returned {n} bytes into a buffer of {}",
+                self.digest,
+                buf.len()
+            )));
+        };
+        // Saturating: a sum past u64::MAX is past any size too.
+        let total = self.read.saturating_add(n as u64);
         if total > self.size {
             return Err(self.fail(FailedCheck::Size { actual: total }));
         }
         self.read = total;
         if let Some(hasher) = &mut self.hasher {
-            hasher.update(&buf[..n]);
+            hasher.update(bytes);
         }
         Ok(n)
     }

@@ -14,6 +14,22 @@
 //! blob.read_to_end(&mut out).unwrap();
 //! ```
 #![deny(missing_docs)]
+// Blob sizes, offsets and digests come from documents anyone can write: no silent
+// truncation, wrapping or panicking arithmetic on them (issue 13). Tests are exempt.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::cast_possible_truncation,
+        clippy::cast_possible_wrap,
+        clippy::cast_sign_loss,
+        clippy::arithmetic_side_effects,
+        clippy::indexing_slicing,
+        clippy::string_slice,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 pub mod compression;
 pub mod digest;
