@@ -324,6 +324,21 @@ pub enum Error {
         limit: usize,
     },
 
+    /// Finding the image for the platform would read more manifests, indexes and configs than
+    /// [`MAX_DOCUMENTS`](crate::limits::MAX_DOCUMENTS).
+    #[error(
+        "{image}: finding the image reads more than {limit} manifests, indexes and configs \
+         (stopped before {digest})"
+    )]
+    TooManyDocuments {
+        /// The source as the user wrote it.
+        image: String,
+        /// The document that would have been one too many.
+        digest: Digest,
+        /// The limit.
+        limit: usize,
+    },
+
     /// A `docker save` archive is malformed.
     #[error("{file}: {reason}")]
     DockerArchive {

@@ -9,6 +9,7 @@
 //!   content-addressed cache of [`remote::cache`]; [`pull_image`] fills it without applying.
 //!   Either verifies the size and digest of every manifest, index and config blob before
 //!   parsing it, and returns an [`Image`].
+//! - [`limits`]: how deep indexes nest and how many documents a search reads, and why.
 //! - [`Image::open_layer`] returns the raw (still compressed) layer bytes wrapped in a
 //!   [`VerifiedReader`], which fails the read if the size or [`Digest`] is wrong.
 //!
@@ -35,6 +36,7 @@ mod docker_archive;
 mod error;
 mod image;
 mod layout;
+pub mod limits;
 mod manifest;
 pub mod media_type;
 pub mod platform;
@@ -47,6 +49,7 @@ pub use compression::Compression;
 pub use digest::{Digest, Sha256, VerifiedReader};
 pub use error::{Error, Result};
 pub use image::{open_image, open_image_with, Image, LayerDescriptor};
+pub use limits::{MAX_DOCUMENTS, MAX_INDEX_DEPTH};
 pub use platform::Platform;
 pub use reference::Reference;
 pub use remote::{pull_image, PullProgress, PullReport, RegistryOptions};

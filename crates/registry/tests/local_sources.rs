@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use d2l_registry::remote::RetryPolicy;
 use d2l_registry::{
     media_type, open_image, open_image_with, Digest, Error, Image, Platform, RegistryOptions,
-    SourceSpec,
+    SourceSpec, MAX_DOCUMENTS, MAX_INDEX_DEPTH,
 };
 use serde_json::{json, Value};
 
@@ -1085,4 +1085,75 @@ fn docker_archive_diff_id_count_mismatch_and_missing_layer() {
     write_tar(&file, &[Entry::File("c.json", &config)]);
     let err = open_image(&docker_source(&file, None), &Platform::default()).unwrap_err();
     assert!(err.to_string().contains("no manifest.json"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits: each at its value (read) and one past it (refused, naming the document)
+// ---------------------------------------------------------------------------------------------
+
+/// index.json -> `depth` indexes, one inside the other -> an amd64 image.
+fn nested_indexes(layout: &Layout, depth: usize) {
+    let (mut desc, _) = layout.image("linux/amd64", &[], media_type::OCI_MANIFEST);
+    for _ in 0..depth {
+        let index = layout.json_blob(&json!({
+            "schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": [desc],
+        }));
+        desc = descriptor(media_type::OCI_INDEX, &index);
+    }
+    layout.index(vec![desc]);
+}
+
+#[test]
+fn indexes_nested_max_index_depth_deep_are_read_and_one_more_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    nested_indexes(&layout, MAX_INDEX_DEPTH);
+    open_image(&layout.source(None), &Platform::default()).unwrap();
+
+    nested_indexes(&layout, MAX_INDEX_DEPTH + 1);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::IndexTooDeep { limit, .. } if limit == MAX_INDEX_DEPTH),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nested more than 8 deep"), "{err}");
+}
+
+/// index.json -> `empty` empty indexes and an amd64 image whose descriptor gives no
+/// platform: finding it reads every index, the manifest and its config.
+fn documents_to_read(layout: &Layout, empty: usize) -> Built {
+    let mut entries: Vec<Value> = (0..empty)
+        .map(|i| {
+            let index = layout.json_blob(&json!({
+                "schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": [],
+                "annotations": {"n": i.to_string()},
+            }));
+            descriptor(media_type::OCI_INDEX, &index)
+        })
+        .collect();
+    let (desc, built) = layout.image("linux/amd64", &[], media_type::OCI_MANIFEST);
+    entries.push(desc);
+    layout.index(entries);
+    built
+}
+
+#[test]
+fn max_documents_are_read_to_find_an_image_and_one_more_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    let built = documents_to_read(&layout, MAX_DOCUMENTS - 2);
+    let image = open_image(&layout.source(None), &Platform::default()).unwrap();
+    assert_eq!(image.config_digest, built.config);
+
+    let built = documents_to_read(&layout, MAX_DOCUMENTS - 1);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: finding the image reads more than 256 manifests, indexes and configs \
+             (stopped before {})",
+            layout.source(None),
+            built.config
+        )
+    );
 }
