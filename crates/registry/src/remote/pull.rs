@@ -538,6 +538,8 @@ impl PulledStore {
     /// Downloads every layer and waits for all; the first failure in layer order is the
     /// error.
     pub(crate) fn wait_all(&self) -> Result<Vec<Fetched>> {
+        // Started here too: an image without layers never waits for one.
+        self.start();
         let fetched: Vec<Result<Fetched>> = (0..self.layers.len()).map(|i| self.wait(i)).collect();
         let (lock, ready) = &*self.state;
         let mut state = lock.lock().expect("not poisoned");
