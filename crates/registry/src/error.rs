@@ -58,6 +58,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The HTTP client for a registry could not be set up (TLS roots, TLS library).
+    #[error("{registry}: setting up the HTTP client: {error}")]
+    HttpClient {
+        /// The registry host (with port).
+        registry: String,
+        /// The client library's error.
+        error: reqwest::Error,
+    },
+
     /// A registry refused the credentials (or their absence) with 401 or 403.
     #[error("{registry}: {status}: {reason}")]
     Unauthorized {
@@ -138,17 +147,19 @@ pub enum Error {
         path: String,
     },
 
-    /// A manifest, index or config blob is too large to be one.
-    #[error("blob {digest} at {path} is {size} bytes, more than the {limit} allowed for JSON")]
-    BlobTooLarge {
-        /// The blob's digest.
-        digest: Digest,
-        /// Where it is.
-        path: String,
-        /// Its size.
-        size: u64,
+    /// A manifest, index or config is larger than d2l reads into memory
+    /// ([`MAX_MANIFEST_SIZE`](crate::limits::MAX_MANIFEST_SIZE),
+    /// [`MAX_CONFIG_SIZE`](crate::limits::MAX_CONFIG_SIZE)).
+    #[error("{what} is {}; d2l reads {kind} of at most {limit} bytes", bytes(*size, *limit))]
+    DocumentTooLarge {
+        /// The document and where it is: `manifest sha256:... (PATH)`, a file, a tag.
+        what: String,
+        /// Its size, when known (a registry's answer is read no further than the limit).
+        size: Option<u64>,
         /// The limit.
         limit: u64,
+        /// What the limit is for: `manifests and indexes`, `configs`.
+        kind: &'static str,
     },
 
     /// A directory or archive is not a valid OCI image layout.
@@ -362,6 +373,14 @@ pub enum Error {
 
 /// `std::result::Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// `N bytes`, or `more than LIMIT bytes` when the size is not known.
+fn bytes(size: Option<u64>, limit: u64) -> String {
+    match size {
+        Some(size) => format!("{size} bytes"),
+        None => format!("more than {limit} bytes"),
+    }
+}
 
 /// Joins a list for an error message; says so when it is empty.
 fn list<T: std::fmt::Display>(items: &[T]) -> String {

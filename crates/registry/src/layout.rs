@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::digest::{Digest, VerifiedReader};
 use crate::error::{Error, Result};
 use crate::image::{config_platform, parse_config, Image, LayerDescriptor, Parts};
-use crate::limits::{MAX_DOCUMENTS, MAX_INDEX_DEPTH};
+use crate::limits::{DocumentKind, MAX_DOCUMENTS, MAX_INDEX_DEPTH};
 use crate::manifest::{
     parse_document, parse_index_entries, Descriptor, Document, Manifest, CONTAINERD_NAME_ANNOTATION,
 };
@@ -23,9 +23,6 @@ use crate::reference::Reference;
 use crate::source::parse_index;
 use crate::store::{read_error, DirStore, Store, TarStore};
 
-/// Largest manifest, index or config read into memory (Docker and containerd cap manifests
-/// at 4 MiB; configs with long histories can be larger).
-pub(crate) const MAX_JSON_SIZE: u64 = 64 << 20;
 /// The file that marks an OCI image layout (image-layout.md "oci-layout file").
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 /// The layout's top-level index (image-layout.md "index.json file").
@@ -61,21 +58,18 @@ struct OciLayoutFile {
     image_layout_version: String,
 }
 
-/// Reads a small non-content-addressed file of the store (`oci-layout`, `index.json`,
-/// `manifest.json`); `Ok(None)` when absent.
-pub(crate) fn read_file(store: &dyn Store, path: &str) -> Result<Option<Vec<u8>>> {
+/// Reads a small non-content-addressed file of the store, a `kind` document (`oci-layout`,
+/// `index.json`, `manifest.json`, a `docker save` config), checking the kind's size limit
+/// first; `Ok(None)` when absent.
+pub(crate) fn read_file(
+    store: &dyn Store,
+    kind: DocumentKind,
+    path: &str,
+) -> Result<Option<Vec<u8>>> {
     let Some(blob) = store.open(path)? else {
         return Ok(None);
     };
-    if blob.size > MAX_JSON_SIZE {
-        return Err(Error::io(
-            store.describe(path),
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} bytes, more than the {MAX_JSON_SIZE} allowed", blob.size),
-            ),
-        ));
-    }
+    kind.check(|| store.describe(path), blob.size)?;
     let mut bytes = Vec::new();
     blob.reader
         .take(blob.size)
@@ -84,9 +78,14 @@ pub(crate) fn read_file(store: &dyn Store, path: &str) -> Result<Option<Vec<u8>>
     Ok(Some(bytes))
 }
 
-/// Reads blob `digest` of a layout into memory, checking its size (when known), the JSON size
-/// limit and its digest.
-pub(crate) fn read_blob(store: &dyn Store, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+/// Reads blob `digest` of a layout, a `kind` document, into memory: checks its size (when
+/// known) and the kind's size limit before reading, its digest after.
+pub(crate) fn read_blob(
+    store: &dyn Store,
+    kind: DocumentKind,
+    digest: &Digest,
+    size: Option<u64>,
+) -> Result<Vec<u8>> {
     let path = digest.layout_path();
     let Some(blob) = store.open(&path)? else {
         return Err(Error::BlobMissing {
@@ -103,14 +102,10 @@ pub(crate) fn read_blob(store: &dyn Store, digest: &Digest, size: Option<u64>) -
             });
         }
     }
-    if blob.size > MAX_JSON_SIZE {
-        return Err(Error::BlobTooLarge {
-            digest: digest.clone(),
-            path: store.describe(&path),
-            size: blob.size,
-            limit: MAX_JSON_SIZE,
-        });
-    }
+    kind.check(
+        || format!("{} {digest} ({})", kind.name(), store.describe(&path)),
+        blob.size,
+    )?;
     let mut bytes = Vec::new();
     VerifiedReader::new(blob.reader, digest.clone(), blob.size)
         .read_to_end(&mut bytes)
@@ -321,12 +316,22 @@ pub(crate) fn layer_descriptors(manifest: &Manifest) -> Result<Vec<LayerDescript
 
 impl Documents for Layout<'_> {
     fn document(&self, desc: &Descriptor) -> Result<Document> {
-        let bytes = read_blob(&*self.store, &desc.digest, Some(desc.size))?;
+        let bytes = read_blob(
+            &*self.store,
+            DocumentKind::Manifest,
+            &desc.digest,
+            Some(desc.size),
+        )?;
         parse_document(&bytes, &desc.digest, desc.media_type.as_deref())
     }
 
     fn config(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        read_blob(&*self.store, &desc.digest, Some(desc.size))
+        read_blob(
+            &*self.store,
+            DocumentKind::Config,
+            &desc.digest,
+            Some(desc.size),
+        )
     }
 }
 
@@ -354,7 +359,7 @@ impl<'a> Layout<'a> {
 
     fn open(self, reference: Option<&str>) -> Result<Image> {
         let store = &*self.store;
-        let marker = read_file(store, OCI_LAYOUT_FILE)?
+        let marker = read_file(store, DocumentKind::Manifest, OCI_LAYOUT_FILE)?
             .ok_or_else(|| self.invalid(format!("no {OCI_LAYOUT_FILE} file")))?;
         let marker: OciLayoutFile = serde_json::from_slice(&marker)
             .map_err(|e| self.invalid(format!("{OCI_LAYOUT_FILE}: {e}")))?;
@@ -367,7 +372,7 @@ impl<'a> Layout<'a> {
                 marker.image_layout_version
             )));
         }
-        let index = read_file(store, INDEX_FILE)?
+        let index = read_file(store, DocumentKind::Manifest, INDEX_FILE)?
             .ok_or_else(|| self.invalid(format!("no {INDEX_FILE}")))?;
         let entries = parse_index_entries(&index, &store.describe(INDEX_FILE))?;
         let candidates = self.choose_named(&entries, reference)?;
@@ -460,7 +465,12 @@ impl<'a> Layout<'a> {
         let store = &*self.store;
         let config_desc = &manifest.config;
         check_config_type(&manifest)?;
-        let config_bytes = read_blob(store, &config_desc.digest, Some(config_desc.size))?;
+        let config_bytes = read_blob(
+            store,
+            DocumentKind::Config,
+            &config_desc.digest,
+            Some(config_desc.size),
+        )?;
         let config = parse_config(&config_bytes, &config_desc.digest)?;
 
         let layers = layer_descriptors(&manifest)?;

@@ -9,7 +9,7 @@
 //!   content-addressed cache of [`remote::cache`]; [`pull_image`] fills it without applying.
 //!   Either verifies the size and digest of every manifest, index and config blob before
 //!   parsing it, and returns an [`Image`].
-//! - [`limits`]: how deep indexes nest and how many documents a search reads, and why.
+//! - [`limits`]: how large a manifest or config, how many documents per search, and why.
 //! - [`Image::open_layer`] returns the raw (still compressed) layer bytes wrapped in a
 //!   [`VerifiedReader`], which fails the read if the size or [`Digest`] is wrong.
 //!
@@ -49,7 +49,7 @@ pub use compression::Compression;
 pub use digest::{Digest, Sha256, VerifiedReader};
 pub use error::{Error, Result};
 pub use image::{open_image, open_image_with, Image, LayerDescriptor};
-pub use limits::{MAX_DOCUMENTS, MAX_INDEX_DEPTH};
+pub use limits::{MAX_CONFIG_SIZE, MAX_DOCUMENTS, MAX_INDEX_DEPTH, MAX_MANIFEST_SIZE};
 pub use platform::Platform;
 pub use reference::Reference;
 pub use remote::{pull_image, PullProgress, PullReport, RegistryOptions};

@@ -2,6 +2,25 @@
 //! from. Past any of them the source is refused with one error naming the document, digest or
 //! input and the limit; none of them is reached by an image that container runtimes run.
 
+/// Largest manifest or index, in bytes, read into memory before its digest is checked: an
+/// OCI layout's `index.json`, a `docker save` archive's `manifest.json`, and every manifest,
+/// index or manifest list from a layout, an archive or a registry (where the body is read no
+/// further than this, whatever the registry sends).
+///
+/// 4 MiB, as everyone else bounds manifests: the distribution registry refuses to store a
+/// larger one (`maxManifestBodySize = 4 << 20`, registry/handlers/manifests.go), skopeo,
+/// podman and buildah read none larger (`MaxManifestBodySize = 4 * megaByte`,
+/// containers/image internal/iolimits/iolimits.go), containerd resolves none larger
+/// (`MaxManifestSize`, core/remotes/docker/resolver.go).
+pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
+
+/// Largest image config, in bytes, read into memory before its digest is checked.
+///
+/// 4 MiB, skopeo's, podman's and buildah's bound (`MaxConfigBodySize = 4 * megaByte`,
+/// containers/image internal/iolimits/iolimits.go). A config holds the platform, the
+/// environment, labels and one short history entry per layer: a few KiB in practice.
+pub const MAX_CONFIG_SIZE: u64 = 4 << 20;
+
 /// Most indexes nested in one another on the way from the source's top (a layout's
 /// `index.json` entries, a registry's manifest) to an image manifest.
 ///
@@ -16,3 +35,58 @@ pub const MAX_INDEX_DEPTH: usize = 8;
 /// attestations, which are not read); only a manifest whose descriptor gives no platform
 /// costs a second read, its config.
 pub const MAX_DOCUMENTS: usize = 256;
+
+/// The JSON documents read whole into memory, each with its size limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DocumentKind {
+    /// A manifest, an index or manifest list, `index.json`, `manifest.json`, `oci-layout`.
+    Manifest,
+    /// An image config.
+    Config,
+}
+
+impl DocumentKind {
+    /// The most bytes of it read.
+    pub(crate) fn limit(self) -> u64 {
+        match self {
+            DocumentKind::Manifest => MAX_MANIFEST_SIZE,
+            DocumentKind::Config => MAX_CONFIG_SIZE,
+        }
+    }
+
+    /// What it is, for messages (plural).
+    pub(crate) fn plural(self) -> &'static str {
+        match self {
+            DocumentKind::Manifest => "manifests and indexes",
+            DocumentKind::Config => "configs",
+        }
+    }
+
+    /// What it is, for messages (singular).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            DocumentKind::Manifest => "manifest",
+            DocumentKind::Config => "config",
+        }
+    }
+
+    /// Refuses a document of `size` bytes, when known, past the limit. `what` names it and
+    /// where it is.
+    pub(crate) fn check(self, what: impl FnOnce() -> String, size: u64) -> crate::Result<()> {
+        if size > self.limit() {
+            return Err(self.too_large(what(), Some(size)));
+        }
+        Ok(())
+    }
+
+    /// The error for a document `what` of `size` bytes (`None`: more than the limit, found
+    /// by reading no further).
+    pub(crate) fn too_large(self, what: String, size: Option<u64>) -> crate::Error {
+        crate::Error::DocumentTooLarge {
+            what,
+            size,
+            limit: self.limit(),
+            kind: self.plural(),
+        }
+    }
+}

@@ -23,9 +23,8 @@ use super::{PullProgress, RegistryOptions};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{parse_config, Image, LayerDescriptor, Parts};
-use crate::layout::{
-    check_config_type, layer_descriptors, select_manifest, Documents, MAX_JSON_SIZE,
-};
+use crate::layout::{check_config_type, layer_descriptors, select_manifest, Documents};
+use crate::limits::DocumentKind;
 use crate::manifest::{parse_document, Descriptor, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -57,7 +56,7 @@ impl Remote {
     /// The verified bytes of the manifest or index `desc` names: from the cache, else from
     /// the registry (and then cached).
     async fn manifest(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        check_json_size(&desc.digest, desc.size, &self.cache)?;
+        self.check_size(DocumentKind::Manifest, desc)?;
         if let Some(bytes) = self.cache.read(&desc.digest, desc.size)? {
             return Ok(bytes);
         }
@@ -65,6 +64,22 @@ impl Remote {
         self.check(&desc.digest, Some(desc.size), &bytes)?;
         self.cache.put(&desc.digest, &bytes)?;
         Ok(bytes)
+    }
+
+    /// A manifest, index or config is read into memory: refuse one larger than its limit
+    /// before fetching it.
+    fn check_size(&self, kind: DocumentKind, desc: &Descriptor) -> Result<()> {
+        kind.check(
+            || {
+                format!(
+                    "{} {} from {}",
+                    kind.name(),
+                    desc.digest,
+                    self.connection.registry()
+                )
+            },
+            desc.size,
+        )
     }
 
     /// Size and digest of a document fetched whole.
@@ -295,19 +310,6 @@ fn io_cause(e: &std::io::Error) -> String {
     text
 }
 
-/// Manifests, indexes and configs are read into memory: refuse absurd sizes.
-fn check_json_size(digest: &Digest, size: u64, cache: &BlobCache) -> Result<()> {
-    if size > MAX_JSON_SIZE {
-        return Err(Error::BlobTooLarge {
-            digest: digest.clone(),
-            path: cache.blob_path(digest).display().to_string(),
-            size,
-            limit: MAX_JSON_SIZE,
-        });
-    }
-    Ok(())
-}
-
 /// The platform search's view of the registry (synchronous, through the runtime).
 struct Resolver<'a> {
     runtime: &'a Runtime,
@@ -327,7 +329,7 @@ impl Documents for Resolver<'_> {
     }
 
     fn config(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        check_json_size(&desc.digest, desc.size, &self.remote.cache)?;
+        self.remote.check_size(DocumentKind::Config, desc)?;
         let fetched = self
             .runtime
             .block_on(self.remote.fetch(&desc.digest, desc.size, false))?;
