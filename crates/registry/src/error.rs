@@ -14,7 +14,7 @@ use crate::platform::Platform;
 #[non_exhaustive]
 pub enum Error {
     /// A string is not a valid digest (`ALG:HEX`).
-    #[error("invalid digest {input:?}: {reason}")]
+    #[error("invalid digest {}: {reason}", quote(input))]
     InvalidDigest {
         /// The text that failed to parse.
         input: String,
@@ -23,7 +23,7 @@ pub enum Error {
     },
 
     /// A string is not a valid platform (`os/arch[/variant]`).
-    #[error("invalid platform {input:?}: {reason}")]
+    #[error("invalid platform {}: {reason}", quote(input))]
     InvalidPlatform {
         /// The text that failed to parse.
         input: String,
@@ -32,7 +32,7 @@ pub enum Error {
     },
 
     /// A string is not a valid image reference.
-    #[error("invalid image reference {input:?}: {reason}")]
+    #[error("invalid image reference {}: {reason}", quote(input))]
     InvalidReference {
         /// The text that failed to parse.
         input: String,
@@ -41,7 +41,7 @@ pub enum Error {
     },
 
     /// A string is not a valid image source (`oci:`, `oci-archive:`, `docker-archive:`, ...).
-    #[error("invalid image source {input:?}: {reason}")]
+    #[error("invalid image source {}: {reason}", quote(input))]
     InvalidSource {
         /// The text that failed to parse.
         input: String,
@@ -172,7 +172,7 @@ pub enum Error {
     },
 
     /// A JSON document (manifest, index, config, `manifest.json`) does not parse.
-    #[error("{what}: {error}")]
+    #[error("{what}: {}", excerpt(&error.to_string()))]
     Json {
         /// Which document, and where it is.
         what: String,
@@ -191,7 +191,8 @@ pub enum Error {
 
     /// The reference asked for is not in the source.
     #[error(
-        "{image}: no image named {reference:?}; available: {}",
+        "{image}: no image named {}; available: {}",
+        quote(reference),
         list(available)
     )]
     RefNotFound {
@@ -252,7 +253,7 @@ pub enum Error {
     },
 
     /// A manifest or index media type d2l cannot read.
-    #[error("manifest {digest}: unsupported media type {media_type:?}")]
+    #[error("manifest {digest}: unsupported media type {}", quote(media_type))]
     UnsupportedManifest {
         /// The manifest's digest.
         digest: Digest,
@@ -261,7 +262,10 @@ pub enum Error {
     },
 
     /// The manifest's config is not a container image config (an artifact, e.g. a Helm chart).
-    #[error("manifest {manifest}: config {config} has media type {media_type:?}, not a container image config")]
+    #[error(
+        "manifest {manifest}: config {config} has media type {}, not a container image config",
+        quote(media_type)
+    )]
     NotAContainerImage {
         /// The manifest's digest.
         manifest: Digest,
@@ -272,7 +276,10 @@ pub enum Error {
     },
 
     /// An encrypted layer (`+encrypted` media type).
-    #[error("layer {digest}: encrypted layers are not supported (media type {media_type:?})")]
+    #[error(
+        "layer {digest}: encrypted layers are not supported (media type {})",
+        quote(media_type)
+    )]
     EncryptedLayer {
         /// The layer's digest.
         digest: Digest,
@@ -281,7 +288,7 @@ pub enum Error {
     },
 
     /// A layer media type d2l cannot apply.
-    #[error("layer {digest}: unsupported media type {media_type:?}")]
+    #[error("layer {digest}: unsupported media type {}", quote(media_type))]
     UnsupportedLayer {
         /// The layer's digest.
         digest: Digest,
@@ -290,7 +297,10 @@ pub enum Error {
     },
 
     /// The config's `rootfs.type` is not `layers`.
-    #[error("config {config}: rootfs.type is {found:?}, expected \"layers\"")]
+    #[error(
+        "config {config}: rootfs.type is {}, expected \"layers\"",
+        quote(found)
+    )]
     RootfsType {
         /// The config's digest.
         config: Digest,
@@ -374,6 +384,40 @@ pub enum Error {
 /// `std::result::Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// Characters of an input quoted in a message; a longer one is cut there.
+const QUOTE_MAX_CHARS: usize = 100;
+/// Characters of a parser's message, or of one list item, in a message.
+const EXCERPT_MAX_CHARS: usize = 200;
+/// Items of a list named in a message; the rest are counted.
+const LIST_MAX_ITEMS: usize = 16;
+
+/// The first `max` characters of `text`, and whether that is not all of it.
+fn cut(text: &str, max: usize) -> (&str, bool) {
+    match text.char_indices().nth(max) {
+        None => (text, false),
+        Some((end, _)) => (&text[..end], true),
+    }
+}
+
+/// `text` quoted for a one-line message (escaped as `{:?}` does): whole when short, else its
+/// first [`QUOTE_MAX_CHARS`] characters and its length. Inputs and what documents say can be
+/// of any length; a message stays a line.
+pub(crate) fn quote(text: &str) -> String {
+    match cut(text, QUOTE_MAX_CHARS) {
+        (all, false) => format!("{all:?}"),
+        (start, true) => format!("{start:?}... ({} bytes)", text.len()),
+    }
+}
+
+/// `text` as it is, cut like [`quote`] (at [`EXCERPT_MAX_CHARS`]), and on one line.
+fn excerpt(text: &str) -> String {
+    let line = |t: &str| t.replace(['\n', '\r'], " ");
+    match cut(text, EXCERPT_MAX_CHARS) {
+        (all, false) => line(all),
+        (start, true) => format!("{}... ({} bytes)", line(start), text.len()),
+    }
+}
+
 /// `N bytes`, or `more than LIMIT bytes` when the size is not known.
 fn bytes(size: Option<u64>, limit: u64) -> String {
     match size {
@@ -382,16 +426,22 @@ fn bytes(size: Option<u64>, limit: u64) -> String {
     }
 }
 
-/// Joins a list for an error message; says so when it is empty.
+/// Joins a list for an error message, each item and the list's length bounded; says so when
+/// it is empty.
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
         return "none".to_owned();
     }
-    items
+    let mut text = items
         .iter()
-        .map(ToString::to_string)
+        .take(LIST_MAX_ITEMS)
+        .map(|item| excerpt(&item.to_string()))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if items.len() > LIST_MAX_ITEMS {
+        text.push_str(&format!(" and {} more", items.len() - LIST_MAX_ITEMS));
+    }
+    text
 }
 
 impl Error {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::digest::{Digest, VerifiedReader};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::image::{config_platform, parse_config, Image, LayerDescriptor, Parts};
 use crate::limits::{DocumentKind, MAX_DOCUMENTS, MAX_INDEX_DEPTH};
 use crate::manifest::{
@@ -361,15 +361,18 @@ impl<'a> Layout<'a> {
         let store = &*self.store;
         let marker = read_file(store, DocumentKind::Manifest, OCI_LAYOUT_FILE)?
             .ok_or_else(|| self.invalid(format!("no {OCI_LAYOUT_FILE} file")))?;
-        let marker: OciLayoutFile = serde_json::from_slice(&marker)
-            .map_err(|e| self.invalid(format!("{OCI_LAYOUT_FILE}: {e}")))?;
+        let marker: OciLayoutFile =
+            serde_json::from_slice(&marker).map_err(|error| Error::Json {
+                what: store.describe(OCI_LAYOUT_FILE),
+                error,
+            })?;
         if !marker
             .image_layout_version
             .starts_with(LAYOUT_VERSION_PREFIX)
         {
             return Err(self.invalid(format!(
-                "imageLayoutVersion {:?} is not 1.x",
-                marker.image_layout_version
+                "imageLayoutVersion {} is not 1.x",
+                quote(&marker.image_layout_version)
             )));
         }
         let index = read_file(store, DocumentKind::Manifest, INDEX_FILE)?

@@ -36,6 +36,18 @@ pub const MAX_INDEX_DEPTH: usize = 8;
 /// costs a second read, its config.
 pub const MAX_DOCUMENTS: usize = 256;
 
+/// Longest image name, `registry/repository`, once normalised (`docker.io/library/debian`),
+/// in bytes.
+///
+/// 255: distribution/reference's `NameTotalLengthMax` (reference.go), which Docker, podman
+/// and containerd all parse references with.
+pub const MAX_NAME_LENGTH: usize = 255;
+
+/// Longest tag, in bytes.
+///
+/// 128: the tag grammar of distribution/reference (`[\w][\w.-]{0,127}`, reference.go).
+pub const MAX_TAG_LENGTH: usize = 128;
+
 /// The JSON documents read whole into memory, each with its size limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum DocumentKind {
