@@ -17,7 +17,7 @@ use crate::digest::{Digest, Sha256, SHA256_HEX_LEN};
 use crate::error::{Error, Result};
 use crate::image::{check_layer_count, parse_config, Image, LayerDescriptor, Parts};
 use crate::layout::read_file;
-use crate::limits::DocumentKind;
+use crate::limits::{DocumentKind, MAX_LAYERS};
 use crate::media_type;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -112,6 +112,13 @@ impl Archive<'_> {
                 error: source,
             })?;
         let entry = self.choose(&entries, name_tag)?;
+        if entry.layers.len() > MAX_LAYERS {
+            return Err(Error::TooManyLayers {
+                what: format!("{} entry {:?}", store.describe(MANIFEST_FILE), entry.config),
+                count: entry.layers.len(),
+                limit: MAX_LAYERS,
+            });
+        }
 
         // Config: hash the bytes as stored; the name promises a digest in both layouts.
         let (config_bytes, config_digest) = self.read_config(&entry.config)?;

@@ -323,6 +323,17 @@ pub enum Error {
         diff_ids: usize,
     },
 
+    /// An image with more layers than [`MAX_LAYERS`](crate::limits::MAX_LAYERS).
+    #[error("{what} lists {count} layers; d2l reads images of at most {limit}")]
+    TooManyLayers {
+        /// The manifest, config or archive entry, and where it is.
+        what: String,
+        /// The layers it lists.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// [`Image::open_layer`](crate::Image::open_layer) with an index past the last layer.
     #[error("{image}: no layer {index}, the image has {count}")]
     NoSuchLayer {

@@ -21,6 +21,15 @@ pub const MAX_MANIFEST_SIZE: u64 = 4 << 20;
 /// environment, labels and one short history entry per layer: a few KiB in practice.
 pub const MAX_CONFIG_SIZE: u64 = 4 << 20;
 
+/// Most layers an image may have.
+///
+/// 128: overlayfs, which container runtimes stack layers with, mounts at most 128 lower
+/// layers in Docker (`maxDepth = 128`, moby daemon/graphdriver/overlay2/overlay.go); Docker's
+/// layer store already stops at 125 (`maxLayerDepth`, daemon/internal/layer/layer_store.go),
+/// and containerd notes the same 128 (core/remotes/docker/resolver.go). An image with more
+/// layers runs nowhere.
+pub const MAX_LAYERS: usize = 128;
+
 /// Most indexes nested in one another on the way from the source's top (a layout's
 /// `index.json` entries, a registry's manifest) to an image manifest.
 ///

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use d2l_registry::remote::RetryPolicy;
 use d2l_registry::{
     media_type, open_image, open_image_with, Digest, Error, Image, Platform, RegistryOptions,
-    SourceSpec, MAX_CONFIG_SIZE, MAX_DOCUMENTS, MAX_INDEX_DEPTH, MAX_MANIFEST_SIZE,
+    SourceSpec, MAX_CONFIG_SIZE, MAX_DOCUMENTS, MAX_INDEX_DEPTH, MAX_LAYERS, MAX_MANIFEST_SIZE,
 };
 use serde_json::{json, Value};
 
@@ -1217,6 +1217,76 @@ fn an_oversized_manifest_in_an_oci_archive_is_named_in_the_archive() {
     );
 }
 
+/// An image of `count` layers (each a distinct tiny tar).
+fn image_of_layers(layout: &Layout, count: usize) -> Built {
+    let layers: Vec<Vec<u8>> = (0..count)
+        .map(|i| layer_tar(&[(&format!("f{i}"), b"x")]))
+        .collect();
+    let (desc, built) = layout.image("linux/amd64", &layers, media_type::OCI_MANIFEST);
+    layout.index(vec![desc]);
+    built
+}
+
+#[test]
+fn an_image_of_max_layers_is_read_and_one_more_layer_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    image_of_layers(&layout, MAX_LAYERS);
+    let image = open_image(&layout.source(None), &Platform::default()).unwrap();
+    assert_eq!(image.layers.len(), MAX_LAYERS);
+
+    let built = image_of_layers(&layout, MAX_LAYERS + 1);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::TooManyLayers { count, limit, .. }
+            if count == MAX_LAYERS + 1 && limit == MAX_LAYERS),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "manifest {} lists 129 layers; d2l reads images of at most 128",
+            built.manifest
+        )
+    );
+}
+
+#[test]
+fn a_docker_archive_past_max_layers_is_refused_before_reading_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("save.tar");
+    let write = |count: usize| {
+        let layers: Vec<Vec<u8>> = (0..count)
+            .map(|i| layer_tar(&[(&format!("f{i}"), b"x")]))
+            .collect();
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| sha(l)).collect();
+        let config = config_json("linux/amd64", &diff_ids);
+        let names: Vec<String> = (0..count).map(|i| format!("{i}/layer.tar")).collect();
+        let manifest = serde_json::to_vec(&json!([{"Config": "c.json", "Layers": names}])).unwrap();
+        let mut entries = vec![
+            Entry::File("manifest.json", &manifest),
+            Entry::File("c.json", &config),
+        ];
+        for (name, layer) in names.iter().zip(&layers) {
+            entries.push(Entry::File(name, layer));
+        }
+        write_tar(&file, &entries);
+    };
+    write(MAX_LAYERS);
+    let image = open_image(&docker_source(&file, None), &Platform::default()).unwrap();
+    assert_eq!(image.layers.len(), MAX_LAYERS);
+
+    write(MAX_LAYERS + 1);
+    let err = open_image(&docker_source(&file, None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}!manifest.json entry \"c.json\" lists 129 layers; d2l reads images of at most 128",
+            file.display()
+        )
+    );
+}
+
 /// index.json -> `depth` indexes, one inside the other -> an amd64 image.
 fn nested_indexes(layout: &Layout, depth: usize) {
     let (mut desc, _) = layout.image("linux/amd64", &[], media_type::OCI_MANIFEST);
@@ -1280,6 +1350,27 @@ fn max_documents_are_read_to_find_an_image_and_one_more_refused() {
              (stopped before {})",
             layout.source(None),
             built.config
+        )
+    );
+}
+
+#[test]
+fn a_manifest_without_schema_version_2_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    let config = config_json("linux/amd64", &[]);
+    layout.blob(&config);
+    let manifest = layout.json_blob(&json!({
+        "mediaType": media_type::OCI_MANIFEST,
+        "config": descriptor(media_type::OCI_CONFIG, &config), "layers": [],
+    }));
+    layout.index(vec![descriptor(media_type::OCI_MANIFEST, &manifest)]);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "manifest {}: no schemaVersion (it must be 2)",
+            sha(&manifest)
         )
     );
 }

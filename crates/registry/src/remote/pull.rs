@@ -421,7 +421,9 @@ pub(crate) fn open(
         manifest: manifest.digest.clone(),
         config: manifest.config.digest.clone(),
         blobs,
-        size: manifest.config.size + layers.iter().map(|l| l.size).sum::<u64>(),
+        size: layers
+            .iter()
+            .fold(manifest.config.size, |sum, l| sum.saturating_add(l.size)),
     };
     let store = Arc::new(PulledStore {
         runtime: Some(runtime),
@@ -504,7 +506,10 @@ impl PulledStore {
     /// Starts the layer downloads, once.
     fn start(&self) {
         self.started.call_once(|| {
-            let total = self.layers.iter().map(|l| l.size).sum();
+            let total = self
+                .layers
+                .iter()
+                .fold(0, |sum: u64, l| sum.saturating_add(l.size));
             self.remote.progress.layers(self.layers.len(), total);
             let remote = Arc::clone(&self.remote);
             let layers = self.layers.clone();
