@@ -371,6 +371,16 @@ pub enum Error {
         limit: usize,
     },
 
+    /// `d2l cache prune` while another d2l pulls into the cache (or builds from it).
+    #[error(
+        "{path}: in use by another d2l (a pull, or a build or export of a registry image); \
+         prune it once that has finished"
+    )]
+    CacheBusy {
+        /// The cache directory.
+        path: PathBuf,
+    },
+
     /// A `docker save` archive is malformed.
     #[error("{file}: {reason}")]
     DockerArchive {

@@ -14,7 +14,8 @@ use crate::progress::human_bytes as mb;
 pub enum CacheCommand {
     /// List the images pulled and the blobs cached.
     Ls(CacheLsArgs),
-    /// Remove unfinished downloads and blobs no pulled image needs (--all: everything).
+    /// Remove unfinished downloads and blobs no pulled image needs (--all: everything);
+    /// refused while another d2l pulls into the cache.
     Prune(CachePruneArgs),
 }
 
@@ -122,9 +123,8 @@ fn ls(args: CacheLsArgs) -> Result<()> {
 
 fn prune(args: CachePruneArgs) -> Result<()> {
     let cache = args.dir.open()?;
-    let report = cache
-        .prune(args.all)
-        .with_context(|| cache.root().display().to_string())?;
+    // Its errors name the cache directory (in use by a pull: refused) or the file at fault.
+    let report = cache.prune(args.all)?;
     println!(
         "removed {} blobs, {} unfinished downloads and {} image records ({}) from {}",
         report.blobs,

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
-use super::cache::{Begun, BlobCache, ImageRecord};
+use super::cache::{Begun, BlobCache, CacheLock, ImageRecord};
 use super::client::{describe, Connection};
 use super::retry::is_transient;
 use super::{PullProgress, RegistryOptions};
@@ -369,6 +369,9 @@ pub(crate) fn open(
             reason: format!("starting the download runtime: {e}"),
         })?;
     let cache = BlobCache::new(cache_dir);
+    // Held until the image is dropped: what the pull verifies is recorded only at its end,
+    // and its layers are read from the cache until then.
+    let lock = cache.lock_shared()?;
 
     let pinned = reference.digest().cloned();
     let connection = runtime.block_on(Connection::open(reference, options));
@@ -433,6 +436,7 @@ pub(crate) fn open(
         record,
         state: Arc::new((Mutex::new(State::new(layers.len())), Condvar::new())),
         started: Once::new(),
+        _lock: lock,
     });
     let image = Parts {
         source,
@@ -482,6 +486,8 @@ pub(crate) struct PulledStore {
     record: ImageRecord,
     state: Arc<(Mutex<State>, Condvar)>,
     started: Once,
+    /// The cache, shared with other pulls, kept from prune.
+    _lock: CacheLock,
 }
 
 impl fmt::Debug for PulledStore {
