@@ -392,7 +392,8 @@ pub struct PullArgs {
 pub enum CacheCommand {
     /// List the images pulled and the blobs cached.
     Ls(CacheLsArgs),
-    /// Remove unfinished downloads and blobs no pulled image needs (--all: everything).
+    /// Remove unfinished downloads and blobs no pulled image needs (--all: everything);
+    /// refused while another d2l pulls into the cache.
     Prune(CachePruneArgs),
 }
 

@@ -17,6 +17,7 @@ use crate::digest::{Digest, Sha256, SHA256_HEX_LEN};
 use crate::error::{Error, Result};
 use crate::image::{check_layer_count, parse_config, Image, LayerDescriptor, Parts};
 use crate::layout::read_file;
+use crate::limits::{DocumentKind, MAX_LAYERS};
 use crate::media_type;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -97,7 +98,7 @@ impl Archive<'_> {
 
     fn open(self, name_tag: Option<&str>, wanted: &Platform) -> Result<Image> {
         let store: &dyn Store = &*self.store;
-        let Some(manifest) = read_file(store, MANIFEST_FILE)? else {
+        let Some(manifest) = read_file(store, DocumentKind::Manifest, MANIFEST_FILE)? else {
             let why = if store.open(LEGACY_REPOSITORIES_FILE)?.is_some() {
                 "no manifest.json: archives from docker before 1.10 are not supported"
             } else {
@@ -111,6 +112,13 @@ impl Archive<'_> {
                 error: source,
             })?;
         let entry = self.choose(&entries, name_tag)?;
+        if entry.layers.len() > MAX_LAYERS {
+            return Err(Error::TooManyLayers {
+                what: format!("{} entry {:?}", store.describe(MANIFEST_FILE), entry.config),
+                count: entry.layers.len(),
+                limit: MAX_LAYERS,
+            });
+        }
 
         // Config: hash the bytes as stored; the name promises a digest in both layouts.
         let (config_bytes, config_digest) = self.read_config(&entry.config)?;
@@ -202,7 +210,7 @@ impl Archive<'_> {
     /// Reads the config at `path`, checking it against the digest its name promises.
     fn read_config(&self, path: &str) -> Result<(Vec<u8>, Digest)> {
         let store: &dyn Store = &*self.store;
-        let bytes = read_file(store, path)?.ok_or_else(|| {
+        let bytes = read_file(store, DocumentKind::Config, path)?.ok_or_else(|| {
             self.error(format!("config {path} named in manifest.json is missing"))
         })?;
         if let Some(expected) = digest_from_config_path(path) {

@@ -14,7 +14,7 @@ use crate::platform::Platform;
 #[non_exhaustive]
 pub enum Error {
     /// A string is not a valid digest (`ALG:HEX`).
-    #[error("invalid digest {input:?}: {reason}")]
+    #[error("invalid digest {}: {reason}", quote(input))]
     InvalidDigest {
         /// The text that failed to parse.
         input: String,
@@ -23,7 +23,7 @@ pub enum Error {
     },
 
     /// A string is not a valid platform (`os/arch[/variant]`).
-    #[error("invalid platform {input:?}: {reason}")]
+    #[error("invalid platform {}: {reason}", quote(input))]
     InvalidPlatform {
         /// The text that failed to parse.
         input: String,
@@ -32,7 +32,7 @@ pub enum Error {
     },
 
     /// A string is not a valid image reference.
-    #[error("invalid image reference {input:?}: {reason}")]
+    #[error("invalid image reference {}: {reason}", quote(input))]
     InvalidReference {
         /// The text that failed to parse.
         input: String,
@@ -41,7 +41,7 @@ pub enum Error {
     },
 
     /// A string is not a valid image source (`oci:`, `oci-archive:`, `docker-archive:`, ...).
-    #[error("invalid image source {input:?}: {reason}")]
+    #[error("invalid image source {}: {reason}", quote(input))]
     InvalidSource {
         /// The text that failed to parse.
         input: String,
@@ -56,6 +56,15 @@ pub enum Error {
         registry: String,
         /// What went wrong, with the underlying cause.
         reason: String,
+    },
+
+    /// The HTTP client for a registry could not be set up (TLS roots, TLS library).
+    #[error("{registry}: setting up the HTTP client: {error}")]
+    HttpClient {
+        /// The registry host (with port).
+        registry: String,
+        /// The client library's error.
+        error: reqwest::Error,
     },
 
     /// A registry refused the credentials (or their absence) with 401 or 403.
@@ -138,17 +147,19 @@ pub enum Error {
         path: String,
     },
 
-    /// A manifest, index or config blob is too large to be one.
-    #[error("blob {digest} at {path} is {size} bytes, more than the {limit} allowed for JSON")]
-    BlobTooLarge {
-        /// The blob's digest.
-        digest: Digest,
-        /// Where it is.
-        path: String,
-        /// Its size.
-        size: u64,
+    /// A manifest, index or config is larger than d2l reads into memory
+    /// ([`MAX_MANIFEST_SIZE`](crate::limits::MAX_MANIFEST_SIZE),
+    /// [`MAX_CONFIG_SIZE`](crate::limits::MAX_CONFIG_SIZE)).
+    #[error("{what} is {}; d2l reads {kind} of at most {limit} bytes", bytes(*size, *limit))]
+    DocumentTooLarge {
+        /// The document and where it is: `manifest sha256:... (PATH)`, a file, a tag.
+        what: String,
+        /// Its size, when known (a registry's answer is read no further than the limit).
+        size: Option<u64>,
         /// The limit.
         limit: u64,
+        /// What the limit is for: `manifests and indexes`, `configs`.
+        kind: &'static str,
     },
 
     /// A directory or archive is not a valid OCI image layout.
@@ -161,7 +172,7 @@ pub enum Error {
     },
 
     /// A JSON document (manifest, index, config, `manifest.json`) does not parse.
-    #[error("{what}: {error}")]
+    #[error("{what}: {}", excerpt(&error.to_string()))]
     Json {
         /// Which document, and where it is.
         what: String,
@@ -180,7 +191,8 @@ pub enum Error {
 
     /// The reference asked for is not in the source.
     #[error(
-        "{image}: no image named {reference:?}; available: {}",
+        "{image}: no image named {}; available: {}",
+        quote(reference),
         list(available)
     )]
     RefNotFound {
@@ -241,7 +253,7 @@ pub enum Error {
     },
 
     /// A manifest or index media type d2l cannot read.
-    #[error("manifest {digest}: unsupported media type {media_type:?}")]
+    #[error("manifest {digest}: unsupported media type {}", quote(media_type))]
     UnsupportedManifest {
         /// The manifest's digest.
         digest: Digest,
@@ -250,7 +262,10 @@ pub enum Error {
     },
 
     /// The manifest's config is not a container image config (an artifact, e.g. a Helm chart).
-    #[error("manifest {manifest}: config {config} has media type {media_type:?}, not a container image config")]
+    #[error(
+        "manifest {manifest}: config {config} has media type {}, not a container image config",
+        quote(media_type)
+    )]
     NotAContainerImage {
         /// The manifest's digest.
         manifest: Digest,
@@ -261,7 +276,10 @@ pub enum Error {
     },
 
     /// An encrypted layer (`+encrypted` media type).
-    #[error("layer {digest}: encrypted layers are not supported (media type {media_type:?})")]
+    #[error(
+        "layer {digest}: encrypted layers are not supported (media type {})",
+        quote(media_type)
+    )]
     EncryptedLayer {
         /// The layer's digest.
         digest: Digest,
@@ -270,7 +288,7 @@ pub enum Error {
     },
 
     /// A layer media type d2l cannot apply.
-    #[error("layer {digest}: unsupported media type {media_type:?}")]
+    #[error("layer {digest}: unsupported media type {}", quote(media_type))]
     UnsupportedLayer {
         /// The layer's digest.
         digest: Digest,
@@ -279,7 +297,10 @@ pub enum Error {
     },
 
     /// The config's `rootfs.type` is not `layers`.
-    #[error("config {config}: rootfs.type is {found:?}, expected \"layers\"")]
+    #[error(
+        "config {config}: rootfs.type is {}, expected \"layers\"",
+        quote(found)
+    )]
     RootfsType {
         /// The config's digest.
         config: Digest,
@@ -302,6 +323,17 @@ pub enum Error {
         diff_ids: usize,
     },
 
+    /// An image with more layers than [`MAX_LAYERS`](crate::limits::MAX_LAYERS).
+    #[error("{what} lists {count} layers; d2l reads images of at most {limit}")]
+    TooManyLayers {
+        /// The manifest, config or archive entry, and where it is.
+        what: String,
+        /// The layers it lists.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+
     /// [`Image::open_layer`](crate::Image::open_layer) with an index past the last layer.
     #[error("{image}: no layer {index}, the image has {count}")]
     NoSuchLayer {
@@ -322,6 +354,31 @@ pub enum Error {
         digest: Digest,
         /// The limit.
         limit: usize,
+    },
+
+    /// Finding the image for the platform would read more manifests, indexes and configs than
+    /// [`MAX_DOCUMENTS`](crate::limits::MAX_DOCUMENTS).
+    #[error(
+        "{image}: finding the image reads more than {limit} manifests, indexes and configs \
+         (stopped before {digest})"
+    )]
+    TooManyDocuments {
+        /// The source as the user wrote it.
+        image: String,
+        /// The document that would have been one too many.
+        digest: Digest,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// `d2l cache prune` while another d2l pulls into the cache (or builds from it).
+    #[error(
+        "{path}: in use by another d2l (a pull, or a build or export of a registry image); \
+         prune it once that has finished"
+    )]
+    CacheBusy {
+        /// The cache directory.
+        path: PathBuf,
     },
 
     /// A `docker save` archive is malformed.
@@ -348,16 +405,64 @@ pub enum Error {
 /// `std::result::Result` with this crate's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Joins a list for an error message; says so when it is empty.
+/// Characters of an input quoted in a message; a longer one is cut there.
+const QUOTE_MAX_CHARS: usize = 100;
+/// Characters of a parser's message, or of one list item, in a message.
+const EXCERPT_MAX_CHARS: usize = 200;
+/// Items of a list named in a message; the rest are counted.
+const LIST_MAX_ITEMS: usize = 16;
+
+/// The first `max` characters of `text`, and whether that is not all of it.
+fn cut(text: &str, max: usize) -> (&str, bool) {
+    match text.char_indices().nth(max) {
+        None => (text, false),
+        Some((end, _)) => (&text[..end], true),
+    }
+}
+
+/// `text` quoted for a one-line message (escaped as `{:?}` does): whole when short, else its
+/// first [`QUOTE_MAX_CHARS`] characters and its length. Inputs and what documents say can be
+/// of any length; a message stays a line.
+pub(crate) fn quote(text: &str) -> String {
+    match cut(text, QUOTE_MAX_CHARS) {
+        (all, false) => format!("{all:?}"),
+        (start, true) => format!("{start:?}... ({} bytes)", text.len()),
+    }
+}
+
+/// `text` as it is, cut like [`quote`] (at [`EXCERPT_MAX_CHARS`]), and on one line.
+fn excerpt(text: &str) -> String {
+    let line = |t: &str| t.replace(['\n', '\r'], " ");
+    match cut(text, EXCERPT_MAX_CHARS) {
+        (all, false) => line(all),
+        (start, true) => format!("{}... ({} bytes)", line(start), text.len()),
+    }
+}
+
+/// `N bytes`, or `more than LIMIT bytes` when the size is not known.
+fn bytes(size: Option<u64>, limit: u64) -> String {
+    match size {
+        Some(size) => format!("{size} bytes"),
+        None => format!("more than {limit} bytes"),
+    }
+}
+
+/// Joins a list for an error message, each item and the list's length bounded; says so when
+/// it is empty.
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
     if items.is_empty() {
         return "none".to_owned();
     }
-    items
+    let mut text = items
         .iter()
-        .map(ToString::to_string)
+        .take(LIST_MAX_ITEMS)
+        .map(|item| excerpt(&item.to_string()))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if items.len() > LIST_MAX_ITEMS {
+        text.push_str(&format!(" and {} more", items.len() - LIST_MAX_ITEMS));
+    }
+    text
 }
 
 impl From<d2l_blob::Error> for Error {

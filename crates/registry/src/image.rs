@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::digest::{Digest, VerifiedReader};
 use crate::error::{Error, Result};
+use crate::limits::MAX_LAYERS;
 use crate::platform::Platform;
 use crate::remote::{self, RegistryOptions};
 use crate::source::SourceSpec;
@@ -191,13 +192,20 @@ impl Parts {
     }
 }
 
-/// The manifest must list exactly one layer per diff_id.
+/// The manifest must list exactly one layer per diff_id, and no more than [`MAX_LAYERS`].
 pub(crate) fn check_layer_count(
     source: &str,
     config: &Digest,
     layers: usize,
     diff_ids: usize,
 ) -> Result<()> {
+    if diff_ids > MAX_LAYERS {
+        return Err(Error::TooManyLayers {
+            what: format!("config {config}"),
+            count: diff_ids,
+            limit: MAX_LAYERS,
+        });
+    }
     if layers == diff_ids {
         Ok(())
     } else {

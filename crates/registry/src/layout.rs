@@ -3,6 +3,7 @@
 //! `oci-layout` says it is a layout, `index.json` lists the images (named by the
 //! `org.opencontainers.image.ref.name` annotation), and every blob lives at `blobs/ALG/HEX`.
 
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,8 +11,9 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use crate::digest::{Digest, VerifiedReader};
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
 use crate::image::{config_platform, parse_config, Image, LayerDescriptor, Parts};
+use crate::limits::{DocumentKind, MAX_DOCUMENTS, MAX_INDEX_DEPTH};
 use crate::manifest::{
     parse_document, parse_index_entries, Descriptor, Document, Manifest, CONTAINERD_NAME_ANNOTATION,
 };
@@ -21,17 +23,12 @@ use crate::reference::Reference;
 use crate::source::parse_index;
 use crate::store::{read_error, DirStore, Store, TarStore};
 
-/// Largest manifest, index or config read into memory (Docker and containerd cap manifests
-/// at 4 MiB; configs with long histories can be larger).
-pub(crate) const MAX_JSON_SIZE: u64 = 64 << 20;
 /// The file that marks an OCI image layout (image-layout.md "oci-layout file").
 const OCI_LAYOUT_FILE: &str = "oci-layout";
 /// The layout's top-level index (image-layout.md "index.json file").
 pub(crate) const INDEX_FILE: &str = "index.json";
 /// The layout version major this reader understands (image-layout.md: "1.0.0").
 const LAYOUT_VERSION_PREFIX: &str = "1.";
-/// How deep nested indexes are followed.
-const MAX_INDEX_DEPTH: usize = 8;
 
 /// Opens `oci:DIR[:REF]`.
 pub(crate) fn open_dir(
@@ -61,21 +58,18 @@ struct OciLayoutFile {
     image_layout_version: String,
 }
 
-/// Reads a small non-content-addressed file of the store (`oci-layout`, `index.json`,
-/// `manifest.json`); `Ok(None)` when absent.
-pub(crate) fn read_file(store: &dyn Store, path: &str) -> Result<Option<Vec<u8>>> {
+/// Reads a small non-content-addressed file of the store, a `kind` document (`oci-layout`,
+/// `index.json`, `manifest.json`, a `docker save` config), checking the kind's size limit
+/// first; `Ok(None)` when absent.
+pub(crate) fn read_file(
+    store: &dyn Store,
+    kind: DocumentKind,
+    path: &str,
+) -> Result<Option<Vec<u8>>> {
     let Some(blob) = store.open(path)? else {
         return Ok(None);
     };
-    if blob.size > MAX_JSON_SIZE {
-        return Err(Error::io(
-            store.describe(path),
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{} bytes, more than the {MAX_JSON_SIZE} allowed", blob.size),
-            ),
-        ));
-    }
+    kind.check(|| store.describe(path), blob.size)?;
     let mut bytes = Vec::new();
     blob.reader
         .take(blob.size)
@@ -84,9 +78,14 @@ pub(crate) fn read_file(store: &dyn Store, path: &str) -> Result<Option<Vec<u8>>
     Ok(Some(bytes))
 }
 
-/// Reads blob `digest` of a layout into memory, checking its size (when known), the JSON size
-/// limit and its digest.
-pub(crate) fn read_blob(store: &dyn Store, digest: &Digest, size: Option<u64>) -> Result<Vec<u8>> {
+/// Reads blob `digest` of a layout, a `kind` document, into memory: checks its size (when
+/// known) and the kind's size limit before reading, its digest after.
+pub(crate) fn read_blob(
+    store: &dyn Store,
+    kind: DocumentKind,
+    digest: &Digest,
+    size: Option<u64>,
+) -> Result<Vec<u8>> {
     let path = digest.layout_path();
     let Some(blob) = store.open(&path)? else {
         return Err(Error::BlobMissing {
@@ -103,14 +102,10 @@ pub(crate) fn read_blob(store: &dyn Store, digest: &Digest, size: Option<u64>) -
             });
         }
     }
-    if blob.size > MAX_JSON_SIZE {
-        return Err(Error::BlobTooLarge {
-            digest: digest.clone(),
-            path: store.describe(&path),
-            size: blob.size,
-            limit: MAX_JSON_SIZE,
-        });
-    }
+    kind.check(
+        || format!("{} {digest} ({})", kind.name(), store.describe(&path)),
+        blob.size,
+    )?;
     let mut bytes = Vec::new();
     VerifiedReader::new(blob.reader, digest.clone(), blob.size)
         .read_to_end(&mut bytes)
@@ -140,32 +135,57 @@ pub(crate) trait Documents {
     fn config(&self, desc: &Descriptor) -> Result<Vec<u8>>;
 }
 
-/// What a platform search has come across.
-#[derive(Default)]
-struct Seen {
+/// One platform search: what it has come across, and what it has read.
+struct Walk<'a> {
+    docs: &'a dyn Documents,
+    /// The source as the user wrote it, for messages.
+    source: &'a str,
+    wanted: &'a Platform,
     /// Every image platform seen, in order.
     platforms: Vec<Platform>,
     /// The first manifest that was not an image, to report if nothing else turns up.
     artifact: Option<Error>,
+    /// Manifests and indexes read, by digest: each is read once, however many times indexes
+    /// refer to it.
+    documents: HashMap<Digest, Document>,
+    /// Config platforms read, by config digest.
+    configs: HashMap<Digest, Platform>,
+    /// Indexes walked (or being walked): walking one again finds nothing new, and an index
+    /// that leads back to itself ends there.
+    walked: HashSet<Digest>,
+    /// Documents read so far: manifests, indexes and configs.
+    reads: usize,
 }
 
 /// Walks `candidates` (and nested indexes) for the first image manifest for `wanted`; an
 /// error lists every platform seen when none matches. `source` names the image in messages.
+/// Each manifest, index and config is read at most once, and no more than [`MAX_DOCUMENTS`]
+/// of them in all; indexes nest at most [`MAX_INDEX_DEPTH`] deep.
 pub(crate) fn select_manifest(
     docs: &dyn Documents,
     source: &str,
     wanted: &Platform,
     candidates: &[Descriptor],
 ) -> Result<Manifest> {
-    let mut seen = Seen::default();
-    if let Some(manifest) = select(docs, source, wanted, candidates, 0, &mut seen)? {
+    let mut walk = Walk {
+        docs,
+        source,
+        wanted,
+        platforms: Vec::new(),
+        artifact: None,
+        documents: HashMap::new(),
+        configs: HashMap::new(),
+        walked: HashSet::new(),
+        reads: 0,
+    };
+    if let Some(manifest) = walk.select(candidates, 0)? {
         return Ok(manifest);
     }
-    if let (true, Some(artifact)) = (seen.platforms.is_empty(), seen.artifact) {
+    if let (true, Some(artifact)) = (walk.platforms.is_empty(), walk.artifact) {
         return Err(artifact);
     }
     let mut unique: Vec<Platform> = Vec::new();
-    for p in seen.platforms {
+    for p in walk.platforms {
         if !unique.contains(&p) {
             unique.push(p);
         }
@@ -177,62 +197,93 @@ pub(crate) fn select_manifest(
     })
 }
 
-/// One level of [`select_manifest`], noting every platform seen.
-fn select(
-    docs: &dyn Documents,
-    source: &str,
-    wanted: &Platform,
-    entries: &[Descriptor],
-    depth: usize,
-    seen: &mut Seen,
-) -> Result<Option<Manifest>> {
-    for desc in entries {
-        if desc.is_attestation() {
-            continue;
+impl Walk<'_> {
+    /// Counts one more document read, refusing it past [`MAX_DOCUMENTS`].
+    fn count_read(&mut self, digest: &Digest) -> Result<()> {
+        if self.reads >= MAX_DOCUMENTS {
+            return Err(Error::TooManyDocuments {
+                image: self.source.to_owned(),
+                digest: digest.clone(),
+                limit: MAX_DOCUMENTS,
+            });
         }
-        let declared_index = desc.media_type.as_deref().is_some_and(media_type::is_index);
-        if let Some(platform) = &desc.platform {
-            if !declared_index && !platform.matches(wanted) {
-                seen.platforms.push(platform.clone());
+        self.reads += 1;
+        Ok(())
+    }
+
+    /// The manifest or index `desc` points at, read once.
+    fn document(&mut self, desc: &Descriptor) -> Result<Document> {
+        if let Some(document) = self.documents.get(&desc.digest) {
+            return Ok(document.clone());
+        }
+        self.count_read(&desc.digest)?;
+        let document = self.docs.document(desc)?;
+        self.documents.insert(desc.digest.clone(), document.clone());
+        Ok(document)
+    }
+
+    /// The platform the config `desc` points at gives, read once.
+    fn config_platform(&mut self, desc: &Descriptor) -> Result<Platform> {
+        if let Some(platform) = self.configs.get(&desc.digest) {
+            return Ok(platform.clone());
+        }
+        self.count_read(&desc.digest)?;
+        let platform = config_platform(&self.docs.config(desc)?, &desc.digest)?;
+        self.configs.insert(desc.digest.clone(), platform.clone());
+        Ok(platform)
+    }
+
+    /// One level of the search: `entries` of an index at `depth` (0: the top).
+    fn select(&mut self, entries: &[Descriptor], depth: usize) -> Result<Option<Manifest>> {
+        for desc in entries {
+            if desc.is_attestation() {
                 continue;
             }
-        }
-        match docs.document(desc)? {
-            Document::Index { digest, manifests } => {
-                if depth >= MAX_INDEX_DEPTH {
-                    return Err(Error::IndexTooDeep {
-                        image: source.to_owned(),
-                        digest,
-                        limit: MAX_INDEX_DEPTH,
-                    });
-                }
-                if let Some(selected) = select(docs, source, wanted, &manifests, depth + 1, seen)? {
-                    return Ok(Some(selected));
-                }
-            }
-            Document::Manifest(manifest) => {
-                if let Err(not_image) = check_config_type(&manifest) {
-                    // An artifact (signature, SBOM, chart) next to images: not a candidate.
-                    seen.artifact.get_or_insert(not_image);
+            let declared_index = desc.media_type.as_deref().is_some_and(media_type::is_index);
+            if let Some(platform) = &desc.platform {
+                if !declared_index && !platform.matches(self.wanted) {
+                    self.platforms.push(platform.clone());
                     continue;
                 }
-                let platform = match &desc.platform {
-                    Some(platform) => platform.clone(),
-                    // No platform in the descriptor: the config says.
-                    None => {
-                        let config = &manifest.config;
-                        config_platform(&docs.config(config)?, &config.digest)?
+            }
+            if self.walked.contains(&desc.digest) {
+                continue;
+            }
+            match self.document(desc)? {
+                Document::Index { digest, manifests } => {
+                    if depth >= MAX_INDEX_DEPTH {
+                        return Err(Error::IndexTooDeep {
+                            image: self.source.to_owned(),
+                            digest,
+                            limit: MAX_INDEX_DEPTH,
+                        });
                     }
-                };
-                let matches = platform.matches(wanted);
-                seen.platforms.push(platform);
-                if matches {
-                    return Ok(Some(manifest));
+                    self.walked.insert(digest);
+                    if let Some(selected) = self.select(&manifests, depth + 1)? {
+                        return Ok(Some(selected));
+                    }
+                }
+                Document::Manifest(manifest) => {
+                    if let Err(not_image) = check_config_type(&manifest) {
+                        // An artifact (signature, SBOM, chart) next to images: not a candidate.
+                        self.artifact.get_or_insert(not_image);
+                        continue;
+                    }
+                    let platform = match &desc.platform {
+                        Some(platform) => platform.clone(),
+                        // No platform in the descriptor: the config says.
+                        None => self.config_platform(&manifest.config)?,
+                    };
+                    let matches = platform.matches(self.wanted);
+                    self.platforms.push(platform);
+                    if matches {
+                        return Ok(Some(manifest));
+                    }
                 }
             }
         }
+        Ok(None)
     }
-    Ok(None)
 }
 
 /// The manifest's layers as [`LayerDescriptor`]s, refusing encrypted and unknown media types.
@@ -265,12 +316,22 @@ pub(crate) fn layer_descriptors(manifest: &Manifest) -> Result<Vec<LayerDescript
 
 impl Documents for Layout<'_> {
     fn document(&self, desc: &Descriptor) -> Result<Document> {
-        let bytes = read_blob(&*self.store, &desc.digest, Some(desc.size))?;
+        let bytes = read_blob(
+            &*self.store,
+            DocumentKind::Manifest,
+            &desc.digest,
+            Some(desc.size),
+        )?;
         parse_document(&bytes, &desc.digest, desc.media_type.as_deref())
     }
 
     fn config(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        read_blob(&*self.store, &desc.digest, Some(desc.size))
+        read_blob(
+            &*self.store,
+            DocumentKind::Config,
+            &desc.digest,
+            Some(desc.size),
+        )
     }
 }
 
@@ -298,20 +359,23 @@ impl<'a> Layout<'a> {
 
     fn open(self, reference: Option<&str>) -> Result<Image> {
         let store = &*self.store;
-        let marker = read_file(store, OCI_LAYOUT_FILE)?
+        let marker = read_file(store, DocumentKind::Manifest, OCI_LAYOUT_FILE)?
             .ok_or_else(|| self.invalid(format!("no {OCI_LAYOUT_FILE} file")))?;
-        let marker: OciLayoutFile = serde_json::from_slice(&marker)
-            .map_err(|e| self.invalid(format!("{OCI_LAYOUT_FILE}: {e}")))?;
+        let marker: OciLayoutFile =
+            serde_json::from_slice(&marker).map_err(|error| Error::Json {
+                what: store.describe(OCI_LAYOUT_FILE),
+                error,
+            })?;
         if !marker
             .image_layout_version
             .starts_with(LAYOUT_VERSION_PREFIX)
         {
             return Err(self.invalid(format!(
-                "imageLayoutVersion {:?} is not 1.x",
-                marker.image_layout_version
+                "imageLayoutVersion {} is not 1.x",
+                quote(&marker.image_layout_version)
             )));
         }
-        let index = read_file(store, INDEX_FILE)?
+        let index = read_file(store, DocumentKind::Manifest, INDEX_FILE)?
             .ok_or_else(|| self.invalid(format!("no {INDEX_FILE}")))?;
         let entries = parse_index_entries(&index, &store.describe(INDEX_FILE))?;
         let candidates = self.choose_named(&entries, reference)?;
@@ -404,7 +468,12 @@ impl<'a> Layout<'a> {
         let store = &*self.store;
         let config_desc = &manifest.config;
         check_config_type(&manifest)?;
-        let config_bytes = read_blob(store, &config_desc.digest, Some(config_desc.size))?;
+        let config_bytes = read_blob(
+            store,
+            DocumentKind::Config,
+            &config_desc.digest,
+            Some(config_desc.size),
+        )?;
         let config = parse_config(&config_bytes, &config_desc.digest)?;
 
         let layers = layer_descriptors(&manifest)?;
@@ -439,5 +508,185 @@ impl<'a> Layout<'a> {
             store: self.store,
         }
         .into_image()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    /// Documents held in memory, counting reads; reads past `budget` fail, so that a walk
+    /// that reads too much ends the test instead of running for hours.
+    struct Counting {
+        documents: HashMap<Digest, Document>,
+        configs: HashMap<Digest, Vec<u8>>,
+        reads: Cell<usize>,
+        budget: usize,
+    }
+
+    impl Counting {
+        fn new(budget: usize) -> Self {
+            Counting {
+                documents: HashMap::new(),
+                configs: HashMap::new(),
+                reads: Cell::new(0),
+                budget,
+            }
+        }
+
+        fn read(&self) -> Result<()> {
+            self.reads.set(self.reads.get() + 1);
+            if self.reads.get() > self.budget {
+                return Err(Error::InvalidDocument {
+                    what: "test".into(),
+                    reason: format!("more than {} reads", self.budget),
+                });
+            }
+            Ok(())
+        }
+
+        /// Adds an index of `entries`; `tag` makes otherwise equal indexes distinct.
+        fn index(&mut self, entries: Vec<Descriptor>, tag: &str) -> Descriptor {
+            let digest = Digest::sha256_of(format!("index {tag} {}", entries.len()).as_bytes());
+            self.documents.insert(
+                digest.clone(),
+                Document::Index {
+                    digest: digest.clone(),
+                    manifests: entries,
+                },
+            );
+            desc(digest, Some(media_type::OCI_INDEX), None)
+        }
+
+        /// Adds an image manifest for `platform`, said only by its config.
+        fn manifest(&mut self, platform: &str) -> Descriptor {
+            let p: Platform = platform.parse().unwrap();
+            let config = serde_json::json!({
+                "os": p.os, "architecture": p.architecture, "variant": p.variant,
+            })
+            .to_string();
+            let config_digest = Digest::sha256_of(config.as_bytes());
+            self.configs
+                .insert(config_digest.clone(), config.into_bytes());
+            let digest = Digest::sha256_of(format!("manifest {platform}").as_bytes());
+            self.documents.insert(
+                digest.clone(),
+                Document::Manifest(Manifest {
+                    digest: digest.clone(),
+                    media_type: media_type::OCI_MANIFEST.into(),
+                    config: desc(config_digest, Some(media_type::OCI_CONFIG), None),
+                    layers: Vec::new(),
+                }),
+            );
+            desc(digest, Some(media_type::OCI_MANIFEST), None)
+        }
+    }
+
+    impl Documents for Counting {
+        fn document(&self, desc: &Descriptor) -> Result<Document> {
+            self.read()?;
+            Ok(self.documents[&desc.digest].clone())
+        }
+
+        fn config(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+            self.read()?;
+            Ok(self.configs[&desc.digest].clone())
+        }
+    }
+
+    fn desc(digest: Digest, media_type: Option<&str>, platform: Option<&str>) -> Descriptor {
+        Descriptor {
+            media_type: media_type.map(str::to_owned),
+            digest,
+            size: 1,
+            platform: platform.map(|p| p.parse().unwrap()),
+            annotations: Default::default(),
+        }
+    }
+
+    fn amd64() -> Platform {
+        Platform::default()
+    }
+
+    #[test]
+    fn an_index_referring_to_one_child_many_times_reads_it_once() {
+        // Eight levels, each an index listing the next level sixteen times: 16^8 paths to
+        // an arm64 manifest, nine documents and a config.
+        let mut docs = Counting::new(1000);
+        let mut level = vec![docs.manifest("linux/arm64")];
+        for depth in 0..MAX_INDEX_DEPTH {
+            let child = level[0].clone();
+            level = vec![docs.index(vec![child; 16], &depth.to_string())];
+        }
+        let err = select_manifest(&docs, "oci:x", &amd64(), &level).unwrap_err();
+        assert!(
+            matches!(&err, Error::NoMatchingPlatform { available, .. }
+                if available.len() == 1 && available[0].to_string() == "linux/arm64"),
+            "{err}"
+        );
+        assert_eq!(docs.reads.get(), MAX_INDEX_DEPTH + 2);
+    }
+
+    #[test]
+    fn a_manifest_read_once_is_still_matched_by_a_later_descriptor() {
+        // Read through a descriptor without a platform (its config says linux/arm/v6), then
+        // listed again as linux/arm/v7: not read again, but matched.
+        let mut docs = Counting::new(10);
+        let image = docs.manifest("linux/arm/v6");
+        let mut v7 = image.clone();
+        v7.platform = Some("linux/arm/v7".parse().unwrap());
+        let top = docs.index(vec![image.clone(), v7.clone(), v7], "top");
+        let wanted = "linux/arm/v5".parse().unwrap();
+        let err = select_manifest(&docs, "oci:x", &wanted, std::slice::from_ref(&top)).unwrap_err();
+        assert!(matches!(err, Error::NoMatchingPlatform { .. }), "{err}");
+        // The index, the manifest and its config.
+        assert_eq!(docs.reads.get(), 3);
+
+        let docs_again = Counting {
+            reads: Cell::new(0),
+            ..docs
+        };
+        let wanted = "linux/arm/v7".parse().unwrap();
+        let found = select_manifest(&docs_again, "oci:x", &wanted, &[top]).unwrap();
+        assert_eq!(found.digest, image.digest);
+        assert_eq!(docs_again.reads.get(), 3);
+    }
+
+    /// `empty` empty indexes, then an amd64 image whose descriptor gives no platform: the
+    /// search reads every index, the manifest and its config.
+    fn reads_needed(empty: usize) -> (Counting, Vec<Descriptor>, Digest) {
+        let mut docs = Counting::new(usize::MAX);
+        let mut top: Vec<Descriptor> = (0..empty)
+            .map(|i| docs.index(Vec::new(), &i.to_string()))
+            .collect();
+        let image = docs.manifest("linux/amd64");
+        let Document::Manifest(manifest) = &docs.documents[&image.digest] else {
+            unreachable!()
+        };
+        let config = manifest.config.digest.clone();
+        top.push(image);
+        (docs, top, config)
+    }
+
+    #[test]
+    fn max_documents_are_read_and_one_more_is_refused() {
+        let (docs, top, _) = reads_needed(MAX_DOCUMENTS - 2);
+        select_manifest(&docs, "oci:x", &amd64(), &top).unwrap();
+        assert_eq!(docs.reads.get(), MAX_DOCUMENTS);
+
+        let (docs, top, config) = reads_needed(MAX_DOCUMENTS - 1);
+        let err = select_manifest(&docs, "oci:x", &amd64(), &top).unwrap_err();
+        assert!(
+            matches!(&err, Error::TooManyDocuments { digest, limit, .. }
+                if *digest == config && *limit == MAX_DOCUMENTS),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(msg.starts_with("oci:x: "), "{msg}");
+        assert!(msg.contains(&config.to_string()), "{msg}");
+        assert!(msg.contains(&MAX_DOCUMENTS.to_string()), "{msg}");
+        assert_eq!(docs.reads.get(), MAX_DOCUMENTS);
     }
 }

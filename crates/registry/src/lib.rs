@@ -9,6 +9,8 @@
 //!   content-addressed cache of [`remote::cache`]; [`pull_image`] fills it without applying.
 //!   Either verifies the size and digest of every manifest, index and config blob before
 //!   parsing it, and returns an [`Image`].
+//! - [`limits`]: how large a manifest or config, how many layers, how many documents per
+//!   search, how long a name d2l accepts, and why.
 //! - [`Image::open_layer`] returns the raw (still compressed) layer bytes wrapped in a
 //!   [`VerifiedReader`], which fails the read if the size or [`Digest`] is wrong.
 //!
@@ -33,6 +35,7 @@ mod docker_archive;
 mod error;
 mod image;
 mod layout;
+pub mod limits;
 mod manifest;
 pub mod platform;
 pub mod reference;
@@ -44,6 +47,10 @@ pub use d2l_blob::{compression, digest, media_type};
 pub use d2l_blob::{Compression, Digest, Sha256, VerifiedReader};
 pub use error::{Error, Result};
 pub use image::{open_image, open_image_with, Image, LayerDescriptor};
+pub use limits::{
+    MAX_CONFIG_SIZE, MAX_DOCUMENTS, MAX_INDEX_DEPTH, MAX_LAYERS, MAX_MANIFEST_SIZE,
+    MAX_NAME_LENGTH, MAX_TAG_LENGTH,
+};
 pub use platform::Platform;
 pub use reference::Reference;
 pub use remote::{pull_image, PullProgress, PullReport, RegistryOptions};

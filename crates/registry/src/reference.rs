@@ -20,7 +20,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
+use crate::error::{quote, Error, Result};
+use crate::limits::{MAX_NAME_LENGTH, MAX_TAG_LENGTH};
 
 /// Docker Hub's canonical registry name.
 pub const DEFAULT_REGISTRY: &str = "docker.io";
@@ -30,10 +31,6 @@ const LEGACY_DEFAULT_REGISTRY: &str = "index.docker.io";
 const OFFICIAL_REPO_PREFIX: &str = "library/";
 /// The tag implied when a reference has neither tag nor digest.
 pub const DEFAULT_TAG: &str = "latest";
-/// Longest `registry/repository` accepted (distribution/reference `NameTotalLengthMax`).
-const NAME_TOTAL_LENGTH_MAX: usize = 255;
-/// Longest tag accepted (distribution/reference tag grammar: 1 + 127 characters).
-const TAG_LENGTH_MAX: usize = 128;
 /// Length of an image ID, which Docker refuses as a reference (`anchoredIdentifierRegexp`).
 const IMAGE_ID_HEX_LEN: usize = 64;
 
@@ -113,7 +110,10 @@ impl FromStr for Reference {
             check_registry(registry).map_err(err)?;
         }
         if path.to_ascii_lowercase() != path {
-            return Err(err(format!("repository name {path:?} must be lowercase")));
+            return Err(err(format!(
+                "repository name {} must be lowercase",
+                quote(path)
+            )));
         }
         check_path(path).map_err(err)?;
         if let Some(tag) = tag {
@@ -128,9 +128,12 @@ impl FromStr for Reference {
         if registry == DEFAULT_REGISTRY && !repository.contains('/') {
             repository = format!("{OFFICIAL_REPO_PREFIX}{repository}");
         }
-        if registry.len() + 1 + repository.len() > NAME_TOTAL_LENGTH_MAX {
+        let name = format!("{registry}/{repository}");
+        if name.len() > MAX_NAME_LENGTH {
             return Err(err(format!(
-                "name longer than {NAME_TOTAL_LENGTH_MAX} characters"
+                "name {} is {} bytes, longer than {MAX_NAME_LENGTH}",
+                quote(&name),
+                name.len()
             )));
         }
         let tag = match (tag, &digest) {
@@ -162,7 +165,7 @@ fn split_registry(name_tag: &str) -> (Option<&str>, &str) {
 }
 
 fn check_registry(registry: &str) -> std::result::Result<(), String> {
-    let bad = |why: &str| Err(format!("registry {registry:?}: {why}"));
+    let bad = |why: &str| Err(format!("registry {}: {why}", quote(registry)));
     let (host, port) = if let Some(rest) = registry.strip_prefix('[') {
         let Some((v6, after)) = rest.split_once(']') else {
             return bad("unclosed '['");
@@ -215,8 +218,9 @@ fn check_path(path: &str) -> std::result::Result<(), String> {
     for component in path.split('/') {
         if !is_path_component(component) {
             return Err(format!(
-                "repository component {component:?} must be lowercase letters and digits \
-                 separated by '.', '_', '__' or dashes"
+                "repository component {} must be lowercase letters and digits \
+                 separated by '.', '_', '__' or dashes",
+                quote(component)
             ));
         }
     }
@@ -260,15 +264,16 @@ fn check_tag(tag: &str) -> std::result::Result<(), String> {
         [first, rest @ ..] => {
             word(*first)
                 && rest.iter().all(|&b| word(b) || b == b'.' || b == b'-')
-                && tag.len() <= TAG_LENGTH_MAX
+                && tag.len() <= MAX_TAG_LENGTH
         }
     };
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "tag {tag:?} must be 1 to {TAG_LENGTH_MAX} of letters, digits, '_', '.', '-', \
-             not starting with '.' or '-'"
+            "tag {} must be 1 to {MAX_TAG_LENGTH} of letters, digits, '_', '.', '-', \
+             not starting with '.' or '-'",
+            quote(tag)
         ))
     }
 }

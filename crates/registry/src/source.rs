@@ -95,7 +95,7 @@ impl FromStr for SourceSpec {
                 if !is_index(name_tag) {
                     name_tag
                         .parse::<Reference>()
-                        .map_err(|e| err(format!("NAME:TAG: {e}")))?;
+                        .map_err(|e| err(format!("NAME:TAG: {}", why(e))))?;
                 }
             }
             return Ok(SourceSpec::DockerArchive { file, name_tag });
@@ -104,7 +104,7 @@ impl FromStr for SourceSpec {
             return rest
                 .parse()
                 .map(SourceSpec::Registry)
-                .map_err(|e| err(e.to_string()));
+                .map_err(|e| err(why(e)));
         }
         if let Some((transport, _)) = s.split_once(':') {
             if UNSUPPORTED_TRANSPORTS.contains(&transport) {
@@ -117,9 +117,18 @@ impl FromStr for SourceSpec {
         s.parse().map(SourceSpec::Registry).map_err(|e| {
             err(format!(
                 "not oci:DIR, oci-archive:FILE, docker-archive:FILE or docker://REF, \
-                 and not an image reference either ({e})"
+                 and not an image reference either ({})",
+                why(e)
             ))
         })
+    }
+}
+
+/// Why a reference inside a source spec is invalid, without quoting the input again.
+fn why(e: Error) -> String {
+    match e {
+        Error::InvalidReference { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use d2l_registry::remote::RetryPolicy;
 use d2l_registry::{
     media_type, open_image, open_image_with, Digest, Error, Image, Platform, RegistryOptions,
-    SourceSpec,
+    SourceSpec, MAX_CONFIG_SIZE, MAX_DOCUMENTS, MAX_INDEX_DEPTH, MAX_LAYERS, MAX_MANIFEST_SIZE,
 };
 use serde_json::{json, Value};
 
@@ -1085,4 +1085,292 @@ fn docker_archive_diff_id_count_mismatch_and_missing_layer() {
     write_tar(&file, &[Entry::File("c.json", &config)]);
     let err = open_image(&docker_source(&file, None), &Platform::default()).unwrap_err();
     assert!(err.to_string().contains("no manifest.json"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits: each at its value (read) and one past it (refused, naming the document)
+// ---------------------------------------------------------------------------------------------
+
+/// `value` as JSON, padded with spaces to exactly `size` bytes.
+fn padded(value: &Value, size: u64) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(value).unwrap();
+    assert!(bytes.len() as u64 <= size);
+    bytes.resize(usize::try_from(size).unwrap(), b' ');
+    bytes
+}
+
+/// A layout with one amd64 image without layers whose manifest is `manifest_size` bytes and
+/// config `config_size` bytes (padded); returns their digests.
+fn padded_image(layout: &Layout, manifest_size: u64, config_size: u64) -> (Digest, Digest) {
+    let config = padded(
+        &serde_json::from_slice(&config_json("linux/amd64", &[])).unwrap(),
+        config_size,
+    );
+    layout.blob(&config);
+    let manifest = padded(
+        &json!({
+            "schemaVersion": 2, "mediaType": media_type::OCI_MANIFEST,
+            "config": descriptor(media_type::OCI_CONFIG, &config), "layers": [],
+        }),
+        manifest_size,
+    );
+    layout.blob(&manifest);
+    layout.index(vec![descriptor(media_type::OCI_MANIFEST, &manifest)]);
+    (sha(&manifest), sha(&config))
+}
+
+#[test]
+fn a_manifest_of_max_manifest_size_is_read_and_one_byte_more_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    let (manifest, _) = padded_image(&layout, MAX_MANIFEST_SIZE, 1000);
+    let image = open_image(&layout.source(None), &Platform::default()).unwrap();
+    assert_eq!(image.manifest_digest, Some(manifest));
+
+    let (manifest, _) = padded_image(&layout, MAX_MANIFEST_SIZE + 1, 1000);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::DocumentTooLarge { size: Some(s), limit, .. }
+            if s == MAX_MANIFEST_SIZE + 1 && limit == MAX_MANIFEST_SIZE),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "manifest {manifest} ({}) is 4194305 bytes; d2l reads manifests and indexes of at \
+             most 4194304 bytes",
+            layout.blob_path(&manifest).display()
+        )
+    );
+}
+
+#[test]
+fn a_config_of_max_config_size_is_read_and_one_byte_more_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    let (_, config) = padded_image(&layout, 1000, MAX_CONFIG_SIZE);
+    let image = open_image(&layout.source(None), &Platform::default()).unwrap();
+    assert_eq!(image.config_digest, config);
+    assert_eq!(image.config_bytes.len() as u64, MAX_CONFIG_SIZE);
+
+    let (_, config) = padded_image(&layout, 1000, MAX_CONFIG_SIZE + 1);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "config {config} ({}) is 4194305 bytes; d2l reads configs of at most 4194304 bytes",
+            layout.blob_path(&config).display()
+        )
+    );
+}
+
+#[test]
+fn an_index_json_past_max_manifest_size_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    let (desc, built) = layout.image("linux/amd64", &[], media_type::OCI_MANIFEST);
+    let index =
+        json!({"schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": [desc]});
+    std::fs::write(
+        tmp.path().join("index.json"),
+        padded(&index, MAX_MANIFEST_SIZE),
+    )
+    .unwrap();
+    let image = open_image(&layout.source(None), &Platform::default()).unwrap();
+    assert_eq!(image.manifest_digest, Some(built.manifest));
+
+    std::fs::write(
+        tmp.path().join("index.json"),
+        padded(&index, MAX_MANIFEST_SIZE + 1),
+    )
+    .unwrap();
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{} is 4194305 bytes; d2l reads manifests and indexes of at most 4194304 bytes",
+            tmp.path().join("index.json").display()
+        )
+    );
+}
+
+#[test]
+fn an_oversized_manifest_in_an_oci_archive_is_named_in_the_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(&tmp.path().join("layout"));
+    let (manifest, _) = padded_image(&layout, MAX_MANIFEST_SIZE + 1, 1000);
+    let file = tmp.path().join("image.tar");
+    tar_dir_with_dot_prefix(&layout.dir, &file);
+    let source = SourceSpec::OciArchive {
+        file: file.clone(),
+        reference: None,
+    };
+    let err = open_image(&source, &Platform::default()).unwrap_err();
+    assert!(matches!(err, Error::DocumentTooLarge { .. }), "{err}");
+    assert!(
+        err.to_string().starts_with(&format!(
+            "manifest {manifest} ({}!blobs/sha256/{})",
+            file.display(),
+            manifest.hex()
+        )),
+        "{err}"
+    );
+}
+
+/// An image of `count` layers (each a distinct tiny tar).
+fn image_of_layers(layout: &Layout, count: usize) -> Built {
+    let layers: Vec<Vec<u8>> = (0..count)
+        .map(|i| layer_tar(&[(&format!("f{i}"), b"x")]))
+        .collect();
+    let (desc, built) = layout.image("linux/amd64", &layers, media_type::OCI_MANIFEST);
+    layout.index(vec![desc]);
+    built
+}
+
+#[test]
+fn an_image_of_max_layers_is_read_and_one_more_layer_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    image_of_layers(&layout, MAX_LAYERS);
+    let image = open_image(&layout.source(None), &Platform::default()).unwrap();
+    assert_eq!(image.layers.len(), MAX_LAYERS);
+
+    let built = image_of_layers(&layout, MAX_LAYERS + 1);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::TooManyLayers { count, limit, .. }
+            if count == MAX_LAYERS + 1 && limit == MAX_LAYERS),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "manifest {} lists 129 layers; d2l reads images of at most 128",
+            built.manifest
+        )
+    );
+}
+
+#[test]
+fn a_docker_archive_past_max_layers_is_refused_before_reading_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("save.tar");
+    let write = |count: usize| {
+        let layers: Vec<Vec<u8>> = (0..count)
+            .map(|i| layer_tar(&[(&format!("f{i}"), b"x")]))
+            .collect();
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| sha(l)).collect();
+        let config = config_json("linux/amd64", &diff_ids);
+        let names: Vec<String> = (0..count).map(|i| format!("{i}/layer.tar")).collect();
+        let manifest = serde_json::to_vec(&json!([{"Config": "c.json", "Layers": names}])).unwrap();
+        let mut entries = vec![
+            Entry::File("manifest.json", &manifest),
+            Entry::File("c.json", &config),
+        ];
+        for (name, layer) in names.iter().zip(&layers) {
+            entries.push(Entry::File(name, layer));
+        }
+        write_tar(&file, &entries);
+    };
+    write(MAX_LAYERS);
+    let image = open_image(&docker_source(&file, None), &Platform::default()).unwrap();
+    assert_eq!(image.layers.len(), MAX_LAYERS);
+
+    write(MAX_LAYERS + 1);
+    let err = open_image(&docker_source(&file, None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}!manifest.json entry \"c.json\" lists 129 layers; d2l reads images of at most 128",
+            file.display()
+        )
+    );
+}
+
+/// index.json -> `depth` indexes, one inside the other -> an amd64 image.
+fn nested_indexes(layout: &Layout, depth: usize) {
+    let (mut desc, _) = layout.image("linux/amd64", &[], media_type::OCI_MANIFEST);
+    for _ in 0..depth {
+        let index = layout.json_blob(&json!({
+            "schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": [desc],
+        }));
+        desc = descriptor(media_type::OCI_INDEX, &index);
+    }
+    layout.index(vec![desc]);
+}
+
+#[test]
+fn indexes_nested_max_index_depth_deep_are_read_and_one_more_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    nested_indexes(&layout, MAX_INDEX_DEPTH);
+    open_image(&layout.source(None), &Platform::default()).unwrap();
+
+    nested_indexes(&layout, MAX_INDEX_DEPTH + 1);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert!(
+        matches!(err, Error::IndexTooDeep { limit, .. } if limit == MAX_INDEX_DEPTH),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nested more than 8 deep"), "{err}");
+}
+
+/// index.json -> `empty` empty indexes and an amd64 image whose descriptor gives no
+/// platform: finding it reads every index, the manifest and its config.
+fn documents_to_read(layout: &Layout, empty: usize) -> Built {
+    let mut entries: Vec<Value> = (0..empty)
+        .map(|i| {
+            let index = layout.json_blob(&json!({
+                "schemaVersion": 2, "mediaType": media_type::OCI_INDEX, "manifests": [],
+                "annotations": {"n": i.to_string()},
+            }));
+            descriptor(media_type::OCI_INDEX, &index)
+        })
+        .collect();
+    let (desc, built) = layout.image("linux/amd64", &[], media_type::OCI_MANIFEST);
+    entries.push(desc);
+    layout.index(entries);
+    built
+}
+
+#[test]
+fn max_documents_are_read_to_find_an_image_and_one_more_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    let built = documents_to_read(&layout, MAX_DOCUMENTS - 2);
+    let image = open_image(&layout.source(None), &Platform::default()).unwrap();
+    assert_eq!(image.config_digest, built.config);
+
+    let built = documents_to_read(&layout, MAX_DOCUMENTS - 1);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: finding the image reads more than 256 manifests, indexes and configs \
+             (stopped before {})",
+            layout.source(None),
+            built.config
+        )
+    );
+}
+
+#[test]
+fn a_manifest_without_schema_version_2_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = Layout::new(tmp.path());
+    let config = config_json("linux/amd64", &[]);
+    layout.blob(&config);
+    let manifest = layout.json_blob(&json!({
+        "mediaType": media_type::OCI_MANIFEST,
+        "config": descriptor(media_type::OCI_CONFIG, &config), "layers": [],
+    }));
+    layout.index(vec![descriptor(media_type::OCI_MANIFEST, &manifest)]);
+    let err = open_image(&layout.source(None), &Platform::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "manifest {}: no schemaVersion (it must be 2)",
+            sha(&manifest)
+        )
+    );
 }

@@ -83,9 +83,8 @@ fn ls(args: CacheLsArgs) -> Result<()> {
 
 fn prune(args: CachePruneArgs) -> Result<()> {
     let cache = args.dir.open()?;
-    let report = cache
-        .prune(args.all)
-        .with_context(|| cache.root().display().to_string())?;
+    // Its errors name the cache directory (in use by a pull: refused) or the file at fault.
+    let report = cache.prune(args.all)?;
     println!(
         "removed {} blobs, {} unfinished downloads and {} image records ({}) from {}",
         report.blobs,

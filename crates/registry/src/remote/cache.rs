@@ -5,13 +5,18 @@
 //! DIR/downloads/ALG-HEX    a download in progress, locked (flock) by the process writing it;
 //!                          kept after an interruption so the next run resumes it
 //! DIR/images/KEY.json      what a finished pull fetched (reference, platform, blobs)
+//! DIR/lock                 locked (flock) shared by every pull while it uses the cache,
+//!                          exclusive by prune
 //! ```
 //!
 //! DIR is `$XDG_CACHE_HOME/d2l` (else `~/.cache/d2l`) or `--cache-dir`. A blob reaches
 //! `blobs/` only by a rename of a file whose size and digest were checked and which was
 //! synced, so neither a crash nor a concurrent d2l can leave a wrong blob under a digest
 //! name; the lock keeps two processes from writing one download at once (the second waits,
-//! then finds the blob there).
+//! then finds the blob there). A pull's blobs are recorded under `images/` only once all are
+//! there, so until then nothing says they are needed: `DIR/lock` keeps prune from running
+//! while any pull (or build from a registry) uses the cache, and a pull from starting while
+//! prune runs.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -28,6 +33,8 @@ use crate::store::read_error;
 const BLOBS_DIR: &str = "blobs";
 const DOWNLOADS_DIR: &str = "downloads";
 const IMAGES_DIR: &str = "images";
+/// The lock pulls hold shared and prune exclusive.
+const LOCK_FILE: &str = "lock";
 /// Read buffer for hashing a partial download before resuming it.
 const HASH_BUFFER: usize = 256 << 10;
 
@@ -83,6 +90,13 @@ pub struct PruneReport {
 #[derive(Clone, Debug)]
 pub struct BlobCache {
     root: PathBuf,
+}
+
+/// A hold on the whole cache ([`BlobCache::lock_shared`] for a pull, exclusive for prune),
+/// released when dropped.
+#[derive(Debug)]
+pub struct CacheLock {
+    _file: File,
 }
 
 /// A download being written, locked by this process.
@@ -260,9 +274,58 @@ impl BlobCache {
         Ok(blobs)
     }
 
+    /// Opens (creating it and the cache directory) the cache's lock file.
+    fn lock_file(&self) -> Result<(File, PathBuf)> {
+        fs::create_dir_all(&self.root).map_err(|e| Error::io(&self.root, e))?;
+        let path = self.root.join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok((file, path))
+    }
+
+    /// Takes the cache for a pull, which shares it with other pulls: waits while a prune
+    /// runs. Hold it until the pull is recorded and its blobs are no longer read. Blocks.
+    pub fn lock_shared(&self) -> Result<CacheLock> {
+        let (file, path) = self.lock_file()?;
+        if flock(&file, FlockOperation::NonBlockingLockShared).is_err() {
+            tracing::info!(
+                "{}: d2l cache prune is running; waiting",
+                self.root.display()
+            );
+            flock(&file, FlockOperation::LockShared).map_err(|e| Error::io(&path, e.into()))?;
+        }
+        Ok(CacheLock { _file: file })
+    }
+
+    /// Takes the cache for prune, alone: refuses while any pull holds it. `None`: there is
+    /// no cache.
+    fn lock_exclusive(&self) -> Result<Option<CacheLock>> {
+        if !self.root.is_dir() {
+            return Ok(None);
+        }
+        let (file, path) = self.lock_file()?;
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Some(CacheLock { _file: file })),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::CacheBusy {
+                path: self.root.clone(),
+            }),
+            Err(e) => Err(Error::io(path, e.into())),
+        }
+    }
+
     /// Removes unfinished downloads that no process holds, and blobs no image record needs;
-    /// with `all`, everything (records, blobs, downloads not in progress).
+    /// with `all`, everything (records, blobs, downloads not in progress). Refuses
+    /// ([`Error::CacheBusy`]) while a pull uses the cache: the blobs it has verified are
+    /// recorded only at its end.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
+        let Some(_lock) = self.lock_exclusive()? else {
+            return Ok(PruneReport::default());
+        };
         let mut report = PruneReport::default();
         for path in list_dir(&self.root.join(DOWNLOADS_DIR))? {
             let Ok(file) = File::open(&path) else {
@@ -502,5 +565,98 @@ mod tests {
         let report = cache.prune(true).unwrap();
         assert_eq!((report.blobs, report.images), (1, 1));
         assert!(cache.blobs().unwrap().is_empty());
+    }
+
+    fn record_of(blobs: &[&Digest]) -> ImageRecord {
+        ImageRecord {
+            reference: "localhost/x:latest".into(),
+            platform: "linux/amd64".into(),
+            manifest: blobs[0].clone(),
+            config: blobs[0].clone(),
+            blobs: blobs.iter().map(|d| (*d).clone()).collect(),
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn prune_refuses_while_a_pull_holds_the_cache() {
+        use std::sync::mpsc;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let layer = Digest::sha256_of(b"layer");
+        let (verified_tx, verified_rx) = mpsc::channel();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let pull = {
+            let cache = cache.clone();
+            let layer = layer.clone();
+            std::thread::spawn(move || {
+                // A pull: its first layer verified and in blobs/, not recorded until all are.
+                let _lock = cache.lock_shared().unwrap();
+                cache.put(&layer, b"layer").unwrap();
+                verified_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                cache.record(&record_of(&[&layer])).unwrap();
+            })
+        };
+        verified_rx.recv().unwrap();
+        let err = cache.prune(false).unwrap_err();
+        assert!(matches!(err, Error::CacheBusy { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: in use by another d2l (a pull, or a build or export of a registry \
+                 image); prune it once that has finished",
+                dir.path().display()
+            )
+        );
+        assert!(cache.prune(true).is_err());
+        assert!(
+            cache.blob_path(&layer).is_file(),
+            "prune removed a pulled blob"
+        );
+
+        go_tx.send(()).unwrap();
+        pull.join().unwrap();
+        let report = cache.prune(false).unwrap();
+        assert_eq!(report, PruneReport::default());
+        assert!(cache.blob_path(&layer).is_file());
+    }
+
+    #[test]
+    fn a_pull_waits_for_a_prune_to_finish() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let pruning = cache.lock_exclusive().unwrap().unwrap();
+        let locked = Arc::new(AtomicBool::new(false));
+        let pull = {
+            let cache = cache.clone();
+            let locked = Arc::clone(&locked);
+            std::thread::spawn(move || {
+                let lock = cache.lock_shared().unwrap();
+                locked.store(true, Ordering::SeqCst);
+                lock
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(
+            !locked.load(Ordering::SeqCst),
+            "a pull started during prune"
+        );
+        drop(pruning);
+        let _pulling = pull.join().unwrap();
+        assert!(locked.load(Ordering::SeqCst));
+        // Pulls share the cache with each other.
+        let _another = cache.lock_shared().unwrap();
+        assert!(matches!(cache.prune(false), Err(Error::CacheBusy { .. })));
+    }
+
+    #[test]
+    fn prune_of_no_cache_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path().join("none"));
+        assert_eq!(cache.prune(true).unwrap(), PruneReport::default());
+        assert!(!dir.path().join("none").exists());
     }
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use oci_client::client::ClientProtocol;
 use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig};
-use oci_client::errors::OciDistributionError;
+use oci_client::errors::{OciDistributionError, OciEnvelope};
 use oci_client::secrets::RegistryAuth;
 use oci_client::RegistryOperation;
 
@@ -23,8 +23,9 @@ use super::retry::{is_transient, RetryPolicy};
 use super::RegistryOptions;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::limits::DocumentKind;
 use crate::media_type;
-use crate::reference::Reference;
+use crate::reference::{Reference, DEFAULT_TAG};
 
 /// What d2l accepts as a manifest (the registry picks among them).
 const MANIFEST_ACCEPT: &[&str] = &[
@@ -43,6 +44,10 @@ const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// A CA file in a certificate directory (containers-certs.d(5): `*.crt`).
 const CA_SUFFIX: &str = ".crt";
+/// What d2l calls itself in requests.
+const USER_AGENT: &str = concat!("d2l/", env!("CARGO_PKG_VERSION"));
+/// The most bytes of an error answer's body read, for its message.
+const MAX_ERROR_BODY: usize = 64 << 10;
 const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
 const PEM_END: &str = "-----END CERTIFICATE-----";
 
@@ -56,6 +61,15 @@ pub(crate) struct BlobStream {
 /// One registry, connected and authenticated for pulling one repository.
 pub(crate) struct Connection {
     client: oci_client::Client,
+    /// Manifests are fetched with this client, not oci-client's, whose `pull_manifest_raw`
+    /// reads a body whole however large: the same TLS roots and timeouts, and a read that
+    /// stops at [`MAX_MANIFEST_SIZE`](crate::limits::MAX_MANIFEST_SIZE).
+    http: reqwest::Client,
+    /// Whether the registry is reached over plain HTTP.
+    plain_http: bool,
+    /// The Bearer token the registry handed out (`None`: Basic or no auth), renewed once
+    /// when a manifest request gets a 401.
+    token: std::sync::Mutex<Option<String>>,
     auth: RegistryAuth,
     reference: Reference,
     /// Where the credentials came from, for messages; `None` for anonymous access.
@@ -98,6 +112,9 @@ impl Connection {
 
         let mut connection = Connection {
             client: build_client(ClientProtocol::Https, insecure, &roots, &host)?,
+            http: build_http_client(insecure, &roots, &host)?,
+            plain_http: false,
+            token: std::sync::Mutex::new(None),
             auth,
             reference: reference.clone(),
             credential_origin,
@@ -117,6 +134,7 @@ impl Connection {
                     &roots,
                     &host,
                 )?;
+                connection.plain_http = true;
                 connection
                     .probe()
                     .await
@@ -147,12 +165,14 @@ impl Connection {
         }
     }
 
-    /// `GET /v2/` and, for a registry that asks, the token exchange.
+    /// `GET /v2/` and, for a registry that asks, the token exchange; keeps the token.
     async fn probe(&self) -> std::result::Result<(), OciDistributionError> {
-        self.client
+        let token = self
+            .client
             .auth(&self.target(None), &self.auth, RegistryOperation::Pull)
-            .await
-            .map(|_| ())
+            .await?;
+        *self.token.lock().expect("not poisoned") = token;
+        Ok(())
     }
 
     /// The oci-client reference for the image's tag, or for `digest` in its repository.
@@ -169,28 +189,26 @@ impl Connection {
     }
 
     /// The manifest or index the reference names (`digest`: one in its repository), as
-    /// bytes. Retries transient errors; the caller verifies the digest.
+    /// bytes, no more than [`MAX_MANIFEST_SIZE`](crate::limits::MAX_MANIFEST_SIZE) of them
+    /// whatever the registry sends.
+    /// Retries transient errors; the caller verifies the digest.
     pub(crate) async fn manifest(&self, digest: Option<&Digest>) -> Result<Vec<u8>> {
-        let target = self.target(digest);
         let mut failures = 0;
+        let mut renewed = false;
         loop {
-            let e = match self
-                .client
-                .pull_manifest_raw(&target, &self.auth, MANIFEST_ACCEPT)
-                .await
-            {
-                Ok((bytes, _)) => return Ok(bytes.to_vec()),
+            let e = match self.get_manifest(digest).await {
+                Ok(Fetch::Body(bytes)) => return Ok(bytes),
+                Ok(Fetch::TooLarge(size)) => {
+                    return Err(DocumentKind::Manifest.too_large(self.manifest_name(digest), size))
+                }
                 Err(e) => e,
             };
-            // oci-client checks a pinned digest itself; report it as d2l reports a bad blob.
-            if let (Some(expected), OciDistributionError::DigestError(_)) =
-                (digest.or(self.reference.digest()), &e)
-            {
-                return Err(Error::Download {
-                    digest: expected.clone(),
-                    registry: self.reference.registry().to_owned(),
-                    reason: describe(&e),
-                });
+            if let (false, OciDistributionError::UnauthorizedError { .. }) = (renewed, &e) {
+                // The token may have expired: ask for a new one, once.
+                renewed = true;
+                if self.probe().await.is_ok() {
+                    continue;
+                }
             }
             if !is_transient(&e) {
                 return Err(self.manifest_error(e, digest));
@@ -206,6 +224,62 @@ impl Connection {
                 delay.as_secs_f64()
             );
             tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// One `GET /v2/NAME/manifests/REF`, its body read up to the limit.
+    async fn get_manifest(
+        &self,
+        digest: Option<&Digest>,
+    ) -> std::result::Result<Fetch, OciDistributionError> {
+        let target = self.target(digest);
+        let reference = match target.digest() {
+            Some(digest) => digest.to_owned(),
+            None => target.tag().unwrap_or(DEFAULT_TAG).to_owned(),
+        };
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{reference}",
+            if self.plain_http { "http" } else { "https" },
+            target.resolve_registry(),
+            target.repository(),
+        );
+        let mut request = self
+            .http
+            .get(&url)
+            .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT.join(", "));
+        let token = self.token.lock().expect("not poisoned").clone();
+        request = match (token, &self.auth) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
+            (None, _) => request,
+        };
+        let mut response = request.send().await?;
+        let status = response.status();
+        if status != reqwest::StatusCode::OK {
+            let body = read_at_most(&mut response, MAX_ERROR_BODY).await?;
+            return Err(registry_error(status, &body.unwrap_or_default(), &url));
+        }
+        let limit = DocumentKind::Manifest.limit();
+        if let Some(length) = response.content_length().filter(|&n| n > limit) {
+            return Ok(Fetch::TooLarge(Some(length)));
+        }
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        Ok(match read_at_most(&mut response, limit).await? {
+            Some(body) => Fetch::Body(body),
+            None => Fetch::TooLarge(None),
+        })
+    }
+
+    /// The manifest `digest` (else the reference's tag) names, for messages.
+    fn manifest_name(&self, digest: Option<&Digest>) -> String {
+        let registry = self.registry();
+        match (digest.or(self.reference.digest()), self.reference.tag()) {
+            (Some(d), _) => format!("manifest {d} from {registry}"),
+            (None, Some(tag)) => format!(
+                "manifest {tag:?} of {} from {registry}",
+                self.reference.repository()
+            ),
+            (None, None) => format!("manifest of {}", self.reference),
         }
     }
 
@@ -319,6 +393,53 @@ impl Connection {
     }
 }
 
+/// What a manifest request brought.
+enum Fetch {
+    Body(Vec<u8>),
+    /// More than the limit: the size the registry gave, if it gave one.
+    TooLarge(Option<u64>),
+}
+
+/// Reads `response`'s body, or `None` once it is longer than `limit` bytes (what came is
+/// dropped, nothing more is read).
+async fn read_at_most(
+    response: &mut reqwest::Response,
+    limit: usize,
+) -> std::result::Result<Option<Vec<u8>>, OciDistributionError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if chunk.len() > limit - body.len() {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
+/// A registry's answer other than 200 as oci-client reports it (so that retries and
+/// messages treat both alike): 401, the distribution spec's error envelope for a 4xx, else
+/// the status and the start of the body.
+fn registry_error(status: reqwest::StatusCode, body: &[u8], url: &str) -> OciDistributionError {
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return OciDistributionError::UnauthorizedError {
+            url: url.to_owned(),
+        };
+    }
+    if status.is_client_error() {
+        if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body) {
+            return OciDistributionError::RegistryError {
+                envelope,
+                url: url.to_owned(),
+            };
+        }
+    }
+    OciDistributionError::ServerError {
+        code: status.as_u16(),
+        url: url.to_owned(),
+        message: String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
 /// A one-line description of an oci-client error, with the causes of a request error (where
 /// a TLS or connection problem is told) and a hint for certificate failures.
 pub(crate) fn describe(e: &OciDistributionError) -> String {
@@ -409,6 +530,31 @@ async fn speaks_plain_http(host: &str) -> bool {
     }
 }
 
+/// The client manifests are fetched with: what [`build_client`] gives oci-client.
+fn build_http_client(
+    accept_invalid_certificates: bool,
+    roots: &[Certificate],
+    host: &str,
+) -> Result<reqwest::Client> {
+    let setup = |error| Error::HttpClient {
+        registry: host.to_owned(),
+        error,
+    };
+    let roots = roots
+        .iter()
+        .map(|c| reqwest::Certificate::from_pem(&c.data))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(setup)?;
+    reqwest::Client::builder()
+        .danger_accept_invalid_certs(accept_invalid_certificates)
+        .tls_certs_merge(roots)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
+        .user_agent(USER_AGENT)
+        .build()
+        .map_err(setup)
+}
+
 fn build_client(
     protocol: ClientProtocol,
     accept_invalid_certificates: bool,
@@ -421,7 +567,7 @@ fn build_client(
         extra_root_certificates: roots.to_vec(),
         connect_timeout: Some(CONNECT_TIMEOUT),
         read_timeout: Some(READ_TIMEOUT),
-        user_agent: concat!("d2l/", env!("CARGO_PKG_VERSION")),
+        user_agent: USER_AGENT,
         ..ClientConfig::default()
     };
     oci_client::Client::try_from(config).map_err(|e| Error::Registry {

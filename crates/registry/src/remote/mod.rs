@@ -27,7 +27,7 @@ use crate::image::Image;
 use crate::platform::Platform;
 use crate::reference::Reference;
 
-pub use cache::{default_cache_dir, BlobCache, CachedBlob, ImageRecord, PruneReport};
+pub use cache::{default_cache_dir, BlobCache, CacheLock, CachedBlob, ImageRecord, PruneReport};
 pub use credentials::{CredentialSources, Credentials, Secret};
 pub use retry::RetryPolicy;
 

@@ -16,16 +16,15 @@ use futures_util::StreamExt;
 use tokio::runtime::Runtime;
 use tokio::sync::Semaphore;
 
-use super::cache::{Begun, BlobCache, ImageRecord};
+use super::cache::{Begun, BlobCache, CacheLock, ImageRecord};
 use super::client::{describe, Connection};
 use super::retry::is_transient;
 use super::{PullProgress, RegistryOptions};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::image::{parse_config, Image, LayerDescriptor, Parts};
-use crate::layout::{
-    check_config_type, layer_descriptors, select_manifest, Documents, MAX_JSON_SIZE,
-};
+use crate::layout::{check_config_type, layer_descriptors, select_manifest, Documents};
+use crate::limits::DocumentKind;
 use crate::manifest::{parse_document, Descriptor, Document};
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -57,7 +56,7 @@ impl Remote {
     /// The verified bytes of the manifest or index `desc` names: from the cache, else from
     /// the registry (and then cached).
     async fn manifest(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        check_json_size(&desc.digest, desc.size, &self.cache)?;
+        self.check_size(DocumentKind::Manifest, desc)?;
         if let Some(bytes) = self.cache.read(&desc.digest, desc.size)? {
             return Ok(bytes);
         }
@@ -65,6 +64,22 @@ impl Remote {
         self.check(&desc.digest, Some(desc.size), &bytes)?;
         self.cache.put(&desc.digest, &bytes)?;
         Ok(bytes)
+    }
+
+    /// A manifest, index or config is read into memory: refuse one larger than its limit
+    /// before fetching it.
+    fn check_size(&self, kind: DocumentKind, desc: &Descriptor) -> Result<()> {
+        kind.check(
+            || {
+                format!(
+                    "{} {} from {}",
+                    kind.name(),
+                    desc.digest,
+                    self.connection.registry()
+                )
+            },
+            desc.size,
+        )
     }
 
     /// Size and digest of a document fetched whole.
@@ -295,19 +310,6 @@ fn io_cause(e: &std::io::Error) -> String {
     text
 }
 
-/// Manifests, indexes and configs are read into memory: refuse absurd sizes.
-fn check_json_size(digest: &Digest, size: u64, cache: &BlobCache) -> Result<()> {
-    if size > MAX_JSON_SIZE {
-        return Err(Error::BlobTooLarge {
-            digest: digest.clone(),
-            path: cache.blob_path(digest).display().to_string(),
-            size,
-            limit: MAX_JSON_SIZE,
-        });
-    }
-    Ok(())
-}
-
 /// The platform search's view of the registry (synchronous, through the runtime).
 struct Resolver<'a> {
     runtime: &'a Runtime,
@@ -327,7 +329,7 @@ impl Documents for Resolver<'_> {
     }
 
     fn config(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        check_json_size(&desc.digest, desc.size, &self.remote.cache)?;
+        self.remote.check_size(DocumentKind::Config, desc)?;
         let fetched = self
             .runtime
             .block_on(self.remote.fetch(&desc.digest, desc.size, false))?;
@@ -367,6 +369,9 @@ pub(crate) fn open(
             reason: format!("starting the download runtime: {e}"),
         })?;
     let cache = BlobCache::new(cache_dir);
+    // Held until the image is dropped: what the pull verifies is recorded only at its end,
+    // and its layers are read from the cache until then.
+    let lock = cache.lock_shared()?;
 
     let pinned = reference.digest().cloned();
     let connection = runtime.block_on(Connection::open(reference, options));
@@ -419,7 +424,9 @@ pub(crate) fn open(
         manifest: manifest.digest.clone(),
         config: manifest.config.digest.clone(),
         blobs,
-        size: manifest.config.size + layers.iter().map(|l| l.size).sum::<u64>(),
+        size: layers
+            .iter()
+            .fold(manifest.config.size, |sum, l| sum.saturating_add(l.size)),
     };
     let store = Arc::new(PulledStore {
         runtime: Some(runtime),
@@ -429,6 +436,7 @@ pub(crate) fn open(
         record,
         state: Arc::new((Mutex::new(State::new(layers.len())), Condvar::new())),
         started: Once::new(),
+        _lock: lock,
     });
     let image = Parts {
         source,
@@ -478,6 +486,8 @@ pub(crate) struct PulledStore {
     record: ImageRecord,
     state: Arc<(Mutex<State>, Condvar)>,
     started: Once,
+    /// The cache, shared with other pulls, kept from prune.
+    _lock: CacheLock,
 }
 
 impl fmt::Debug for PulledStore {
@@ -502,7 +512,10 @@ impl PulledStore {
     /// Starts the layer downloads, once.
     fn start(&self) {
         self.started.call_once(|| {
-            let total = self.layers.iter().map(|l| l.size).sum();
+            let total = self
+                .layers
+                .iter()
+                .fold(0, |sum: u64, l| sum.saturating_add(l.size));
             self.remote.progress.layers(self.layers.len(), total);
             let remote = Arc::clone(&self.remote);
             let layers = self.layers.clone();
@@ -538,6 +551,8 @@ impl PulledStore {
     /// Downloads every layer and waits for all; the first failure in layer order is the
     /// error.
     pub(crate) fn wait_all(&self) -> Result<Vec<Fetched>> {
+        // Started here too: an image without layers never waits for one.
+        self.start();
         let fetched: Vec<Result<Fetched>> = (0..self.layers.len()).map(|i| self.wait(i)).collect();
         let (lock, ready) = &*self.state;
         let mut state = lock.lock().expect("not poisoned");
