@@ -12,8 +12,9 @@
 //! checks on, as the class of bugs fuzzed for includes integers that wrap). No
 //! `RUSTC_BOOTSTRAP`, no nightly. cargo-fuzz itself is installed from crates.io when missing.
 //!
-//! The targets are built into `target/fuzz` (their instrumented dependencies never mix with
-//! the workspace's); corpora grow in `target/fuzz/corpus/TARGET` and crashes land in
+//! The targets are built in `~/.cache/d2l-fuzz-build` (their instrumented dependencies never
+//! mix with the workspace's, and survive a fresh clone); corpora grow in
+//! `target/fuzz/corpus/TARGET` and crashes land in
 //! `target/fuzz/artifacts/TARGET/`, so a CI run never changes the repository.
 
 use std::path::{Path, PathBuf};
@@ -86,8 +87,9 @@ pub fn run(args: &Args) -> Result<()> {
     let root = util::workspace_root();
     let fuzz_dir = root.join("fuzz");
     let scratch = util::target_dir()?.join("fuzz");
+    let build_dir = build_dir()?;
     util::step("build fuzz targets", || {
-        util::run(&mut cargo_fuzz(&fuzz_dir, &scratch, "build"))
+        util::run(&mut cargo_fuzz(&fuzz_dir, &build_dir, "build"))
     })?;
     let tmp = temporary_dir(&scratch)?;
     let run_all = || -> Result<Vec<(String, PathBuf)>> {
@@ -95,7 +97,15 @@ pub fn run(args: &Args) -> Result<()> {
         for target in &args.targets {
             crashes.extend(util::step(
                 &format!("fuzz {target} for {}s", args.seconds),
-                || run_target(&fuzz_dir, &scratch, &tmp, target, args.seconds),
+                || {
+                    run_target(
+                        &fuzz_dir,
+                        (&build_dir, &scratch),
+                        &tmp,
+                        target,
+                        args.seconds,
+                    )
+                },
             )?);
         }
         Ok(crashes)
@@ -107,8 +117,8 @@ pub fn run(args: &Args) -> Result<()> {
         for (target, input) in &crashes {
             let input = input.display();
             eprintln!("fuzz target {target} crashed on {input}");
-            eprintln!("  reproduce: cd fuzz && cargo fuzz run --sanitizer none --debug-assertions --target-dir {} {target} {input}", scratch.display());
-            eprintln!("  minimise:  cd fuzz && cargo fuzz tmin --sanitizer none --debug-assertions --target-dir {} {target} {input}", scratch.display());
+            eprintln!("  reproduce: cd fuzz && cargo fuzz run --sanitizer none --debug-assertions --target-dir {} {target} {input}", build_dir.display());
+            eprintln!("  minimise:  cd fuzz && cargo fuzz tmin --sanitizer none --debug-assertions --target-dir {} {target} {input}", build_dir.display());
         }
         bail!(
             "{} fuzz target(s) crashed: add each input as a regression test in the crate at fault",
@@ -118,8 +128,20 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// Where the instrumented targets are built: beside the fixtures' cache, outside the clone,
+/// so that a CI run on a fresh clone rebuilds only what changed (their dependencies, the
+/// registry's network stack among them, take many minutes on two cores).
+fn build_dir() -> Result<PathBuf> {
+    let dir = crate::fixtures::cache_base()?
+        .parent()
+        .context("the fixtures' cache has a parent")?
+        .join("d2l-fuzz-build");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
 /// `cargo fuzz SUBCOMMAND` with the flags every use shares (see the module's comment).
-fn cargo_fuzz(fuzz_dir: &Path, scratch: &Path, subcommand: &str) -> Command {
+fn cargo_fuzz(fuzz_dir: &Path, build_dir: &Path, subcommand: &str) -> Command {
     let mut cmd = cargo();
     cmd.current_dir(fuzz_dir)
         .args([
@@ -130,14 +152,14 @@ fn cargo_fuzz(fuzz_dir: &Path, scratch: &Path, subcommand: &str) -> Command {
             "--debug-assertions",
         ])
         .arg("--target-dir")
-        .arg(scratch);
+        .arg(build_dir);
     cmd
 }
 
 /// Runs one target from a fresh copy of its committed corpus; returns the crash input, if any.
 fn run_target(
     fuzz_dir: &Path,
-    scratch: &Path,
+    (build_dir, scratch): (&Path, &Path),
     tmp: &Path,
     target: &str,
     seconds: u64,
@@ -162,7 +184,7 @@ fn run_target(
     let log = scratch.join(format!("{target}.log"));
     println!("    {count} seeds; libFuzzer's output in {}", log.display());
     let started = SystemTime::now();
-    let mut cmd = cargo_fuzz(fuzz_dir, scratch, "run");
+    let mut cmd = cargo_fuzz(fuzz_dir, build_dir, "run");
     cmd.env("TMPDIR", tmp);
     // No -max_len: libFuzzer takes the largest seed (at least 4 KiB), and disk seeds are
     // tens of KiB.

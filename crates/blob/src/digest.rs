@@ -79,15 +79,17 @@ impl Digest {
     /// The value as bytes (32 for sha256, 64 for sha512): for identifiers derived from a
     /// digest.
     pub fn bytes(&self) -> Vec<u8> {
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => c - b'0',
-            // The hex is lowercase by construction (parsed and checked, or hashed).
-            _ => c - b'a' + 10,
-        };
+        // The hex is lowercase by construction (parsed and checked, or hashed), so every pair
+        // parses; a pair that did not would give 0, never a panic.
         self.hex
             .as_bytes()
             .chunks_exact(2)
-            .map(|pair| nibble(pair[0]) << 4 | nibble(pair[1]))
+            .map(|pair| {
+                std::str::from_utf8(pair)
+                    .ok()
+                    .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                    .unwrap_or(0)
+            })
             .collect()
     }
 

@@ -361,15 +361,29 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// `--memory`: the size grammar, except that a bare number is MiB, as QEMU's `-m` (and d2l
+/// before the grammar was shared) reads it.
+fn parse_memory(s: &str) -> Result<d2l_fs_writer::ByteSize, d2l_fs_writer::ParseError> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        return format!("{s}M")
+            .parse()
+            .map_err(|mut e: d2l_fs_writer::ParseError| {
+                e.text = s.to_owned();
+                e
+            });
+    }
+    s.parse()
+}
+
 /// `d2l run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The disk image to boot.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
-    /// Guest memory: digits with a unit K, M, G or T (1024-based, optionally followed by iB
-    /// or B), a whole number of MiB, at least 16M; a number without a unit is bytes.
-    #[arg(short, long, default_value = "1G", value_name = "SIZE")]
+    /// Guest memory: MiB, or digits with a unit K, M, G or T (1024-based, optionally
+    /// followed by iB or B); a whole number of MiB, at least 16M.
+    #[arg(short, long, default_value = "1G", value_name = "SIZE", value_parser = parse_memory)]
     pub memory: d2l_fs_writer::ByteSize,
     /// Disk format as QEMU names it (raw, qcow2, vdi, vmdk, vpc, vhdx); detected from the
     /// file's magic bytes by default.
@@ -656,6 +670,12 @@ mod tests {
         };
         assert_eq!(args.memory, d2l_fs_writer::ByteSize(2 << 30));
         assert_eq!(args.format.as_deref(), Some("qcow2"));
+        // A bare number is MiB, as it always was for --memory.
+        let cli = parse(&["run", "--memory", "512", "d.img"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(args.memory, d2l_fs_writer::ByteSize(512 << 20));
         assert!(parse(&["run"]).is_err(), "missing image");
         for bad in [
             "",

@@ -221,12 +221,12 @@ fn run_refuses_a_bare_ext4_and_a_missing_file() {
         err.contains("--memory") && err.contains("K, M, G or T"),
         "{err}"
     );
-    // A size, but bytes (the one grammar: no unit is bytes), not MiB as QEMU's -m would read.
-    let out = d2l(&["run", "--memory", "512", image.to_str().unwrap()]);
+    // A size that is not whole MiB.
+    let out = d2l(&["run", "--memory", "1000K", image.to_str().unwrap()]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("--memory 512") && err.contains("512M"),
+        err.contains("--memory 1024000") && err.contains("whole number of MiB"),
         "{err}"
     );
 }

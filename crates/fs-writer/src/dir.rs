@@ -41,7 +41,7 @@ type Block = Box<[u8; BLOCK_SIZE]>;
 /// Directories").
 const DE_NAME: usize = size_of::<DirEntryHeader>();
 /// Longest name an entry holds (`EXT4_NAME_LEN`).
-const NAME_MAX: usize = 255;
+pub(crate) const NAME_MAX: usize = 255;
 /// Entries are padded to 4 bytes (`EXT4_DIR_PAD`).
 const DE_ALIGN: usize = 4;
 

@@ -70,10 +70,20 @@ fn check_limits(inode: &Inode) -> std::result::Result<(), String> {
             inode.link_count()
         ));
     }
+    if let InodeKind::Directory(dir) = &inode.kind {
+        for (name, _) in dir.entries() {
+            check_entry_name(name)?;
+        }
+    }
     match &inode.kind {
         InodeKind::Symlink(target) if target.len() > MAX_SYMLINK_TARGET => Err(format!(
             "symlink target of {} bytes; at most {MAX_SYMLINK_TARGET}",
             target.len()
+        )),
+        // The kernel reads a target up to its first NUL, and e2fsck calls such a link invalid.
+        InodeKind::Symlink(target) if target.is_empty() || target.contains(&0) => Err(format!(
+            "symlink target {:?} is empty or holds a NUL byte",
+            String::from_utf8_lossy(target)
         )),
         InodeKind::CharDevice(d) | InodeKind::BlockDevice(d)
             if d.major > MAX_DEVICE_MAJOR || d.minor > MAX_DEVICE_MINOR =>
@@ -85,6 +95,24 @@ fn check_limits(inode: &Inode) -> std::result::Result<(), String> {
         }
         _ => Ok(()),
     }
+}
+
+/// A name ext4 can hold in a directory entry: 1 to 255 bytes, no `/`
+/// or NUL, not `.` or `..` (layer application refuses the others; the tree API does not).
+fn check_entry_name(name: &[u8]) -> std::result::Result<(), String> {
+    let shown = || String::from_utf8_lossy(&name[..name.len().min(64)]).into_owned();
+    if name.is_empty() || name.len() > crate::dir::NAME_MAX {
+        return Err(format!(
+            "holds a name of {} bytes ({:?}...); ext4 names are 1 to {} bytes",
+            name.len(),
+            shown(),
+            crate::dir::NAME_MAX
+        ));
+    }
+    if name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        return Err(format!("holds an invalid name {:?}", shown()));
+    }
+    Ok(())
 }
 
 /// The first path naming `id`, for error messages (walks the tree: only on failure).

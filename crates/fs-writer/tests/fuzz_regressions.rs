@@ -19,7 +19,6 @@ fn write(rootfs: Rootfs<SpillFile>) -> d2l_fs_writer::Result<d2l_fs_writer::Ext4
 /// it, the tree does not): `write_ext4` panicked in `dir.rs` (`check_name`: "directory entry
 /// name of 256 bytes (must be 1..=255)") instead of returning an error.
 #[test]
-#[ignore = "fs-writer asserts on a name over 255 bytes (dir.rs check_name); issue 13"]
 fn name_over_255_bytes_is_an_error_not_a_panic() {
     let mut rootfs = Rootfs::new(SpillFile::new().unwrap(), Timestamp::default());
     let meta = Metadata {
@@ -39,7 +38,6 @@ fn name_over_255_bytes_is_an_error_not_a_panic() {
 /// "Symlink /l (inode #12) is invalid" and "has an incorrect filetype (was 7, should be 0)".
 /// Either refuse it with an error naming the path, or write a clean filesystem.
 #[test]
-#[ignore = "fs-writer writes a symlink target with a NUL byte, which e2fsck calls invalid; issue 13"]
 fn symlink_target_with_nul_is_an_error_or_clean() {
     let slow = [&[b'x'; 100][..], b"\0tail"].concat();
     for target in [&b"a\0b"[..], &slow] {

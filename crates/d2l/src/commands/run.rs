@@ -119,8 +119,7 @@ fn memory_mib(memory: ByteSize) -> Result<u64> {
     const MIN_MIB: u64 = 16;
     if memory.0 % MIB != 0 {
         bail!(
-            "--memory {}: not a whole number of MiB (a number without a unit is bytes: \
-             write 512M or 2G)",
+            "--memory {}: not a whole number of MiB (write e.g. 512 or 512M, 2G)",
             memory.0
         );
     }
@@ -145,10 +144,10 @@ mod tests {
         assert_eq!(mib("1536MiB").unwrap(), 1536);
         assert_eq!(mib("2097152k").unwrap(), 2048);
         assert!(mib("1K").is_err(), "not whole MiB");
-        assert!(mib("512")
+        assert!(mib("1000000")
             .unwrap_err()
             .to_string()
-            .contains("without a unit is bytes"));
+            .contains("whole number of MiB"));
         assert!(mib("8M").unwrap_err().to_string().contains("too little"));
     }
 
