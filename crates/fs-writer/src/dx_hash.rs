@@ -190,19 +190,12 @@ pub(crate) mod tests {
     /// Finds an e2fsprogs tool on `PATH` or in the sbin directories, or fails the test saying
     /// what to install.
     pub(crate) fn e2fs_tool(name: &str) -> PathBuf {
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        let dirs = std::env::split_paths(&path)
-            .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from));
-        for dir in dirs {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
-        panic!(
-            "`{name}` from e2fsprogs is required by this test but was not found on PATH or in \
-             /usr/sbin, /sbin: install e2fsprogs (e.g. `apt-get install e2fsprogs`)"
-        );
+        d2l_testkit::which(name).unwrap_or_else(|| {
+            panic!(
+                "`{name}` from e2fsprogs is required by this test but was not found on PATH or \
+                 in /usr/sbin, /sbin: install e2fsprogs (e.g. `apt-get install e2fsprogs`)"
+            )
+        })
     }
 
     /// The UUID text form of a seed, as `debugfs dx_hash -s` and `mke2fs -E hash_seed=` take it.

@@ -45,17 +45,12 @@ const I_FILE_ACL_HIGH: usize = 0x76;
 const I_EXTRA_ISIZE: usize = 0x80;
 
 fn find_tool(name: &str, package: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "the xattr cross-check needs `{name}` (Debian package `{package}`), \
+    d2l_testkit::which(name).unwrap_or_else(|| {
+        panic!(
+            "the xattr cross-check needs `{name}` (Debian package `{package}`), \
                  not found in PATH, /usr/sbin or /sbin"
-            )
-        })
+        )
+    })
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {

@@ -898,33 +898,20 @@ fn url_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
     Ok(out)
 }
 
-// Digit values are 0..64, chunks at most four digits (24 bits): nothing can overflow.
-#[allow(clippy::arithmetic_side_effects)]
+/// A `LIBARCHIVE.xattr.*` value.
 fn base64_decode(input: &[u8]) -> Result<Vec<u8>, EntryError> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let digits: Vec<u8> = input.iter().copied().filter(|&c| c != b'=').collect();
-    let mut out = Vec::with_capacity(digits.len() * 3 / 4);
-    for chunk in digits.chunks(4) {
-        let mut acc = 0u32;
-        for &c in chunk {
-            acc = (acc << 6)
-                | value(c).ok_or_else(|| EntryError::BadPax("bad base64 xattr value".into()))?;
-        }
-        let bits = chunk.len() * 6;
-        acc <<= 24 - bits;
-        let bytes = acc.to_be_bytes();
-        out.extend_from_slice(&bytes[1..1 + bits / 8]);
-    }
-    Ok(out)
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::Engine as _;
+    // libarchive pads its values, other writers may not: padding is optional.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT
+        .decode(input)
+        .map_err(|e| EntryError::BadPax(format!("bad base64 xattr value: {e}")))
 }
 
 #[cfg(test)]

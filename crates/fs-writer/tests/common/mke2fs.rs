@@ -25,14 +25,9 @@ pub struct Image {
 
 /// Finds an e2fsprogs tool on PATH or in the sbin directories.
 fn tool(name: &str) -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!("{name} not found: install e2fsprogs (these tests compare with mke2fs)")
-        })
+    d2l_testkit::which(name).unwrap_or_else(|| {
+        panic!("{name} not found: install e2fsprogs (these tests compare with mke2fs)")
+    })
 }
 
 /// Runs an e2fsprogs tool; its stdout.
