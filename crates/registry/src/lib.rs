@@ -30,6 +30,8 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+// Input from registries and archives drives sizes and counts: no silent narrowing.
+#![warn(clippy::cast_possible_truncation)]
 
 mod docker_archive;
 mod error;
