@@ -16,7 +16,7 @@ pub fn fs_seed(uuid: &[u8; 16]) -> u32 {
 
 /// Per-inode checksum seed, used for the inode itself, its extent blocks and directory blocks:
 /// `ext4_chksum(ext4_chksum(fs_seed, le32(ino)), le32(generation))`.
-pub(crate) fn inode_seed(fs_seed: u32, ino: u32, generation: u32) -> u32 {
+pub fn inode_seed(fs_seed: u32, ino: u32, generation: u32) -> u32 {
     let seed = ext4_chksum(fs_seed, &ino.to_le_bytes());
     ext4_chksum(seed, &generation.to_le_bytes())
 }

@@ -48,7 +48,13 @@ use d2l_rootfs::{SpillReader, Tree};
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::csum::fs_seed;
+    pub use crate::csum::{fs_seed, inode_seed};
+    pub use crate::dir::test_reader;
+    pub use crate::dir::{
+        build_directory, directory_block_count, empty_directory_blocks, fits_linear, rec_len,
+        DirBlocks, DirEntryIn, HashParams, HtreeShape, TooManyEntries,
+    };
+    pub use crate::dx_hash::half_md4_hash;
     pub use crate::journal::{default_journal_blocks, journal_superblock};
     pub use crate::ondisk::{XattrBlockHeader, XattrEntry, XattrIbodyHeader};
     pub use crate::resize::{

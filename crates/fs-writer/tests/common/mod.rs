@@ -1,2 +1,3 @@
 //! Helpers shared by the test files.
+pub mod e2fs;
 pub mod mke2fs;
