@@ -437,6 +437,7 @@ pub fn block_hash(block: &[u8]) -> u32 {
 }
 
 /// The namespace index (`e_name_index`) and name suffix an attribute is stored under.
+#[cfg(any(test, feature = "internals"))] // only the tests' cross-check with mke2fs reads it
 pub fn stored_name(xattr: &Xattr) -> Result<(u8, &[u8]), XattrError> {
     let attr = Attr::parse(xattr)?;
     Ok((attr.index as u8, attr.suffix))
