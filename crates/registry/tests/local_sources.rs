@@ -203,9 +203,14 @@ fn read_layer(image: &Image, index: usize) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-fn inner_error(e: &io::Error) -> &Error {
+/// The verification error a layer reader failed with, as the registry reports it.
+fn inner_error(e: &io::Error) -> Error {
     assert_eq!(e.kind(), io::ErrorKind::InvalidData, "{e}");
-    e.get_ref().unwrap().downcast_ref::<Error>().unwrap()
+    let inner = e.get_ref().unwrap();
+    match inner.downcast_ref::<d2l_blob::Error>() {
+        Some(verification) => verification.clone().into(),
+        None => panic!("not a verification error: {inner}"),
+    }
 }
 
 fn list_dir(dir: &Path) -> Vec<String> {
@@ -477,8 +482,8 @@ fn corrupt_layer_fails_when_read_to_the_end() {
     let err = read_layer(&image, 0).unwrap_err();
     match inner_error(&err) {
         Error::BlobDigestMismatch { expected, actual } => {
-            assert_eq!(expected, &sha(&layer));
-            assert_eq!(actual, &sha(&bad));
+            assert_eq!(expected, sha(&layer));
+            assert_eq!(actual, sha(&bad));
         }
         other => panic!("{other}"),
     }
