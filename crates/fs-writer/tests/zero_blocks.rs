@@ -43,20 +43,6 @@ fn open_rw(path: &Path) -> std::fs::File {
         .unwrap()
 }
 
-fn e2fsck_clean(image: &Path) {
-    let out = Command::new("e2fsck")
-        .arg("-fn")
-        .arg(image)
-        .output()
-        .expect("e2fsck (e2fsprogs)");
-    assert!(
-        out.status.success(),
-        "e2fsck: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn debugfs(image: &Path, request: &str) -> String {
     let out = Command::new("debugfs")
         .args(["-R", request])
@@ -137,7 +123,7 @@ fn a_gib_of_zeros_through_the_disk_store_allocates_nothing() {
     let report = write_ext4_placed(&tree, &placed, &disk, &options).unwrap();
     drop(disk);
 
-    e2fsck_clean(&image);
+    d2l_testkit::debugfs::assert_fsck_clean(&image);
     assert_eq!(size_and_blocks(&image, "/zeros"), (GIB, 0));
     assert_reads_zeros(&image, "/zeros", GIB);
     // The filesystem is sized for metadata, not for the zeros; the image file is sparse.
@@ -157,7 +143,7 @@ fn a_gib_of_zeros_through_a_spill_file_allocates_nothing() {
     let report = write_ext4(&tree, &data, &out, &Ext4Options::deterministic(&[9; 32])).unwrap();
     drop(out);
 
-    e2fsck_clean(&image);
+    d2l_testkit::debugfs::assert_fsck_clean(&image);
     assert_eq!(size_and_blocks(&image, "/zeros"), (GIB, 0));
     assert_reads_zeros(&image, "/zeros", GIB);
     assert!(report.size_bytes < GIB, "{} bytes", report.size_bytes);
@@ -190,7 +176,7 @@ fn layers_with_mixed_files() -> Vec<u8> {
 }
 
 fn check_mixed(image: &Path) {
-    e2fsck_clean(image);
+    d2l_testkit::debugfs::assert_fsck_clean(image);
     assert_eq!(dump(image, "/mixed"), mixed_content());
     assert_eq!(
         size_and_blocks(image, "/mixed"),
@@ -242,7 +228,7 @@ fn contiguous_files_keep_their_zero_blocks() {
     let placed = store.finish().unwrap();
     let report = write_ext4_placed(&tree, &placed, &disk, &options).unwrap();
     drop(disk);
-    e2fsck_clean(&image);
+    d2l_testkit::debugfs::assert_fsck_clean(&image);
     assert_eq!(dump(&image, "/mixed"), mixed_content());
     let blocks = mixed_content().len().div_ceil(4096) as u32;
     assert_eq!(report.contiguous_files[0].blocks, blocks);
