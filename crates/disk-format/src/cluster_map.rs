@@ -18,6 +18,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::usize_from;
 use crate::{Error, Result};
+use d2l_disk::bytes::is_zero;
 
 /// Units per chunk of the map: chunks are allocated when a unit in them is first used.
 const CHUNK_UNITS: u64 = 8192;
@@ -411,13 +412,6 @@ pub(crate) fn punch(file: &File, offset: u64, len: u64) -> io::Result<()> {
     }
 }
 
-/// Whether every byte is zero (word-wise, stopping at the first non-zero block).
-pub(crate) fn is_zero(bytes: &[u8]) -> bool {
-    bytes
-        .chunks(64)
-        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
-}
-
 impl d2l_disk::VirtualDisk for ClusterMap {
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
         // A unit is allocated only for non-zero bytes; zeros written where nothing is
@@ -711,14 +705,5 @@ mod tests {
         let err = disk.grow_to((1 << 20) + 1).unwrap_err();
         assert!(err.to_string().contains("at most 1048576 bytes"), "{err}");
         assert!(disk.write_at(&[1], 1 << 20).is_err());
-    }
-
-    #[test]
-    fn zero_detection() {
-        assert!(is_zero(&[]));
-        assert!(is_zero(&[0; 1000]));
-        let mut v = vec![0u8; 1000];
-        v[999] = 1;
-        assert!(!is_zero(&v));
     }
 }

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
-use crate::cluster_map::{is_zero, read_up_to};
+use crate::cluster_map::read_up_to;
 use crate::usize_from;
 use crate::{Error, Result};
+use d2l_disk::bytes::is_zero;
 
 /// Grains read and deflated together.
 const BATCH_GRAINS: u64 = 16;

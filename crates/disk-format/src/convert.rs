@@ -5,10 +5,10 @@ use std::sync::mpsc::{channel, sync_channel};
 
 use d2l_disk::VirtualDisk;
 
-use crate::cluster_map::is_zero;
 use crate::read::DiskReader;
 use crate::usize_from;
 use crate::{Error, Result, MIB};
+use d2l_disk::bytes::is_zero;
 
 /// Bytes read at a time (pieces never cross a multiple of it).
 const PIECE: u64 = MIB;

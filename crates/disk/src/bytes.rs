@@ -67,9 +67,30 @@ fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     out
 }
 
+/// Whether every byte is zero: 64-byte blocks folded with OR (the compiler vectorises it),
+/// stopping at the first block that is not. Used to leave zero blocks as holes.
+pub fn is_zero(bytes: &[u8]) -> bool {
+    bytes
+        .chunks(64)
+        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_detection() {
+        assert!(is_zero(&[]));
+        assert!(is_zero(&[0; 4096]));
+        let mut b = [0u8; 4097];
+        assert!(is_zero(&b));
+        b[4096] = 1;
+        assert!(!is_zero(&b));
+        b[4096] = 0;
+        b[0] = 0x80;
+        assert!(!is_zero(&b));
+    }
 
     #[derive(FromBytes, IntoBytes, KnownLayout, Immutable, Unaligned)]
     #[repr(C)]

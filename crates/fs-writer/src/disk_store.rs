@@ -12,8 +12,9 @@ use d2l_rootfs::ContentStore;
 
 use crate::data_space::DataSpace;
 use crate::geometry::Range;
-use crate::holes::{is_zero, Holes};
+use crate::holes::Holes;
 use crate::layout::BLOCK_SIZE;
+use d2l_disk::bytes::is_zero;
 use d2l_disk::VirtualDisk;
 
 const BS: u64 = BLOCK_SIZE as u64;

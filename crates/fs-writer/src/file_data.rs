@@ -9,9 +9,9 @@ use crate::disk_store::PlacedData;
 use crate::error::{Error, Result};
 use crate::extent::{Extent, MAX_EXTENT_LEN};
 use crate::geometry::Range;
-use crate::holes::is_zero;
 use crate::layout::BLOCK_SIZE;
 use crate::sizing::block_runs;
+use d2l_disk::bytes::is_zero;
 use d2l_disk::VirtualDisk;
 use std::os::unix::fs::FileExt;
 

@@ -14,16 +14,6 @@ use crate::layout::BLOCK_SIZE;
 
 const BS: u64 = BLOCK_SIZE as u64;
 
-/// Whether `bytes` are all zero.
-pub(crate) fn is_zero(bytes: &[u8]) -> bool {
-    let words = bytes.chunks_exact(16);
-    let rest = words.remainder();
-    words
-        .map(|w| u128::from_ne_bytes(w.try_into().expect("16 bytes")))
-        .all(|w| w == 0)
-        && rest.iter().all(|&b| b == 0)
-}
-
 /// One run of hole blocks in store space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct HoleRun {
@@ -150,16 +140,6 @@ impl Holes {
 #[allow(clippy::cast_possible_truncation)] // fixtures: small, known values
 mod tests {
     use super::*;
-
-    #[test]
-    fn zero_detection() {
-        assert!(is_zero(&[0; 4096]));
-        assert!(is_zero(&[]));
-        let mut b = [0u8; 4096];
-        b[4095] = 1;
-        assert!(!is_zero(&b));
-        assert!(!is_zero(&[0, 0, 1]));
-    }
 
     #[test]
     fn store_blocks_map_around_holes() {

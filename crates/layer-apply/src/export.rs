@@ -8,9 +8,10 @@ use std::os::unix::fs::FileExt;
 
 use crate::error::EntryError;
 use crate::tar_reader::{BLOCK, BLOCK_LEN, MAX_XATTR_BYTES};
+use d2l_disk::bytes::is_zero;
 use d2l_disk::VirtualDisk;
 use d2l_rootfs::SpillReader;
-use d2l_rootfs::{FileData, InodeId, InodeKind, Timestamp, Tree};
+use d2l_rootfs::{DataExtent, InodeId, InodeKind, Timestamp, Tree};
 
 /// Largest value of an 8-byte octal header field (uid, gid, mode): 7 digits.
 const MAX_OCTAL_8: u64 = 0o7777777;
@@ -34,6 +35,12 @@ pub struct ExportStats {
 
 /// Files at least this large are copied inside the kernel when writing to a file.
 const KERNEL_COPY_MIN: u64 = 64 * 1024;
+/// Zero blocks in file data this size, aligned in the file, are written as holes (the
+/// block `build` leaves as a hole in ext4 too).
+const ZERO_BLOCK: u64 = 4096;
+/// Most data runs one file's zero scan cuts it into; past it the rest of the file is written
+/// as data. Bounds the run list in memory (24 bytes a run) and the member's sparse map.
+pub const MAX_EXPORT_RUNS: usize = 1 << 14;
 
 /// Writes `tree` as a tar stream to `out`, reading file data from `data`.
 pub fn write_tar(tree: &Tree, data: &SpillReader, out: &mut dyn Write) -> io::Result<ExportStats> {
@@ -203,6 +210,7 @@ fn write_entries(
     out: &mut dyn TarSink,
 ) -> io::Result<ExportStats> {
     let mut first_name: std::collections::HashMap<InodeId, Vec<u8>> = Default::default();
+    let mut scratch = vec![0u8; SCAN_CHUNK];
     let mut entries = 0u64;
     let mut walk = tree.walk();
     while let Some(item) = walk.next_entry() {
@@ -263,15 +271,17 @@ fn write_entries(
         };
         fields.xattrs = &inode.xattrs;
         match &inode.kind {
-            InodeKind::File(file) if file.is_sparse() => {
-                write_sparse_file(out, data, &name, file, fields)?;
-            }
             InodeKind::File(file) => {
-                write_header(out, &name, type_flag, &fields)?;
-                for extent in &file.extents {
-                    out.copy_data(data, extent.store_offset, extent.len)?;
+                let runs = without_zero_blocks(data, &file.extents, &mut scratch)?;
+                if file.is_sparse() || runs.len() != file.extents.len() {
+                    write_sparse_file(out, data, &name, file.size, &runs, fields)?;
+                } else {
+                    write_header(out, &name, type_flag, &fields)?;
+                    for extent in &file.extents {
+                        out.copy_data(data, extent.store_offset, extent.len)?;
+                    }
+                    write_zeros(out, padding(file.size))?;
                 }
-                write_zeros(out, padding(file.size))?;
             }
             _ => write_header(out, &name, type_flag, &fields)?,
         }
@@ -282,6 +292,77 @@ fn write_entries(
         entries,
         bytes: out.written(),
     })
+}
+
+/// Bytes of file data read at a time to look for zero blocks (a multiple of [`ZERO_BLOCK`]).
+const SCAN_CHUNK: usize = 1 << 20;
+
+/// The stored `extents` of a file with every whole [`ZERO_BLOCK`] of zeros (aligned in the
+/// file) cut out: the runs of data an export writes. Equal to `extents` when there are none.
+/// Once there are [`MAX_EXPORT_RUNS`] runs, the last one grows over the zeros to the next
+/// data of its extent instead of a new run starting.
+fn without_zero_blocks(
+    data: &SpillReader,
+    extents: &[DataExtent],
+    scratch: &mut [u8],
+) -> io::Result<Vec<DataExtent>> {
+    let mut runs: Vec<DataExtent> = Vec::with_capacity(extents.len());
+    let keep = |runs: &mut Vec<DataExtent>, piece: DataExtent| {
+        let full = runs.len() >= MAX_EXPORT_RUNS;
+        match runs.last_mut() {
+            Some(last)
+                if last.store_offset + (piece.file_offset - last.file_offset)
+                    == piece.store_offset
+                    && (last.file_offset + last.len == piece.file_offset || full) =>
+            {
+                // Adjacent, or past the cap: the zeros between stay data (contiguous in the
+                // store, as they came from one extent).
+                last.len = piece.file_offset + piece.len - last.file_offset;
+            }
+            _ => runs.push(piece),
+        }
+    };
+    for extent in extents {
+        let end = extent.file_offset + extent.len;
+        let mut start = extent.file_offset;
+        // Only extents that hold a whole aligned block can have one to cut.
+        let first_block = start.next_multiple_of(ZERO_BLOCK);
+        if first_block + ZERO_BLOCK > end {
+            keep(&mut runs, *extent);
+            continue;
+        }
+        while start < end {
+            // A chunk ends on a block boundary (or at the extent's end).
+            let mut chunk_end = (start + scratch.len() as u64).min(end);
+            if chunk_end < end {
+                chunk_end -= chunk_end % ZERO_BLOCK;
+            }
+            let store = extent.store_offset + (start - extent.file_offset);
+            let chunk = &mut scratch[..usize::try_from(chunk_end - start).expect("<= scratch")];
+            data.read_exact_at(chunk, store)?;
+            let mut piece_start = start;
+            while piece_start < chunk_end {
+                let piece_end = (piece_start + 1)
+                    .next_multiple_of(ZERO_BLOCK)
+                    .min(chunk_end);
+                let at = usize::try_from(piece_start - start).expect("<= scratch");
+                let bytes =
+                    &chunk[at..at + usize::try_from(piece_end - piece_start).expect("<= block")];
+                let hole = bytes.len() as u64 == ZERO_BLOCK && is_zero(bytes);
+                if !hole {
+                    let piece = DataExtent {
+                        file_offset: piece_start,
+                        len: piece_end - piece_start,
+                        store_offset: extent.store_offset + (piece_start - extent.file_offset),
+                    };
+                    keep(&mut runs, piece);
+                }
+                piece_start = piece_end;
+            }
+            start = chunk_end;
+        }
+    }
+    Ok(runs)
 }
 
 /// A file with holes as a PAX sparse member, format 1.0 (GNU tar's `--sparse-version=1.0`,
@@ -300,25 +381,26 @@ fn write_sparse_file<'a>(
     out: &mut dyn TarSink,
     data: &SpillReader,
     name: &'a [u8],
-    file: &FileData,
+    size: u64,
+    extents: &[DataExtent],
     mut fields: Fields<'a>,
 ) -> io::Result<()> {
     // (start, end) of each run, block aligned but the end of the file.
-    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(file.extents.len() + 1);
-    for extent in &file.extents {
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(extents.len() + 1);
+    for extent in extents {
         let start = extent.file_offset - extent.file_offset % BLOCK;
         let end = (extent.file_offset + extent.len)
             .div_ceil(BLOCK)
             .saturating_mul(BLOCK)
-            .min(file.size);
+            .min(size);
         match runs.last_mut() {
             Some((_, last_end)) if *last_end >= start => *last_end = end.max(*last_end),
             _ => runs.push((start, end)),
         }
     }
     let data_bytes: u64 = runs.iter().map(|(start, end)| end - start).sum();
-    if runs.last().is_none_or(|&(_, end)| end < file.size) {
-        runs.push((file.size, file.size));
+    if runs.last().is_none_or(|&(_, end)| end < size) {
+        runs.push((size, size));
     }
     let mut map = format!("{}\n", runs.len()).into_bytes();
     for (start, end) in &runs {
@@ -338,10 +420,10 @@ fn write_sparse_file<'a>(
         p
     };
     fields.size = stored;
-    fields.sparse = Some((name, file.size));
+    fields.sparse = Some((name, size));
     write_header(out, &placeholder, b'0', &fields)?;
     out.write_all(&map)?;
-    let mut extents = file.extents.iter().peekable();
+    let mut extents = extents.iter().peekable();
     for &(start, end) in &runs {
         let mut position = start;
         while let Some(extent) = extents.next_if(|e| e.file_offset < end) {

@@ -43,7 +43,7 @@ pub use compression::Compression;
 /// Limits on paths, re-exported from [`d2l_rootfs::path`].
 pub use d2l_rootfs::path::{MAX_DEPTH, MAX_PATH_LEN, NAME_MAX};
 pub use error::{EntryError, Error, Result};
-pub use export::{write_tar, write_tar_to_file, ExportStats};
+pub use export::{write_tar, write_tar_to_file, ExportStats, MAX_EXPORT_RUNS};
 pub use layers::{BlobDescriptor, BlobError, BlobSource, Layers};
 pub use pipeline::{apply_layers, chain_ids, AppliedImage, AppliedLayer};
 pub use tar_reader::{MAX_ENTRY_METADATA, MAX_XATTR_BYTES};
