@@ -18,6 +18,9 @@ use d2l_disk::DiskCursor;
 /// Name of the root partition in its GPT entry (UTF-16LE, up to 36 units).
 pub const PARTITION_NAME: &str = "d2l-root";
 
+/// Name of the EFI System Partition in its GPT entry.
+pub const ESP_NAME: &str = "d2l-esp";
+
 /// Entry attribute bit 2, "Legacy BIOS bootable" (UEFI spec 2.10 §5.3.3, Table 5-8):
 /// gptmbr.bin boots the partition that has it.
 pub const ATTR_LEGACY_BIOS_BOOTABLE: u64 = 1 << 2;
@@ -45,7 +48,26 @@ pub(crate) fn write_tables(
         flags: ATTR_LEGACY_BIOS_BOOTABLE,
         name: PARTITION_NAME.to_owned(),
     };
-    disk.update_partitions(BTreeMap::from([(1, partition)]))?;
+    let mut partitions = BTreeMap::new();
+    match layout.esp {
+        None => {
+            partitions.insert(1, partition);
+        }
+        Some(esp) => {
+            let first_lba = esp.start / SECTOR_BYTES;
+            let esp = gpt::partition::Partition {
+                part_type_guid: gpt::partition_types::EFI,
+                part_guid: uuid::Uuid::from_bytes(ids.esp_guid),
+                first_lba,
+                last_lba: first_lba + esp.bytes / SECTOR_BYTES - 1,
+                flags: 0,
+                name: ESP_NAME.to_owned(),
+            };
+            partitions.insert(1, esp);
+            partitions.insert(2, partition);
+        }
+    }
+    disk.update_partitions(partitions)?;
     disk.write_inplace()?;
     Ok(())
 }
@@ -78,6 +100,8 @@ mod tests {
             mbr_signature: 0xdead_beef,
             disk_guid: [0; 16],
             partition_guid: [0; 16],
+            esp_guid: [0; 16],
+            esp_volume_id: 1,
         };
         let s = encode_protective_mbr(&layout, &ids, Some(&[0x11; 440]));
         assert_eq!(&s[..440], &[0x11; 440][..]);

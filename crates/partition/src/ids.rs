@@ -9,6 +9,8 @@ const LABEL_MBR_SIGNATURE: &[u8] = b"d2l-partition mbr-signature\0";
 const LABEL_DISK_GUID: &[u8] = b"d2l-partition disk-guid\0";
 /// See [`LABEL_MBR_SIGNATURE`].
 const LABEL_PARTITION_GUID: &[u8] = b"d2l-partition partition-guid\0";
+const LABEL_ESP_GUID: &[u8] = b"d2l-partition esp-guid\0";
+const LABEL_ESP_VOLUME_ID: &[u8] = b"d2l-partition esp-volume-id\0";
 
 /// The identifiers written into the tables.
 ///
@@ -23,6 +25,10 @@ pub struct DiskIds {
     pub disk_guid: [u8; 16],
     /// GPT unique partition GUID of the root partition (entry offset 16).
     pub partition_guid: [u8; 16],
+    /// GPT unique partition GUID of the EFI System Partition, when there is one.
+    pub esp_guid: [u8; 16],
+    /// The ESP's FAT volume id (serial number), never 0.
+    pub esp_volume_id: u32,
 }
 
 impl DiskIds {
@@ -39,20 +45,26 @@ impl DiskIds {
                 .try_into()
                 .expect("a sha256 digest is 32 bytes")
         };
-        let sig = hash(LABEL_MBR_SIGNATURE);
-        let mbr_signature = match u32::from_le_bytes([sig[0], sig[1], sig[2], sig[3]]) {
-            0 => 1,
-            s => s,
-        };
+        let mbr_signature = nonzero_u32(hash(LABEL_MBR_SIGNATURE));
         DiskIds {
             mbr_signature,
             disk_guid: guid_v4(hash(LABEL_DISK_GUID)),
             partition_guid: guid_v4(hash(LABEL_PARTITION_GUID)),
+            esp_guid: guid_v4(hash(LABEL_ESP_GUID)),
+            esp_volume_id: nonzero_u32(hash(LABEL_ESP_VOLUME_ID)),
         }
     }
 }
 
 /// Takes 16 bytes and stamps version 4 and the RFC 4122 variant (RFC 4122 §4.4).
+/// The first four bytes, little-endian, with 0 ("no id" to some tools) made 1.
+fn nonzero_u32(bytes: [u8; 32]) -> u32 {
+    match u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) {
+        0 => 1,
+        n => n,
+    }
+}
+
 fn guid_v4(bytes: [u8; 32]) -> [u8; 16] {
     let mut g = [0u8; 16];
     g.copy_from_slice(&bytes[..16]);
@@ -79,7 +91,7 @@ mod tests {
     #[test]
     fn guids_are_rfc4122_v4() {
         let ids = DiskIds::derive(&[0xab; 32]);
-        for g in [ids.disk_guid, ids.partition_guid] {
+        for g in [ids.disk_guid, ids.partition_guid, ids.esp_guid] {
             let u = uuid::Uuid::from_bytes(g);
             assert_eq!(u.get_version_num(), 4);
             assert_eq!(u.get_variant(), uuid::Variant::RFC4122);

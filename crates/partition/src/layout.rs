@@ -13,7 +13,7 @@ pub const SECTOR_BYTES: u64 = 512;
 /// fdisk/parted since 2010 (2048 sectors), which also keeps GPT's 34 leading sectors clear.
 pub const ALIGN_BYTES: u64 = 1024 * 1024;
 
-/// Byte offset of the root partition: LBA 2048.
+/// Byte offset of the first partition: LBA 2048 (the root partition, or the ESP before it).
 pub const PARTITION_START_BYTES: u64 = ALIGN_BYTES;
 
 /// Space kept at the end of a GPT disk for the backup entry array (32 sectors) and the
@@ -55,14 +55,27 @@ impl fmt::Display for TableKind {
     }
 }
 
-/// Where everything goes on the disk, in bytes. Build it with [`DiskLayout::plan`].
+/// An EFI System Partition: where it is and how long, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspExtent {
+    /// Offset of the ESP (1 MiB: it is the first partition).
+    pub start: u64,
+    /// Length of the ESP (a multiple of 1 MiB).
+    pub bytes: u64,
+}
+
+/// Where everything goes on the disk, in bytes. Build it with [`DiskLayout::plan`] or
+/// [`DiskLayout::plan_with_esp`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskLayout {
     /// Table kind.
     pub kind: TableKind,
     /// Total disk size; the disk file must be exactly this long.
     pub disk_bytes: u64,
-    /// Offset of the root partition (1 MiB).
+    /// The EFI System Partition, first on the disk and first in the table, when the disk
+    /// boots through UEFI.
+    pub esp: Option<EspExtent>,
+    /// Offset of the root partition: 1 MiB, or right after the ESP.
     pub partition_start: u64,
     /// Length of the root partition (the filesystem rounded up to 1 MiB).
     pub partition_bytes: u64,
@@ -75,6 +88,17 @@ impl DiskLayout {
     ///
     /// Errors if the filesystem is empty or an MBR partition would pass 2 TiB.
     pub fn plan(kind: TableKind, filesystem_bytes: u64) -> Result<DiskLayout> {
+        DiskLayout::plan_with_esp(kind, None, filesystem_bytes)
+    }
+
+    /// As [`DiskLayout::plan`], with an EFI System Partition of `esp_bytes` (rounded up to
+    /// 1 MiB) at 1 MiB when given, the root partition right after it: partition 1 is the
+    /// ESP, partition 2 the root, in both tables.
+    pub fn plan_with_esp(
+        kind: TableKind,
+        esp_bytes: Option<u64>,
+        filesystem_bytes: u64,
+    ) -> Result<DiskLayout> {
         if filesystem_bytes == 0 {
             return Err(Error::EmptyFilesystem);
         }
@@ -82,10 +106,24 @@ impl DiskLayout {
             end: u64::MAX,
             limit: MBR_LIMIT_BYTES,
         };
+        let esp = match esp_bytes {
+            None => None,
+            Some(0) => return Err(Error::InvalidLayout("the ESP is empty")),
+            Some(bytes) => Some(EspExtent {
+                start: PARTITION_START_BYTES,
+                bytes: bytes
+                    .checked_next_multiple_of(ALIGN_BYTES)
+                    .ok_or_else(too_big)?,
+            }),
+        };
+        let partition_start = match esp {
+            None => PARTITION_START_BYTES,
+            Some(esp) => esp.start.checked_add(esp.bytes).ok_or_else(too_big)?,
+        };
         let partition_bytes = filesystem_bytes
             .checked_next_multiple_of(ALIGN_BYTES)
             .ok_or_else(too_big)?;
-        let partition_end = PARTITION_START_BYTES
+        let partition_end = partition_start
             .checked_add(partition_bytes)
             .ok_or_else(too_big)?;
         let disk_bytes = match kind {
@@ -105,9 +143,19 @@ impl DiskLayout {
         Ok(DiskLayout {
             kind,
             disk_bytes,
-            partition_start: PARTITION_START_BYTES,
+            esp,
+            partition_start,
             partition_bytes,
         })
+    }
+
+    /// The root partition's number in the table: 1, or 2 behind an ESP.
+    pub fn root_partition_number(&self) -> u32 {
+        if self.esp.is_some() {
+            2
+        } else {
+            1
+        }
     }
 
     /// First sector (LBA) of the partition.
@@ -154,6 +202,18 @@ impl DiskLayout {
                 "partition overlaps the table or passes the disk end",
             ));
         }
+        if let Some(esp) = self.esp {
+            if !(aligned(esp.start) && aligned(esp.bytes)) || esp.bytes == 0 {
+                return Err(Error::InvalidLayout(
+                    "the ESP must be a non-empty run of whole sectors",
+                ));
+            }
+            if esp.start < front || esp.start.saturating_add(esp.bytes) > self.partition_start {
+                return Err(Error::InvalidLayout(
+                    "the ESP overlaps the table or the root partition",
+                ));
+            }
+        }
         if self.kind == TableKind::Mbr
             && self.partition_start + self.partition_bytes > MBR_LIMIT_BYTES
         {
@@ -189,6 +249,36 @@ mod tests {
         assert_eq!(l.partition_bytes, 64 * MIB);
         assert_eq!(l.disk_bytes, 66 * MIB);
         l.validate().unwrap();
+    }
+
+    #[test]
+    fn an_esp_goes_first_and_the_root_after_it() {
+        for kind in [TableKind::Mbr, TableKind::Gpt] {
+            let l = DiskLayout::plan_with_esp(kind, Some(64 * MIB - 5), 10 * MIB).unwrap();
+            assert_eq!(
+                l.esp,
+                Some(EspExtent {
+                    start: MIB,
+                    bytes: 64 * MIB
+                })
+            );
+            assert_eq!(l.partition_start, 65 * MIB);
+            assert_eq!(l.partition_bytes, 10 * MIB);
+            let tail = if kind == TableKind::Gpt { MIB } else { 0 };
+            assert_eq!(l.disk_bytes, 75 * MIB + tail);
+            assert_eq!(l.root_partition_number(), 2);
+            l.validate().unwrap();
+        }
+        assert_eq!(
+            DiskLayout::plan(TableKind::Mbr, MIB)
+                .unwrap()
+                .root_partition_number(),
+            1
+        );
+        assert!(DiskLayout::plan_with_esp(TableKind::Mbr, Some(0), MIB).is_err());
+        let mut overlapping = DiskLayout::plan_with_esp(TableKind::Gpt, Some(MIB), MIB).unwrap();
+        overlapping.partition_start = MIB;
+        assert!(overlapping.validate().is_err());
     }
 
     #[test]

@@ -30,10 +30,10 @@ mod mbr;
 mod write;
 
 pub use error::{Error, Result};
-pub use gpt::{ATTR_LEGACY_BIOS_BOOTABLE, PARTITION_NAME};
+pub use gpt::{ATTR_LEGACY_BIOS_BOOTABLE, ESP_NAME, PARTITION_NAME};
 pub use ids::DiskIds;
 pub use layout::{
-    DiskLayout, TableKind, ALIGN_BYTES, GPT_TAIL_BYTES, MBR_LIMIT_BYTES, PARTITION_START_BYTES,
-    SECTOR_BYTES,
+    DiskLayout, EspExtent, TableKind, ALIGN_BYTES, GPT_TAIL_BYTES, MBR_LIMIT_BYTES,
+    PARTITION_START_BYTES, SECTOR_BYTES,
 };
 pub use write::write_partition_table;

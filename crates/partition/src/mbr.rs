@@ -7,6 +7,8 @@ use crate::{DiskIds, Result};
 
 /// MBR partition type "Linux native" (the 0x83 of fdisk's type list).
 pub(crate) const TYPE_LINUX: u8 = 0x83;
+/// The EFI System Partition's MBR type (UEFI spec 2.10 §5.2.2, Table 5-3).
+pub(crate) const TYPE_EFI_SYSTEM: u8 = 0xef;
 
 /// CHS geometry used for the legacy CHS fields: 255 heads, 63 sectors per track, as fdisk
 /// and parted write for LBA-addressed disks.
@@ -30,14 +32,31 @@ pub(crate) fn encode(
     if let Some(code) = boot_code {
         header.bootstrap_code = *code;
     }
-    header[1] = mbrman::MBRPartitionEntry {
-        boot: mbrman::BOOT_ACTIVE,
+    let entry = |boot, sys, start: u32, sectors: u32| mbrman::MBRPartitionEntry {
+        boot,
         first_chs: chs(start),
-        sys: TYPE_LINUX,
+        sys,
         last_chs: chs(start + (sectors - 1)),
         starting_lba: start,
         sectors,
     };
+    let root = entry(mbrman::BOOT_ACTIVE, TYPE_LINUX, start, sectors);
+    match layout.esp {
+        None => header[1] = root,
+        Some(esp) => {
+            let esp_start = u32::try_from(esp.start / SECTOR_BYTES).expect("before the root");
+            let esp_sectors = u32::try_from(esp.bytes / SECTOR_BYTES).expect("before the root");
+            // Not active: the BIOS boot code (mbr.bin) boots the active partition, the root
+            // with extlinux; UEFI firmware finds the ESP by its type.
+            header[1] = entry(
+                mbrman::BOOT_INACTIVE,
+                TYPE_EFI_SYSTEM,
+                esp_start,
+                esp_sectors,
+            );
+            header[2] = root;
+        }
+    }
     let mut sector = [0u8; SECTOR_BYTES as usize];
     header.write_into(&mut Cursor::new(&mut sector[..]))?;
     Ok(sector)
@@ -61,6 +80,8 @@ mod tests {
             mbr_signature: 0x1234_5678,
             disk_guid: [0; 16],
             partition_guid: [0; 16],
+            esp_guid: [0; 16],
+            esp_volume_id: 1,
         };
         let s = encode(&layout, &ids, Some(&[0xaa; 440])).unwrap();
         assert_eq!(&s[..440], &[0xaa; 440][..], "boot code");
@@ -79,6 +100,19 @@ mod tests {
         assert_eq!(&e[12..16], &(3 * 2048u32).to_le_bytes(), "sectors");
         assert_eq!(&s[462..510], &[0; 48][..], "entries 2-4 empty");
         assert_eq!(&s[510..], &[0x55, 0xaa], "boot signature");
+    }
+
+    #[test]
+    fn an_esp_is_entry_1_and_the_active_root_entry_2() {
+        let layout = DiskLayout::plan_with_esp(TableKind::Mbr, Some(1 << 20), 1 << 20).unwrap();
+        let s = encode(&layout, &DiskIds::derive(&[1; 32]), None).unwrap();
+        let (esp, root) = (&s[446..462], &s[462..478]);
+        assert_eq!((esp[0], esp[4]), (0, 0xef));
+        assert_eq!(&esp[8..12], &2048u32.to_le_bytes());
+        assert_eq!(&esp[12..16], &2048u32.to_le_bytes());
+        assert_eq!((root[0], root[4]), (0x80, 0x83));
+        assert_eq!(&root[8..12], &4096u32.to_le_bytes());
+        assert_eq!(&s[478..510], &[0; 32][..], "entries 3-4 empty");
     }
 
     #[test]

@@ -284,3 +284,48 @@ fn loop_device_sees_partition() {
         assert_eq!(read("size"), PART_SECTORS, "{kind}");
     }
 }
+
+/// EFI System Partition, as sfdisk names the GPT type.
+const EFI_SYSTEM: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+
+#[test]
+fn an_esp_is_partition_1_and_the_root_partition_2_for_sfdisk_and_sgdisk() {
+    for kind in [TableKind::Mbr, TableKind::Gpt] {
+        let layout = DiskLayout::plan_with_esp(kind, Some(64 * MIB), FS_BYTES).unwrap();
+        let tmp = tempfile::NamedTempFile::new().unwrap();
+        write_partition_table(tmp.as_file(), &layout, &ids(), Some(&boot_code())).unwrap();
+        let t = sfdisk_json(tmp.path());
+        let parts = t["partitions"].as_array().unwrap();
+        assert_eq!(parts.len(), 2, "{t:#}");
+        let (esp, root) = (&parts[0], &parts[1]);
+        assert_eq!(esp["start"], 2048, "{t:#}");
+        assert_eq!(esp["size"], 64 * 2048, "{t:#}");
+        assert_eq!(root["start"], 65 * 2048, "{t:#}");
+        assert_eq!(root["size"], PART_SECTORS, "{t:#}");
+        match kind {
+            TableKind::Mbr => {
+                assert_eq!(esp["type"], "ef", "{t:#}");
+                assert!(esp.get("bootable").is_none(), "{t:#}");
+                assert_eq!(root["type"], "83", "{t:#}");
+                assert_eq!(root["bootable"], true, "{t:#}");
+            }
+            TableKind::Gpt => {
+                assert_eq!(esp["type"], EFI_SYSTEM, "{t:#}");
+                assert_eq!(esp["uuid"], guid_string(ids().esp_guid), "{t:#}");
+                assert_eq!(esp["name"], d2l_partition::ESP_NAME, "{t:#}");
+                assert_eq!(root["type"], LINUX_ROOT_X64, "{t:#}");
+                assert_eq!(root["attrs"], "LegacyBIOSBootable", "{t:#}");
+                check_sgdisk_verify(tmp.path());
+            }
+        }
+        let verify = Command::new("sfdisk")
+            .args(["--verify", tmp.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            verify.status.success(),
+            "sfdisk --verify: {}",
+            String::from_utf8_lossy(&verify.stdout)
+        );
+    }
+}
