@@ -88,6 +88,16 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "qemu-system-x86_64",
         package: "qemu-system-x86",
     },
+    // UEFI disks: GRUB's EFI application is made from the host's modules by grub-mkimage
+    // (grub-common, a dependency), and booted with OVMF in the tests.
+    Tool {
+        command: "/usr/lib/grub/x86_64-efi/moddep.lst",
+        package: "grub-efi-amd64-bin",
+    },
+    Tool {
+        command: "/usr/share/OVMF/OVMF_CODE_4M.fd",
+        package: "ovmf",
+    },
     // crates/d2l/tests/dockerfile.rs: `d2l build -f Dockerfile` drives buildah (as root,
     // vfs storage, chroot isolation: no runtime or overlay needed).
     Tool {

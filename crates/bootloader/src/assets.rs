@@ -271,7 +271,7 @@ fn run(cmd: &mut Command) -> Result<()> {
     }
 }
 
-fn find_in_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_in_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .chain(["/usr/bin", "/usr/sbin", "/bin", "/sbin"].map(PathBuf::from))

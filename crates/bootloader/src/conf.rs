@@ -24,15 +24,25 @@ pub fn extlinux_conf(
     if let Some(initrd) = initrd {
         s.push_str(&format!("  INITRD {initrd}\n"));
     }
-    let mut append =
+    s.push_str(&format!(
+        "  APPEND {}\n",
+        kernel_cmdline(root_uuid, extra_cmdline)
+    ));
+    s
+}
+
+/// The kernel command line every loader d2l installs passes: the root filesystem by UUID,
+/// read-write, consoles on the screen and the first serial port, then `extra_cmdline`
+/// (`--cmdline`).
+pub(crate) fn kernel_cmdline(root_uuid: &str, extra_cmdline: &str) -> String {
+    let mut cmdline =
         format!("root=UUID={root_uuid} rw rootfstype=ext4 console=tty0 console=ttyS0,115200n8");
     let extra = extra_cmdline.trim();
     if !extra.is_empty() {
-        append.push(' ');
-        append.push_str(extra);
+        cmdline.push(' ');
+        cmdline.push_str(extra);
     }
-    s.push_str(&format!("  APPEND {append}\n"));
-    s
+    cmdline
 }
 
 #[cfg(test)]

@@ -32,6 +32,14 @@ pub enum Error {
         /// The tool or file that was looked for.
         what: String,
     },
+    /// The host lacks a Debian package d2l takes a boot loader from.
+    #[error("{what} not found on this host; install the Debian package `{package}`")]
+    MissingPackage {
+        /// The tool or directory that was looked for.
+        what: String,
+        /// The package that provides it.
+        package: &'static str,
+    },
     /// An external tool ran but failed.
     #[error("`{command}` failed ({status}): {stderr}")]
     Tool {

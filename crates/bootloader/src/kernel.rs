@@ -34,6 +34,53 @@ pub struct BootFiles {
     pub kernel: String,
     /// The initial ramdisk, if one was found or given: a regular file.
     pub initrd: Option<String>,
+    /// The symlinks the distribution moves to each new kernel and initrd on upgrade
+    /// (`/vmlinuz` and `/initrd.img`, or the same in `/boot`), when they point at `kernel`
+    /// and `initrd` today: a loader configured with them boots the upgraded kernel.
+    pub links: Option<(String, Option<String>)>,
+}
+
+/// The kernel and initrd symlinks Debian's and Ubuntu's `linux-update-symlinks` keep
+/// pointing at the newest kernel (in `/`, or in `/boot` with `image_dest=/boot`).
+const UPGRADE_LINKS: &[(&str, &str)] = &[
+    ("/vmlinuz", "/initrd.img"),
+    ("/boot/vmlinuz", "/boot/initrd.img"),
+];
+
+impl BootFiles {
+    /// The kernel and initrd paths a boot loader's configuration names: the upgrade links
+    /// when the image keeps them, else the files themselves.
+    pub fn loader_paths(&self) -> (&str, Option<&str>) {
+        match &self.links {
+            Some((kernel, initrd)) => (kernel, initrd.as_deref()),
+            None => (&self.kernel, self.initrd.as_deref()),
+        }
+    }
+}
+
+/// The upgrade links that point at `kernel` and `initrd` (a link pair is used whole or not
+/// at all: after an upgrade a loader must not pair a new kernel with a deleted initrd).
+fn upgrade_links(
+    tree: &Tree,
+    kernel: &str,
+    initrd: Option<&str>,
+) -> Option<(String, Option<String>)> {
+    let points_at =
+        |link: &str, file: &str| resolve_file(tree, link).is_some_and(|(real, _)| real == file);
+    UPGRADE_LINKS
+        .iter()
+        .find_map(|&(kernel_link, initrd_link)| {
+            if !points_at(kernel_link, kernel) {
+                return None;
+            }
+            match initrd {
+                Some(initrd) => points_at(initrd_link, initrd)
+                    .then(|| (kernel_link.to_owned(), Some(initrd_link.to_owned()))),
+                None => resolve(tree, initrd_link)
+                    .is_none()
+                    .then(|| (kernel_link.to_owned(), None)),
+            }
+        })
 }
 
 /// A kernel found in the image.
@@ -70,13 +117,21 @@ pub fn find_kernel(
             searched: SEARCHED.to_owned(),
         })?,
     };
+    let overridden = kernel.is_some() || initrd.is_some();
     let initrd = match initrd {
         Some(path) => Some(regular_file(tree, path, "--initrd")?),
         None => matching_initrd(tree, &chosen),
     };
+    // Files chosen by hand are booted by their own names.
+    let links = if overridden {
+        None
+    } else {
+        upgrade_links(tree, &chosen.path, initrd.as_deref())
+    };
     Ok(BootFiles {
         kernel: chosen.path,
         initrd,
+        links,
     })
 }
 

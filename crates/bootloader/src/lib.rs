@@ -6,6 +6,8 @@
 //!   host's packages, and the pure functions that patch them for a placement:
 //!   [`Syslinux::patched_ldlinux`] and [`Syslinux::boot_sector`].
 //! - [`extlinux_conf`]: the configuration file text.
+//! - [`GrubEfi`] and [`grub_cfg`]: the UEFI boot loader (GRUB's EFI application made by the
+//!   host's `grub-mkimage`) and its configuration, for the ESP.
 //! - [`find_kernel`]: the kernel and initrd to boot ([`BootFiles`]), found in the image tree
 //!   (Debian, Ubuntu, Fedora, RHEL, Alpine layouts) or given with `--kernel`/`--initrd`.
 //! - [`prepare`]: makes a container's tree a machine's (fstab, hostname, hosts, machine-id,
@@ -31,6 +33,7 @@
 mod assets;
 mod conf;
 mod error;
+mod grub;
 mod kernel;
 mod ldlinux;
 mod machine;
@@ -38,5 +41,6 @@ mod machine;
 pub use assets::{default_cache_dir, Syslinux};
 pub use conf::extlinux_conf;
 pub use error::{Error, Result};
+pub use grub::{grub_cfg, EfiArch, GrubEfi, GRUB_CFG_PATH};
 pub use kernel::{find_kernel, BootFiles};
 pub use machine::{prepare, salt_from, sha512_crypt, Change, MachineOptions};

@@ -16,6 +16,15 @@ fn boot(kernel: &str, initrd: Option<&str>) -> BootFiles {
     BootFiles {
         kernel: kernel.to_owned(),
         initrd: initrd.map(str::to_owned),
+        links: None,
+    }
+}
+
+/// [`boot`] with the upgrade links a loader names instead.
+fn linked(kernel: &str, initrd: Option<&str>, links: (&str, Option<&str>)) -> BootFiles {
+    BootFiles {
+        links: Some((links.0.to_owned(), links.1.map(str::to_owned))),
+        ..boot(kernel, initrd)
     }
 }
 
@@ -52,6 +61,8 @@ fn symlinks_only_resolve_to_real_files() {
             .symlink("vmlinuz", "k/vmlinuz-6.8.0-31-generic")
             .symlink("initrd.img", "/k/../k/initrd.img-6.8.0-31-generic");
     });
+    // The initrd is found by version; /initrd.img does not resolve (`..` of the symlink
+    // `k` is /usr/lib, as in Linux), so loaders are not given the links.
     assert_eq!(
         find_kernel(&mut fs, None, None).unwrap(),
         boot(
@@ -67,10 +78,64 @@ fn symlinks_only_resolve_to_real_files() {
             .symlink("vmlinuz", "boot/kernel")
             .symlink("initrd.img", "boot/initrd");
     });
+    let found = find_kernel(&mut fs, None, None).unwrap();
     assert_eq!(
-        find_kernel(&mut fs, None, None).unwrap(),
-        boot("/boot/kernel", Some("/boot/initrd"))
+        found,
+        linked(
+            "/boot/kernel",
+            Some("/boot/initrd"),
+            ("/vmlinuz", Some("/initrd.img"))
+        )
     );
+    // Loaders name the links, so that they boot what an upgrade moves them to.
+    assert_eq!(found.loader_paths(), ("/vmlinuz", Some("/initrd.img")));
+}
+
+#[test]
+fn upgrade_links_are_used_whole_or_not_at_all() {
+    // Debian with image_dest=/boot: the links are in /boot.
+    let mut fs = rootfs(|l| {
+        l.dir("boot")
+            .file("boot/vmlinuz-6.1.0-50-amd64", b"k")
+            .file("boot/initrd.img-6.1.0-50-amd64", b"i")
+            .symlink("boot/vmlinuz", "vmlinuz-6.1.0-50-amd64")
+            .symlink("boot/initrd.img", "initrd.img-6.1.0-50-amd64");
+    });
+    let found = find_kernel(&mut fs, None, None).unwrap();
+    assert_eq!(
+        found.loader_paths(),
+        ("/boot/vmlinuz", Some("/boot/initrd.img"))
+    );
+    // The initrd link points at another kernel's initrd: neither link is used, since after
+    // an upgrade the pair could name a kernel and a deleted initrd.
+    let mut fs = rootfs(|l| {
+        l.dir("boot")
+            .file("boot/vmlinuz-6.1.0-50-amd64", b"k")
+            .file("boot/initrd.img-6.1.0-50-amd64", b"i")
+            .file("boot/initrd.img-6.1.0-9-amd64", b"i9")
+            .symlink("vmlinuz", "boot/vmlinuz-6.1.0-50-amd64")
+            .symlink("initrd.img", "boot/initrd.img-6.1.0-9-amd64");
+    });
+    let found = find_kernel(&mut fs, None, None).unwrap();
+    assert_eq!(found.links, None);
+    assert_eq!(
+        found.loader_paths(),
+        (
+            "/boot/vmlinuz-6.1.0-50-amd64",
+            Some("/boot/initrd.img-6.1.0-50-amd64")
+        )
+    );
+    // A kernel given by hand is booted by its own name.
+    let mut fs = rootfs(|l| {
+        l.dir("boot")
+            .file("boot/vmlinuz-6.1.0-50-amd64", b"k")
+            .symlink("vmlinuz", "boot/vmlinuz-6.1.0-50-amd64");
+    });
+    let found = find_kernel(&mut fs, Some("/vmlinuz"), None).unwrap();
+    assert_eq!(found.loader_paths(), ("/boot/vmlinuz-6.1.0-50-amd64", None));
+    // No initrd anywhere: the kernel link alone.
+    let found = find_kernel(&mut fs, None, None).unwrap();
+    assert_eq!(found.loader_paths(), ("/vmlinuz", None));
 }
 
 #[test]
