@@ -220,7 +220,9 @@ impl<'d> FatVolume<'d> {
         let needed = u64::from(entry.size).div_ceil(cluster_bytes);
         let chain = self.chain(entry.first_cluster, Some(needed))?;
         // The chain exists on the disk: now the file's size is worth allocating.
-        let mut data = vec![0u8; usize::try_from(needed * cluster_bytes).expect("below 4 GiB")];
+        let bytes = usize::try_from(needed * cluster_bytes)
+            .map_err(|_| self.corrupt(format!("{path}: larger than this machine's memory")))?;
+        let mut data = vec![0u8; bytes];
         self.read_clusters(&chain, &mut data)?;
         data.truncate(entry.size as usize);
         Ok(data)
