@@ -74,6 +74,12 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "/usr/lib/syslinux/mbr/gptmbr.bin",
         package: "syslinux-common",
     },
+    // crates/fat/tests judge the FAT writer with fsck.fat and build reference volumes with
+    // mkfs.fat (mtools reads them back).
+    Tool {
+        command: "fsck.fat",
+        package: "dosfstools",
+    },
     // The partition crate's tests read tables back with sfdisk and check GPT with sgdisk.
     Tool {
         command: "sfdisk",

@@ -124,6 +124,16 @@ fn library_crates_know_only_the_crates_before_them() {
             &["d2l-fs-writer", "d2l-rootfs", "d2l-layer-apply"],
         ),
         (
+            "d2l-fat",
+            &[
+                "d2l-rootfs",
+                "d2l-fs-writer",
+                "d2l-layer-apply",
+                "d2l-registry",
+                "d2l-partition",
+            ],
+        ),
+        (
             "d2l-bootloader",
             &["d2l-layer-apply", "d2l-fs-writer", "d2l-registry"],
         ),
