@@ -487,16 +487,6 @@ fn write_header(
         sparse,
     } = fields;
     let mut pax: Vec<u8> = Vec::new();
-    if let Some((real_name, real_size)) = sparse {
-        pax_record(&mut pax, b"GNU.sparse.major", b"1");
-        pax_record(&mut pax, b"GNU.sparse.minor", b"0");
-        pax_record(&mut pax, b"GNU.sparse.name", real_name);
-        pax_record(
-            &mut pax,
-            b"GNU.sparse.realsize",
-            real_size.to_string().as_bytes(),
-        );
-    }
     if name.len() > 100 {
         pax_record(&mut pax, b"path", name);
     }
@@ -519,6 +509,18 @@ fn write_header(
     let mtime_fits = mtime.nanoseconds == 0 && ustar_seconds.is_some();
     if !mtime_fits {
         pax_record(&mut pax, b"mtime", format_pax_time(mtime).as_bytes());
+    }
+    // After `path` and `size`, which name and size the placeholder: readers that apply
+    // records in order (Python's tarfile) take the real name and size from these.
+    if let Some((real_name, real_size)) = sparse {
+        pax_record(&mut pax, b"GNU.sparse.major", b"1");
+        pax_record(&mut pax, b"GNU.sparse.minor", b"0");
+        pax_record(&mut pax, b"GNU.sparse.name", real_name);
+        pax_record(
+            &mut pax,
+            b"GNU.sparse.realsize",
+            real_size.to_string().as_bytes(),
+        );
     }
     for (xname, value) in xattrs {
         let mut key = b"SCHILY.xattr.".to_vec();
