@@ -35,6 +35,13 @@ use std::time::{Duration, Instant};
 pub const QEMU: &str = "qemu-system-x86_64";
 /// The Debian package that provides [`QEMU`].
 pub const QEMU_PACKAGE: &str = "qemu-system-x86";
+/// OVMF, the UEFI firmware for QEMU: its code (read-only) and the template of its variable
+/// store (copied for each machine, which writes to it).
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+/// See [`OVMF_CODE`].
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// The Debian package that provides OVMF.
+pub const OVMF_PACKAGE: &str = "ovmf";
 /// How many bytes of transcript a [`Timeout`] shows.
 pub const TAIL: usize = 4000;
 
@@ -94,6 +101,7 @@ pub struct QemuBuilder {
     initrd: Option<PathBuf>,
     append: Option<String>,
     extra: Vec<String>,
+    uefi: bool,
 }
 
 impl Default for QemuBuilder {
@@ -106,6 +114,7 @@ impl Default for QemuBuilder {
             initrd: None,
             append: None,
             extra: Vec::new(),
+            uefi: false,
         }
     }
 }
@@ -134,6 +143,13 @@ impl QemuBuilder {
         self.kernel = Some(kernel.to_path_buf());
         self.initrd = initrd.map(Path::to_path_buf);
         self.append = Some(cmdline.to_string());
+        self
+    }
+
+    /// Boots through UEFI (OVMF, with a fresh copy of its variable store) instead of
+    /// SeaBIOS.
+    pub fn uefi(mut self) -> Self {
+        self.uefi = true;
         self
     }
 
@@ -189,7 +205,26 @@ impl QemuBuilder {
     ///
     /// When `qemu-system-x86_64` cannot be started (the message names the Debian package).
     pub fn start(&self) -> std::io::Result<Qemu> {
-        let args = self.command_args();
+        let mut args = self.command_args();
+        let uefi_vars = if self.uefi {
+            let dir = tempfile::tempdir()?;
+            let vars = dir.path().join("OVMF_VARS.fd");
+            std::fs::copy(OVMF_VARS, &vars).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("cannot copy {OVMF_VARS} (apt-get install {OVMF_PACKAGE}): {e}"),
+                )
+            })?;
+            args.extend([
+                "-drive".to_owned(),
+                format!("if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"),
+                "-drive".to_owned(),
+                format!("if=pflash,format=raw,unit=1,file={}", vars.display()),
+            ]);
+            Some(dir)
+        } else {
+            None
+        };
         let mut child = Command::new(QEMU)
             .args(&args)
             .stdin(Stdio::piped())
@@ -219,6 +254,7 @@ impl QemuBuilder {
             command: format!("{QEMU} {}", args.join(" ")),
             readers,
             status: None,
+            _uefi_vars: uefi_vars,
         })
     }
 }
@@ -295,6 +331,8 @@ pub struct Qemu {
     command: String,
     readers: Vec<JoinHandle<()>>,
     status: Option<ExitStatus>,
+    /// The machine's copy of OVMF's variable store, removed with it.
+    _uefi_vars: Option<tempfile::TempDir>,
 }
 
 /// [`Qemu::wait_for`] gave up: the text did not appear in time, or QEMU exited first.

@@ -39,6 +39,9 @@ pub enum Error {
     /// The filesystem writer did not report where `ldlinux.sys` went.
     #[error("ldlinux.sys was not placed")]
     LdlinuxNotPlaced,
+    /// Writing the EFI System Partition failed.
+    #[error("writing the EFI System Partition: {0}")]
+    Esp(#[from] d2l_fat::Error),
     /// Writing boot code to the disk failed.
     #[error("writing the boot code: {0}")]
     Write(#[source] std::io::Error),

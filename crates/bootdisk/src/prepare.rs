@@ -1,6 +1,7 @@
 //! Step 1: the rootfs becomes a machine's, with its boot loader files.
 
-use d2l_bootloader::{extlinux_conf, find_kernel, prepare};
+use d2l_bootloader::{extlinux_conf, find_kernel, grub_cfg, prepare, Syslinux, GRUB_CFG_PATH};
+use d2l_fat::FatTree;
 use d2l_fs_writer::Ext4Options;
 use d2l_rootfs::{ContentStore, Metadata, Rootfs};
 
@@ -11,32 +12,81 @@ use crate::plan::{DiskPlan, LDLINUX_SYS, SYSLINUX_DIR};
 const LDLINUX_C32: &str = "boot/syslinux/ldlinux.c32";
 const EXTLINUX_CONF: &str = "boot/syslinux/extlinux.conf";
 
-/// Makes `rootfs` the machine `plan` describes and adds its boot loader, whose config names
-/// the filesystem `ext4.uuid`; marks in `ext4` the files to place contiguously. Returns what
-/// changed, a line each, and the warnings to show.
+/// What [`prepare_rootfs`] did and what [`write_disk`](crate::write_disk) still writes.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// What changed in the tree, a line each, for the build's summary.
+    pub summary: Vec<String>,
+    /// What the user should know.
+    pub warnings: Vec<String>,
+    /// The files of the EFI System Partition (GRUB and its configuration), when the disk
+    /// boots through UEFI.
+    pub esp: Option<FatTree>,
+}
+
+/// Makes `rootfs` the machine `plan` describes and adds its boot loaders: extlinux in the
+/// tree (its config naming the filesystem `ext4.uuid`; `ldlinux.sys` marked in `ext4` to be
+/// placed contiguously) and GRUB's files for the ESP. Both boot the same kernel, initrd and
+/// command line.
 pub fn prepare_rootfs<S: ContentStore>(
     rootfs: &mut Rootfs<S>,
     plan: &DiskPlan<'_>,
     ext4: &mut Ext4Options,
-) -> Result<(Vec<String>, Vec<String>)> {
-    let mut summary = Vec::new();
-    let mut warnings = Vec::new();
+) -> Result<Prepared> {
+    let mut prepared = Prepared::default();
     if let (Some(_), Some(machine)) = (plan.table, &plan.machine) {
         let (changes, warned) = prepare(rootfs, machine)?;
-        summary.extend(changes.into_iter().map(|c| c.0));
-        warnings = warned;
+        prepared.summary.extend(changes.into_iter().map(|c| c.0));
+        prepared.warnings = warned;
     }
-    let (Some(_), Some(syslinux)) = (plan.table, plan.syslinux) else {
-        return Ok((summary, warnings));
-    };
+    if !plan.boots() {
+        return Ok(prepared);
+    }
     let boot_files = find_kernel(rootfs, plan.kernel.as_deref(), plan.initrd.as_deref())?;
+    let (kernel, initrd) = boot_files.loader_paths();
     let fs_uuid = d2l_fs_writer::format_uuid(&ext4.uuid);
-    let conf = extlinux_conf(
-        &boot_files.kernel,
-        boot_files.initrd.as_deref(),
-        &fs_uuid,
-        &plan.cmdline,
-    );
+    if let Some(syslinux) = plan.syslinux {
+        install_extlinux(
+            rootfs,
+            syslinux,
+            extlinux_conf(kernel, initrd, &fs_uuid, &plan.cmdline),
+        )?;
+        ext4.contiguous = vec![LDLINUX_SYS.as_bytes().to_vec()];
+        prepared
+            .summary
+            .push(format!("extlinux in {SYSLINUX_DIR} (BIOS)"));
+    }
+    if let Some(grub) = plan.grub {
+        let mut esp = FatTree::new();
+        let removable = grub.arch().removable_path();
+        esp.add_file(removable, grub.image().to_vec())?;
+        esp.add_file(
+            GRUB_CFG_PATH,
+            grub_cfg(kernel, initrd, &fs_uuid, &plan.cmdline).into_bytes(),
+        )?;
+        prepared.esp = Some(esp);
+        prepared.summary.push(format!(
+            "GRUB on the EFI System Partition, /{removable} (UEFI)"
+        ));
+    }
+    let files = match &boot_files.initrd {
+        Some(initrd) => format!("{} with {initrd}", boot_files.kernel),
+        None => boot_files.kernel.clone(),
+    };
+    prepared.summary.push(match &boot_files.links {
+        Some((link, _)) => format!("booting {files}, through {link} (kept by kernel upgrades)"),
+        None => format!("booting {files}"),
+    });
+    Ok(prepared)
+}
+
+/// Puts extlinux's files in `/boot/syslinux`. `ldlinux.sys` goes in as shipped: its final
+/// bytes depend on where it lands, so it is patched once the filesystem is placed.
+fn install_extlinux<S: ContentStore>(
+    rootfs: &mut Rootfs<S>,
+    syslinux: &Syslinux,
+    conf: String,
+) -> Result<()> {
     let file = |mode| Metadata {
         mode,
         ..Metadata::default()
@@ -45,7 +95,6 @@ pub fn prepare_rootfs<S: ContentStore>(
     rootfs
         .create_dir_all(SYSLINUX_DIR.as_bytes(), file(0o755))
         .map_err(add(SYSLINUX_DIR))?;
-    // Its final bytes depend on where it lands; patched once the filesystem is placed.
     rootfs
         .write_file(LDLINUX_SYS.as_bytes(), file(0o444), syslinux.ldlinux_sys())
         .map_err(add(LDLINUX_SYS))?;
@@ -55,14 +104,5 @@ pub fn prepare_rootfs<S: ContentStore>(
     rootfs
         .write_file(EXTLINUX_CONF.as_bytes(), file(0o644), conf.as_bytes())
         .map_err(add(EXTLINUX_CONF))?;
-    ext4.contiguous = vec![LDLINUX_SYS.as_bytes().to_vec()];
-    summary.push(format!(
-        "extlinux in {SYSLINUX_DIR}, booting {}{}",
-        boot_files.kernel,
-        boot_files
-            .initrd
-            .map(|i| format!(" with {i}"))
-            .unwrap_or_default()
-    ));
-    Ok((summary, warnings))
+    Ok(())
 }

@@ -186,6 +186,34 @@ impl Cli {
                     .into(),
             ));
         }
+        if let Some(firmware) = args.firmware {
+            if args.table == Table::None {
+                return Err(build_error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--firmware {firmware} needs a partition table: --table none writes a \
+                         bare filesystem, which no firmware boots (use --table mbr or gpt)"
+                    ),
+                ));
+            }
+            if args.boot == Some(Boot::None) {
+                return Err(build_error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--firmware {firmware} with --boot none: a disk without a boot loader \
+                         boots with no firmware (leave one of them out)"
+                    ),
+                ));
+            }
+            if firmware == Firmware::Uefi && args.boot == Some(Boot::Extlinux) {
+                return Err(build_error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "--boot extlinux boots through the BIOS, and --firmware uefi has no BIOS \
+                     boot code (use --firmware hybrid for both, or leave --boot out)"
+                        .into(),
+                ));
+            }
+        }
         let single_words = [
             ("--hostname", Some(&args.hostname)),
             ("--kernel", args.kernel.as_ref()),
@@ -253,10 +281,15 @@ pub struct BuildArgs {
     /// filesystem).
     #[arg(long, value_name = "UUID", value_parser = d2l_fs_writer::parse_uuid)]
     pub fs_uuid: Option<[u8; 16]>,
-    /// Boot loader on the disk (default: extlinux; none with `--table none`, which refuses
-    /// extlinux).
+    /// Boot loader on the disk (default: the ones --firmware needs, extlinux for the BIOS
+    /// and GRUB for UEFI; none with `--table none`, which refuses extlinux).
     #[arg(long, value_enum)]
     pub boot: Option<Boot>,
+    /// Firmware the disk boots with: `bios` (extlinux), `uefi` (GRUB on an EFI System
+    /// Partition, no BIOS boot code) or `hybrid`, both into the same kernel (default:
+    /// hybrid for x86-64 images, uefi for arm64 ones).
+    #[arg(long, value_enum, value_name = "bios|uefi|hybrid")]
+    pub firmware: Option<Firmware>,
     /// Take syslinux's pieces (ldlinux.bss, ldlinux.sys, ldlinux.c32, mbr.bin, gptmbr.bin)
     /// from this directory instead of the host's syslinux packages.
     #[arg(long, value_name = "DIR")]
@@ -345,10 +378,44 @@ pub struct ConvertArgs {
 /// Boot loader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Boot {
-    /// extlinux (syslinux for ext4), installed without root or a mount.
+    /// The boot loaders --firmware needs: extlinux (syslinux for ext4, the BIOS path), and
+    /// GRUB for UEFI, installed without root or a mount.
     Extlinux,
     /// No boot loader.
     None,
+}
+
+/// `--firmware`: what starts the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Firmware {
+    /// A PC BIOS (SeaBIOS): MBR boot code and extlinux.
+    Bios,
+    /// UEFI (OVMF): GRUB on an EFI System Partition.
+    Uefi,
+    /// Both: one disk that either firmware boots into the same kernel.
+    Hybrid,
+}
+
+impl Firmware {
+    /// Whether a PC BIOS boots the disk.
+    pub fn bios(self) -> bool {
+        self != Firmware::Uefi
+    }
+
+    /// Whether UEFI boots the disk.
+    pub fn uefi(self) -> bool {
+        self != Firmware::Bios
+    }
+}
+
+impl std::fmt::Display for Firmware {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+            Firmware::Hybrid => "hybrid",
+        })
+    }
 }
 
 /// `d2l inspect`.
@@ -389,6 +456,19 @@ pub struct RunArgs {
     /// file's magic bytes by default.
     #[arg(long, value_name = "FORMAT")]
     pub format: Option<String>,
+    /// Firmware to boot with: `bios` (SeaBIOS) or `uefi` (OVMF, package ovmf); by default
+    /// the BIOS when the disk has BIOS boot code (bios and hybrid disks), else UEFI.
+    #[arg(long, value_enum, value_name = "bios|uefi")]
+    pub firmware: Option<RunFirmware>,
+}
+
+/// `d2l run --firmware`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunFirmware {
+    /// SeaBIOS, QEMU's own.
+    Bios,
+    /// OVMF.
+    Uefi,
 }
 
 /// `d2l pull`.
@@ -468,6 +548,37 @@ mod tests {
         assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
         assert!(e.to_string().contains("--boot extlinux"), "{e}");
         assert!(build_args(&["--table", "gpt", "--boot", "extlinux"]).is_ok());
+    }
+
+    #[test]
+    fn firmware_conflicts_are_usage_errors() {
+        assert_eq!(build_args(&[]).unwrap().firmware, None);
+        for (args, says) in [
+            (
+                &["--table", "none", "--firmware", "uefi"][..],
+                "--table none",
+            ),
+            (&["--boot", "none", "--firmware", "bios"][..], "--boot none"),
+            (
+                &["--boot", "extlinux", "--firmware", "uefi"][..],
+                "--firmware hybrid",
+            ),
+        ] {
+            let e = build_args(args).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{args:?}"
+            );
+            assert!(e.to_string().contains(says), "{args:?}: {e}");
+        }
+        for firmware in ["bios", "uefi", "hybrid"] {
+            for table in ["mbr", "gpt"] {
+                let args = build_args(&["--table", table, "--firmware", firmware]).unwrap();
+                assert_eq!(args.firmware.unwrap().to_string(), firmware);
+            }
+        }
+        assert!(build_args(&["--boot", "extlinux", "--firmware", "hybrid"]).is_ok());
     }
 
     #[test]

@@ -246,3 +246,33 @@ fn run_passes_qemus_exit_status_on() {
     assert!(err.contains("qcow2"), "QEMU's own message: {err}");
     assert!(!err.contains("d2l: error"), "{err}");
 }
+
+#[test]
+fn run_picks_ovmf_for_a_disk_without_bios_boot_code() {
+    require_qemu();
+    // As above, QEMU is made to fail at once (a raw file forced to qcow2), after d2l has
+    // logged the command it ran: the firmware is in it.
+    let dir = tempfile::tempdir().unwrap();
+    let uefi = dir.path().join("uefi.img");
+    std::fs::write(&uefi, vec![0u8; 1 << 20]).unwrap();
+    let mut with_code = vec![0u8; 1 << 20];
+    with_code[..3].copy_from_slice(&[0xeb, 0x63, 0x90]); // a jump, as mbr.bin starts
+    let bios = dir.path().join("bios.img");
+    std::fs::write(&bios, &with_code).unwrap();
+    let command = |args: &[&str]| {
+        let mut all = vec!["-v", "run", "--format", "qcow2"];
+        all.extend(args);
+        let out = d2l(&all);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        err.lines()
+            .find(|l| l.contains("running"))
+            .unwrap_or_else(|| panic!("no command logged: {err}"))
+            .to_owned()
+    };
+    let ovmf = "OVMF_CODE_4M.fd";
+    assert!(command(&[uefi.to_str().unwrap()]).contains(ovmf));
+    assert!(!command(&[bios.to_str().unwrap()]).contains(ovmf));
+    assert!(!command(&["--firmware", "bios", uefi.to_str().unwrap()]).contains(ovmf));
+    assert!(command(&["--firmware", "uefi", bios.to_str().unwrap()]).contains(ovmf));
+}

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use d2l_bootdisk::{creation_time, prepare_rootfs, write_disk, DiskPlan, BLOCK_BYTES};
-use d2l_bootloader::{MachineOptions, Syslinux};
+use d2l_bootloader::{EfiArch, GrubEfi, MachineOptions, Syslinux};
 use d2l_disk::VirtualDisk;
 use d2l_fs_writer::{DiskStore, Ext4Options, Ext4Report, SizeSpec};
 use d2l_partition::{DiskLayout, TableKind};
 
 use super::Environment;
-use crate::cli::{Boot, BuildArgs, SourceArgs, Table};
+use crate::cli::{Boot, BuildArgs, Firmware, SourceArgs, Table};
 use crate::output::{Destination, Output};
 use crate::progress::Progress;
 
@@ -34,19 +34,34 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
     let progress = Progress::new(quiet);
     let input = super::dockerfile::Input::from_args(&args.source, quiet)?;
 
-    // What can fail quickly fails before the long steps.
+    // What can fail quickly fails before the long steps. (extlinux is not wanted only when
+    // UEFI alone is asked for; an arm64 image, known once opened, drops it below.)
     let syslinux = match boot {
-        Boot::Extlinux => {
+        Boot::Extlinux if args.firmware != Some(Firmware::Uefi) => {
             let cache = d2l_bootloader::default_cache_dir()
                 .context("no cache directory ($XDG_CACHE_HOME or $HOME) for syslinux's files")?;
             Some(Syslinux::load(args.syslinux_dir.as_deref(), &cache).context("syslinux")?)
         }
-        Boot::None => None,
+        _ => None,
     };
     let root_password = read_root_password(&args)?;
     // With -f the builder runs now; its archive is needed until the layers are applied.
     let (source, built) = input.resolve(&args.output, quiet)?;
     let image = super::open_image(&source, &progress)?;
+    let (firmware, grub) = match boot {
+        Boot::Extlinux => {
+            let (firmware, efi) = firmware_for(&image.platform.architecture, args.firmware)?;
+            let grub = match efi {
+                Some(arch) if firmware.uefi() => {
+                    Some(GrubEfi::from_host(arch).context("GRUB for the UEFI boot")?)
+                }
+                _ => None,
+            };
+            (Some(firmware), grub)
+        }
+        Boot::None => (None, None),
+    };
+    let syslinux = syslinux.filter(|_| firmware.is_some_and(Firmware::bios));
     let output = Output::create(&args.output)?;
     let destination = args.output.display().to_string();
     let scratch_dir = output.scratch_dir().map(Path::to_path_buf);
@@ -82,6 +97,7 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
         let plan = DiskPlan {
             table,
             syslinux: syslinux.as_ref(),
+            grub: grub.as_ref(),
             machine: None,
             kernel: args.kernel.clone(),
             initrd: args.initrd.clone(),
@@ -105,12 +121,21 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
     if !quiet {
         let what = match (&layout, table) {
             (Some(l), Some(kind)) => format!(
-                "{} disk, {} MiB, ext4 partition at {} MiB",
+                "{} disk{}, {} MiB, {}ext4 partition at {} MiB",
                 match kind {
                     TableKind::Mbr => "MBR",
                     TableKind::Gpt => "GPT",
                 },
+                match firmware {
+                    Some(Firmware::Bios) => " for BIOS",
+                    Some(Firmware::Uefi) => " for UEFI",
+                    Some(Firmware::Hybrid) => " for BIOS and UEFI",
+                    None => " without boot loader",
+                },
                 l.disk_bytes >> 20,
+                l.esp
+                    .map(|esp| format!("EFI System Partition at {} MiB, ", esp.start >> 20))
+                    .unwrap_or_default(),
                 l.partition_start >> 20
             ),
             _ => format!("ext4, {} MiB", report.size_bytes >> 20),
@@ -156,10 +181,7 @@ fn build_disk(
     (env, progress): (&Environment, &Progress),
 ) -> Result<Built> {
     let destination = args.output.display().to_string();
-    let base = match plan.table {
-        Some(_) => d2l_partition::PARTITION_START_BYTES,
-        None => 0,
-    };
+    let base = plan.filesystem_offset();
     let mut flat = super::flatten(
         image,
         source,
@@ -185,9 +207,9 @@ fn build_disk(
         });
     }
     // Make the container's filesystem a machine's, then put the boot loader in.
-    let (summary, warnings) =
+    let prepared =
         prepare_rootfs(&mut flat.rootfs, &plan, &mut ext4).context("preparing the machine")?;
-    for warning in warnings {
+    for warning in &prepared.warnings {
         tracing::warn!("{warning}");
     }
     let (tree, store) = flat.rootfs.into_parts();
@@ -201,20 +223,44 @@ fn build_disk(
     ext4.offset = base;
 
     let step = progress.step(format!("writing {destination}"));
-    let written = write_disk(&tree, &data, disk, &plan, ext4, &digest).map_err(|e| match e {
-        d2l_bootdisk::Error::TooSmall { .. }
-        | d2l_bootdisk::Error::Filesystem(d2l_fs_writer::Error::TooSmall { .. }) => {
-            anyhow::anyhow!("{destination}: {e}")
-        }
-        e => anyhow::Error::new(e).context(format!("writing {destination}")),
-    })?;
+    let esp = prepared.esp.as_ref();
+    let written =
+        write_disk(&tree, &data, disk, &plan, esp, ext4, &digest).map_err(|e| match e {
+            d2l_bootdisk::Error::TooSmall { .. }
+            | d2l_bootdisk::Error::Filesystem(d2l_fs_writer::Error::TooSmall { .. }) => {
+                anyhow::anyhow!("{destination}: {e}")
+            }
+            e => anyhow::Error::new(e).context(format!("writing {destination}")),
+        })?;
     step.done();
     Ok(Built {
         report: written.report,
         layout: written.layout,
         fs_uuid,
-        summary,
+        summary: prepared.summary,
     })
+}
+
+/// The firmware a disk for an image of `architecture` boots with (`asked`, or the default),
+/// and the architecture of its UEFI boot loader.
+fn firmware_for(
+    architecture: &str,
+    asked: Option<Firmware>,
+) -> Result<(Firmware, Option<EfiArch>)> {
+    match architecture {
+        "amd64" => Ok((asked.unwrap_or(Firmware::Hybrid), Some(EfiArch::X86_64))),
+        "arm64" => match asked {
+            None | Some(Firmware::Uefi) => Ok((Firmware::Uefi, Some(EfiArch::Aarch64))),
+            Some(other) => bail!(
+                "--firmware {other}: arm64 machines have no PC BIOS and boot only through \
+                 UEFI (use --firmware uefi, the default for arm64 images)"
+            ),
+        },
+        other => bail!(
+            "no boot loader for {other} images: d2l boots amd64 disks through a BIOS or UEFI \
+             and arm64 disks through UEFI (build with --boot none for a disk without one)"
+        ),
+    }
 }
 
 fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {

@@ -1,6 +1,10 @@
 //! `d2l run`: boots a disk image in QEMU with software emulation (TCG), its serial console on
 //! this terminal (`-nographic -serial mon:stdio`: Ctrl-A X quits, Ctrl-A C switches to the
 //! monitor). d2l exits with QEMU's status.
+//!
+//! The firmware is SeaBIOS for a disk with BIOS boot code in its MBR (d2l's `bios` and
+//! `hybrid` disks) and OVMF, with a fresh copy of its variable store, for one without (a
+//! `uefi` disk); `--firmware` chooses for a hybrid disk.
 
 use std::fs::File;
 use std::io::Read;
@@ -10,13 +14,20 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::cli::RunArgs;
+use crate::cli::{RunArgs, RunFirmware};
 use d2l_fs_writer::ByteSize;
 
 /// The emulator `d2l run` starts.
 const QEMU: &str = "qemu-system-x86_64";
 /// The Debian package that provides it.
 const QEMU_PACKAGE: &str = "qemu-system-x86";
+/// OVMF's code, run read-only, and the template of its variable store, copied for each run.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+/// The Debian package that provides OVMF.
+const OVMF_PACKAGE: &str = "ovmf";
+/// Bytes of an MBR that hold boot code (before the disk signature).
+const MBR_BOOT_CODE: usize = 440;
 
 pub fn run(args: RunArgs) -> Result<()> {
     let memory = memory_mib(args.memory)?;
@@ -36,7 +47,17 @@ pub fn run(args: RunArgs) -> Result<()> {
             Detected::Format(format) => format.to_string(),
         },
     };
+    let firmware = match args.firmware {
+        Some(firmware) => firmware,
+        None if has_bios_boot_code(image)? => RunFirmware::Bios,
+        None => RunFirmware::Uefi,
+    };
     let mut cmd = qemu_command(image, &format, memory);
+    // Lives until QEMU exits: the machine's UEFI variables.
+    let _uefi_vars = match firmware {
+        RunFirmware::Bios => None,
+        RunFirmware::Uefi => Some(add_ovmf(&mut cmd)?),
+    };
     tracing::info!("running {cmd:?}");
     let status = match cmd.status() {
         Ok(status) => status,
@@ -67,6 +88,42 @@ fn qemu_command(image: &Path, format: &str, memory_mib: u64) -> Command {
         .args(["-nographic", "-serial", "mon:stdio", "-drive"])
         .arg(format!("file={file},format={format},if=virtio"));
     cmd
+}
+
+/// Adds OVMF to `cmd`: its code read-only, and a copy of its variable store in a temporary
+/// directory, which the caller keeps until QEMU exits.
+fn add_ovmf(cmd: &mut Command) -> Result<tempfile::TempDir> {
+    if !Path::new(OVMF_CODE).is_file() || !Path::new(OVMF_VARS).is_file() {
+        bail!(
+            "UEFI firmware not found ({OVMF_CODE}): install it (Debian: apt-get install \
+             {OVMF_PACKAGE}), or boot through the BIOS with --firmware bios"
+        );
+    }
+    let dir = tempfile::tempdir().context("a temporary directory for OVMF's variables")?;
+    let vars = dir.path().join("OVMF_VARS.fd");
+    std::fs::copy(OVMF_VARS, &vars).with_context(|| format!("copying {OVMF_VARS}"))?;
+    let vars = vars.to_string_lossy().replace(',', ",,");
+    cmd.arg("-drive")
+        .arg(format!(
+            "if=pflash,format=raw,unit=0,readonly=on,file={OVMF_CODE}"
+        ))
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,unit=1,file={vars}"));
+    Ok(dir)
+}
+
+/// Whether the disk's first sector holds BIOS boot code: d2l's `bios` and `hybrid` disks do,
+/// `uefi` ones do not. Read through the image's format; a format d2l cannot read (VHDX) is
+/// taken to boot through the BIOS, QEMU's default.
+fn has_bios_boot_code(image: &Path) -> Result<bool> {
+    let file = File::open(image).with_context(|| format!("{}", image.display()))?;
+    let Ok(disk) = d2l_disk_format::open(file) else {
+        return Ok(true);
+    };
+    let mut sector = [0u8; 512];
+    disk.read_at(&mut sector, 0)
+        .with_context(|| format!("{}: reading the first sector", image.display()))?;
+    Ok(sector[..MBR_BOOT_CODE].iter().any(|&b| b != 0))
 }
 
 /// What an image file holds, from its magic bytes.
