@@ -2,7 +2,7 @@
 
 use d2l_bootloader::{GrubEfi, MachineOptions, Syslinux};
 use d2l_fs_writer::SizeSpec;
-use d2l_partition::{TableKind, PARTITION_START_BYTES};
+use d2l_partition::{RootArch, TableKind, PARTITION_START_BYTES};
 use d2l_rootfs::Tree;
 
 /// Where the boot loader lives in the image (extlinux's install directory).
@@ -24,6 +24,8 @@ pub const ESP_LABEL: &str = "ESP";
 pub struct DiskPlan<'a> {
     /// The partition table, or `None` for a bare filesystem.
     pub table: Option<TableKind>,
+    /// The machine the disk is for (the GPT type of its root partition).
+    pub root_arch: RootArch,
     /// The BIOS boot loader (extlinux, in the root filesystem), or `None` for a disk the
     /// BIOS does not boot.
     pub syslinux: Option<&'a Syslinux>,

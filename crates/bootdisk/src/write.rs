@@ -68,7 +68,8 @@ pub fn write_disk(
             layout: None,
         });
     };
-    let layout = DiskLayout::plan_with_esp(kind, plan.esp_bytes(), report.size_bytes)?;
+    let layout = DiskLayout::plan_with_esp(kind, plan.esp_bytes(), report.size_bytes)?
+        .for_arch(plan.root_arch);
     let ids = DiskIds::derive(ids_seed);
     if let (Some(extent), Some(files)) = (layout.esp, esp) {
         let options = FatOptions {

@@ -273,8 +273,14 @@ fn check_partitions(disk: &Built, upgraded: bool) {
         let esp = &parts[0];
         let fat = disk.image.with_extension("esp");
         extract(&raw, sectors(esp, "start"), sectors(esp, "size"), &fat);
+        // fsck.fat exits 0 after reporting some problems: its only lines must be its
+        // version and the summary.
         let fsck = tool("fsck.fat", &["-n", fat.to_str().unwrap()]);
-        assert!(!fsck.contains("Free cluster summary wrong"), "{fsck}");
+        let unexpected: Vec<&str> = fsck
+            .lines()
+            .filter(|l| !l.starts_with("fsck.fat ") && !l.contains(" files, "))
+            .collect();
+        assert!(unexpected.is_empty(), "fsck.fat -n on the ESP: {fsck}");
     }
     let fs = disk.image.with_extension("ext4");
     extract(&raw, sectors(root, "start"), sectors(root, "size"), &fs);

@@ -35,22 +35,57 @@ fn export(source: &str, out: &Path) -> Vec<u8> {
 }
 
 /// Reads an exported tar into path -> Node. Hard links record the path of the first name.
+/// The content of a PAX sparse 1.0 member from its data: decimal lines (the number of runs,
+/// then each run's offset and length) padded to 512 bytes, then the runs' bytes, each run
+/// but the last padded to 512; holes are zeros, and the last run ends at the file's size.
+fn unsparse(data: &[u8]) -> Vec<u8> {
+    let mut pos = 0;
+    let mut number = || -> usize {
+        let end = pos + data[pos..].iter().position(|&b| b == b'\n').unwrap();
+        let n = std::str::from_utf8(&data[pos..end])
+            .unwrap()
+            .parse()
+            .unwrap();
+        pos = end + 1;
+        n
+    };
+    let count = number();
+    let runs: Vec<(usize, usize)> = (0..count).map(|_| (number(), number())).collect();
+    let mut at = pos.next_multiple_of(512);
+    let size = runs.last().map_or(0, |&(o, l)| o + l);
+    let mut out = vec![0u8; size];
+    for &(offset, len) in &runs {
+        out[offset..offset + len].copy_from_slice(&data[at..at + len]);
+        at += len.next_multiple_of(512);
+    }
+    out
+}
+
 fn nodes_from_tar(bytes: &[u8]) -> BTreeMap<String, Node> {
     let mut out = BTreeMap::new();
     let mut archive = tar::Archive::new(bytes);
     for entry in archive.entries().unwrap() {
         let mut entry = entry.unwrap();
         let mut xattrs = BTreeMap::new();
+        // A PAX sparse 1.0 member (export writes files with zero blocks so): the real
+        // name, and its data is a map of runs then the runs; the tar crate knows neither.
+        let mut sparse_name = None;
         if let Some(ext) = entry.pax_extensions().unwrap() {
             for e in ext {
                 let e = e.unwrap();
-                if let Some(name) = e.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                let key = e.key().unwrap();
+                if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
                     xattrs.insert(name.to_string(), e.value_bytes().to_vec());
+                } else if key == "GNU.sparse.name" {
+                    sparse_name = Some(e.value().unwrap().to_string());
                 }
             }
         }
         let h = entry.header().clone();
-        let path = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+        let path = match &sparse_name {
+            Some(name) => name.clone(),
+            None => String::from_utf8(entry.path_bytes().into_owned()).unwrap(),
+        };
         let path = path.trim_end_matches('/').to_string();
         let link = entry
             .link_name_bytes()
@@ -58,6 +93,9 @@ fn nodes_from_tar(bytes: &[u8]) -> BTreeMap<String, Node> {
             .unwrap_or_default();
         let mut content = Vec::new();
         entry.read_to_end(&mut content).unwrap();
+        if sparse_name.is_some() {
+            content = unsparse(&content);
+        }
         let (kind, detail) = match h.entry_type() {
             tar::EntryType::Regular => ("file", String::new()),
             tar::EntryType::Link => ("file", link.clone()),

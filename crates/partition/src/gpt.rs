@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use d2l_disk::VirtualDisk;
 
-use crate::layout::{DiskLayout, SECTOR_BYTES};
+use crate::layout::{DiskLayout, RootArch, SECTOR_BYTES};
 use crate::{DiskIds, Result};
 use d2l_disk::DiskCursor;
 
@@ -40,7 +40,10 @@ pub(crate) fn write_tables(
         )?;
     let first_lba = layout.partition_first_lba();
     let partition = gpt::partition::Partition {
-        part_type_guid: gpt::partition_types::LINUX_ROOT_X64,
+        part_type_guid: match layout.root_arch {
+            RootArch::X86_64 => gpt::partition_types::LINUX_ROOT_X64,
+            RootArch::Aarch64 => gpt::partition_types::LINUX_ROOT_ARM_64,
+        },
         part_guid: uuid::Uuid::from_bytes(ids.partition_guid),
         first_lba,
         // Inclusive (UEFI spec 2.10 §5.3.3, EndingLBA).

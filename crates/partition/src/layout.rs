@@ -55,6 +55,17 @@ impl fmt::Display for TableKind {
     }
 }
 
+/// The machine a disk's root partition is for: its GPT partition type (Discoverable
+/// Partitions Specification), so that systemd and firmware tools recognise it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RootArch {
+    /// x86-64: type 4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709.
+    #[default]
+    X86_64,
+    /// 64-bit ARM: type B921B045-1DF0-41C3-AF44-4C6F280D3FAE.
+    Aarch64,
+}
+
 /// An EFI System Partition: where it is and how long, in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EspExtent {
@@ -79,6 +90,8 @@ pub struct DiskLayout {
     pub partition_start: u64,
     /// Length of the root partition (the filesystem rounded up to 1 MiB).
     pub partition_bytes: u64,
+    /// The machine the root partition is for (its GPT type); x86-64 unless set.
+    pub root_arch: RootArch,
 }
 
 impl DiskLayout {
@@ -146,7 +159,13 @@ impl DiskLayout {
             esp,
             partition_start,
             partition_bytes,
+            root_arch: RootArch::default(),
         })
+    }
+
+    /// The same layout with the root partition typed for `arch`.
+    pub fn for_arch(self, root_arch: RootArch) -> DiskLayout {
+        DiskLayout { root_arch, ..self }
     }
 
     /// The root partition's number in the table: 1, or 2 behind an ESP.

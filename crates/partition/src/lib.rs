@@ -33,7 +33,7 @@ pub use error::{Error, Result};
 pub use gpt::{ATTR_LEGACY_BIOS_BOOTABLE, ESP_NAME, PARTITION_NAME};
 pub use ids::DiskIds;
 pub use layout::{
-    DiskLayout, EspExtent, TableKind, ALIGN_BYTES, GPT_TAIL_BYTES, MBR_LIMIT_BYTES,
+    DiskLayout, EspExtent, RootArch, TableKind, ALIGN_BYTES, GPT_TAIL_BYTES, MBR_LIMIT_BYTES,
     PARTITION_START_BYTES, SECTOR_BYTES,
 };
 pub use write::write_partition_table;

@@ -329,3 +329,18 @@ fn an_esp_is_partition_1_and_the_root_partition_2_for_sfdisk_and_sgdisk() {
         );
     }
 }
+
+#[test]
+fn an_arm64_root_partition_has_the_arm64_root_type() {
+    let layout = DiskLayout::plan_with_esp(TableKind::Gpt, Some(64 * MIB), FS_BYTES)
+        .unwrap()
+        .for_arch(d2l_partition::RootArch::Aarch64);
+    let tmp = tempfile::NamedTempFile::new().unwrap();
+    write_partition_table(tmp.as_file(), &layout, &ids(), None).unwrap();
+    let t = sfdisk_json(tmp.path());
+    assert_eq!(
+        t["partitions"][1]["type"], "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",
+        "{t:#}"
+    );
+    check_sgdisk_verify(tmp.path());
+}

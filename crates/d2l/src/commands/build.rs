@@ -8,7 +8,7 @@ use d2l_bootdisk::{creation_time, prepare_rootfs, write_disk, DiskPlan, BLOCK_BY
 use d2l_bootloader::{EfiArch, GrubEfi, MachineOptions, Syslinux};
 use d2l_disk::VirtualDisk;
 use d2l_fs_writer::{DiskStore, Ext4Options, Ext4Report, SizeSpec};
-use d2l_partition::{DiskLayout, TableKind};
+use d2l_partition::{DiskLayout, RootArch, TableKind};
 
 use super::Environment;
 use crate::cli::{Boot, BuildArgs, Firmware, SourceArgs, Table};
@@ -96,6 +96,10 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
             .with_context(|| format!("writing {destination}"))?;
         let plan = DiskPlan {
             table,
+            root_arch: match image.platform.architecture.as_str() {
+                "arm64" => RootArch::Aarch64,
+                _ => RootArch::X86_64,
+            },
             syslinux: syslinux.as_ref(),
             grub: grub.as_ref(),
             machine: None,

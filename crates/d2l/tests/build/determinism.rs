@@ -157,3 +157,31 @@ fn builds_on_different_wall_clocks_are_identical() {
         "SOURCE_DATE_EPOCH changed nothing: the comparison above could not see a time"
     );
 }
+
+#[test]
+fn two_hybrid_disks_of_the_debian_fixture_are_identical() {
+    // The ESP's volume id, its FAT timestamps, the GPT and partition GUIDs (the ESP's too)
+    // and GRUB's image are derived or fixed, never random or the wall clock's.
+    let debian = d2l_testkit::debian();
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = |name: &str| {
+        let out = tmp.path().join(name);
+        let run = d2l(&[
+            "build",
+            &debian.oci,
+            "-o",
+            out.to_str().unwrap(),
+            "--table",
+            "gpt",
+            "--firmware",
+            "hybrid",
+        ]);
+        assert!(run.status.success(), "{}", stderr(&run));
+        out
+    };
+    let (a, b) = (disk("a.img"), disk("b.img"));
+    assert!(
+        same_bytes(&a, &b),
+        "two hybrid disks of the same image differ"
+    );
+}

@@ -1,6 +1,7 @@
 //! Options refused before anything is read or written: values that would become lines of
-//! extlinux.conf, /etc/fstab, /etc/hosts or /etc/hostname, and a boot loader with no table.
-//! Usage errors: exit code 2, one line naming the option, nothing at `-o`.
+//! extlinux.conf, /etc/fstab, /etc/hosts or /etc/hostname, a boot loader with no table, and
+//! firmware the disk cannot have. Usage errors: exit code 2, one line naming the option,
+//! nothing at `-o`. Once the image is open, firmware its architecture cannot boot: exit 1.
 
 use crate::prelude::*;
 
@@ -73,4 +74,43 @@ fn a_control_character_in_the_root_password_file_is_refused() {
         &[],
         &["--root-password-file", "control character"],
     );
+}
+
+#[test]
+fn firmware_conflicts_are_refused() {
+    assert_refused(&["--table", "none", "--firmware", "uefi"], "--firmware");
+    assert_refused(&["--boot", "none", "--firmware", "hybrid"], "--firmware");
+    assert_refused(&["--boot", "extlinux", "--firmware", "uefi"], "--firmware");
+}
+
+#[test]
+fn an_arm64_image_boots_only_through_uefi() {
+    // The arm64 fixture: the platform is known once the image is opened.
+    let arm64 = format!("oci:{}:arm64", d2l_testkit::arm64_layout().display());
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("disk.img");
+    for firmware in ["bios", "hybrid"] {
+        let run = d2l(&[
+            "build",
+            &arm64,
+            "-o",
+            out.to_str().unwrap(),
+            "--firmware",
+            firmware,
+        ]);
+        let err = stderr(&run);
+        assert_eq!(run.status.code(), Some(1), "{err}");
+        assert!(err.contains("arm64 machines have no PC BIOS"), "{err}");
+        assert_eq!(list_dir(tmp.path()), Vec::<String>::new(), "nothing left");
+    }
+    // By default a UEFI disk, with GRUB for arm64: taken from the host's packages, and this
+    // x86-64 machine does not have them, or the image its kernel.
+    let run = d2l(&["build", &arm64, "-o", out.to_str().unwrap()]);
+    let err = stderr(&run);
+    assert_eq!(run.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("grub-efi-arm64-bin") || err.contains("no kernel in the image"),
+        "{err}"
+    );
+    assert_eq!(list_dir(tmp.path()), Vec::<String>::new(), "nothing left");
 }
