@@ -1,6 +1,7 @@
 //! d2l needs no privilege: as an ordinary user (uid 65534 here, dropped to with `setpriv`
 //! when the tests run as root, as CI does) it exports, writes a bare filesystem and builds a
-//! bootable disk, syslinux's pieces taken from the host packages included.
+//! bootable disk, syslinux's pieces and GRUB's EFI application taken from the host packages
+//! included.
 
 mod common;
 
@@ -138,18 +139,38 @@ fn an_ordinary_user_builds_disks_and_filesystems() {
     }
     // syslinux's pieces were extracted into the user's own cache.
     assert!(home.join("cache/d2l/syslinux").is_dir());
-    // The disk: a bootable MBR partition at 1 MiB holding a clean ext4 with the boot loader.
+    // The disk (hybrid, the default): the ESP at 1 MiB, a clean FAT holding GRUB (made by
+    // the host's grub-mkimage as this user), then the bootable root partition holding a
+    // clean ext4 with extlinux.
     let table = Command::new("sfdisk")
         .arg("--json")
         .arg(home.join("disk.img"))
         .output()
         .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&table.stdout).unwrap();
-    assert_eq!(json["partitiontable"]["partitions"][0]["start"], 2048);
-    assert_eq!(json["partitiontable"]["partitions"][0]["bootable"], true);
+    let parts = &json["partitiontable"]["partitions"];
+    assert_eq!(parts[0]["start"], 2048, "{json}");
+    assert_eq!(parts[0]["type"], "ef", "{json}");
+    assert_eq!(parts[1]["bootable"], true, "{json}");
+    let sectors =
+        |p: &serde_json::Value, key: &str| usize::try_from(p[key].as_u64().unwrap() * 512).unwrap();
     let bytes = std::fs::read(home.join("disk.img")).unwrap();
+    let esp = home.join("esp.fat");
+    let esp_range =
+        sectors(&parts[0], "start")..sectors(&parts[0], "start") + sectors(&parts[0], "size");
+    std::fs::write(&esp, &bytes[esp_range]).unwrap();
+    let fsck = Command::new("fsck.fat")
+        .arg("-n")
+        .arg(&esp)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&fsck.stdout);
+    assert!(
+        fsck.status.success() && report.lines().count() == 2,
+        "{report}"
+    );
     let partition = home.join("partition.ext4");
-    std::fs::write(&partition, &bytes[1 << 20..]).unwrap();
+    std::fs::write(&partition, &bytes[sectors(&parts[1], "start")..]).unwrap();
     for fs in [partition.as_path(), &home.join("fs.ext4")] {
         let fsck = Command::new("e2fsck").arg("-fn").arg(fs).output().unwrap();
         assert!(
