@@ -1,8 +1,8 @@
 //! A bootable disk from a flattened rootfs, in two steps around the moment the tree is
 //! final:
 //!
-//! 1. [`prepare_rootfs`] makes the container's tree a machine's (fstab, hostname, password:
-//!    [`d2l_bootloader::prepare`]) and puts the boot loader in (`/boot/syslinux`, with
+//! 1. [`prepare_rootfs`] makes the container's tree a machine's (fstab, accounts, network,
+//!    SSH, identity, growing: [`d2l_machine::prepare`]) and puts the boot loader in (`/boot/syslinux`, with
 //!    `ldlinux.sys` marked to be placed contiguously);
 //! 2. [`write_disk`] writes the ext4 filesystem around the file data already placed, patches
 //!    `ldlinux.sys` for where it landed, and writes the partition boot sector, the partition

@@ -1,7 +1,8 @@
 //! What disk to make, and the constants of where its pieces go.
 
-use d2l_bootloader::{MachineOptions, Syslinux};
+use d2l_bootloader::Syslinux;
 use d2l_fs_writer::SizeSpec;
+use d2l_machine::MachineOptions;
 use d2l_partition::TableKind;
 use d2l_rootfs::Tree;
 

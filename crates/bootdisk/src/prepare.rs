@@ -1,7 +1,8 @@
 //! Step 1: the rootfs becomes a machine's, with its boot loader files.
 
-use d2l_bootloader::{extlinux_conf, find_kernel, prepare};
+use d2l_bootloader::{extlinux_conf, find_kernel};
 use d2l_fs_writer::Ext4Options;
+use d2l_machine::prepare;
 use d2l_rootfs::{ContentStore, Metadata, Rootfs};
 
 use crate::error::{Error, Result};
@@ -21,10 +22,15 @@ pub fn prepare_rootfs<S: ContentStore>(
 ) -> Result<(Vec<String>, Vec<String>)> {
     let mut summary = Vec::new();
     let mut warnings = Vec::new();
+    // Kernel arguments the machine needs (net.ifnames=0 for ifupdown), after the user's.
+    let mut cmdline = plan.cmdline.clone();
     if let (Some(_), Some(machine)) = (plan.table, &plan.machine) {
-        let (changes, warned) = prepare(rootfs, machine)?;
-        summary.extend(changes.into_iter().map(|c| c.0));
-        warnings = warned;
+        let prepared = prepare(rootfs, machine)?;
+        summary.extend(prepared.changes.into_iter().map(|c| c.0));
+        warnings = prepared.warnings;
+        for arg in prepared.kernel_args {
+            cmdline = format!("{cmdline} {arg}").trim_start().to_owned();
+        }
     }
     let (Some(_), Some(syslinux)) = (plan.table, plan.syslinux) else {
         return Ok((summary, warnings));
@@ -35,7 +41,7 @@ pub fn prepare_rootfs<S: ContentStore>(
         &boot_files.kernel,
         boot_files.initrd.as_deref(),
         &fs_uuid,
-        &plan.cmdline,
+        &cmdline,
     );
     let file = |mode| Metadata {
         mode,

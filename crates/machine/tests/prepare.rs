@@ -1,8 +1,7 @@
-//! Kernel discovery and machine preparation on trees built from crafted layers.
+//! Machine preparation on trees built from crafted layers: the base files, root's
+//! password, and every job's files for each kind of image.
 
-use d2l_bootloader::{
-    find_kernel, prepare, salt_from, sha512_crypt, BootFiles, Error, MachineOptions,
-};
+use d2l_machine::{prepare, salt_from, sha512_crypt, MachineOptions, Network, RootOn};
 use d2l_rootfs::{Rootfs, SpillFile};
 use d2l_testkit::layer::LayerTar;
 
@@ -10,171 +9,6 @@ fn rootfs(build: impl FnOnce(&mut LayerTar)) -> Rootfs<SpillFile> {
     let mut layer = LayerTar::new();
     build(&mut layer);
     d2l_testkit::apply::layers(SpillFile::new().unwrap(), &[&layer.finish()])
-}
-
-fn boot(kernel: &str, initrd: Option<&str>) -> BootFiles {
-    BootFiles {
-        kernel: kernel.to_owned(),
-        initrd: initrd.map(str::to_owned),
-    }
-}
-
-#[test]
-fn debian_newest_version_wins_naturally() {
-    let mut fs = rootfs(|l| {
-        l.dir("boot")
-            .file("boot/vmlinuz-6.1.0-9-amd64", b"k9")
-            .file("boot/initrd.img-6.1.0-9-amd64", b"i9")
-            .file("boot/vmlinuz-6.1.0-50-amd64", b"k50")
-            .file("boot/initrd.img-6.1.0-50-amd64", b"i50")
-            .file("boot/config-6.1.0-50-amd64", b"")
-            .file("boot/System.map-6.1.0-50-amd64", b"")
-            .symlink("vmlinuz", "boot/vmlinuz-6.1.0-9-amd64")
-            .symlink("initrd.img", "boot/initrd.img-6.1.0-9-amd64");
-    });
-    assert_eq!(
-        find_kernel(&mut fs, None, None).unwrap(),
-        boot(
-            "/boot/vmlinuz-6.1.0-50-amd64",
-            Some("/boot/initrd.img-6.1.0-50-amd64")
-        )
-    );
-}
-
-#[test]
-fn symlinks_only_resolve_to_real_files() {
-    // The kernel lives elsewhere; only /vmlinuz and /initrd.img name it.
-    let mut fs = rootfs(|l| {
-        l.dir("usr/lib/kernel")
-            .file("usr/lib/kernel/vmlinuz-6.8.0-31-generic", b"k")
-            .file("usr/lib/kernel/initrd.img-6.8.0-31-generic", b"i")
-            .symlink("k", "usr/lib/kernel")
-            .symlink("vmlinuz", "k/vmlinuz-6.8.0-31-generic")
-            .symlink("initrd.img", "/k/../k/initrd.img-6.8.0-31-generic");
-    });
-    assert_eq!(
-        find_kernel(&mut fs, None, None).unwrap(),
-        boot(
-            "/usr/lib/kernel/vmlinuz-6.8.0-31-generic",
-            Some("/usr/lib/kernel/initrd.img-6.8.0-31-generic")
-        )
-    );
-    // Unversioned names: the /initrd.img symlink goes with the /vmlinuz one.
-    let mut fs = rootfs(|l| {
-        l.dir("boot")
-            .file("boot/kernel", b"k")
-            .file("boot/initrd", b"i")
-            .symlink("vmlinuz", "boot/kernel")
-            .symlink("initrd.img", "boot/initrd");
-    });
-    assert_eq!(
-        find_kernel(&mut fs, None, None).unwrap(),
-        boot("/boot/kernel", Some("/boot/initrd"))
-    );
-}
-
-#[test]
-fn alpine_flavour() {
-    let mut fs = rootfs(|l| {
-        l.dir("boot")
-            .file("boot/vmlinuz-virt", b"k")
-            .file("boot/initramfs-virt", b"i")
-            .file("boot/config-virt", b"");
-    });
-    assert_eq!(
-        find_kernel(&mut fs, None, None).unwrap(),
-        boot("/boot/vmlinuz-virt", Some("/boot/initramfs-virt"))
-    );
-}
-
-#[test]
-fn fedora_boot_and_rescue_skipped() {
-    let mut fs = rootfs(|l| {
-        l.dir("boot")
-            .file("boot/vmlinuz-6.5.6-300.fc39.x86_64", b"k6")
-            .file("boot/initramfs-6.5.6-300.fc39.x86_64.img", b"i6")
-            .file("boot/vmlinuz-6.5.12-300.fc39.x86_64", b"k12")
-            .file("boot/initramfs-6.5.12-300.fc39.x86_64.img", b"i12")
-            .file("boot/.vmlinuz-6.5.12-300.fc39.x86_64.hmac", b"")
-            .file("boot/vmlinuz-0-rescue-0123456789abcdef", b"r");
-    });
-    assert_eq!(
-        find_kernel(&mut fs, None, None).unwrap(),
-        boot(
-            "/boot/vmlinuz-6.5.12-300.fc39.x86_64",
-            Some("/boot/initramfs-6.5.12-300.fc39.x86_64.img")
-        )
-    );
-}
-
-#[test]
-fn lib_modules_kernel() {
-    // Fedora's container layout: /lib -> usr/lib, kernel only under modules.
-    let mut fs = rootfs(|l| {
-        l.symlink("lib", "usr/lib")
-            .dir("usr/lib/modules/6.5.6-300.fc39.x86_64")
-            .file("usr/lib/modules/6.5.6-300.fc39.x86_64/vmlinuz", b"k")
-            .dir("usr/lib/modules/6.10.3-200.fc40.x86_64")
-            .file("usr/lib/modules/6.10.3-200.fc40.x86_64/vmlinuz", b"k")
-            .file("usr/lib/modules/6.10.3-200.fc40.x86_64/initramfs.img", b"i");
-    });
-    assert_eq!(
-        find_kernel(&mut fs, None, None).unwrap(),
-        boot(
-            "/usr/lib/modules/6.10.3-200.fc40.x86_64/vmlinuz",
-            Some("/usr/lib/modules/6.10.3-200.fc40.x86_64/initramfs.img")
-        )
-    );
-}
-
-#[test]
-fn overrides() {
-    let mut fs = rootfs(|l| {
-        l.dir("boot")
-            .file("boot/vmlinuz-6.1.0-9-amd64", b"k9")
-            .file("boot/initrd.img-6.1.0-9-amd64", b"i9")
-            .file("boot/vmlinuz-6.1.0-50-amd64", b"k50")
-            .file("boot/initrd.img-6.1.0-50-amd64", b"i50")
-            .file("opt/my-initrd", b"i")
-            .symlink("opt/kernel", "../boot/vmlinuz-6.1.0-9-amd64");
-    });
-    // A kernel override gets its own version's initrd.
-    assert_eq!(
-        find_kernel(&mut fs, Some("/boot/vmlinuz-6.1.0-9-amd64"), None).unwrap(),
-        boot(
-            "/boot/vmlinuz-6.1.0-9-amd64",
-            Some("/boot/initrd.img-6.1.0-9-amd64")
-        )
-    );
-    // Through a symlink, and with an initrd override.
-    assert_eq!(
-        find_kernel(&mut fs, Some("opt/kernel"), Some("/opt/my-initrd")).unwrap(),
-        boot("/boot/vmlinuz-6.1.0-9-amd64", Some("/opt/my-initrd"))
-    );
-    assert_eq!(
-        find_kernel(&mut fs, None, Some("/opt/my-initrd")).unwrap(),
-        boot("/boot/vmlinuz-6.1.0-50-amd64", Some("/opt/my-initrd"))
-    );
-    let err = find_kernel(&mut fs, Some("/boot/nope"), None).unwrap_err();
-    assert!(matches!(err, Error::BootFile { .. }), "{err}");
-    assert!(err.to_string().contains("--kernel /boot/nope"), "{err}");
-    let err = find_kernel(&mut fs, None, Some("/boot")).unwrap_err();
-    assert!(err.to_string().contains("not a regular file"), "{err}");
-}
-
-#[test]
-fn no_kernel_says_what_to_install() {
-    let mut fs = rootfs(|l| {
-        l.dir("boot").dir("etc").symlink("vmlinuz", "boot/missing");
-    });
-    let err = find_kernel(&mut fs, None, None).unwrap_err();
-    assert!(matches!(err, Error::NoKernel { .. }));
-    let msg = err.to_string();
-    assert!(
-        msg.contains("apt-get install linux-image-amd64 systemd-sysv"),
-        "{msg}"
-    );
-    assert!(msg.contains("--boot none"), "{msg}");
 }
 
 #[test]
@@ -210,13 +44,24 @@ fn sha512_crypt_matches_the_system() {
     );
 }
 
+/// The base options: no network or growing, which the tests below check on their own.
 fn options(password: Option<&str>) -> MachineOptions {
     MachineOptions {
-        hostname: "box".to_owned(),
         root_password: password.map(str::to_owned),
-        fs_uuid: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".to_owned(),
         salt: Some("saltstring".to_owned()),
+        network: Network::None,
+        root_on: RootOn::Filesystem,
+        ..MachineOptions::new("box", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
     }
+}
+
+/// [`prepare`]'s changes as lines, and its warnings.
+fn run(fs: &mut Rootfs<SpillFile>, options: &MachineOptions) -> (Vec<String>, Vec<String>) {
+    let prepared = prepare(fs, options).unwrap();
+    (
+        prepared.changes.iter().map(ToString::to_string).collect(),
+        prepared.warnings,
+    )
 }
 
 fn debian_like() -> Rootfs<SpillFile> {
@@ -247,9 +92,8 @@ fn mode_owner(fs: &Rootfs<SpillFile>, path: &str) -> (u16, u32, u32) {
 #[test]
 fn prepare_writes_machine_files() {
     let mut fs = debian_like();
-    let (changes, warnings) = prepare(&mut fs, &options(Some("Hello world!"))).unwrap();
+    let (lines, warnings) = run(&mut fs, &options(Some("Hello world!")));
     assert!(warnings.is_empty(), "{warnings:?}");
-    let lines: Vec<String> = changes.iter().map(ToString::to_string).collect();
     assert_eq!(
         lines,
         [
@@ -299,8 +143,8 @@ fn new_shadow_uses_the_shadow_group() {
             .file("etc/group", b"root:x:0:\nshadow:x:42:\n")
             .file(".containerenv", b"");
     });
-    let (changes, _) = prepare(&mut fs, &options(Some("pw"))).unwrap();
-    assert!(changes.iter().any(|c| c.0 == "removed /.containerenv"));
+    let (changes, _) = run(&mut fs, &options(Some("pw")));
+    assert!(changes.iter().any(|c| c == "removed /.containerenv"));
     assert_eq!(mode_owner(&fs, "etc/shadow"), (0o640, 0, 42));
     assert_eq!(
         text(&mut fs, "etc/shadow"),
@@ -320,12 +164,12 @@ fn new_shadow_uses_the_shadow_group() {
 #[test]
 fn no_password_keeps_accounts_and_warns() {
     let mut fs = debian_like();
-    let (changes, warnings) = prepare(&mut fs, &options(None)).unwrap();
+    let (changes, warnings) = run(&mut fs, &options(None));
     assert_eq!(
         warnings,
         ["no --root-password: root cannot log in (the image's accounts are kept)"]
     );
-    assert!(!changes.iter().any(|c| c.0.contains("shadow")));
+    assert!(!changes.iter().any(|c| c.contains("shadow")));
     assert_eq!(
         text(&mut fs, "etc/shadow"),
         "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n"
@@ -337,13 +181,13 @@ fn no_password_keeps_accounts_and_warns() {
             format!("root:{}:1::::::\n", sha512_crypt("x", "y")).as_bytes(),
         );
     });
-    let (_, warnings) = prepare(&mut fs, &options(None)).unwrap();
+    let (_, warnings) = run(&mut fs, &options(None));
     assert!(warnings.is_empty(), "{warnings:?}");
     // Locked with "!".
     let mut fs = rootfs(|l| {
         l.file("etc/shadow", b"root:!:1::::::\n");
     });
-    let (_, warnings) = prepare(&mut fs, &options(None)).unwrap();
+    let (_, warnings) = run(&mut fs, &options(None));
     assert_eq!(warnings.len(), 1);
 }
 
