@@ -19,6 +19,7 @@ pub mod apply;
 pub mod debugfs;
 mod fixtures;
 pub mod layer;
+mod machine;
 mod minbase;
 pub mod oci;
 pub mod qemu;
@@ -45,4 +46,5 @@ pub fn which(command: &str) -> Option<std::path::PathBuf> {
 }
 
 pub use fixtures::{arm64_layout, debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};
+pub use machine::{machine, MachineFixture, MACHINE_ENV};
 pub use minbase::{minbase, MinbaseFixture, MINBASE_ENV};

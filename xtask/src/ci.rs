@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 use crate::util::{self, cargo, step};
-use crate::{fixtures, fuzz, minbase};
+use crate::{fixtures, fuzz, machine_fixture, minbase};
 
 /// Seconds each fuzz target runs in CI: five targets, under four minutes with the build.
 const FUZZ_SECONDS: u64 = 45;
@@ -34,12 +34,14 @@ pub fn run() -> Result<()> {
     })?;
     let fix = step("fixtures", fixtures::ensure)?;
     let minbase = step("minbase fixture", minbase::ensure)?;
+    let machine = step("machine fixture", machine_fixture::ensure)?;
     step("cargo test", || {
         util::run(
             cargo()
                 .args(["test", "--workspace"])
                 .env("D2L_FIXTURES", &fix)
-                .env("D2L_MINBASE_FIXTURE", &minbase),
+                .env("D2L_MINBASE_FIXTURE", &minbase)
+                .env("D2L_MACHINE_FIXTURE", &machine),
         )
     })?;
     step("cargo xtask fuzz", || {

@@ -4,7 +4,8 @@
 //!
 //! - `fixtures`: build, once, a real Debian bookworm image in three forms and cache it
 //!   (see [`fixtures`] for the layout); `target/fixtures` links to it. Also a kernel-less
-//!   minbase image, the base of the Dockerfile tests ([`minbase`]).
+//!   minbase image, the base of the Dockerfile tests ([`minbase`]), and a machine image
+//!   with sshd, sudo and cloud-init for the first-boot tests ([`machine_fixture`]).
 //! - `ci`: the whole gate, as `.ci/run` runs it: packages, fmt, clippy, fixtures, tests.
 //! - `bench`: `d2l export` against `umoci unpack` and the hash/decompression floor;
 //!   `d2l build` against `mkfs.ext4 -d` and the floor; `d2l build` of synthetic images of
@@ -24,6 +25,7 @@ mod fixtures;
 mod fixtures_arm64;
 mod fuzz;
 mod golden;
+mod machine_fixture;
 mod minbase;
 mod oci;
 mod rss;
@@ -38,7 +40,8 @@ usage: cargo xtask TASK
 
 tasks:
   fixtures  build (once) and cache the Debian test images; link target/fixtures (and
-            target/fixtures-minbase, the kernel-less base of the Dockerfile tests) to them
+            target/fixtures-minbase, the kernel-less base of the Dockerfile tests, and
+            target/fixtures-machine, a machine with sshd, sudo and cloud-init) to them
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
   bench [--only export|build|scale|disk|pull|formats[,...]]
             time d2l export against umoci unpack and the sha256+gunzip floor (export),
@@ -120,6 +123,7 @@ fn run() -> anyhow::Result<ExitCode> {
         "fixtures" => {
             fixtures::ensure()?;
             minbase::ensure()?;
+            machine_fixture::ensure()?;
         }
         "ci" => ci::run()?,
         "demo" => demo::run()?,

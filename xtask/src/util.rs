@@ -129,6 +129,16 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "openssl",
         package: "openssl",
     },
+    // crates/d2l/tests/reach.rs logs in to booted machines with ssh, with a key made by
+    // ssh-keygen.
+    Tool {
+        command: "ssh",
+        package: "openssh-client",
+    },
+    Tool {
+        command: "ssh-keygen",
+        package: "openssh-client",
+    },
     // The disk format tests and bench judge images with qemu-img (info, check, compare,
     // convert).
     Tool {

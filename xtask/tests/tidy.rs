@@ -88,7 +88,7 @@ fn only_the_registry_and_the_cli_build_the_network_stack() {
 #[test]
 fn library_crates_know_only_the_crates_before_them() {
     // The data flow: blob -> registry / layer-apply -> rootfs -> fs-writer, partition,
-    // disk-format (on disk) -> bootloader -> bootdisk -> d2l.
+    // disk-format (on disk) -> bootloader, machine (both on the tree) -> bootdisk -> d2l.
     let forbidden: &[(&str, &[&str])] = &[
         (
             "d2l-blob",
@@ -135,7 +135,26 @@ fn library_crates_know_only_the_crates_before_them() {
         ),
         (
             "d2l-bootloader",
-            &["d2l-layer-apply", "d2l-fs-writer", "d2l-registry"],
+            &[
+                "d2l-layer-apply",
+                "d2l-fs-writer",
+                "d2l-registry",
+                "d2l-machine",
+            ],
+        ),
+        // It edits the tree, and knows nothing of disks or boot loaders.
+        (
+            "d2l-machine",
+            &[
+                "d2l-blob",
+                "d2l-disk",
+                "d2l-registry",
+                "d2l-layer-apply",
+                "d2l-fs-writer",
+                "d2l-partition",
+                "d2l-disk-format",
+                "d2l-bootloader",
+            ],
         ),
     ];
     let mut offenders = Vec::new();

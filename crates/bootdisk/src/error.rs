@@ -6,9 +6,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// What went wrong while making the disk.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Making the tree a machine's, or loading or patching the boot loader, failed.
+    /// Loading or patching the boot loader failed.
     #[error(transparent)]
     Boot(#[from] d2l_bootloader::Error),
+    /// Making the tree a machine's failed.
+    #[error(transparent)]
+    Machine(#[from] d2l_machine::Error),
     /// Adding a file to the tree failed.
     #[error("adding {path} to the image: {source}")]
     Tree {

@@ -1,10 +1,10 @@
 //! A bootable disk from a flattened rootfs, in two steps around the moment the tree is
 //! final:
 //!
-//! 1. [`prepare_rootfs`] makes the container's tree a machine's (fstab, hostname, password:
-//!    [`d2l_bootloader::prepare`]), puts the BIOS boot loader in (`/boot/syslinux`, with
-//!    `ldlinux.sys` marked to be placed contiguously) and gathers the UEFI one's files for
-//!    the ESP (GRUB and its `grub.cfg`);
+//! 1. [`prepare_rootfs`] makes the container's tree a machine's (fstab, accounts, network,
+//!    SSH, identity, growing: [`d2l_machine::prepare`]), puts the BIOS boot loader in
+//!    (`/boot/syslinux`, with `ldlinux.sys` marked to be placed contiguously) and gathers the
+//!    UEFI one's files for the ESP (GRUB and its `grub.cfg`);
 //! 2. [`write_disk`] writes the ext4 filesystem around the file data already placed, the
 //!    ESP's FAT filesystem (d2l-fat), patches `ldlinux.sys` for where it landed, and writes
 //!    the partition boot sector, the partition table and the MBR boot code, all through one

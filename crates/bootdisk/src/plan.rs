@@ -1,7 +1,8 @@
 //! What disk to make, and the constants of where its pieces go.
 
-use d2l_bootloader::{GrubEfi, MachineOptions, Syslinux};
+use d2l_bootloader::{GrubEfi, Syslinux};
 use d2l_fs_writer::SizeSpec;
+use d2l_machine::MachineOptions;
 use d2l_partition::{RootArch, TableKind, PARTITION_START_BYTES};
 use d2l_rootfs::Tree;
 

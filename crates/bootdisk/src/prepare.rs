@@ -1,8 +1,9 @@
 //! Step 1: the rootfs becomes a machine's, with its boot loader files.
 
-use d2l_bootloader::{extlinux_conf, find_kernel, grub_cfg, prepare, Syslinux, GRUB_CFG_PATH};
+use d2l_bootloader::{extlinux_conf, find_kernel, grub_cfg, Syslinux, GRUB_CFG_PATH};
 use d2l_fat::FatTree;
 use d2l_fs_writer::Ext4Options;
+use d2l_machine::prepare;
 use d2l_rootfs::{ContentStore, Metadata, Rootfs};
 
 use crate::error::{Error, Result};
@@ -34,10 +35,17 @@ pub fn prepare_rootfs<S: ContentStore>(
     ext4: &mut Ext4Options,
 ) -> Result<Prepared> {
     let mut prepared = Prepared::default();
+    // Kernel arguments the machine needs (net.ifnames=0 for ifupdown), after the user's.
+    let mut cmdline = plan.cmdline.clone();
     if let (Some(_), Some(machine)) = (plan.table, &plan.machine) {
-        let (changes, warned) = prepare(rootfs, machine)?;
-        prepared.summary.extend(changes.into_iter().map(|c| c.0));
-        prepared.warnings = warned;
+        let machine = prepare(rootfs, machine)?;
+        prepared
+            .summary
+            .extend(machine.changes.into_iter().map(|c| c.0));
+        prepared.warnings = machine.warnings;
+        for arg in machine.kernel_args {
+            cmdline = format!("{cmdline} {arg}").trim_start().to_owned();
+        }
     }
     if !plan.boots() {
         return Ok(prepared);
@@ -49,7 +57,7 @@ pub fn prepare_rootfs<S: ContentStore>(
         install_extlinux(
             rootfs,
             syslinux,
-            extlinux_conf(kernel, initrd, &fs_uuid, &plan.cmdline),
+            extlinux_conf(kernel, initrd, &fs_uuid, &cmdline),
         )?;
         ext4.contiguous = vec![LDLINUX_SYS.as_bytes().to_vec()];
         prepared
@@ -62,7 +70,7 @@ pub fn prepare_rootfs<S: ContentStore>(
         esp.add_file(removable, grub.image().to_vec())?;
         esp.add_file(
             GRUB_CFG_PATH,
-            grub_cfg(kernel, initrd, &fs_uuid, &plan.cmdline).into_bytes(),
+            grub_cfg(kernel, initrd, &fs_uuid, &cmdline).into_bytes(),
         )?;
         prepared.esp = Some(esp);
         prepared.summary.push(format!(

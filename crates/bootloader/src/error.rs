@@ -74,22 +74,6 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// Editing a file of the image tree failed.
-    #[error("editing {path} in the image: {reason}")]
-    Edit {
-        /// The path inside the image.
-        path: String,
-        /// What went wrong.
-        reason: String,
-    },
-    /// A machine option (hostname, password) is not usable.
-    #[error("{option}: {reason}")]
-    MachineOption {
-        /// The command-line option, e.g. `--hostname`.
-        option: &'static str,
-        /// Why it was refused.
-        reason: String,
-    },
 }
 
 /// Result with this crate's [`Error`].

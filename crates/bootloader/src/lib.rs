@@ -10,8 +10,6 @@
 //!   host's `grub-mkimage`) and its configuration, for the ESP.
 //! - [`find_kernel`]: the kernel and initrd to boot ([`BootFiles`]), found in the image tree
 //!   (Debian, Ubuntu, Fedora, RHEL, Alpine layouts) or given with `--kernel`/`--initrd`.
-//! - [`prepare`]: makes a container's tree a machine's (fstab, hostname, hosts, machine-id,
-//!   root's password as [`sha512_crypt`]), returning each [`Change`] for the summary.
 //!
 //! The facts behind the byte layout are in `shared/notes/extlinux-offline.md`.
 //!
@@ -36,11 +34,9 @@ mod error;
 mod grub;
 mod kernel;
 mod ldlinux;
-mod machine;
 
 pub use assets::{default_cache_dir, Syslinux};
 pub use conf::extlinux_conf;
 pub use error::{Error, Result};
 pub use grub::{grub_cfg, EfiArch, GrubEfi, GRUB_CFG_PATH};
 pub use kernel::{find_kernel, BootFiles};
-pub use machine::{prepare, salt_from, sha512_crypt, Change, MachineOptions};

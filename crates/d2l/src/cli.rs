@@ -216,6 +216,7 @@ impl Cli {
         }
         let single_words = [
             ("--hostname", Some(&args.hostname)),
+            ("--user", args.reach.user.as_ref()),
             ("--kernel", args.kernel.as_ref()),
             ("--initrd", args.initrd.as_ref()),
         ];
@@ -316,13 +317,58 @@ pub struct BuildArgs {
     /// characters).
     #[arg(long, value_name = "FILE")]
     pub root_password_file: Option<PathBuf>,
-    /// Leave the image's files as they are: no fstab, hostname, machine-id or password.
+    /// Leave the image's files as they are: no fstab, hostname, machine-id, password,
+    /// network, users, SSH keys, cloud-init seed or growing root.
     #[arg(long)]
     pub no_prepare: bool,
+    #[command(flatten)]
+    pub reach: ReachArgs,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
     pub format: FormatArgs,
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NetworkMode {
+    /// DHCP on the first wired NIC, through the image's network stack.
+    Dhcp,
+    /// Leave the image's network configuration as it is.
+    None,
+}
+
+/// How the machine is reached: network, SSH keys, a user, a cloud-init seed.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Reaching the machine")]
+pub struct ReachArgs {
+    /// Network on first boot: DHCP through the image's stack (systemd-networkd, ifupdown,
+    /// NetworkManager, OpenRC), or none (the image's configuration as it is).
+    #[arg(long, value_enum, default_value = "dhcp")]
+    pub network: NetworkMode,
+    /// A public key or authorized_keys file, installed for root (or --user); repeatable.
+    #[arg(long = "ssh-key", value_name = "FILE")]
+    pub ssh_keys: Vec<PathBuf>,
+    /// Create this user (group of its own, home from /etc/skel, in sudo or wheel when the
+    /// image has it); --ssh-key keys go to it instead of root.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The user's password, stored as a SHA-512 crypt hash in /etc/shadow.
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "user",
+        conflicts_with = "user_password_file"
+    )]
+    pub user_password: Option<String>,
+    /// Read the user's password from a file (its first line, which may hold no control
+    /// characters).
+    #[arg(long, value_name = "FILE", requires = "user")]
+    pub user_password_file: Option<PathBuf>,
+    /// A cloud-init NoCloud seed: DIR holds user-data and optionally meta-data and
+    /// network-config (the image must have cloud-init).
+    #[arg(long = "cloud-init", value_name = "DIR")]
+    pub cloud_init: Option<PathBuf>,
 }
 
 /// The output's disk image format.
@@ -460,6 +506,10 @@ pub struct RunArgs {
     /// the BIOS when the disk has BIOS boot code (bios and hybrid disks), else UEFI.
     #[arg(long, value_enum, value_name = "bios|uefi")]
     pub firmware: Option<RunFirmware>,
+    /// Forward this port of 127.0.0.1 to the guest's SSH port 22 (default: a free port,
+    /// printed), through QEMU's user networking.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ssh_port: Option<u16>,
 }
 
 /// `d2l run --firmware`.
@@ -616,6 +666,57 @@ mod tests {
             args.is_ok(),
             "spaces in --cmdline, non-ASCII letters are fine"
         );
+    }
+
+    #[test]
+    fn reach_options() {
+        let args = build_args(&[]).unwrap();
+        assert_eq!(args.reach.network, NetworkMode::Dhcp);
+        assert!(args.reach.ssh_keys.is_empty() && args.reach.user.is_none());
+        let args = build_args(&[
+            "--network",
+            "none",
+            "--ssh-key",
+            "a.pub",
+            "--ssh-key",
+            "b.pub",
+            "--user",
+            "alice",
+            "--user-password",
+            "pw",
+            "--cloud-init",
+            "seed",
+        ])
+        .unwrap();
+        assert_eq!(args.reach.network, NetworkMode::None);
+        assert_eq!(
+            args.reach.ssh_keys,
+            [PathBuf::from("a.pub"), PathBuf::from("b.pub")]
+        );
+        assert_eq!(args.reach.user.as_deref(), Some("alice"));
+        assert_eq!(args.reach.user_password.as_deref(), Some("pw"));
+        assert_eq!(args.reach.cloud_init, Some(PathBuf::from("seed")));
+        assert!(build_args(&["--network", "static"]).is_err());
+        let e = build_args(&["--user-password", "pw"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        assert!(build_args(&[
+            "--user",
+            "a",
+            "--user-password",
+            "p",
+            "--user-password-file",
+            "f"
+        ])
+        .is_err());
+        let e = build_args(&["--user", "al ice"]).unwrap_err();
+        assert!(e.to_string().contains("--user"), "{e}");
+        let cli = parse(&["run", "d.img", "--ssh-port", "2222"]).unwrap();
+        let Command::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.ssh_port, Some(2222));
+        assert!(parse(&["run", "d.img", "--ssh-port", "0"]).is_err());
+        assert!(parse(&["run", "d.img", "--ssh-port", "65536"]).is_err());
     }
 
     #[test]

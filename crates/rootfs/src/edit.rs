@@ -38,6 +38,15 @@ impl<S: ContentStore> Rootfs<S> {
         Ok(id)
     }
 
+    /// Creates or replaces the symbolic link at `path`, pointing at `target` (parents made as
+    /// needed), as `ln -sf` would: how a machine's services are enabled.
+    pub fn write_symlink(&mut self, path: &[u8], target: &[u8], meta: Metadata) -> Result<InodeId> {
+        let (parent, name) = self.parent_of(path, true)?;
+        let id = self.tree.alloc(InodeKind::Symlink(target.into()), meta);
+        self.link(parent, &name, id, EDIT_LAYER)?;
+        Ok(id)
+    }
+
     /// Creates the directory `path` and its missing parents; an existing directory is kept.
     pub fn create_dir_all(&mut self, path: &[u8], meta: Metadata) -> Result<InodeId> {
         let (parent, name) = self.parent_of(path, true)?;
@@ -129,5 +138,35 @@ impl<S: ContentStore> Rootfs<S> {
             self.store.read_at(&mut out[at..end], extent.store_offset)?;
         }
         Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{InodeKind, Metadata, Rootfs, SpillFile, Timestamp};
+
+    #[test]
+    fn symlink_replaces_and_resolves() {
+        let mut fs = Rootfs::new(SpillFile::new().unwrap(), Timestamp::default());
+        let meta = Metadata {
+            mode: 0o644,
+            ..Metadata::default()
+        };
+        fs.write_file(b"/lib/unit.service", meta.clone(), b"[Unit]\n")
+            .unwrap();
+        fs.write_file(b"/etc/wants/unit.service", meta.clone(), b"old")
+            .unwrap();
+        let link = fs
+            .write_symlink(b"/etc/wants/unit.service", b"/lib/unit.service", meta)
+            .unwrap();
+        assert!(
+            matches!(&fs.tree().inode(link).kind, InodeKind::Symlink(t) if &t[..] == b"/lib/unit.service")
+        );
+        assert_eq!(
+            fs.read_file(b"/etc/wants/unit.service", 64)
+                .unwrap()
+                .unwrap(),
+            b"[Unit]\n"
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! `d2l build`: a bootable disk (partition table, ext4, extlinux) or a bare filesystem.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use d2l_bootdisk::{creation_time, prepare_rootfs, write_disk, DiskPlan, BLOCK_BYTES};
-use d2l_bootloader::{EfiArch, GrubEfi, MachineOptions, Syslinux};
+use d2l_bootloader::{EfiArch, GrubEfi, Syslinux};
 use d2l_disk::VirtualDisk;
 use d2l_fs_writer::{DiskStore, Ext4Options, Ext4Report, SizeSpec};
 use d2l_partition::{DiskLayout, RootArch, TableKind};
@@ -44,7 +44,7 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
         }
         _ => None,
     };
-    let root_password = read_root_password(&args)?;
+    let machine_inputs = super::machine::MachineInputs::read(&args)?;
     // With -f the builder runs now; its archive is needed until the layers are applied.
     let (source, built) = input.resolve(&args.output, quiet)?;
     let image = super::open_image(&source, &progress)?;
@@ -112,7 +112,7 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
             &args,
             (&source, built),
             plan,
-            root_password,
+            machine_inputs,
             &image,
             disk.as_disk(),
             (env, &progress),
@@ -179,7 +179,7 @@ fn build_disk(
     args: &BuildArgs,
     (source, built): (&SourceArgs, Option<super::dockerfile::Built>),
     mut plan: DiskPlan<'_>,
-    root_password: Option<String>,
+    machine_inputs: super::machine::MachineInputs,
     image: &d2l_registry::Image,
     disk: &dyn VirtualDisk,
     (env, progress): (&Environment, &Progress),
@@ -203,12 +203,8 @@ fn build_disk(
     }
     let fs_uuid = d2l_fs_writer::format_uuid(&ext4.uuid);
     if !args.no_prepare {
-        plan.machine = Some(MachineOptions {
-            hostname: args.hostname.clone(),
-            root_password,
-            fs_uuid: fs_uuid.clone(),
-            salt: Some(d2l_bootloader::salt_from(&digest)),
-        });
+        let gpt = plan.table == Some(TableKind::Gpt);
+        plan.machine = Some(machine_inputs.options(args, &fs_uuid, &digest, gpt));
     }
     // Make the container's filesystem a machine's, then put the boot loader in.
     let prepared =
@@ -265,28 +261,6 @@ fn firmware_for(
              and arm64 disks through UEFI (build with --boot none for a disk without one)"
         ),
     }
-}
-
-fn read_root_password(args: &BuildArgs) -> Result<Option<String>> {
-    if let Some(pw) = &args.root_password {
-        return Ok(Some(pw.clone()));
-    }
-    let Some(path): Option<&PathBuf> = args.root_password_file.as_ref() else {
-        return Ok(None);
-    };
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
-    let line = text.lines().next().unwrap_or("");
-    if line.is_empty() {
-        bail!("{}: the first line (the password) is empty", path.display());
-    }
-    if let Some((at, c)) = line.char_indices().find(|(_, c)| c.is_control()) {
-        bail!(
-            "--root-password-file {}: the first line holds a control character ({c:?} at \
-             byte {at}); control characters are not allowed in a password",
-            path.display()
-        );
-    }
-    Ok(Some(line.to_string()))
 }
 
 /// The first 32 bytes of a digest (all of a sha256 one).

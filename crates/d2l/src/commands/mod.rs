@@ -7,6 +7,7 @@ mod dockerfile;
 mod export;
 mod image;
 mod inspect;
+mod machine;
 pub mod pull;
 mod run;
 

@@ -1,6 +1,7 @@
 //! `d2l run`: boots a disk image in QEMU with software emulation (TCG), its serial console on
 //! this terminal (`-nographic -serial mon:stdio`: Ctrl-A X quits, Ctrl-A C switches to the
-//! monitor). d2l exits with QEMU's status.
+//! monitor), on QEMU's user network with a host port forwarded to the guest's SSH port. d2l
+//! exits with QEMU's status.
 //!
 //! The firmware is SeaBIOS for a disk with BIOS boot code in its MBR (d2l's `bios` and
 //! `hybrid` disks) and OVMF, with a fresh copy of its variable store, for one without (a
@@ -52,12 +53,18 @@ pub fn run(args: RunArgs) -> Result<()> {
         None if has_bios_boot_code(image)? => RunFirmware::Bios,
         None => RunFirmware::Uefi,
     };
-    let mut cmd = qemu_command(image, &format, memory);
+    let ssh_port = match args.ssh_port {
+        Some(port) => port,
+        None => free_port()?,
+    };
+    let mut cmd = qemu_command(image, &format, memory, ssh_port);
     // Lives until QEMU exits: the machine's UEFI variables.
     let _uefi_vars = match firmware {
         RunFirmware::Bios => None,
         RunFirmware::Uefi => Some(add_ovmf(&mut cmd)?),
     };
+    // Printed before QEMU takes the terminal: how to reach the machine.
+    eprintln!("d2l run: SSH to the machine with `ssh -p {ssh_port} root@127.0.0.1`");
     tracing::info!("running {cmd:?}");
     let status = match cmd.status() {
         Ok(status) => status,
@@ -78,15 +85,19 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
 }
 
-/// The QEMU command line for `image`.
-fn qemu_command(image: &Path, format: &str, memory_mib: u64) -> Command {
+/// The QEMU command line for `image`, with 127.0.0.1:`ssh_port` forwarded to the guest's
+/// port 22 on a virtio NIC (QEMU's user networking: DHCP gives the guest 10.0.2.15).
+fn qemu_command(image: &Path, format: &str, memory_mib: u64, ssh_port: u16) -> Command {
     // QEMU's option syntax doubles commas inside a value.
     let file = image.to_string_lossy().replace(',', ",,");
     let mut cmd = Command::new(QEMU);
     cmd.args(["-machine", "accel=tcg", "-m"])
         .arg(memory_mib.to_string())
         .args(["-nographic", "-serial", "mon:stdio", "-drive"])
-        .arg(format!("file={file},format={format},if=virtio"));
+        .arg(format!("file={file},format={format},if=virtio"))
+        .arg("-netdev")
+        .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"))
+        .args(["-device", "virtio-net-pci,netdev=n0"]);
     cmd
 }
 
@@ -124,6 +135,16 @@ fn has_bios_boot_code(image: &Path) -> Result<bool> {
     disk.read_at(&mut sector, 0)
         .with_context(|| format!("{}: reading the first sector", image.display()))?;
     Ok(sector[..MBR_BOOT_CODE].iter().any(|&b| b != 0))
+}
+
+/// A TCP port of 127.0.0.1 free now (the kernel's pick), for QEMU to listen on.
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))
+        .context("cannot find a free port on 127.0.0.1 for --ssh-port")?;
+    Ok(listener
+        .local_addr()
+        .context("cannot find a free port")?
+        .port())
 }
 
 /// What an image file holds, from its magic bytes.
@@ -228,7 +249,7 @@ mod tests {
 
     #[test]
     fn command_is_tcg_on_virtio() {
-        let cmd = qemu_command(Path::new("/x/a,b.img"), "raw", 1024);
+        let cmd = qemu_command(Path::new("/x/a,b.img"), "raw", 1024, 2222);
         let args: Vec<String> = cmd
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
@@ -236,7 +257,10 @@ mod tests {
         assert_eq!(
             args.join(" "),
             "-machine accel=tcg -m 1024 -nographic -serial mon:stdio \
-             -drive file=/x/a,,b.img,format=raw,if=virtio"
+             -drive file=/x/a,,b.img,format=raw,if=virtio \
+             -netdev user,id=n0,hostfwd=tcp:127.0.0.1:2222-:22 -device virtio-net-pci,netdev=n0"
         );
+        let port = free_port().unwrap();
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
     }
 }
