@@ -3,11 +3,12 @@
 //! both enlarged by 1 GiB with `qemu-img resize`, and booted at once under QEMU (software
 //! emulation) with user networking and a host port forwarded to their port 22:
 //!
-//! - A: a GPT `.qcow2` with `--user alice --user-password --ssh-key --cloud-init SEED`: the
-//!   root grows through systemd-repart and systemd-growfs; alice logs in with the key and
-//!   can sudo; the seed's file is there.
-//! - B: an MBR raw disk with `--ssh-key` (root's): the root grows through d2l's own unit
-//!   (growpart, resize2fs); root logs in with the key.
+//! - A: a GPT `.qcow2` with `--user alice --user-password --ssh-key --cloud-init SEED`,
+//!   booted through UEFI (OVMF): the root (partition 2, after the ESP) grows through
+//!   systemd-repart and systemd-growfs; alice logs in with the key and can sudo; the seed's
+//!   file is there.
+//! - B: an MBR raw disk with `--ssh-key` (root's), booted through the BIOS: the root grows
+//!   through d2l's own unit (growpart, resize2fs); root logs in with the key.
 //!
 //! On each, over ssh (never the serial console): `systemctl is-system-running --wait` says
 //! `running` (else the failed units are listed), `ip -4 addr` shows QEMU's DHCP address
@@ -39,8 +40,6 @@ const PASSWORD: &str = "d2l-reach-test";
 const GUEST_ADDRESS: &str = "inet 10.0.2.15/";
 /// A name QEMU's DNS (10.0.2.3, the host's resolver) can resolve here.
 const NAME: &str = "deb.debian.org";
-/// Where the partition starts on d2l's disks (the superblock is 1 KiB further).
-const PARTITION_OFFSET: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 /// What the cloud-init seed writes, and where.
 const SEED_FILE: &str = "/var/lib/d2l-seed-proof";
@@ -61,9 +60,18 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The ext4 block count of the partition at 1 MiB of the raw disk `raw`.
+/// Where the root partition (the last one: after the ESP on d2l's hybrid disks) starts on
+/// the raw disk `raw`, from sfdisk.
+fn root_offset(raw: &Path) -> u64 {
+    let json: serde_json::Value =
+        serde_json::from_str(&run("sfdisk", &["--json", raw.to_str().unwrap()])).unwrap();
+    let parts = json["partitiontable"]["partitions"].as_array().unwrap();
+    parts.last().unwrap()["start"].as_u64().unwrap() * 512
+}
+
+/// The ext4 block count of the root partition of the raw disk `raw`.
 fn block_count(raw: &Path) -> u64 {
-    let image = format!("{}?offset={PARTITION_OFFSET}", raw.display());
+    let image = format!("{}?offset={}", raw.display(), root_offset(raw));
     let out = run("dumpe2fs", &["-h", &image]);
     out.lines()
         .find_map(|l| l.strip_prefix("Block count:"))
@@ -71,9 +79,9 @@ fn block_count(raw: &Path) -> u64 {
         .unwrap_or_else(|| panic!("no block count from dumpe2fs: {out}"))
 }
 
-/// `e2fsck -fn` of the partition at 1 MiB of `raw`.
+/// `e2fsck -fn` of the root partition of `raw`.
 fn assert_fsck_clean(raw: &Path, what: &str) {
-    let image = format!("{}?offset={PARTITION_OFFSET}", raw.display());
+    let image = format!("{}?offset={}", raw.display(), root_offset(raw));
     let out = Command::new("e2fsck")
         .args(["-fn", &image])
         .output()
@@ -255,8 +263,10 @@ fn build(fixture: &str, out: &Path, args: &[&str]) {
     eprintln!("built {}:\n{}", out.display(), stderr(&run));
 }
 
-fn boot(image: &Path, format: &str, port: u16) -> Qemu {
-    Qemu::builder()
+fn boot(image: &Path, format: &str, port: u16, uefi: bool) -> Qemu {
+    let builder = Qemu::builder();
+    let builder = if uefi { builder.uefi() } else { builder };
+    builder
         .memory_mib(1024)
         .drive(Drive::new(image, format, "virtio"))
         .args([
@@ -346,7 +356,7 @@ fn two_machines_from_one_image_are_reachable_and_their_own() {
     // Both boot at once: the proof costs one boot's time.
     let (a_key, b_key) = std::thread::scope(|s| {
         let a_thread = s.spawn(|| {
-            let mut vm = boot(&a, "qcow2", alice.port);
+            let mut vm = boot(&a, "qcow2", alice.port, true);
             alice.wait_for_ssh(&mut vm);
             let host_key = alice.check_common(a_blocks);
             let sudo = alice.check(&format!("{} id -u", alice.as_root));
@@ -363,7 +373,7 @@ fn two_machines_from_one_image_are_reachable_and_their_own() {
             host_key
         });
         let b_thread = s.spawn(|| {
-            let mut vm = boot(&b, "raw", root.port);
+            let mut vm = boot(&b, "raw", root.port, false);
             root.wait_for_ssh(&mut vm);
             let host_key = root.check_common(b_blocks);
             assert_eq!(root.check("id -u").trim(), "0");
