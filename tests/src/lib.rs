@@ -19,9 +19,9 @@ pub mod apply;
 pub mod debugfs;
 mod fixtures;
 pub mod layer;
-mod machine;
-mod minbase;
+
 pub mod oci;
+mod one_layer;
 pub mod qemu;
 pub mod qemu_img;
 pub mod registry;
@@ -46,5 +46,6 @@ pub fn which(command: &str) -> Option<std::path::PathBuf> {
 }
 
 pub use fixtures::{arm64_layout, debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};
-pub use machine::{machine, MachineFixture, MACHINE_ENV};
-pub use minbase::{minbase, MinbaseFixture, MINBASE_ENV};
+pub use one_layer::{
+    machine, minbase, MachineFixture, MinbaseFixture, OneLayerFixture, MACHINE_ENV, MINBASE_ENV,
+};

@@ -28,6 +28,7 @@ mod golden;
 mod machine_fixture;
 mod minbase;
 mod oci;
+mod one_layer_fixture;
 mod rss;
 mod synthetic;
 mod util;

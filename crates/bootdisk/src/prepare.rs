@@ -70,7 +70,7 @@ pub fn prepare_rootfs<S: ContentStore>(
         esp.add_file(removable, grub.image().to_vec())?;
         esp.add_file(
             GRUB_CFG_PATH,
-            grub_cfg(kernel, initrd, &fs_uuid, &cmdline).into_bytes(),
+            grub_cfg(grub.arch(), kernel, initrd, &fs_uuid, &cmdline).into_bytes(),
         )?;
         prepared.esp = Some(esp);
         prepared.summary.push(format!(

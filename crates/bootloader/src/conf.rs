@@ -26,17 +26,23 @@ pub fn extlinux_conf(
     }
     s.push_str(&format!(
         "  APPEND {}\n",
-        kernel_cmdline(root_uuid, extra_cmdline)
+        kernel_cmdline(root_uuid, SERIAL_X86, extra_cmdline)
     ));
     s
 }
 
+/// The first serial port's console on a PC (16550 UART).
+pub(crate) const SERIAL_X86: &str = "ttyS0";
+/// The first serial port's console on an arm64 machine (PL011 UART, QEMU's `virt` and most
+/// arm64 servers and clouds).
+pub(crate) const SERIAL_ARM64: &str = "ttyAMA0";
+
 /// The kernel command line every loader d2l installs passes: the root filesystem by UUID,
-/// read-write, consoles on the screen and the first serial port, then `extra_cmdline`
-/// (`--cmdline`).
-pub(crate) fn kernel_cmdline(root_uuid: &str, extra_cmdline: &str) -> String {
+/// read-write, consoles on the screen and the first serial port (`serial`, e.g. `ttyS0`),
+/// then `extra_cmdline` (`--cmdline`).
+pub(crate) fn kernel_cmdline(root_uuid: &str, serial: &str, extra_cmdline: &str) -> String {
     let mut cmdline =
-        format!("root=UUID={root_uuid} rw rootfstype=ext4 console=tty0 console=ttyS0,115200n8");
+        format!("root=UUID={root_uuid} rw rootfstype=ext4 console=tty0 console={serial},115200n8");
     let extra = extra_cmdline.trim();
     if !extra.is_empty() {
         cmdline.push(' ');

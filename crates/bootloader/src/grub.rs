@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::assets::find_in_path;
-use crate::conf::kernel_cmdline;
+use crate::conf::{kernel_cmdline, SERIAL_ARM64, SERIAL_X86};
 use crate::error::{io, Error, Result};
 
 /// Where GRUB looks for its configuration on the device it was loaded from (the ESP).
@@ -100,9 +100,18 @@ impl GrubEfi {
     pub fn from_host(arch: EfiArch) -> Result<GrubEfi> {
         let modules = Path::new(MODULE_ROOT).join(arch.grub_target());
         if !modules.join("moddep.lst").is_file() {
+            // Another architecture's package installs beside the host's only as a foreign
+            // one.
+            let foreign = match arch {
+                EfiArch::Aarch64 if std::env::consts::ARCH != "aarch64" => {
+                    "; on this host: dpkg --add-architecture arm64, apt-get update, then \
+                     apt-get install grub-efi-arm64-bin:arm64"
+                }
+                _ => "",
+            };
             return Err(Error::MissingPackage {
                 what: format!(
-                    "GRUB's {} modules ({})",
+                    "GRUB's {} modules ({}{foreign})",
                     arch.grub_target(),
                     modules.display()
                 ),
@@ -157,10 +166,13 @@ impl GrubEfi {
     }
 }
 
-/// The `grub.cfg` for one kernel: menu and messages on the screen and the first serial port,
-/// a one-second menu, the root filesystem found by its UUID, one entry booting `kernel` with
-/// `initrd` and the same command line as [`extlinux_conf`](crate::extlinux_conf).
+/// The `grub.cfg` for one kernel on `arch`: a one-second menu, the root filesystem found by
+/// its UUID, one entry booting `kernel` with `initrd` and the same command line as
+/// [`extlinux_conf`](crate::extlinux_conf), the serial console being arm64's ttyAMA0 there.
+/// On x86-64 GRUB drives the first serial port itself (menu on the screen and ttyS0); arm64
+/// GRUB has no serial driver for it, and the firmware already mirrors its console there.
 pub fn grub_cfg(
+    arch: EfiArch,
     kernel: &str,
     initrd: Option<&str>,
     root_uuid: &str,
@@ -168,9 +180,15 @@ pub fn grub_cfg(
 ) -> String {
     let mut s =
         String::from("# Written by d2l: boots the root filesystem's kernel, as extlinux does.\n");
-    s.push_str("serial --unit=0 --speed=115200\n");
-    s.push_str("terminal_input console serial\n");
-    s.push_str("terminal_output console serial\n");
+    let serial = match arch {
+        EfiArch::X86_64 => {
+            s.push_str("serial --unit=0 --speed=115200\n");
+            s.push_str("terminal_input console serial\n");
+            s.push_str("terminal_output console serial\n");
+            SERIAL_X86
+        }
+        EfiArch::Aarch64 => SERIAL_ARM64,
+    };
     s.push_str("set default=0\n");
     s.push_str(&format!("set timeout={TIMEOUT_SECONDS}\n"));
     s.push_str(&format!(
@@ -180,7 +198,7 @@ pub fn grub_cfg(
     s.push_str(&format!(
         "    linux {} {}\n",
         quote(kernel),
-        kernel_cmdline(root_uuid, extra_cmdline)
+        kernel_cmdline(root_uuid, serial, extra_cmdline)
     ));
     if let Some(initrd) = initrd {
         s.push_str(&format!("    initrd {}\n", quote(initrd)));
@@ -205,7 +223,13 @@ mod tests {
 
     #[test]
     fn config_names_the_kernel_initrd_and_root_like_extlinux() {
-        let c = grub_cfg("/vmlinuz", Some("/initrd.img"), "1234-uuid", " quiet ");
+        let c = grub_cfg(
+            EfiArch::X86_64,
+            "/vmlinuz",
+            Some("/initrd.img"),
+            "1234-uuid",
+            " quiet ",
+        );
         assert!(
             c.contains("search --no-floppy --fs-uuid --set=root 1234-uuid\n"),
             "{c}"
@@ -219,11 +243,24 @@ mod tests {
         );
         assert!(c.contains("    initrd /initrd.img\n"), "{c}");
         assert!(c.contains("set timeout=1\n"), "{c}");
-        let c = grub_cfg("/boot/odd name's", None, "u", "");
+        assert!(c.contains("serial --unit=0"), "{c}");
+        let c = grub_cfg(EfiArch::X86_64, "/boot/odd name's", None, "u", "");
         assert!(
             c.contains(r"linux '/boot/odd name'\''s' root=UUID=u"),
             "{c}"
         );
         assert!(!c.contains("initrd"), "{c}");
+    }
+
+    #[test]
+    fn arm64_config_has_no_grub_serial_and_a_pl011_console() {
+        // GRUB 2.06 for arm64-efi has no com0 (`serial` fails, three error lines at boot);
+        // the firmware mirrors the console on the serial port, where the kernel's is
+        // ttyAMA0 (booted in qemu-system-aarch64 with AAVMF).
+        let c = grub_cfg(EfiArch::Aarch64, "/vmlinuz", None, "u", "");
+        assert!(!c.contains("serial"), "{c}");
+        assert!(!c.contains("terminal_"), "{c}");
+        assert!(c.contains("console=tty0 console=ttyAMA0,115200n8"), "{c}");
+        assert!(!c.contains("ttyS0"), "{c}");
     }
 }
