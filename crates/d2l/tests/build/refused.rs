@@ -93,6 +93,8 @@ fn an_arm64_image_boots_only_through_uefi() {
         let run = d2l(&[
             "build",
             &arm64,
+            "--platform",
+            "linux/arm64",
             "-o",
             out.to_str().unwrap(),
             "--firmware",
@@ -105,7 +107,14 @@ fn an_arm64_image_boots_only_through_uefi() {
     }
     // By default a UEFI disk, with GRUB for arm64: taken from the host's packages, and this
     // x86-64 machine does not have them, or the image its kernel.
-    let run = d2l(&["build", &arm64, "-o", out.to_str().unwrap()]);
+    let run = d2l(&[
+        "build",
+        &arm64,
+        "--platform",
+        "linux/arm64",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     let err = stderr(&run);
     assert_eq!(run.status.code(), Some(1), "{err}");
     assert!(
