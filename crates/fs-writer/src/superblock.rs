@@ -81,6 +81,9 @@ pub(crate) struct SuperblockFields {
     pub time: u32,
     /// The journal inode's `i_block`, then `i_size_high`, `i_size` (s_jnl_blocks).
     pub journal_backup: [u32; 17],
+    /// Whether there is a journal: not on a filesystem too small for jbd2's minimum, where
+    /// mke2fs makes none either.
+    pub has_journal: bool,
 }
 
 /// Encodes the superblock for the copy in `group` (its `s_block_group_nr`).
@@ -109,8 +112,9 @@ pub(crate) fn encode_superblock(f: &SuperblockFields, group: u16) -> [u8; SUPERB
     sb.s_first_ino = FIRST_INO.into();
     sb.s_inode_size = INODE_SIZE_U16.into();
     sb.s_block_group_nr = group.into();
+    let journal = if f.has_journal { COMPAT_HAS_JOURNAL } else { 0 };
     sb.s_feature_compat =
-        (COMPAT_HAS_JOURNAL | COMPAT_EXT_ATTR | COMPAT_RESIZE_INODE | COMPAT_DIR_INDEX).into();
+        (journal | COMPAT_EXT_ATTR | COMPAT_RESIZE_INODE | COMPAT_DIR_INDEX).into();
     sb.s_feature_incompat = (INCOMPAT_FILETYPE | INCOMPAT_EXTENTS | INCOMPAT_FLEX_BG).into();
     sb.s_feature_ro_compat = (RO_COMPAT_SPARSE_SUPER
         | RO_COMPAT_LARGE_FILE
@@ -122,10 +126,14 @@ pub(crate) fn encode_superblock(f: &SuperblockFields, group: u16) -> [u8; SUPERB
     sb.s_uuid = f.uuid;
     sb.s_volume_name = f.volume_name;
     sb.s_reserved_gdt_blocks = f.reserved_gdt_blocks.into();
-    sb.s_journal_inum = JOURNAL_INO.into();
+    if f.has_journal {
+        sb.s_journal_inum = JOURNAL_INO.into();
+    }
     sb.s_hash_seed = f.hash_seed.map(Into::into);
     sb.s_def_hash_version = HASH_HALF_MD4;
-    sb.s_jnl_backup_type = JNL_BACKUP_BLOCKS;
+    if f.has_journal {
+        sb.s_jnl_backup_type = JNL_BACKUP_BLOCKS;
+    }
     sb.s_desc_size = GROUP_DESC_SIZE_U16.into();
     sb.s_default_mount_opts = DEFM_XATTR_USER_ACL.into();
     sb.s_mkfs_time = f.time.into();

@@ -244,7 +244,7 @@ pub(crate) fn write(
                 time: ts(options.timestamp),
                 ..InodeFields::default()
             })
-        } else if ino == JOURNAL_INO {
+        } else if ino == JOURNAL_INO && journal_blocks > 0 {
             Some(InodeFields {
                 mode: 0o100600,
                 links: 1,
@@ -320,6 +320,7 @@ pub(crate) fn write(
         hash_seed: options.hash_seed,
         time: options.timestamp,
         journal_backup,
+        has_journal: journal_blocks > 0,
     };
     write_superblocks(&geo, &descs, &fields, out)?;
 

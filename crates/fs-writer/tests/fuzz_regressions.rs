@@ -63,3 +63,37 @@ fn symlink_target_with_nul_is_an_error_or_clean() {
         }
     }
 }
+
+/// An empty tree in exactly 3 MiB (768 blocks, under the 2048 that jbd2's minimum journal
+/// of 1024 blocks needs): no journal was made, yet the superblock said `has_journal` with
+/// inode 8, and `e2fsck -fn` reported "Superblock has an invalid journal (inode 8)". A
+/// filesystem too small for a journal has none, as mke2fs makes it.
+#[test]
+fn a_filesystem_too_small_for_a_journal_has_none() {
+    let rootfs = Rootfs::new(SpillFile::new().unwrap(), Timestamp::default());
+    let (tree, store) = rootfs.into_parts();
+    let image = tempfile::NamedTempFile::new().unwrap();
+    let options = Ext4Options {
+        size: d2l_fs_writer::SizeSpec::Exact(3 << 20),
+        ..Ext4Options::deterministic(&[0; 32])
+    };
+    write_ext4(
+        &tree,
+        &store.into_reader().unwrap(),
+        image.as_file(),
+        &options,
+    )
+    .unwrap();
+    d2l_testkit::debugfs::assert_fsck_clean(image.path());
+    let header = std::process::Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(image.path())
+        .output()
+        .expect("dumpe2fs (e2fsprogs)");
+    let header = String::from_utf8_lossy(&header.stdout);
+    let features = header
+        .lines()
+        .find(|l| l.starts_with("Filesystem features:"))
+        .unwrap_or_else(|| panic!("no features in {header}"));
+    assert!(!features.contains("has_journal"), "{features}");
+}
