@@ -168,15 +168,6 @@ impl DiskLayout {
         DiskLayout { root_arch, ..self }
     }
 
-    /// The root partition's number in the table: 1, or 2 behind an ESP.
-    pub fn root_partition_number(&self) -> u32 {
-        if self.esp.is_some() {
-            2
-        } else {
-            1
-        }
-    }
-
     /// First sector (LBA) of the partition.
     pub fn partition_first_lba(&self) -> u64 {
         self.partition_start / SECTOR_BYTES
@@ -285,15 +276,8 @@ mod tests {
             assert_eq!(l.partition_bytes, 10 * MIB);
             let tail = if kind == TableKind::Gpt { MIB } else { 0 };
             assert_eq!(l.disk_bytes, 75 * MIB + tail);
-            assert_eq!(l.root_partition_number(), 2);
             l.validate().unwrap();
         }
-        assert_eq!(
-            DiskLayout::plan(TableKind::Mbr, MIB)
-                .unwrap()
-                .root_partition_number(),
-            1
-        );
         assert!(DiskLayout::plan_with_esp(TableKind::Mbr, Some(0), MIB).is_err());
         let mut overlapping = DiskLayout::plan_with_esp(TableKind::Gpt, Some(MIB), MIB).unwrap();
         overlapping.partition_start = MIB;
