@@ -469,14 +469,9 @@ fn remove_stale_partials(base: &Path, key: &str) -> Result<()> {
 fn build(out: &Path, key: &str, recipe: &str, mirror: &str) -> Result<()> {
     let work = out.join("work");
     fs::create_dir_all(&work).with_context(|| work.display().to_string())?;
-    let utf8 = |p: &Path| {
-        p.to_str()
-            .map(String::from)
-            .context("cache path is not UTF-8")
-    };
     let places = Places {
-        out: utf8(out)?,
-        bundle: utf8(&work.join("bundle"))?,
+        out: util::utf8_path(out)?,
+        bundle: util::utf8_path(&work.join("bundle"))?,
         mirror: mirror.into(),
     };
     for s in plan(&places) {

@@ -130,12 +130,11 @@ impl OneLayerFixture {
     fn build(&self, out: &Path, key: &str, recipe: &str, mirror: &str) -> Result<()> {
         let work = out.join("work");
         fs::create_dir_all(&work).with_context(|| work.display().to_string())?;
-        let utf8 = |p: &Path| {
-            p.to_str()
-                .map(String::from)
-                .context("cache path is not UTF-8")
-        };
-        for (name, argv) in self.plan(&utf8(out)?, &utf8(&work.join("bundle"))?, mirror) {
+        for (name, argv) in self.plan(
+            &util::utf8_path(out)?,
+            &util::utf8_path(&work.join("bundle"))?,
+            mirror,
+        ) {
             step(name, || {
                 let log = work.join(format!(
                     "{}.log",

@@ -269,6 +269,13 @@ pub fn have_command(command: &str) -> bool {
     })
 }
 
+/// `path` as text, for the command lines and recipes the fixtures are built from.
+pub fn utf8_path(path: &Path) -> Result<String> {
+    path.to_str()
+        .map(String::from)
+        .with_context(|| format!("{} is not UTF-8", path.display()))
+}
+
 /// Installs the packages of the `tools` that are missing: `apt-get update` (at most once per
 /// run) and `apt-get install -y`. Needs root only when something is missing.
 pub fn ensure_tools(tools: &[Tool]) -> Result<()> {

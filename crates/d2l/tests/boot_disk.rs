@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use common::{d2l, stderr};
+use common::{d2l, run_ok, stderr};
 use d2l_testkit::qemu::{Drive, Qemu};
 use d2l_testkit::qemu_img;
 
@@ -211,21 +211,6 @@ fn power_off(mut vm: Qemu, what: &str) {
     );
 }
 
-/// Runs `program ARGS`, asserting success; returns stdout.
-fn tool(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// The disk as raw bytes in a file (converted with qemu-img when it is not raw).
 fn raw_copy(disk: &Built) -> PathBuf {
     if disk.format == "raw" {
@@ -258,12 +243,12 @@ fn extract(from: &Path, offset: u64, len: u64, to: &Path) {
 fn check_partitions(disk: &Built, upgraded: bool) {
     let raw = raw_copy(disk);
     let raw_str = raw.to_str().unwrap();
-    tool("sfdisk", &["--verify", raw_str]);
+    run_ok("sfdisk", &["--verify", raw_str]);
     let table: serde_json::Value =
-        serde_json::from_str(&tool("sfdisk", &["--json", raw_str])).unwrap();
+        serde_json::from_str(&run_ok("sfdisk", &["--json", raw_str])).unwrap();
     let table = &table["partitiontable"];
     if table["label"] == "gpt" {
-        let verify = tool("sgdisk", &["-v", raw_str]);
+        let verify = run_ok("sgdisk", &["-v", raw_str]);
         assert!(verify.contains("No problems found"), "sgdisk -v: {verify}");
     }
     let parts = table["partitions"].as_array().unwrap();
@@ -275,7 +260,7 @@ fn check_partitions(disk: &Built, upgraded: bool) {
         extract(&raw, sectors(esp, "start"), sectors(esp, "size"), &fat);
         // fsck.fat exits 0 after reporting some problems: its only lines must be its
         // version and the summary.
-        let fsck = tool("fsck.fat", &["-n", fat.to_str().unwrap()]);
+        let fsck = run_ok("fsck.fat", &["-n", fat.to_str().unwrap()]);
         let unexpected: Vec<&str> = fsck
             .lines()
             .filter(|l| !l.starts_with("fsck.fat ") && !l.contains(" files, "))
@@ -295,10 +280,10 @@ fn check_partitions(disk: &Built, upgraded: bool) {
         disk.label,
         String::from_utf8_lossy(&fsck.stdout)
     );
-    let proof = tool("debugfs", &["-R", "cat /root/proof.txt", fs_str]);
+    let proof = run_ok("debugfs", &["-R", "cat /root/proof.txt", fs_str]);
     assert_eq!(proof, "written-in-the-vm\n", "{}", disk.label);
     if upgraded {
-        let boot = tool("debugfs", &["-R", "ls /boot", fs_str]);
+        let boot = run_ok("debugfs", &["-R", "ls /boot", fs_str]);
         assert!(boot.contains(&format!("vmlinuz-{UPGRADED}")), "{boot}");
         assert!(
             !boot.contains("vmlinuz-6.1.0-50"),
@@ -359,7 +344,7 @@ fn uefi_only_qcow2_disk_boots_through_ovmf_and_has_no_bios_boot_code() {
         .read_exact_at(&mut mbr, 0)
         .unwrap();
     assert!(mbr.iter().all(|&b| b == 0), "boot code in the MBR");
-    let syslinux = tool(
+    let syslinux = run_ok(
         "debugfs",
         &[
             "-R",

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{d2l, stderr};
+use common::{d2l, run_ok, stderr};
 use d2l_testkit::qemu::{Drive, Qemu};
 use d2l_testkit::qemu_img;
 
@@ -45,26 +45,11 @@ const GIB: u64 = 1 << 30;
 const SEED_FILE: &str = "/var/lib/d2l-seed-proof";
 const SEED_TEXT: &str = "seeded by d2l";
 
-/// Runs `program ARGS`; panics unless it succeeds.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Where the root partition (the last one: after the ESP on d2l's hybrid disks) starts on
 /// the raw disk `raw`, from sfdisk.
 fn root_offset(raw: &Path) -> u64 {
     let json: serde_json::Value =
-        serde_json::from_str(&run("sfdisk", &["--json", raw.to_str().unwrap()])).unwrap();
+        serde_json::from_str(&run_ok("sfdisk", &["--json", raw.to_str().unwrap()])).unwrap();
     let parts = json["partitiontable"]["partitions"].as_array().unwrap();
     parts.last().unwrap()["start"].as_u64().unwrap() * 512
 }
@@ -72,7 +57,7 @@ fn root_offset(raw: &Path) -> u64 {
 /// The ext4 block count of the root partition of the raw disk `raw`.
 fn block_count(raw: &Path) -> u64 {
     let image = format!("{}?offset={}", raw.display(), root_offset(raw));
-    let out = run("dumpe2fs", &["-h", &image]);
+    let out = run_ok("dumpe2fs", &["-h", &image]);
     out.lines()
         .find_map(|l| l.strip_prefix("Block count:"))
         .and_then(|n| n.trim().parse().ok())
@@ -286,7 +271,7 @@ fn two_machines_from_one_image_are_reachable_and_their_own() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let key: PathBuf = dir.join("id_ed25519");
-    run(
+    run_ok(
         "ssh-keygen",
         &["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()],
     );
@@ -329,11 +314,11 @@ fn two_machines_from_one_image_are_reachable_and_their_own() {
     let a_blocks = block_count(&a_raw);
     std::fs::remove_file(&a_raw).unwrap();
     let b_blocks = block_count(&b);
-    run(
+    run_ok(
         "qemu-img",
         &["resize", "-f", "qcow2", a.to_str().unwrap(), "+1G"],
     );
-    run(
+    run_ok(
         "qemu-img",
         &["resize", "-f", "raw", b.to_str().unwrap(), "+1G"],
     );

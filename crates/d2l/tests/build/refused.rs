@@ -89,17 +89,20 @@ fn an_arm64_image_boots_only_through_uefi() {
     let arm64 = format!("oci:{}:arm64", d2l_testkit::arm64_layout().display());
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("disk.img");
-    for firmware in ["bios", "hybrid"] {
-        let run = d2l(&[
+    let build = |extra: &[&str]| {
+        let mut args = vec![
             "build",
             &arm64,
             "--platform",
             "linux/arm64",
             "-o",
             out.to_str().unwrap(),
-            "--firmware",
-            firmware,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        d2l(&args)
+    };
+    for firmware in ["bios", "hybrid"] {
+        let run = build(&["--firmware", firmware]);
         let err = stderr(&run);
         assert_eq!(run.status.code(), Some(1), "{err}");
         assert!(err.contains("arm64 machines have no PC BIOS"), "{err}");
@@ -107,14 +110,7 @@ fn an_arm64_image_boots_only_through_uefi() {
     }
     // By default a UEFI disk, with GRUB for arm64: taken from the host's packages, and this
     // x86-64 machine does not have them, or the image its kernel.
-    let run = d2l(&[
-        "build",
-        &arm64,
-        "--platform",
-        "linux/arm64",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
+    let run = build(&[]);
     let err = stderr(&run);
     assert_eq!(run.status.code(), Some(1), "{err}");
     assert!(
