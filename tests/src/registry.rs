@@ -6,7 +6,8 @@
 //!
 //! The registry runs under a small `sh` that kills it (SIGKILL) when its standard input
 //! closes: when the [`Registry`] is dropped, or when the test process ends, even for a
-//! registry kept in a `static`.
+//! registry kept in a `static`. A second one removes its directory (storage holding the
+//! pushed images, hundreds of MB) at the same moment, since a `static` is never dropped.
 //!
 //! ```no_run
 //! use d2l_testkit::registry::{Registry, Setup};
@@ -59,6 +60,8 @@ pub struct Registry {
     port: u16,
     child: Option<(Child, ChildStdin)>,
     token_server: Option<TokenServer>,
+    /// Its standard input closes when this process ends: then it removes `dir`.
+    _reaper: Option<ChildStdin>,
 }
 
 impl Registry {
@@ -108,12 +111,14 @@ impl Registry {
                 root.join("htpasswd").display()
             ));
         }
+        let reaper = remove_at_exit(dir.path());
         let mut registry = Registry {
             setup,
             dir,
             port: 0,
             child: None,
             token_server,
+            _reaper: reaper,
         };
         // A port found free may be taken by another test's server before the registry binds
         // it: then try another.
@@ -297,6 +302,26 @@ impl Drop for Registry {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Starts a `sh` that removes `dir` once its standard input closes, retrying while the
+/// killed registry may still be writing in it. `None` if `sh` cannot start (then the
+/// directory stays, as a `TempDir` in a `static` would).
+fn remove_at_exit(dir: &Path) -> Option<ChildStdin> {
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            "read _; for try in 1 2 3 4 5; do rm -rf \"$1\" 2>/dev/null; \
+             [ -e \"$1\" ] || exit 0; sleep 1; done",
+            "sh",
+        ])
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()
 }
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the registry to take).
