@@ -47,5 +47,6 @@ pub fn which(command: &str) -> Option<std::path::PathBuf> {
 
 pub use fixtures::{arm64_layout, debian, fixtures_dir, DebianFixture, FixtureLayer, FIXTURES_ENV};
 pub use one_layer::{
-    machine, minbase, MachineFixture, MinbaseFixture, OneLayerFixture, MACHINE_ENV, MINBASE_ENV,
+    machine, minbase, minbase_of, MachineFixture, MinbaseFixture, OneLayerFixture, MACHINE_ENV,
+    MINBASE_BULLSEYE_ENV, MINBASE_ENV, MINBASE_TRIXIE_ENV,
 };

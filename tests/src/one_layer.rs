@@ -1,6 +1,7 @@
 //! The fixtures of one debootstrap layer (`cargo xtask fixtures`,
 //! xtask/src/one_layer_fixture.rs): [`minbase`], the kernel-less base image of the
-//! Dockerfile tests, and [`machine`], Debian bookworm with a kernel, systemd-resolved,
+//! Dockerfile tests (and [`minbase_of`] trixie and bullseye, the stock images of the
+//! kernel-recipe tests), and [`machine`], Debian bookworm with a kernel, systemd-resolved,
 //! openssh-server, sudo, cloud-init and cloud-guest-utils, for the first-boot tests.
 
 use std::ffi::OsString;
@@ -10,6 +11,10 @@ use serde_json::Value;
 
 /// Overrides where the minbase fixture is; `cargo xtask ci` sets it.
 pub const MINBASE_ENV: &str = "D2L_MINBASE_FIXTURE";
+/// Overrides where the trixie minbase fixture is; `cargo xtask ci` sets it.
+pub const MINBASE_TRIXIE_ENV: &str = "D2L_MINBASE_TRIXIE_FIXTURE";
+/// Overrides where the bullseye minbase fixture is; `cargo xtask ci` sets it.
+pub const MINBASE_BULLSEYE_ENV: &str = "D2L_MINBASE_BULLSEYE_FIXTURE";
 /// Overrides where the machine fixture is; `cargo xtask ci` sets it.
 pub const MACHINE_ENV: &str = "D2L_MACHINE_FIXTURE";
 /// Written last by the build; describes what was built.
@@ -50,6 +55,20 @@ const MINBASE: Lookup = Lookup {
     build_time: "a minute or two",
 };
 
+const MINBASE_TRIXIE: Lookup = Lookup {
+    what: "trixie minbase",
+    env: MINBASE_TRIXIE_ENV,
+    link: "fixtures-minbase-trixie",
+    build_time: "a minute or two",
+};
+
+const MINBASE_BULLSEYE: Lookup = Lookup {
+    what: "bullseye minbase",
+    env: MINBASE_BULLSEYE_ENV,
+    link: "fixtures-minbase-bullseye",
+    build_time: "a minute or two",
+};
+
 const MACHINE: Lookup = Lookup {
     what: "machine",
     env: MACHINE_ENV,
@@ -67,6 +86,22 @@ const MACHINE: Lookup = Lookup {
 /// what this testkit reads: a test that needs it fails rather than silently passing.
 pub fn minbase() -> MinbaseFixture {
     load(&MINBASE)
+}
+
+/// The minbase fixture of Debian `suite` (`bookworm`, `trixie` or `bullseye`), found as
+/// [`minbase`] is, through `$D2L_MINBASE_TRIXIE_FIXTURE` and `fixtures-minbase-trixie` (and
+/// so on).
+///
+/// # Panics
+///
+/// As [`minbase`], and for another suite.
+pub fn minbase_of(suite: &str) -> MinbaseFixture {
+    match suite {
+        "bookworm" => load(&MINBASE),
+        "trixie" => load(&MINBASE_TRIXIE),
+        "bullseye" => load(&MINBASE_BULLSEYE),
+        other => panic!("no minbase fixture of {other}"),
+    }
 }
 
 /// The machine fixture, found as [`minbase`] is, through `$D2L_MACHINE_FIXTURE` and

@@ -35,13 +35,16 @@ pub fn run() -> Result<()> {
     let fix = step("fixtures", fixtures::ensure)?;
     let minbase = step("minbase fixture", minbase::ensure)?;
     let machine = step("machine fixture", machine_fixture::ensure)?;
+    let (trixie, bullseye) = step("stock image fixtures", minbase::ensure_stock)?;
     step("cargo test", || {
         util::run(
             ci_cargo()
                 .args(["test", "--workspace"])
                 .env("D2L_FIXTURES", &fix)
                 .env("D2L_MINBASE_FIXTURE", &minbase)
-                .env("D2L_MACHINE_FIXTURE", &machine),
+                .env("D2L_MACHINE_FIXTURE", &machine)
+                .env("D2L_MINBASE_TRIXIE_FIXTURE", &trixie)
+                .env("D2L_MINBASE_BULLSEYE_FIXTURE", &bullseye),
         )
     })?;
     step("cargo xtask fuzz", || {

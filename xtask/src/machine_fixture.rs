@@ -13,6 +13,7 @@ use crate::one_layer_fixture::OneLayerFixture;
 
 /// The fixture.
 pub const MACHINE: OneLayerFixture = OneLayerFixture {
+    suite: "bookworm",
     name: "machine fixture",
     source: "xtask/src/machine_fixture.rs",
     recipe_version: 1,

@@ -41,7 +41,8 @@ usage: cargo xtask TASK
 
 tasks:
   fixtures  build (once) and cache the Debian test images; link target/fixtures (and
-            target/fixtures-minbase, the kernel-less base of the Dockerfile tests, and
+            target/fixtures-minbase, the kernel-less base of the Dockerfile tests,
+            target/fixtures-minbase-trixie and -bullseye, the same of other releases, and
             target/fixtures-machine, a machine with sshd, sudo and cloud-init) to them
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
   bench [--only export|build|scale|disk|pull|formats[,...]]
@@ -124,6 +125,7 @@ fn run() -> anyhow::Result<ExitCode> {
         "fixtures" => {
             fixtures::ensure()?;
             minbase::ensure()?;
+            minbase::ensure_stock()?;
             machine_fixture::ensure()?;
         }
         "ci" => ci::run()?,

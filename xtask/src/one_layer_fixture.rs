@@ -27,16 +27,14 @@ use serde_json::json;
 use crate::fixtures::{self, mirror, ARCHITECTURE, MANIFEST_FILE, OS};
 use crate::util::{self, step};
 
-/// The Debian release, and the image's reference in the layout.
-const SUITE: &str = "bookworm";
-/// The reference of the image in the layout.
-pub const REFERENCE: &str = SUITE;
 const RECIPE_FILE: &str = "recipe.txt";
 
 /// One fixture of one debootstrap layer.
 pub struct OneLayerFixture {
     /// For messages and the recipe's first line, e.g. `minbase fixture`.
     pub name: &'static str,
+    /// The Debian release debootstrap installs; also the image's reference in the layout.
+    pub suite: &'static str,
     /// The file that defines it, named in the recipe's first line.
     pub source: &'static str,
     /// Bump to rebuild the cache, e.g. when `manifest.json` changes shape.
@@ -62,14 +60,14 @@ impl OneLayerFixture {
     /// recipe and real paths in the build.
     fn plan(&self, out: &str, bundle: &str, mirror: &str) -> Vec<(&'static str, Vec<String>)> {
         let layout = format!("{out}/{}", self.oci_dir);
-        let image = format!("{layout}:{REFERENCE}");
+        let image = format!("{layout}:{}", self.suite);
         let rootfs = format!("{bundle}/rootfs");
         let include = format!("--include={}", self.include.join(","));
         let mut debootstrap = vec!["debootstrap", "--variant=minbase"];
         if !self.include.is_empty() {
             debootstrap.push(&include);
         }
-        debootstrap.extend([SUITE, &rootfs, mirror]);
+        debootstrap.extend([self.suite, &rootfs, mirror]);
         let created_by = format!(
             "--history.created_by={}",
             debootstrap.join(" ").replace(&rootfs, "/")
@@ -145,8 +143,8 @@ impl OneLayerFixture {
         }
         step("remove the bundle", || util::remove_tree(&work))?;
         let layout = out.join(self.oci_dir);
-        let (manifest_digest, manifest) = fixtures::manifest_of(&layout, REFERENCE)?;
-        let layers = fixtures::layers(&layout, REFERENCE)?;
+        let (manifest_digest, manifest) = fixtures::manifest_of(&layout, self.suite)?;
+        let layers = fixtures::layers(&layout, self.suite)?;
         anyhow::ensure!(
             layers.len() == 1,
             "expected 1 layer, umoci made {}",
@@ -159,7 +157,7 @@ impl OneLayerFixture {
         let mut description = json!({
             "schema": 1,
             "key": key,
-            "forms": { "oci": { "transport": "oci", "path": self.oci_dir, "reference": REFERENCE } },
+            "forms": { "oci": { "transport": "oci", "path": self.oci_dir, "reference": self.suite } },
             "platform": { "os": OS, "architecture": ARCHITECTURE },
             "manifest_digest": manifest_digest,
             "config_digest": manifest["config"]["digest"],

@@ -131,8 +131,9 @@ pub struct BuildSourceArgs {
     /// The Dockerfile stage to build (default: the last).
     #[arg(long, value_name = "STAGE", requires = "dockerfile")]
     pub target: Option<String>,
-    /// The image builder to run (default: the first of these found on PATH).
-    #[arg(long, value_name = "buildah|podman|docker", requires = "dockerfile")]
+    /// The image builder to run, for -f or to install a kernel into an image without one
+    /// (default: the first of these found on PATH).
+    #[arg(long, value_name = "buildah|podman|docker")]
     pub builder: Option<d2l_image_builder::BuilderKind>,
     /// How a registry SOURCE is reached (a Dockerfile's base images come through the
     /// builder's own configuration).
@@ -322,11 +323,38 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_prepare: bool,
     #[command(flatten)]
+    pub install: InstallArgs,
+    #[command(flatten)]
     pub reach: ReachArgs,
     #[command(flatten)]
     pub apply: ApplyArgs,
     #[command(flatten)]
     pub format: FormatArgs,
+}
+
+/// `--install-kernel`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InstallKernel {
+    /// Install the distribution's kernel and init when the image has no kernel.
+    Auto,
+    /// Never: an image without a kernel is an error.
+    Never,
+}
+
+/// What the image builder adds to an image (a stock `debian:bookworm` has no kernel).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kernel and packages")]
+pub struct InstallArgs {
+    /// When the image has no kernel (and no --kernel is given): `auto` installs the
+    /// distribution's kernel, init and initramfs tools with the image builder (buildah,
+    /// podman or docker; the recipe is chosen from /etc/os-release, the result cached), or
+    /// `never` stops with an error.
+    #[arg(long, value_enum, default_value = "auto", value_name = "auto|never")]
+    pub install_kernel: InstallKernel,
+    /// A package to install with the image's package manager in the same builder step, e.g.
+    /// openssh-server (repeatable).
+    #[arg(long = "install", value_name = "PKG", conflicts_with = "dockerfile")]
+    pub packages: Vec<String>,
 }
 
 /// `--network`.

@@ -28,10 +28,16 @@
 //! ```
 #![deny(missing_docs)]
 
+mod base;
 mod build;
 mod builder;
 mod error;
+mod os_release;
+mod recipe;
 
+pub use base::BaseImage;
 pub use build::{ArchiveFormat, BuildRequest, BuiltImage};
 pub use builder::{Builder, BuilderKind};
 pub use error::{Error, Result};
+pub use os_release::OsRelease;
+pub use recipe::{check_package, recipe_for, Family, NoRecipe, Recipe};

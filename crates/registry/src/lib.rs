@@ -13,6 +13,9 @@
 //!   search, how long a name d2l accepts, and why.
 //! - [`Image::open_layer`] returns the raw (still compressed) layer bytes wrapped in a
 //!   [`VerifiedReader`], which fails the read if the size or [`Digest`] is wrong.
+//! - [`write_oci_archive`] writes an opened image back out as an OCI archive (what an image
+//!   builder is handed as a `FROM`); the blob cache also keeps what builders made from
+//!   images ([`remote::BuiltRecord`]).
 //!
 //! ```no_run
 //! use d2l_registry::{open_image, Platform, SourceSpec};
@@ -39,6 +42,7 @@ mod image;
 mod layout;
 pub mod limits;
 mod manifest;
+mod oci_archive;
 pub mod platform;
 pub mod reference;
 pub mod remote;
@@ -53,6 +57,7 @@ pub use limits::{
     MAX_CONFIG_SIZE, MAX_DOCUMENTS, MAX_INDEX_DEPTH, MAX_LAYERS, MAX_MANIFEST_SIZE,
     MAX_NAME_LENGTH, MAX_TAG_LENGTH,
 };
+pub use oci_archive::{write_oci_archive, ARCHIVE_REFERENCE};
 pub use platform::Platform;
 pub use reference::Reference;
 pub use remote::{pull_image, PullProgress, PullReport, RegistryOptions};

@@ -10,12 +10,13 @@ use d2l_disk::VirtualDisk;
 use d2l_fs_writer::{DiskStore, Ext4Options, Ext4Report, SizeSpec};
 use d2l_partition::{DiskLayout, RootArch, TableKind};
 
+use super::recipe::{NeedsRecipe, Recipes};
 use super::Environment;
 use crate::cli::{Boot, BuildArgs, Firmware, SourceArgs, Table};
 use crate::output::{Destination, Output};
 use crate::progress::Progress;
 
-pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
+pub fn run(args: BuildArgs, (quiet, verbose): (bool, bool), env: &Environment) -> Result<()> {
     if args.output.as_os_str() == "-" {
         bail!("a disk image cannot be written to standard output; give a file with -o");
     }
@@ -45,9 +46,84 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
         _ => None,
     };
     let machine_inputs = super::machine::MachineInputs::read(&args)?;
+    // A disk without a boot loader needs no kernel; packages asked for are installed all the
+    // same.
+    let recipes = Recipes::from_args(&args, boot != Boot::None, verbose, quiet)?;
     // With -f the builder runs now; its archive is needed until the layers are applied.
-    let (source, built) = input.resolve(&args.output, quiet)?;
+    let (mut source, built) = input.resolve(&args.output, quiet)?;
+    let mut image = super::open_image(&source, &progress)?;
+    // An earlier build's result in the cache is the image itself: no recipe runs on it.
+    let mut first_recipes = recipes.as_ref();
+    if let Some(cached) = first_recipes.map(|r| r.cached(&image)).transpose()?.flatten() {
+        source.source = cached;
+        image = super::open_image(&source, &progress)?;
+        first_recipes = None;
+    }
+    let attempt = Attempt {
+        args: &args,
+        boot,
+        table,
+        syslinux: syslinux.as_ref(),
+        started,
+        quiet,
+        env,
+        progress: &progress,
+    };
+    let result = build_image(
+        &attempt,
+        &source,
+        built,
+        &image,
+        machine_inputs,
+        first_recipes,
+    );
+    let needs = match result {
+        Err(error) if error.is::<NeedsRecipe>() => error.downcast::<NeedsRecipe>()?,
+        other => return other,
+    };
+    // NeedsRecipe comes only from a build given recipes.
+    let Some(recipes) = first_recipes else {
+        return Err(needs.into());
+    };
+    source.source = recipes.build(&image, &needs, &args.output)?;
     let image = super::open_image(&source, &progress)?;
+    let machine_inputs = super::machine::MachineInputs::read(&args)?;
+    build_image(&attempt, &source, None, &image, machine_inputs, None)
+}
+
+/// What every attempt at one build shares.
+struct Attempt<'a> {
+    args: &'a BuildArgs,
+    boot: Boot,
+    table: Option<TableKind>,
+    syslinux: Option<&'a Syslinux>,
+    started: Instant,
+    quiet: bool,
+    env: &'a Environment,
+    progress: &'a Progress,
+}
+
+/// Builds the disk from `image`; with `recipes`, stops with [`NeedsRecipe`] (leaving no
+/// output) when the flattened image needs one.
+fn build_image(
+    attempt: &Attempt<'_>,
+    source: &SourceArgs,
+    built: Option<super::dockerfile::Built>,
+    image: &d2l_registry::Image,
+    machine_inputs: super::machine::MachineInputs,
+    recipes: Option<&Recipes>,
+) -> Result<()> {
+    let Attempt {
+        args,
+        boot,
+        table,
+        syslinux,
+        started,
+        quiet,
+        env,
+        progress,
+    } = *attempt;
+    let progress = &*progress;
     let (firmware, grub) = match boot {
         Boot::Extlinux => {
             let (firmware, efi) = firmware_for(&image.platform.architecture, args.firmware)?;
@@ -100,7 +176,7 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
                 "arm64" => RootArch::Aarch64,
                 _ => RootArch::X86_64,
             },
-            syslinux: syslinux.as_ref(),
+            syslinux,
             grub: grub.as_ref(),
             machine: None,
             kernel: args.kernel.clone(),
@@ -109,13 +185,13 @@ pub fn run(args: BuildArgs, quiet: bool, env: &Environment) -> Result<()> {
             size: args.size,
         };
         let built = build_disk(
-            &args,
-            (&source, built),
+            args,
+            (source, built),
             plan,
             machine_inputs,
-            &image,
+            image,
             disk.as_disk(),
-            (env, &progress),
+            (env, progress, recipes),
         )?;
         disk.finish()
             .with_context(|| format!("writing {destination}"))?;
@@ -182,7 +258,7 @@ fn build_disk(
     machine_inputs: super::machine::MachineInputs,
     image: &d2l_registry::Image,
     disk: &dyn VirtualDisk,
-    (env, progress): (&Environment, &Progress),
+    (env, progress, recipes): (&Environment, &Progress, Option<&Recipes>),
 ) -> Result<Built> {
     let destination = args.output.display().to_string();
     let base = plan.filesystem_offset();
@@ -195,6 +271,9 @@ fn build_disk(
         progress,
     )?;
     drop(built);
+    if let Some(needs) = recipes.and_then(|r| r.needed(&mut flat.rootfs)) {
+        return Err(needs.into());
+    }
 
     let digest = digest_bytes(&image.config_digest);
     let mut ext4 = Ext4Options::deterministic(&digest);

@@ -1,4 +1,5 @@
-//! `d2l cache ls` and `d2l cache prune`: what registry pulls left in the cache.
+//! `d2l cache ls` and `d2l cache prune`: what registry pulls and image builders (kernel
+//! recipes) left in the cache.
 
 use anyhow::{Context, Result};
 use d2l_registry::remote::{default_cache_dir, BlobCache};
@@ -22,6 +23,7 @@ impl CacheDirArg {
 struct Listing {
     cache_dir: String,
     images: Vec<d2l_registry::remote::ImageRecord>,
+    built: Vec<d2l_registry::remote::BuiltRecord>,
     blobs: Vec<d2l_registry::remote::CachedBlob>,
     unused_blobs: usize,
     total_bytes: u64,
@@ -39,12 +41,15 @@ fn ls(args: CacheLsArgs) -> Result<()> {
     let dir = cache.root().display().to_string();
     let images = cache.images().with_context(|| dir.clone())?;
     let blobs = cache.blobs().with_context(|| dir.clone())?;
+    let built = cache.built_images().with_context(|| dir.clone())?;
     let used = |d| images.iter().any(|i| i.blobs.contains(d));
     let listing = Listing {
         unused_blobs: blobs.iter().filter(|b| !used(&b.digest)).count(),
-        total_bytes: blobs.iter().map(|b| b.size).sum(),
+        total_bytes: blobs.iter().map(|b| b.size).sum::<u64>()
+            + built.iter().map(|b| b.size).sum::<u64>(),
         cache_dir: dir,
         images,
+        built,
         blobs,
     };
     if args.json {
@@ -71,12 +76,36 @@ fn ls(args: CacheLsArgs) -> Result<()> {
             image.manifest
         );
     }
+    if !listing.built.is_empty() {
+        let width = listing
+            .built
+            .iter()
+            .map(|b| b.base.len())
+            .max()
+            .unwrap_or(0)
+            .max(10);
+        println!(
+            "\n{:<width$}  {:<13}  {:>10}  RECIPE",
+            "BUILT FROM", "PLATFORM", "SIZE"
+        );
+        for built in &listing.built {
+            println!(
+                "{:<width$}  {:<13}  {:>10}  {}",
+                built.base,
+                built.platform,
+                mb(built.size),
+                built.summary
+            );
+        }
+        println!();
+    }
     println!(
-        "{} blobs, {} in {} ({} used by no image)",
+        "{} blobs ({} used by no image) and {} built images, {} in {}",
         listing.blobs.len(),
+        listing.unused_blobs,
+        listing.built.len(),
         mb(listing.total_bytes),
-        listing.cache_dir,
-        listing.unused_blobs
+        listing.cache_dir
     );
     Ok(())
 }
@@ -86,10 +115,12 @@ fn prune(args: CachePruneArgs) -> Result<()> {
     // Its errors name the cache directory (in use by a pull: refused) or the file at fault.
     let report = cache.prune(args.all)?;
     println!(
-        "removed {} blobs, {} unfinished downloads and {} image records ({}) from {}",
+        "removed {} blobs, {} unfinished downloads, {} image records and {} built images ({}) \
+         from {}",
         report.blobs,
         report.downloads,
         report.images,
+        report.built,
         mb(report.bytes),
         cache.root().display()
     );

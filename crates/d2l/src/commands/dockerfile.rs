@@ -109,7 +109,7 @@ impl Drop for Built {
 }
 
 /// A new directory `.NAME.XXXXXX.build` beside the output `NAME`, removed on Ctrl-C too.
-fn scratch_dir(output: &Path) -> Result<tempfile::TempDir> {
+pub(super) fn scratch_dir(output: &Path) -> Result<tempfile::TempDir> {
     let parent = match output.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

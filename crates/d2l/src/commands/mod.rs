@@ -9,6 +9,7 @@ mod image;
 mod inspect;
 mod machine;
 pub mod pull;
+mod recipe;
 mod run;
 
 use std::path::Path;
@@ -45,7 +46,7 @@ impl Environment {
 pub fn run(cli: Cli) -> Result<()> {
     let env = Environment::read();
     match cli.command {
-        Command::Build(args) => build::run(*args, cli.quiet, &env),
+        Command::Build(args) => build::run(*args, (cli.quiet, cli.verbose > 0), &env),
         Command::Export(args) => export::run(args, cli.quiet, &env),
         Command::Inspect(args) => inspect::run(args, cli.quiet),
         Command::Run(args) => run::run(args),

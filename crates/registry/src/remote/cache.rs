@@ -7,6 +7,7 @@
 //! DIR/images/KEY.json      what a finished pull fetched (reference, platform, blobs)
 //! DIR/lock                 locked (flock) shared by every pull while it uses the cache,
 //!                          exclusive by prune
+//! DIR/built/KEY.{tar,json} images a builder made from others (see `built.rs`)
 //! ```
 //!
 //! DIR is `$XDG_CACHE_HOME/d2l` (else `~/.cache/d2l`) or `--cache-dir`. A blob reaches
@@ -82,6 +83,8 @@ pub struct PruneReport {
     pub downloads: usize,
     /// Image records removed.
     pub images: usize,
+    /// Cached builds removed (see [`super::BuiltRecord`]).
+    pub built: usize,
     /// Bytes freed.
     pub bytes: u64,
 }
@@ -318,8 +321,9 @@ impl BlobCache {
         }
     }
 
-    /// Removes unfinished downloads that no process holds, and blobs no image record needs;
-    /// with `all`, everything (records, blobs, downloads not in progress). Refuses
+    /// Removes unfinished downloads that no process holds, blobs no image record needs and
+    /// unfinished builds; with `all`, everything (records, blobs, builds, downloads not in
+    /// progress). Refuses
     /// ([`Error::CacheBusy`]) while a pull uses the cache: the blobs it has verified are
     /// recorded only at its end.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
@@ -354,6 +358,9 @@ impl BlobCache {
                 report.bytes += blob.size;
             }
         }
+        let (built, built_bytes) = self.prune_built(all)?;
+        report.built += built;
+        report.bytes += built_bytes;
         if !all {
             // Records whose blobs went missing describe nothing any more.
             let dir = self.root.join(IMAGES_DIR);
@@ -429,7 +436,7 @@ impl Partial {
 }
 
 /// Writes `bytes` to a temporary file in `dir`, syncs it and renames it to `path`.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
     let temp_name = format!(
         ".{}.{}.tmp",
         path.file_name()
@@ -456,7 +463,7 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
-fn remove(path: &Path) -> Result<()> {
+pub(crate) fn remove(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -466,7 +473,7 @@ fn remove(path: &Path) -> Result<()> {
 
 /// The entries of `dir`, sorted; none when it does not exist. Hidden (temporary) files are
 /// left out.
-fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),

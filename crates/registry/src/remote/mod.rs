@@ -4,11 +4,13 @@
 //! - [`credentials`]: `--creds`, auth files and credential helpers.
 //! - `client`: one registry connection (oci-client): TLS roots, HTTP for insecure and
 //!   loopback hosts, retries, clear errors.
-//! - [`cache`]: the content-addressed blob cache (`$XDG_CACHE_HOME/d2l`).
+//! - [`cache`]: the content-addressed blob cache (`$XDG_CACHE_HOME/d2l`), and beside it
+//!   the images builders made from others ([`BuiltRecord`]).
 //! - `pull`: resolving the reference for a platform and downloading the layers in the
 //!   background, several at once, each handed out as soon as it is complete.
 //! - [`retry`]: what is retried and the backoff.
 
+mod built;
 pub mod cache;
 mod client;
 pub mod credentials;
@@ -27,6 +29,7 @@ use crate::image::Image;
 use crate::platform::Platform;
 use crate::reference::Reference;
 
+pub use built::BuiltRecord;
 pub use cache::{default_cache_dir, BlobCache, CacheLock, CachedBlob, ImageRecord, PruneReport};
 pub use credentials::{CredentialSources, Credentials, Secret};
 pub use retry::RetryPolicy;
