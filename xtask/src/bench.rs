@@ -14,6 +14,8 @@
 //!   `skopeo copy docker://... oci:DIR`.
 //! - `formats` ([`formats`]): `d2l build -o X.fmt` against the raw build, and `d2l convert`
 //!   against `qemu-img convert`, for every disk image format; output sizes.
+//! - `stock` ([`stock`]): `d2l build` of a kernel-less stock image, the first time (the
+//!   kernel recipe through buildah) against the second (from d2l's cache).
 //!
 //! The floor is the work no exporter can skip, done single-threaded and spread over the
 //! cores: `openssl sha256` of the compressed layers (digest check), `pigz -dc -p 1` of them
@@ -33,6 +35,7 @@ mod export;
 mod formats;
 mod pull;
 mod scale;
+mod stock;
 
 use std::fs::File;
 use std::io::Write;
@@ -64,6 +67,8 @@ pub struct Parts {
     pub pull: bool,
     /// Disk image formats: build and convert against qemu-img.
     pub formats: bool,
+    /// A stock image's first build (kernel recipe) against its cached one.
+    pub stock: bool,
 }
 
 impl Parts {
@@ -75,6 +80,7 @@ impl Parts {
         disk: true,
         pull: true,
         formats: true,
+        stock: true,
     };
 
     /// Reads the arguments after `bench`: nothing, or `--only PART[,PART...]`.
@@ -89,6 +95,7 @@ impl Parts {
                     disk: false,
                     pull: false,
                     formats: false,
+                    stock: false,
                 };
                 for name in list.split(',') {
                     match name {
@@ -98,9 +105,10 @@ impl Parts {
                         "disk" => parts.disk = true,
                         "pull" => parts.pull = true,
                         "formats" => parts.formats = true,
+                        "stock" => parts.stock = true,
                         other => {
                             return Err(format!(
-                                "unknown bench part `{other}` (export, build, scale, disk, pull, formats)"
+                                "unknown bench part `{other}` (export, build, scale, disk, pull, formats, stock)"
                             ))
                         }
                     }
@@ -111,7 +119,7 @@ impl Parts {
                 Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
             }
             _ => Err(format!(
-                "bench takes `--only export|build|scale|disk|pull|formats` (comma-separated), not `{}`",
+                "bench takes `--only export|build|scale|disk|pull|formats|stock` (comma-separated), not `{}`",
                 args.join(" ")
             )),
         }
@@ -202,6 +210,9 @@ pub fn run(parts: Parts) -> Result<()> {
     }
     if parts.scale {
         report("scale", step("bench: scale", || scale::run(&ctx)));
+    }
+    if parts.stock {
+        report("stock", step("bench: stock", || stock::run(&ctx)));
     }
     util::remove_tree(&ctx.tmp)?;
     if !failed.is_empty() {
@@ -404,6 +415,7 @@ mod tests {
             disk: false,
             pull: false,
             formats: false,
+            stock: false,
         };
         assert_eq!(parse(&["--only", "build"]), Ok(build));
         assert_eq!(parse(&["--only=build"]), Ok(build));
@@ -416,6 +428,7 @@ mod tests {
                 disk: false,
                 pull: false,
                 formats: false,
+                stock: false,
             })
         );
         assert_eq!(
@@ -427,6 +440,7 @@ mod tests {
                 disk: true,
                 pull: false,
                 formats: false,
+                stock: false,
             })
         );
         assert_eq!(
@@ -438,6 +452,7 @@ mod tests {
                 disk: false,
                 pull: false,
                 formats: true,
+                stock: false,
             })
         );
         assert!(parse(&["--only", "pull"]).is_ok_and(|p| p.pull && !p.export));

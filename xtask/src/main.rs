@@ -45,13 +45,15 @@ tasks:
             target/fixtures-minbase-trixie and -bullseye, the same of other releases, and
             target/fixtures-machine, a machine with sshd, sudo and cloud-init) to them
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
-  bench [--only export|build|scale|disk|pull|formats[,...]]
+  bench [--only export|build|scale|disk|pull|formats|stock[,...]]
             time d2l export against umoci unpack and the sha256+gunzip floor (export),
             d2l build against mkfs.ext4 -d and the floor (build), d2l build of synthetic
             images of 10k, 100k and 1M files (scale), a bootable disk against the
             docker-to-linux way (disk), d2l pull against skopeo copy from a local
             registry (pull), d2l build -o X.fmt and d2l convert against qemu-img convert
-            for each disk format, with output sizes (formats); default: all
+            for each disk format, with output sizes (formats), the first build of a
+            kernel-less stock image (kernel recipe through buildah) against the cached
+            second (stock); default: all
   demo      build d2l (release), d2l inspect the Debian fixture, d2l build it into
             ./demo.img (a bootable MBR disk, root password demo) and show its partition
             table; then `d2l run demo.img` boots it

@@ -896,6 +896,46 @@ mod tests {
     }
 
     #[test]
+    fn install_options() {
+        let cli = parse(&["build", "debian:bookworm", "-o", "x"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.install.install_kernel, InstallKernel::Auto);
+        assert!(args.install.packages.is_empty());
+        let cli = parse(&[
+            "build",
+            "debian:bookworm",
+            "--install",
+            "openssh-server",
+            "--install",
+            "curl",
+            "--install-kernel",
+            "never",
+            "--builder",
+            "podman",
+            "-o",
+            "x",
+        ])
+        .unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.install.packages, ["openssh-server", "curl"]);
+        assert_eq!(args.install.install_kernel, InstallKernel::Never);
+        assert_eq!(
+            args.source.builder,
+            Some(d2l_image_builder::BuilderKind::Podman),
+            "--builder serves the kernel recipe too"
+        );
+        assert!(
+            parse(&["build", "-f", "D", "--install", "curl", "-o", "x"]).is_err(),
+            "with -f, the Dockerfile installs what it needs"
+        );
+        assert!(parse(&["build", "s", "--install-kernel", "always", "-o", "x"]).is_err());
+    }
+
+    #[test]
     fn run_image_memory_format() {
         let cli = parse(&["run", "disk.img"]).unwrap();
         let Command::Run(args) = cli.command else {

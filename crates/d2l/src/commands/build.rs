@@ -54,7 +54,11 @@ pub fn run(args: BuildArgs, (quiet, verbose): (bool, bool), env: &Environment) -
     let mut image = super::open_image(&source, &progress)?;
     // An earlier build's result in the cache is the image itself: no recipe runs on it.
     let mut first_recipes = recipes.as_ref();
-    if let Some(cached) = first_recipes.map(|r| r.cached(&image)).transpose()?.flatten() {
+    if let Some(cached) = first_recipes
+        .map(|r| r.cached(&image))
+        .transpose()?
+        .flatten()
+    {
         source.source = cached;
         image = super::open_image(&source, &progress)?;
         first_recipes = None;
@@ -123,7 +127,6 @@ fn build_image(
         env,
         progress,
     } = *attempt;
-    let progress = &*progress;
     let (firmware, grub) = match boot {
         Boot::Extlinux => {
             let (firmware, efi) = firmware_for(&image.platform.architecture, args.firmware)?;

@@ -203,7 +203,7 @@ impl Recipes {
             .inspect_err(|_| output::untrack(scratch.path()))
             .with_context(|| format!("installing into {} with {}", image.source, builder.kind))?;
         let archive = built.archive();
-        let size = std::fs::metadata(&archive)
+        let size = std::fs::metadata(archive)
             .with_context(|| archive.display().to_string())?
             .len();
         let record = BuiltRecord {
