@@ -152,21 +152,22 @@ fn boot_and_check(drive: Drive, more: impl FnOnce(&mut Qemu)) {
     eprintln!("login prompt after {:?}", vm.elapsed());
     vm.log_in("root", PASSWORD, "root@d2l", COMMAND_TIME)
         .unwrap_or_else(|t| panic!("login as root failed: {t:?}"));
-    let root = shell(&mut vm, "findmnt -n -o FSTYPE,OPTIONS /");
-    assert!(root.contains("ext4") && root.contains("rw"), "/: {root}");
-    let running = shell(&mut vm, "uname -r");
-    let installed = shell(&mut vm, "ls /lib/modules");
-    let running = running.trim();
+    let root = last_line(&shell(&mut vm, "findmnt -n -o FSTYPE,OPTIONS /"));
+    assert!(
+        root.starts_with("ext4 ") && root.split([' ', ',']).any(|o| o == "rw"),
+        "/: {root}"
+    );
+    let running = last_line(&shell(&mut vm, "uname -r"));
+    let installed = last_line(&shell(&mut vm, "ls /lib/modules"));
     assert!(!running.is_empty(), "uname -r printed nothing");
     assert_eq!(
-        installed.trim(),
-        running,
+        installed, running,
         "the running kernel is the installed one"
     );
-    let owner = shell(&mut vm, &format!("dpkg -S /boot/vmlinuz-{running}"));
-    assert!(owner.contains("linux-image-"), "{owner}");
-    let init = shell(&mut vm, "readlink /proc/1/exe");
-    assert!(init.contains("systemd"), "PID 1: {init}");
+    let owner = last_line(&shell(&mut vm, &format!("dpkg -S /boot/vmlinuz-{running}")));
+    assert!(owner.starts_with("linux-image-"), "{owner}");
+    let init = last_line(&shell(&mut vm, "readlink /proc/1/exe"));
+    assert!(init.ends_with("/systemd"), "PID 1: {init}");
     more(&mut vm);
     vm.send_line("systemctl poweroff").unwrap();
     assert!(
@@ -174,6 +175,27 @@ fn boot_and_check(drive: Drive, more: impl FnOnce(&mut Qemu)) {
         "the machine did not power off: {}",
         vm.transcript_tail(2000)
     );
+}
+
+/// The last line a command printed, without the terminal's escape sequences (bash's
+/// bracketed-paste switches).
+fn last_line(output: &str) -> String {
+    let line = output.trim_end().lines().last().unwrap_or_default();
+    let mut text = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, then a letter ends it.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            text.push(c);
+        }
+    }
+    text.trim().to_string()
 }
 
 fn shell(vm: &mut Qemu, command: &str) -> String {
@@ -251,8 +273,8 @@ fn stock_bookworm_boots_and_builds_again_from_the_cache() {
     assert!(listing.contains("1 built images"), "{listing}");
 
     boot_and_check(Drive::raw(s.path("out/again.img")), |vm| {
-        let sshd = shell(vm, "systemctl is-enabled ssh");
-        assert!(sshd.contains("enabled"), "sshd: {sshd}");
+        let sshd = last_line(&shell(vm, "systemctl is-enabled ssh"));
+        assert_eq!(sshd, "enabled", "sshd");
     });
 }
 
@@ -265,8 +287,8 @@ fn stock_trixie_on_gpt_boots() {
     eprintln!("trixie build: {:.1}s", time.as_secs_f64());
     assert!(all_output(&out).contains("Debian GNU/Linux 13 (trixie)"));
     boot_and_check(Drive::raw(s.path("out/linux.img")), |vm| {
-        let table = shell(vm, "lsblk -n -o PTTYPE /dev/vda | head -1");
-        assert!(table.contains("gpt"), "{table}");
+        let table = last_line(&shell(vm, "lsblk -n -d -o PTTYPE /dev/vda"));
+        assert_eq!(table, "gpt");
     });
 }
 
