@@ -57,6 +57,8 @@ tasks:
   demo      build d2l (release), d2l inspect the Debian fixture, d2l build it into
             ./demo.img (a bootable MBR disk, root password demo) and show its partition
             table; then `d2l run demo.img` boots it
+  man       build d2l and write its manual pages (d2l.1, d2l-build.1, ...) from the clap
+            definitions into target/man; `man -l target/man/d2l-build.1` reads one
   golden [--record]
             build the fixture with a fixed set of d2l export/build options and compare the
             outputs' sha256 with xtask/golden/digests.txt (--record: write it, each output
@@ -65,6 +67,22 @@ tasks:
             run the fuzz targets (tar_layer, image_documents, references, disk_readers,
             ext4_tree; default: all) for N seconds each (default 60) from a scratch copy of
             fuzz/corpus; fails on a crash, naming the input and how to reproduce it";
+
+/// `cargo xtask man`: the pages `d2l man` renders from its own clap definitions.
+fn man() -> anyhow::Result<()> {
+    util::step("cargo build -p d2l", || {
+        util::run(util::cargo().args(["build", "-p", "d2l"]))
+    })?;
+    let target = util::target_dir()?;
+    let dir = target.join("man");
+    util::run(
+        std::process::Command::new(target.join("debug/d2l"))
+            .args(["man", "--dir"])
+            .arg(&dir),
+    )?;
+    println!("manual pages in {}", dir.display());
+    Ok(())
+}
 
 fn main() -> ExitCode {
     match run() {
@@ -132,6 +150,7 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         "ci" => ci::run()?,
         "demo" => demo::run()?,
+        "man" => man()?,
         "help" | "-h" | "--help" => println!("{USAGE}"),
         other => {
             eprintln!("unknown task `{other}`\n\n{USAGE}");

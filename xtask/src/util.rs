@@ -145,6 +145,20 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "qemu-img",
         package: "qemu-utils",
     },
+    // The shells whose completion scripts `d2l completions` prints, checked by their own
+    // parsers, and groff, which checks the manual pages.
+    Tool {
+        command: "zsh",
+        package: "zsh",
+    },
+    Tool {
+        command: "fish",
+        package: "fish",
+    },
+    Tool {
+        command: "groff",
+        package: "groff",
+    },
 ];
 
 /// The workspace root: xtask lives one level below it.

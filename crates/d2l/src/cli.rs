@@ -38,6 +38,28 @@ pub enum Command {
     Cache(CacheCommand),
     /// Convert a disk image (raw, qcow2, VDI, VMDK or VHD) to another format.
     Convert(ConvertArgs),
+    /// Print a shell completion script: `source <(d2l completions bash)`.
+    Completions(CompletionsArgs),
+    /// Write the manual pages (d2l.1 and one per command) into a directory; what `cargo
+    /// xtask man` runs.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+/// `d2l completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh or fish (elvish and powershell too).
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `d2l man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory the pages are written into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// Where an image comes from and which one to take.
@@ -78,6 +100,7 @@ pub struct RegistryArgs {
 
 /// How layers are applied.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Layers")]
 pub struct ApplyArgs {
     /// Treat overlayfs whiteout markers (char device 0:0, trusted.overlay.opaque) as
     /// whiteouts instead of keeping them as devices.
@@ -94,7 +117,7 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Output tar file; "-" writes to standard output.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: PathBuf,
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -267,60 +290,75 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub source: BuildSourceArgs,
     /// Output file.
-    #[arg(short, long, value_name = "FILE")]
+    #[arg(short, long, value_name = "FILE", help_heading = "Output")]
     pub output: PathBuf,
     /// Partition table; `none` writes the bare filesystem, with no boot loader.
-    #[arg(long, value_enum, default_value = "mbr")]
+    #[arg(long, value_enum, default_value = "mbr", help_heading = "Disk")]
     pub table: Table,
     /// Size: `auto` (content + 25% or at least 512 MiB free), `4G` (exactly: the whole disk,
     /// or the filesystem with --table none), or `+2G` (content + 2 GiB free). SIZE is digits
     /// with an optional unit K, M, G or T (1024-based, optionally followed by iB or B); a
     /// number without a unit is bytes.
-    #[arg(long, default_value = "auto", value_name = "auto|SIZE|+SIZE")]
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|SIZE|+SIZE",
+        help_heading = "Disk"
+    )]
     pub size: d2l_fs_writer::SizeSpec,
     /// Filesystem UUID: 8-4-4-4-12 hexadecimal digits with hyphens, or the 32 digits alone
     /// (default: derived from the image's config digest, so the same image gives the same
     /// filesystem).
-    #[arg(long, value_name = "UUID", value_parser = d2l_fs_writer::parse_uuid)]
+    #[arg(long, value_name = "UUID", value_parser = d2l_fs_writer::parse_uuid, help_heading = "Disk")]
     pub fs_uuid: Option<[u8; 16]>,
     /// Boot loader on the disk (default: the ones --firmware needs, extlinux for the BIOS
     /// and GRUB for UEFI; none with `--table none`, which refuses extlinux).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Boot")]
     pub boot: Option<Boot>,
     /// Firmware the disk boots with: `bios` (extlinux), `uefi` (GRUB on an EFI System
     /// Partition, no BIOS boot code) or `hybrid`, both into the same kernel (default:
     /// hybrid for x86-64 images, uefi for arm64 ones).
-    #[arg(long, value_enum, value_name = "bios|uefi|hybrid")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "bios|uefi|hybrid",
+        help_heading = "Boot"
+    )]
     pub firmware: Option<Firmware>,
     /// Take syslinux's pieces (ldlinux.bss, ldlinux.sys, ldlinux.c32, mbr.bin, gptmbr.bin)
     /// from this directory instead of the host's syslinux packages.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", help_heading = "Boot")]
     pub syslinux_dir: Option<PathBuf>,
     /// Kernel to boot, a path inside the image (default: the newest one found); no spaces or
     /// control characters.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Boot")]
     pub kernel: Option<String>,
     /// Initrd to boot with, a path inside the image (default: the kernel's); no spaces or
     /// control characters.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", help_heading = "Boot")]
     pub initrd: Option<String>,
     /// More kernel command line, after d2l's (root=UUID=... console=...); no control
     /// characters (newlines, tabs...).
-    #[arg(long, value_name = "ARGS", default_value = "")]
+    #[arg(long, value_name = "ARGS", default_value = "", help_heading = "Boot")]
     pub cmdline: String,
     /// Host name of the machine (/etc/hostname, /etc/hosts); no spaces or control characters.
-    #[arg(long, default_value = "d2l")]
+    #[arg(long, default_value = "d2l", help_heading = "The machine")]
     pub hostname: String,
     /// Root password, stored as a SHA-512 crypt hash in /etc/shadow.
-    #[arg(long, value_name = "PASSWORD", conflicts_with = "root_password_file")]
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        conflicts_with = "root_password_file",
+        help_heading = "The machine"
+    )]
     pub root_password: Option<String>,
     /// Read the root password from a file (its first line, which may hold no control
     /// characters).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "The machine")]
     pub root_password_file: Option<PathBuf>,
     /// Leave the image's files as they are: no fstab, hostname, machine-id, password,
     /// network, users, SSH keys, cloud-init seed or growing root.
-    #[arg(long)]
+    #[arg(long, help_heading = "The machine")]
     pub no_prepare: bool,
     #[command(flatten)]
     pub install: InstallArgs,
@@ -401,6 +439,7 @@ pub struct ReachArgs {
 
 /// The output's disk image format.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Disk image format")]
 pub struct FormatArgs {
     /// Disk image format (default: from the output's extension: .img/.raw raw, .qcow2,
     /// .vdi, .vmdk, .vhd; raw for any other).
@@ -498,7 +537,7 @@ pub struct InspectArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }
 
@@ -555,7 +594,7 @@ pub struct PullArgs {
     #[command(flatten)]
     pub source: SourceArgs,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }
 
@@ -583,7 +622,7 @@ pub struct CacheLsArgs {
     #[command(flatten)]
     pub dir: CacheDirArg,
     /// Print JSON instead of a table.
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub json: bool,
 }
 
@@ -893,6 +932,43 @@ mod tests {
             panic!("not build")
         };
         assert!(args.source.image_source().is_err());
+    }
+
+    /// Each option sits under its own heading: nothing after a flattened group (the registry
+    /// options) is listed under that group's heading.
+    #[test]
+    fn help_headings_hold_only_their_own_options() {
+        use clap::CommandFactory;
+        let mut cli = Cli::command();
+        cli.build();
+        let registry: Vec<String> = ["creds", "cert_dir", "insecure_registry", "cache_dir"]
+            .into_iter()
+            .chain(["max_concurrent_downloads"])
+            .map(String::from)
+            .collect();
+        for command in cli.get_subcommands() {
+            for arg in command.get_arguments() {
+                if arg.get_help_heading() == Some("Registry options") {
+                    assert!(
+                        registry.contains(&arg.get_id().to_string()),
+                        "d2l {} --{} is listed under Registry options",
+                        command.get_name(),
+                        arg.get_id()
+                    );
+                }
+            }
+        }
+        let build = cli.find_subcommand("build").unwrap();
+        let heading = |id: &str| {
+            build
+                .get_arguments()
+                .find(|a| a.get_id() == id)
+                .and_then(|a| a.get_help_heading())
+                .map(String::from)
+        };
+        assert_eq!(heading("output").as_deref(), Some("Output"));
+        assert_eq!(heading("firmware").as_deref(), Some("Boot"));
+        assert_eq!(heading("format").as_deref(), Some("Disk image format"));
     }
 
     #[test]

@@ -73,6 +73,10 @@ impl Output {
         if path == Path::new("-") {
             return Ok(Output::Stdout);
         }
+        // Known now, not after the whole output is written and its rename fails.
+        if path.is_dir() || path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+            anyhow::bail!("{}: is a directory, give a file name", path.display());
+        }
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),

@@ -219,3 +219,34 @@ fn convert_refuses_to_write_over_its_input() {
     let run = d2l(&["convert", input.to_str().unwrap(), other.to_str().unwrap()]);
     assert!(run.status.success(), "{}", common::stderr(&run));
 }
+
+/// Output that scripts and log files read: with standard error going to a file (not a
+/// terminal), nothing is coloured, even with every log line on; and an error says each
+/// thing once (the OS error of a failed rename used to appear twice).
+#[test]
+fn stderr_to_a_file_has_no_escape_codes_and_no_repeats() {
+    let c = case();
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("img");
+    simple_image(&img, &two_layers(), Compress::Gzip);
+    let source = format!("oci:{}:latest", img.display());
+    let log = tmp.path().join("stderr.log");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_d2l"))
+        .args(["export", &source, "-o"])
+        .arg(tmp.path().join("rootfs.tar"))
+        .env("D2L_LOG", "debug")
+        .env_remove("NO_COLOR")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("DEBUG"), "debug lines were asked for: {text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in a file: {text:?}");
+
+    // -o naming a directory: refused before any work, once.
+    let out = d2l(&["export", &source, "-o", c.out_dir.to_str().unwrap()]);
+    assert_clean_failure(&out, &c.out_dir, &c.before, &["is a directory"]);
+    let line = common::stderr(&out);
+    assert_eq!(line.matches("is a directory").count(), 1, "{line}");
+}

@@ -4,6 +4,7 @@ mod build;
 pub mod cache;
 mod convert;
 mod dockerfile;
+mod docs;
 mod export;
 mod image;
 mod inspect;
@@ -53,6 +54,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Pull(args) => pull::run(args, cli.quiet),
         Command::Cache(command) => cache::run(command),
         Command::Convert(args) => convert::run(args, cli.quiet),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }
 
