@@ -23,6 +23,11 @@ pub struct Prepared {
     /// The files of the EFI System Partition (GRUB and its configuration), when the disk
     /// boots through UEFI.
     pub esp: Option<FatTree>,
+    /// The kernel and initrd the boot loaders start, as paths in the image (the files,
+    /// not the links they go through), when the disk boots.
+    pub kernel: Option<String>,
+    /// See [`Prepared::kernel`].
+    pub initrd: Option<String>,
 }
 
 /// Makes `rootfs` the machine `plan` describes and adds its boot loaders: extlinux in the
@@ -77,6 +82,8 @@ pub fn prepare_rootfs<S: ContentStore>(
             "GRUB on the EFI System Partition, /{removable} (UEFI)"
         ));
     }
+    prepared.kernel = Some(boot_files.kernel.clone());
+    prepared.initrd = boot_files.initrd.clone();
     let files = match &boot_files.initrd {
         Some(initrd) => format!("{} with {initrd}", boot_files.kernel),
         None => boot_files.kernel.clone(),

@@ -15,6 +15,8 @@ pub struct WrittenDisk {
     pub report: Ext4Report,
     /// The partition layout, when there is a table.
     pub layout: Option<DiskLayout>,
+    /// The identifiers written into the table (and the ESP's volume id), when there is one.
+    pub ids: Option<DiskIds>,
 }
 
 /// Writes the filesystem of `tree` (its file data already placed in `disk`) at the offset
@@ -66,6 +68,7 @@ pub fn write_disk(
         return Ok(WrittenDisk {
             report,
             layout: None,
+            ids: None,
         });
     };
     let layout = DiskLayout::plan_with_esp(kind, plan.esp_bytes(), report.size_bytes)?
@@ -107,6 +110,7 @@ pub fn write_disk(
     Ok(WrittenDisk {
         report,
         layout: Some(layout),
+        ids: Some(ids),
     })
 }
 

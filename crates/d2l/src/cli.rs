@@ -360,6 +360,10 @@ pub struct BuildArgs {
     /// network, users, SSH keys, cloud-init seed or growing root.
     #[arg(long, help_heading = "The machine")]
     pub no_prepare: bool,
+    /// On success, print one JSON object describing the disk on standard output (see
+    /// docs/build-report.schema.json).
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
     #[command(flatten)]
     pub install: InstallArgs,
     #[command(flatten)]
@@ -484,6 +488,10 @@ pub struct ConvertArgs {
     /// The image to write.
     #[arg(value_name = "OUT")]
     pub output: PathBuf,
+    /// On success, print one JSON object describing the output on standard output (see
+    /// docs/convert-report.schema.json).
+    #[arg(long, help_heading = "Output")]
+    pub json: bool,
     #[command(flatten)]
     pub format: FormatArgs,
 }

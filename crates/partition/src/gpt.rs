@@ -25,6 +25,14 @@ pub const ESP_NAME: &str = "d2l-esp";
 /// gptmbr.bin boots the partition that has it.
 pub const ATTR_LEGACY_BIOS_BOOTABLE: u64 = 1 << 2;
 
+/// The GPT type of the root partition for `arch` (Discoverable Partitions Specification).
+pub(crate) fn root_type(arch: RootArch) -> gpt::partition_types::Type {
+    match arch {
+        RootArch::X86_64 => gpt::partition_types::LINUX_ROOT_X64,
+        RootArch::Aarch64 => gpt::partition_types::LINUX_ROOT_ARM_64,
+    }
+}
+
 /// Writes the GPT structures (everything but LBA 0) with the gpt crate.
 pub(crate) fn write_tables(
     disk: &dyn VirtualDisk,
@@ -40,10 +48,7 @@ pub(crate) fn write_tables(
         )?;
     let first_lba = layout.partition_first_lba();
     let partition = gpt::partition::Partition {
-        part_type_guid: match layout.root_arch {
-            RootArch::X86_64 => gpt::partition_types::LINUX_ROOT_X64,
-            RootArch::Aarch64 => gpt::partition_types::LINUX_ROOT_ARM_64,
-        },
+        part_type_guid: root_type(layout.root_arch),
         part_guid: uuid::Uuid::from_bytes(ids.partition_guid),
         first_lba,
         // Inclusive (UEFI spec 2.10 §5.3.3, EndingLBA).

@@ -22,6 +22,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod describe;
 mod error;
 mod gpt;
 mod ids;
@@ -29,6 +30,7 @@ mod layout;
 mod mbr;
 mod write;
 
+pub use describe::PartitionInfo;
 pub use error::{Error, Result};
 pub use gpt::{ATTR_LEGACY_BIOS_BOOTABLE, ESP_NAME, PARTITION_NAME};
 pub use ids::DiskIds;

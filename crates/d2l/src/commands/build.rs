@@ -8,7 +8,8 @@ use d2l_bootdisk::{creation_time, prepare_rootfs, write_disk, DiskPlan, BLOCK_BY
 use d2l_bootloader::{EfiArch, GrubEfi, Syslinux};
 use d2l_disk::VirtualDisk;
 use d2l_fs_writer::{DiskStore, Ext4Options, Ext4Report, SizeSpec};
-use d2l_partition::{DiskLayout, RootArch, TableKind};
+use d2l_partition::{DiskIds, DiskLayout, RootArch, TableKind};
+use serde_json::json;
 
 use super::recipe::{NeedsRecipe, Recipes};
 use super::Environment;
@@ -164,8 +165,11 @@ fn build_image(
     let Built {
         report,
         layout,
+        ids,
         fs_uuid,
         summary,
+        kernel,
+        initrd,
     } = output.write_with(|out| {
         let Destination::File(file) = out else {
             unreachable!("standard output is refused above")
@@ -201,6 +205,56 @@ fn build_image(
         Ok(built)
     })?;
 
+    if args.json {
+        let file_bytes = std::fs::metadata(&args.output)
+            .with_context(|| args.output.display().to_string())?
+            .len();
+        let report = json!({
+            "output": args.output.display().to_string(),
+            "format": write_options.format.name(),
+            "file_bytes": file_bytes,
+            "virtual_bytes": layout.map_or(report.size_bytes, |l| l.disk_bytes),
+            "table": table.map(|t| match t {
+                TableKind::Mbr => "mbr",
+                TableKind::Gpt => "gpt",
+            }),
+            "firmware": firmware.map(|f| f.to_string()),
+            "partitions": match (layout, ids) {
+                (Some(layout), Some(ids)) => layout
+                    .partitions(&ids)
+                    .into_iter()
+                    .map(|p| json!({
+                        "number": p.number,
+                        "role": p.role,
+                        "start": p.start,
+                        "size": p.size,
+                        "type": p.type_id,
+                        "uuid": p.uuid,
+                    }))
+                    .collect(),
+                _ => Vec::new(),
+            },
+            "filesystem": {
+                "type": "ext4",
+                "uuid": fs_uuid,
+                "offset": layout.map_or(0, |l| l.partition_start),
+                "bytes": report.size_bytes,
+                "inodes": report.inodes_count,
+                "used_inodes": report.used_inodes,
+                "free_bytes": report.free_blocks * BLOCK_BYTES,
+            },
+            "kernel": kernel,
+            "initrd": initrd,
+            "image": {
+                "source": image.source,
+                "platform": image.platform.to_string(),
+                "manifest_digest": image.manifest_digest.as_ref().map(|d| d.to_string()),
+                "config_digest": image.config_digest.to_string(),
+            },
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{report}");
+    }
     if !quiet {
         let what = match (&layout, table) {
             (Some(l), Some(kind)) => format!(
@@ -245,9 +299,12 @@ fn build_image(
 struct Built {
     report: Ext4Report,
     layout: Option<DiskLayout>,
+    ids: Option<DiskIds>,
     fs_uuid: String,
     /// Changes made to the tree, one line each.
     summary: Vec<String>,
+    kernel: Option<String>,
+    initrd: Option<String>,
 }
 
 /// Applies the layers with their file data going straight into `disk` (where the filesystem
@@ -318,8 +375,11 @@ fn build_disk(
     Ok(Built {
         report: written.report,
         layout: written.layout,
+        ids: written.ids,
         fs_uuid,
         summary: prepared.summary,
+        kernel: prepared.kernel,
+        initrd: prepared.initrd,
     })
 }
 

@@ -66,13 +66,30 @@ pub fn run(args: ConvertArgs, quiet: bool) -> Result<()> {
             .with_context(|| format!("writing {destination}"))?;
         Ok(report)
     })?;
+    let on_disk = std::fs::metadata(&args.output)
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.blocks() * 512
+        })
+        .unwrap_or(0);
+    if args.json {
+        let file_bytes = std::fs::metadata(&args.output)
+            .with_context(|| destination.clone())?
+            .len();
+        let report = serde_json::json!({
+            "input": input.display().to_string(),
+            "input_format": reader.format().to_string(),
+            "output": destination,
+            "format": options.format.name(),
+            "file_bytes": file_bytes,
+            "allocated_bytes": on_disk,
+            "virtual_bytes": report.virtual_size,
+            "data_bytes": report.data_bytes,
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{report}");
+    }
     if !quiet {
-        let on_disk = std::fs::metadata(&args.output)
-            .map(|m| {
-                use std::os::unix::fs::MetadataExt;
-                m.blocks() * 512
-            })
-            .unwrap_or(0);
         eprintln!(
             "converted {} ({}, {} MiB) to {destination} ({}, {} MiB of data, {} MiB on disk) in {:.1}s",
             input.display(),
