@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod builder;
 pub mod debugfs;
 mod fixtures;
 pub mod layer;

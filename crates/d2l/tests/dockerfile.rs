@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::{assert_clean_failure, assert_clean_failure_code, list_dir, stderr};
+use d2l_testkit::builder::BuilderStorage;
 use d2l_testkit::qemu::{Drive, Qemu};
 
 /// The issue's budget for one boot to the login prompt.
@@ -30,27 +31,18 @@ const MIRROR_ENV: &str = "D2L_DEBIAN_MIRROR";
 /// buildah 1.28 names an image it pulls from `oci:PATH` after PATH, which must then be
 /// lowercase with no component starting with a dot (not true of `~/.cache/...` or of
 /// tempfile's random names).
-struct Scratch(PathBuf);
+struct Scratch(PathBuf, BuilderStorage);
 
 impl Scratch {
     fn new(test: &str) -> Scratch {
         let dir =
             std::env::temp_dir().join(format!("d2l-dockerfile-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["ctx", "out", "storage"] {
+        for sub in ["ctx", "out"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        // buildah's storage: vfs (copies, no overlay mounts), all of it in here.
-        std::fs::write(
-            dir.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/storage/graph\"\n\
-                 runroot = \"{0}/storage/run\"\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        Scratch(dir)
+        let storage = BuilderStorage::in_dir(&dir);
+        Scratch(dir, storage)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -74,8 +66,7 @@ impl Scratch {
 
     /// The environment buildah runs in (d2l passes it on to the builder untouched).
     fn buildah_env(&self, cmd: &mut Command) {
-        cmd.env("CONTAINERS_STORAGE_CONF", self.path("storage.conf"))
-            .env("BUILDAH_ISOLATION", "chroot");
+        self.1.configure(cmd);
     }
 
     /// `d2l ARGS` with buildah configured for this directory, and `PATH` if given.

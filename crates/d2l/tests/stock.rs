@@ -6,9 +6,9 @@
 //! the running kernel is the one the recipe installed. A second build of the same image comes
 //! from d2l's cache with no builder on PATH at all.
 //!
-//! buildah runs as in the Dockerfile tests: vfs storage in the test's directory, chroot
-//! isolation (`CONTAINERS_STORAGE_CONF`, `BUILDAH_ISOLATION`), passed to d2l's environment,
-//! which hands it to the builder untouched.
+//! buildah runs as in the Dockerfile tests ([`BuilderStorage`]: vfs storage in the test's
+//! directory, chroot isolation), configured through d2l's environment, which d2l hands to the
+//! builder untouched.
 
 mod common;
 
@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{assert_clean_failure, assert_clean_failure_code, list_dir, stderr};
+use d2l_testkit::builder::BuilderStorage;
 use d2l_testkit::qemu::{Drive, Qemu};
 use d2l_testkit::registry::{Registry, Setup};
 
@@ -45,25 +46,17 @@ fn reference(suite: &str) -> String {
 }
 
 /// A test's directory (removed at the end): output, d2l's cache, buildah's storage.
-struct Scratch(PathBuf);
+struct Scratch(PathBuf, BuilderStorage);
 
 impl Scratch {
     fn new(test: &str) -> Scratch {
         let dir = std::env::temp_dir().join(format!("d2l-stock-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["out", "cache", "storage"] {
+        for sub in ["out", "cache"] {
             std::fs::create_dir_all(dir.join(sub)).unwrap();
         }
-        std::fs::write(
-            dir.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{0}/storage/graph\"\n\
-                 runroot = \"{0}/storage/run\"\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        Scratch(dir)
+        let storage = BuilderStorage::in_dir(&dir);
+        Scratch(dir, storage)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -80,9 +73,8 @@ impl Scratch {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_d2l"));
         cmd.args(args)
             .args(["--cache-dir", &self.cache()])
-            .env_remove("D2L_LOG")
-            .env("CONTAINERS_STORAGE_CONF", self.path("storage.conf"))
-            .env("BUILDAH_ISOLATION", "chroot");
+            .env_remove("D2L_LOG");
+        self.1.configure(&mut cmd);
         if let Some(path) = path {
             cmd.env("PATH", path);
         }
@@ -237,11 +229,10 @@ fn stock_bookworm_boots_and_builds_again_from_the_cache() {
         ["linux.img"],
         "only the disk is left"
     );
-    let containers = Command::new("buildah")
-        .args(["containers", "--quiet"])
-        .env("CONTAINERS_STORAGE_CONF", s.path("storage.conf"))
-        .output()
-        .unwrap();
+    let containers =
+        s.1.configure(Command::new("buildah").args(["containers", "--quiet"]))
+            .output()
+            .unwrap();
     assert_eq!(
         String::from_utf8_lossy(&containers.stdout).trim(),
         "",
