@@ -2,7 +2,8 @@
 //!
 //! oci-client does not retry. d2l retries what a later attempt can fix: connection errors,
 //! timeouts, a body cut short, HTTP 5xx and 429. It never retries what cannot change: 4xx
-//! answers (401, 404...), a digest mismatch, a malformed document.
+//! answers (401, 404...), a digest mismatch, a malformed document, a TLS failure, a host
+//! name that does not resolve.
 
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ pub fn is_transient_request(error: &reqwest::Error) -> bool {
     }
     match error.status() {
         Some(status) => is_transient_status(status.as_u16()),
-        None if is_tls_failure(error) => false,
+        None if is_tls_failure(error) || is_unknown_host(error) => false,
         None => error.is_connect() || error.is_timeout() || error.is_request() || error.is_body(),
     }
 }
@@ -88,6 +89,30 @@ pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// What the resolver says of a name that does not exist (getaddrinfo's EAI_NONAME and
+/// EAI_NODATA, as glibc and musl word them). "Temporary failure in name resolution"
+/// (EAI_AGAIN) is not among them: that one may heal.
+const UNKNOWN_HOST_MARKERS: &[&str] = &[
+    "Name or service not known",
+    "No address associated with hostname",
+    "nodename nor servname provided",
+    "Name does not resolve",
+];
+
+/// Whether a request failed because the registry's host name does not resolve: asking
+/// again gives the same answer, so it is not retried.
+pub fn is_unknown_host(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        let text = e.to_string();
+        if UNKNOWN_HOST_MARKERS.iter().any(|m| text.contains(m)) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// 5xx and 429 Too Many Requests.
 pub fn is_transient_status(code: u16) -> bool {
     code >= 500 || code == 429
@@ -108,6 +133,41 @@ mod tests {
         assert_eq!(p.delay_after(8), None);
         assert_eq!(RetryPolicy { attempts: 1 }.delay_after(1), None);
         assert_eq!(RetryPolicy { attempts: 0 }.delay_after(1), None);
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_not_retried_a_resolver_that_fails_is() {
+        #[derive(Debug)]
+        struct Chain(&'static str, std::io::Error);
+        impl std::fmt::Display for Chain {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.0)
+            }
+        }
+        impl std::error::Error for Chain {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.1)
+            }
+        }
+        // As hyper-util words it, the resolver's words in the source.
+        let unknown = Chain(
+            "client error (Connect)",
+            std::io::Error::other(
+                "dns error: failed to lookup address information: Name or service not known",
+            ),
+        );
+        assert!(is_unknown_host(&unknown));
+        let again = Chain(
+            "client error (Connect)",
+            std::io::Error::other(
+                "dns error: failed to lookup address information: Temporary failure in name \
+                 resolution",
+            ),
+        );
+        assert!(!is_unknown_host(&again));
+        assert!(!is_unknown_host(&std::io::Error::other(
+            "connection refused"
+        )));
     }
 
     #[test]
