@@ -10,15 +10,24 @@ fn bootable_builds_fail_cleanly_without_a_kernel_or_syslinux() {
     std::fs::create_dir(&work).unwrap();
     let out = work.join("disk.img");
     let o = out.to_str().unwrap();
-    // The crafted image has no kernel: the error says what to add, or to use --boot none.
+    // The crafted image has no kernel and no os-release: no recipe can install one, and the
+    // error says so, what to do instead, or to use --boot none.
     for args in [
         vec!["build", &source, "-o", o],
         vec!["build", &source, "-o", o, "--table", "mbr"],
         vec!["build", &source, "-o", o, "--table", "gpt"],
     ] {
         let run = d2l(&args);
-        assert_clean_failure(&run, &work, &[], &["linux-image-amd64", "--boot none"]);
+        assert_clean_failure(
+            &run,
+            &work,
+            &[],
+            &["no /etc/os-release", "-f", "--boot none"],
+        );
     }
+    // Without recipes, the error says what to add.
+    let run = d2l(&["build", &source, "-o", o, "--install-kernel", "never"]);
+    assert_clean_failure(&run, &work, &[], &["linux-image-amd64", "--boot none"]);
     // No syslinux (an empty --syslinux-dir): a clear error before any work.
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
