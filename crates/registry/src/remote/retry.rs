@@ -78,15 +78,7 @@ const TLS_FAILURE_MARKERS: &[&str] = &[
 
 /// Whether a request failed in TLS (a certificate, a handshake, a server not speaking TLS).
 pub fn is_tls_failure(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if TLS_FAILURE_MARKERS.iter().any(|m| text.contains(m)) {
-            return true;
-        }
-        current = e.source();
-    }
-    false
+    chain_says(error, TLS_FAILURE_MARKERS)
 }
 
 /// What the resolver says of a name that does not exist (getaddrinfo's EAI_NONAME and
@@ -102,10 +94,15 @@ const UNKNOWN_HOST_MARKERS: &[&str] = &[
 /// Whether a request failed because the registry's host name does not resolve: asking
 /// again gives the same answer, so it is not retried.
 pub fn is_unknown_host(error: &(dyn std::error::Error + 'static)) -> bool {
+    chain_says(error, UNKNOWN_HOST_MARKERS)
+}
+
+/// Whether `error` or any of its causes says one of `markers`.
+fn chain_says(error: &(dyn std::error::Error + 'static), markers: &[&str]) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
         let text = e.to_string();
-        if UNKNOWN_HOST_MARKERS.iter().any(|m| text.contains(m)) {
+        if markers.iter().any(|m| text.contains(m)) {
             return true;
         }
         current = e.source();
