@@ -79,7 +79,7 @@ pub fn run(args: BuildArgs, (quiet, verbose): (bool, bool), env: &Environment) -
         &source,
         built,
         &image,
-        machine_inputs,
+        machine_inputs.clone(),
         first_recipes,
     );
     let needs = match result {
@@ -92,7 +92,6 @@ pub fn run(args: BuildArgs, (quiet, verbose): (bool, bool), env: &Environment) -
     };
     source.source = recipes.build(&image, &needs, &args.output)?;
     let image = super::open_image(&source, &progress)?;
-    let machine_inputs = super::machine::MachineInputs::read(&args)?;
     build_image(&attempt, &source, None, &image, machine_inputs, None)
 }
 

@@ -14,6 +14,7 @@ use crate::cli::{BuildArgs, NetworkMode};
 const MAX_INPUT_BYTES: u64 = 1 << 20;
 
 /// Everything read from the user's files.
+#[derive(Clone)]
 pub struct MachineInputs {
     pub root_password: Option<String>,
     pub user: Option<User>,
