@@ -46,6 +46,16 @@ pub enum Setup {
     Tls,
     /// TLS as above, and htpasswd Basic auth ([`USER`], [`PASSWORD`]).
     TlsAuth,
+    /// TLS with the registry documentation's own recipe: a self-signed certificate
+    /// (`openssl req -newkey rsa:4096 -nodes -sha256 -keyout domain.key -addext
+    /// "subjectAltName = IP:127.0.0.1" -x509 -days 365 -out domain.crt`), which is its own
+    /// CA. [`Registry::cert_dir`] holds it as `ca.crt`, as users copy it to
+    /// `/etc/containers/certs.d/HOST/`.
+    SelfSigned,
+    /// TLS as [`Setup::Tls`], and the registry asks for a client certificate signed by
+    /// the test CA (`http.tls.clientcas`): [`Registry::cert_dir`] also holds
+    /// `client.cert` and `client.key`.
+    MutualTls,
     /// Plain HTTP with Bearer tokens, Docker Hub's flow: the registry answers 401 with a
     /// `Bearer realm=...,service=...` challenge; a token server started beside it
     /// ([`Registry::token_requests`]) checks [`USER`] and [`PASSWORD`] by Basic auth and
@@ -91,12 +101,27 @@ impl Registry {
             ));
             token_server = Some(server);
         }
-        if matches!(setup, Setup::Tls | Setup::TlsAuth) {
+        if matches!(setup, Setup::Tls | Setup::TlsAuth | Setup::MutualTls) {
             make_certificates(root);
             config.push_str(&format!(
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 root.join("server.crt").display(),
                 root.join("server.key").display()
+            ));
+        }
+        if setup == Setup::MutualTls {
+            make_client_certificate(root);
+            config.push_str(&format!(
+                "    clientcas:\n      - {}\n",
+                root.join("ca/ca.crt").display()
+            ));
+        }
+        if setup == Setup::SelfSigned {
+            make_self_signed(root);
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                root.join("certs/domain.crt").display(),
+                root.join("certs/domain.key").display()
             ));
         }
         if setup == Setup::TlsAuth {
@@ -213,9 +238,17 @@ impl Registry {
         self.setup
     }
 
-    /// A directory holding the CA certificate (`ca.crt`), for `--cert-dir`; `None` for HTTP.
+    /// A directory holding the CA certificate (`ca.crt`, for [`Setup::SelfSigned`] the
+    /// server's own), and for [`Setup::MutualTls`] the client certificate: for
+    /// `--cert-dir`, or to copy to a `certs.d/HOST/` directory. `None` for HTTP.
     pub fn cert_dir(&self) -> Option<PathBuf> {
-        matches!(self.setup, Setup::Tls | Setup::TlsAuth).then(|| self.dir.path().join("ca"))
+        let dir = match self.setup {
+            Setup::Tls | Setup::TlsAuth => "ca",
+            Setup::SelfSigned => "trust",
+            Setup::MutualTls => "client",
+            Setup::Http | Setup::Token => return None,
+        };
+        Some(self.dir.path().join(dir))
     }
 
     /// `USER:PASS` for the set-ups with auth.
@@ -333,18 +366,7 @@ fn free_port() -> u16 {
 /// A CA (`ca/ca.crt`) and a server certificate for 127.0.0.1 and localhost signed by it
 /// (`server.crt`, `server.key`), with openssl.
 fn make_certificates(root: &Path) {
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(root)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let run = |args: &[&str]| openssl(root, args);
     fs::create_dir_all(root.join("ca")).unwrap();
     let ec = [
         "-newkey",
@@ -386,6 +408,100 @@ fn make_certificates(root: &Path) {
         "-extfile",
         "server.ext",
     ]);
+}
+
+/// The registry documentation's self-signed certificate for 127.0.0.1 (`certs/domain.crt`,
+/// `certs/domain.key`), exactly its recipe, and a copy as `trust/ca.crt`.
+fn make_self_signed(root: &Path) {
+    fs::create_dir_all(root.join("certs")).unwrap();
+    openssl(
+        root,
+        &[
+            "req",
+            "-newkey",
+            "rsa:4096",
+            "-nodes",
+            "-sha256",
+            "-keyout",
+            "certs/domain.key",
+            "-addext",
+            "subjectAltName = IP:127.0.0.1",
+            "-x509",
+            "-days",
+            "365",
+            "-out",
+            "certs/domain.crt",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::create_dir_all(root.join("trust")).unwrap();
+    fs::copy(root.join("certs/domain.crt"), root.join("trust/ca.crt")).unwrap();
+}
+
+/// A client certificate signed by the test CA, with the CA, in `client/` (`ca.crt`,
+/// `client.cert`, `client.key`: containers-certs.d(5)'s names).
+fn make_client_certificate(root: &Path) {
+    let client = root.join("client");
+    fs::create_dir_all(&client).unwrap();
+    fs::copy(root.join("ca/ca.crt"), client.join("ca.crt")).unwrap();
+    openssl(
+        root,
+        &[
+            "req",
+            "-subj",
+            "/CN=d2l test client",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "client/client.key",
+            "-out",
+            "client.csr",
+        ],
+    );
+    fs::write(
+        root.join("client.ext"),
+        "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n\
+         keyUsage=critical,digitalSignature\n",
+    )
+    .unwrap();
+    openssl(
+        root,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca/ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "client/client.cert",
+            "-extfile",
+            "client.ext",
+        ],
+    );
+}
+
+/// Runs `openssl ARGS` in `dir`; panics with its error output if it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A TCP relay on 127.0.0.1 that forwards to `upstream`, sending the answers back at a

@@ -8,8 +8,7 @@ use std::process::Command;
 const NETWORK_CRATES: &[&str] = &["d2l-registry", "d2l", "d2l-testkit", "xtask"];
 
 /// What only the network crates may pull in.
-const NETWORK_DEPENDENCIES: &[&str] =
-    &["tokio", "reqwest", "oci-client", "aws-lc-rs", "aws-lc-sys"];
+const NETWORK_DEPENDENCIES: &[&str] = &["tokio", "reqwest", "rustls", "aws-lc-rs", "aws-lc-sys"];
 
 /// Every workspace member's normal dependency tree, by `cargo tree`.
 fn normal_dependencies(package: &str) -> BTreeSet<String> {

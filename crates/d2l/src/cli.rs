@@ -84,7 +84,8 @@ pub struct RegistryArgs {
     /// auth.json, ~/.docker/config.json).
     #[arg(long, value_name = "USER:PASS")]
     pub creds: Option<d2l_registry::remote::Credentials>,
-    /// Trust the CA certificates (*.crt) in this directory too.
+    /// Certificates for the registry (as in /etc/containers/certs.d/HOST/): CAs or the
+    /// server's own (*.crt), a client certificate (NAME.cert with NAME.key).
     #[arg(long, value_name = "DIR")]
     pub cert_dir: Vec<PathBuf>,
     /// Allow plain HTTP or unverified TLS for this registry (host[:port]); repeatable.

@@ -38,11 +38,15 @@ fn registry(setup: Setup) -> &'static Registry {
     static TLS: OnceLock<Registry> = OnceLock::new();
     static TLS_AUTH: OnceLock<Registry> = OnceLock::new();
     static TOKEN: OnceLock<Registry> = OnceLock::new();
+    static SELF_SIGNED: OnceLock<Registry> = OnceLock::new();
+    static MUTUAL_TLS: OnceLock<Registry> = OnceLock::new();
     let cell = match setup {
         Setup::Http => &HTTP,
         Setup::Tls => &TLS,
         Setup::TlsAuth => &TLS_AUTH,
         Setup::Token => &TOKEN,
+        Setup::SelfSigned => &SELF_SIGNED,
+        Setup::MutualTls => &MUTUAL_TLS,
     };
     cell.get_or_init(|| {
         let registry = Registry::start(setup);
@@ -327,6 +331,143 @@ fn build_over_tls_with_the_ca_from_cert_dir_or_ssl_cert_file() {
         &[("SSL_CERT_FILE", ca.to_str().unwrap())],
     );
     assert!(ok(&out).contains(&d2l_testkit::debian().config_digest.to_string()));
+}
+
+#[test]
+fn a_self_signed_certificate_made_as_the_registry_docs_say_is_trusted_where_the_user_put_it() {
+    let registry = registry(Setup::SelfSigned);
+    let digest = d2l_testkit::debian().config_digest.to_string();
+    let reference = format!("{}/{DEBIAN}:bookworm", registry.host());
+    let cert = registry.cert_dir().unwrap().join("ca.crt");
+
+    // Nowhere: refused, with a hint saying where to put it.
+    let bare = tempfile::tempdir().unwrap();
+    let line = error_line(&d2l_in(bare.path(), &["inspect", &reference], &[]));
+    assert!(
+        line.contains("certificate") && line.contains("certs.d"),
+        "{line}"
+    );
+
+    // In the host's directory, as podman (rootless) and skopeo read it: no flag at all.
+    let home = tempfile::tempdir().unwrap();
+    let host_dir = home
+        .path()
+        .join(".config/containers/certs.d")
+        .join(registry.host());
+    std::fs::create_dir_all(&host_dir).unwrap();
+    std::fs::copy(&cert, host_dir.join("ca.crt")).unwrap();
+    assert!(ok(&d2l_in(home.path(), &["inspect", &reference], &[])).contains(&digest));
+
+    // With --cert-dir: a whole build, the same bytes as from the layout.
+    let home = tempfile::tempdir().unwrap();
+    build_through(registry, home.path(), "self-signed.ext4");
+
+    // Still strict: the same certificate for another name of the same server...
+    let dir = registry.cert_dir().unwrap();
+    let by_name = format!("localhost:{}/{DEBIAN}:bookworm", registry.port());
+    let line = error_line(&d2l_in(
+        bare.path(),
+        &["inspect", &by_name, "--cert-dir", dir.to_str().unwrap()],
+        &[],
+    ));
+    assert!(line.contains("certificate"), "{line}");
+    // ...or another self-signed certificate in the directory: refused.
+    let other = tempfile::tempdir().unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args(["-nodes", "-keyout", "other.key", "-x509", "-days", "1"])
+        .args([
+            "-addext",
+            "subjectAltName = IP:127.0.0.1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-out", "ca.crt"])
+        .current_dir(other.path())
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let line = error_line(&d2l_in(
+        bare.path(),
+        &[
+            "inspect",
+            &reference,
+            "--cert-dir",
+            other.path().to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(line.contains("certificate"), "{line}");
+}
+
+#[test]
+fn a_registry_that_asks_for_a_client_certificate_gets_the_one_in_the_cert_dir() {
+    let registry = registry(Setup::MutualTls);
+    let digest = d2l_testkit::debian().config_digest.to_string();
+    let reference = format!("{}/{DEBIAN}:bookworm", registry.host());
+    let dir = registry.cert_dir().unwrap();
+
+    // client.cert and client.key beside ca.crt, as containers-certs.d(5) names them.
+    let home = tempfile::tempdir().unwrap();
+    build_through(registry, home.path(), "mtls.ext4");
+
+    // The CA alone: the server refuses the handshake, said in one line, not retried.
+    let ca_only = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("ca.crt"), ca_only.path().join("ca.crt")).unwrap();
+    let started = Instant::now();
+    let out = d2l_in(
+        home.path(),
+        &[
+            "inspect",
+            &reference,
+            "--cert-dir",
+            ca_only.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    let line = error_line(&out);
+    assert!(line.contains(&registry.host()), "{line}");
+    assert!(!stderr(&out).contains("retrying"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A certificate without its key: an error naming the file, before any request.
+    let half = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.join("client.cert"), half.path().join("client.cert")).unwrap();
+    let line = error_line(&d2l_in(
+        home.path(),
+        &[
+            "inspect",
+            &reference,
+            "--cert-dir",
+            half.path().to_str().unwrap(),
+        ],
+        &[],
+    ));
+    assert!(
+        line.contains("client.cert") && line.contains("client.key"),
+        "{line}"
+    );
+
+    // The same directory in the host's place under HOME: no flag needed.
+    let host_dir = home
+        .path()
+        .join(".config/containers/certs.d")
+        .join(registry.host());
+    std::fs::create_dir_all(&host_dir).unwrap();
+    for name in ["ca.crt", "client.cert", "client.key"] {
+        std::fs::copy(dir.join(name), host_dir.join(name)).unwrap();
+    }
+    assert!(ok(&d2l_in(home.path(), &["inspect", &reference], &[])).contains(&digest));
 }
 
 #[test]

@@ -1,31 +1,28 @@
-//! A connection to one registry: TLS roots, HTTP or HTTPS, credentials, retries, and errors
+//! A connection to one registry: TLS, HTTP or HTTPS, authentication, retries, and errors
 //! that say what happened.
 //!
-//! oci-client does the distribution protocol: the `/v2/` challenge, Basic auth, the Bearer
-//! token flow (Docker Hub's: challenge, token endpoint, `repository:NAME:pull` scope),
-//! manifests, and blob streams with `Range` (`pull_blob_stream_partial`). What it leaves out,
-//! d2l adds here: retries with backoff, the choice between HTTPS and plain HTTP, extra CAs,
-//! and error messages that name the registry, the image and the credentials' origin (never
-//! the secret).
-
-use std::path::{Path, PathBuf};
+//! d2l speaks the pull side of the distribution protocol itself, over reqwest: the `/v2/`
+//! challenge, Basic auth, the Bearer token flow (Docker Hub's: challenge, token endpoint,
+//! `repository:NAME:pull` scope; see `protocol`), manifests read up to their limit, and
+//! blob streams with `Range`. With it come retries with backoff, the choice between HTTPS
+//! and plain HTTP, TLS set up from certificate directories as podman's (`tls`), and error
+//! messages that name the registry, the image and the credentials' origin (never the
+//! secret).
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
-use oci_client::client::ClientProtocol;
-use oci_client::client::{BlobResponse, Certificate, CertificateEncoding, ClientConfig};
-use oci_client::errors::{OciDistributionError, OciEnvelope};
-use oci_client::secrets::RegistryAuth;
-use oci_client::RegistryOperation;
+use futures_util::TryStreamExt;
 
 use super::credentials::Found;
+use super::protocol::{fetch_token, read_at_most, status_error, Challenge, RequestError};
 use super::retry::{is_transient, RetryPolicy};
+use super::tls::TlsFiles;
 use super::RegistryOptions;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::limits::DocumentKind;
 use crate::media_type;
-use crate::reference::{Reference, DEFAULT_TAG};
+use crate::reference::{Reference, DEFAULT_REGISTRY, DEFAULT_TAG};
 
 /// What d2l accepts as a manifest (the registry picks among them).
 const MANIFEST_ACCEPT: &[&str] = &[
@@ -34,22 +31,16 @@ const MANIFEST_ACCEPT: &[&str] = &[
     media_type::DOCKER_MANIFEST,
     media_type::DOCKER_MANIFEST_LIST,
 ];
-/// Per-host CA directories that podman/skopeo (containers-certs.d(5)) and Docker read.
-const SYSTEM_CERT_DIRS: &[&str] = &["/etc/containers/certs.d", "/etc/docker/certs.d"];
-/// The OpenSSL variable naming a CA bundle, honoured as extra roots.
-const SSL_CERT_FILE_ENV: &str = "SSL_CERT_FILE";
+/// Where Docker Hub's API answers (`docker.io` is its name in references).
+const DOCKER_HUB_API: &str = "registry-1.docker.io";
 /// Time to establish a connection.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Longest silence while reading an answer.
 const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-/// A CA file in a certificate directory (containers-certs.d(5): `*.crt`).
-const CA_SUFFIX: &str = ".crt";
 /// What d2l calls itself in requests.
 const USER_AGENT: &str = concat!("d2l/", env!("CARGO_PKG_VERSION"));
 /// The most bytes of an error answer's body read, for its message.
 const MAX_ERROR_BODY: usize = 64 << 10;
-const PEM_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-const PEM_END: &str = "-----END CERTIFICATE-----";
 
 /// A blob's bytes as they arrive, and whether the registry sent the whole blob (ignoring
 /// a `Range`).
@@ -60,17 +51,15 @@ pub(crate) struct BlobStream {
 
 /// One registry, connected and authenticated for pulling one repository.
 pub(crate) struct Connection {
-    client: oci_client::Client,
-    /// Manifests are fetched with this client, not oci-client's, whose `pull_manifest_raw`
-    /// reads a body whole however large: the same TLS roots and timeouts, and a read that
-    /// stops at [`MAX_MANIFEST_SIZE`](crate::limits::MAX_MANIFEST_SIZE).
     http: reqwest::Client,
     /// Whether the registry is reached over plain HTTP.
     plain_http: bool,
     /// The Bearer token the registry handed out (`None`: Basic or no auth), renewed once
     /// when a manifest request gets a 401.
     token: std::sync::Mutex<Option<String>>,
-    auth: RegistryAuth,
+    /// User name and password, sent as Basic auth (to the registry, or to its token
+    /// server).
+    basic: Option<(String, String)>,
     reference: Reference,
     /// Where the credentials came from, for messages; `None` for anonymous access.
     credential_origin: Option<(String, String)>,
@@ -78,9 +67,9 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    /// Reads the credentials and CAs, then finds how to talk to the registry: HTTPS, or
-    /// plain HTTP for an `--insecure-registry` host or a loopback one that does not speak
-    /// TLS. Retries connection errors.
+    /// Reads the credentials and certificate directories, then finds how to talk to the
+    /// registry: HTTPS, or plain HTTP for an `--insecure-registry` host or a loopback one
+    /// that does not speak TLS. Retries connection errors.
     pub(crate) async fn open(reference: &Reference, options: &RegistryOptions) -> Result<Self> {
         let host = reference.registry().to_owned();
         let found: Option<Found> = match &options.credentials {
@@ -90,32 +79,34 @@ impl Connection {
             }),
             None => options.credential_sources.lookup(reference)?,
         };
-        let (auth, credential_origin) = match found {
+        let (basic, credential_origin) = match found {
             Some(f) => {
                 tracing::debug!(registry = %host, origin = %f.origin, user = %f.credentials.username, "using credentials");
                 (
-                    RegistryAuth::Basic(
+                    Some((
                         f.credentials.username.clone(),
                         f.credentials.password.expose().to_owned(),
-                    ),
+                    )),
                     Some((f.origin, f.credentials.username)),
                 )
             }
-            None => (RegistryAuth::Anonymous, None),
+            None => (None, None),
         };
         let insecure = options
             .insecure_registries
             .iter()
             .any(|h| h.eq_ignore_ascii_case(&host));
         let may_use_http = insecure || is_loopback(&host);
-        let roots = extra_roots(&host, &options.cert_dirs)?;
+        let tls = TlsFiles::for_host(&host, &options.cert_dirs)?;
+        if tls.has_identity() {
+            tracing::debug!(registry = %host, "presenting a client certificate");
+        }
 
         let mut connection = Connection {
-            client: build_client(ClientProtocol::Https, insecure, &roots, &host)?,
-            http: build_http_client(insecure, &roots, &host)?,
+            http: build_http_client(&tls, insecure, &host)?,
             plain_http: false,
             token: std::sync::Mutex::new(None),
-            auth,
+            basic,
             reference: reference.clone(),
             credential_origin,
             retry: options.retry,
@@ -128,12 +119,6 @@ impl Connection {
             };
             if may_use_http && speaks_plain_http(&host).await {
                 tracing::info!(registry = %host, "no TLS: using plain HTTP");
-                connection.client = build_client(
-                    ClientProtocol::HttpsExcept(vec![oci_host(&host)]),
-                    insecure,
-                    &roots,
-                    &host,
-                )?;
                 connection.plain_http = true;
                 connection
                     .probe()
@@ -165,26 +150,65 @@ impl Connection {
         }
     }
 
-    /// `GET /v2/` and, for a registry that asks, the token exchange; keeps the token.
-    async fn probe(&self) -> std::result::Result<(), OciDistributionError> {
-        let token = self
-            .client
-            .auth(&self.target(None), &self.auth, RegistryOperation::Pull)
-            .await?;
-        *self.token.lock().expect("not poisoned") = token;
-        Ok(())
+    /// `https://HOST` (or `http://`), Docker Hub's API host for `docker.io`.
+    fn base_url(&self) -> String {
+        let host = match self.reference.registry() {
+            DEFAULT_REGISTRY => DOCKER_HUB_API,
+            other => other,
+        };
+        let scheme = if self.plain_http { "http" } else { "https" };
+        format!("{scheme}://{host}")
     }
 
-    /// The oci-client reference for the image's tag, or for `digest` in its repository.
-    fn target(&self, digest: Option<&Digest>) -> oci_client::Reference {
-        let registry = oci_host(self.reference.registry());
-        let repository = self.reference.repository().to_owned();
-        match (digest.or(self.reference.digest()), self.reference.tag()) {
-            (Some(d), _) => oci_client::Reference::with_digest(registry, repository, d.to_string()),
-            (None, Some(tag)) => {
-                oci_client::Reference::with_tag(registry, repository, tag.to_owned())
+    /// A GET of `url` with the credentials the registry asked for.
+    fn get(&self, url: &str) -> reqwest::RequestBuilder {
+        let request = self.http.get(url);
+        let token = self.token.lock().expect("not poisoned").clone();
+        match (token, &self.basic) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, Some((user, password))) => request.basic_auth(user, Some(password)),
+            (None, None) => request,
+        }
+    }
+
+    /// `GET /v2/` and, for a registry that asks, the token exchange; keeps the token.
+    async fn probe(&self) -> std::result::Result<(), RequestError> {
+        *self.token.lock().expect("not poisoned") = None;
+        let url = format!("{}/v2/", self.base_url());
+        let mut response = self.http.get(&url).send().await?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Challenge::parse);
+        match (status, challenge) {
+            // Basic: every request carries the credentials (a later 401 says if they are
+            // missing or wrong).
+            (reqwest::StatusCode::UNAUTHORIZED, Some(Challenge::Basic)) => Ok(()),
+            (reqwest::StatusCode::UNAUTHORIZED, Some(Challenge::Bearer { realm, service })) => {
+                let basic = self
+                    .basic
+                    .as_ref()
+                    .map(|(user, password)| (user.as_str(), password.as_str()));
+                let token = fetch_token(
+                    &self.http,
+                    &realm,
+                    service.as_deref(),
+                    self.reference.repository(),
+                    basic,
+                )
+                .await?;
+                *self.token.lock().expect("not poisoned") = Some(token);
+                Ok(())
             }
-            (None, None) => unreachable!("a Reference has a tag or a digest"),
+            _ => {
+                let body = read_at_most(&mut response, MAX_ERROR_BODY).await?;
+                Err(status_error(status, &body.unwrap_or_default(), &url))
+            }
         }
     }
 
@@ -203,7 +227,8 @@ impl Connection {
                 }
                 Err(e) => e,
             };
-            if let (false, OciDistributionError::UnauthorizedError { .. }) = (renewed, &e) {
+            let unauthorized = matches!(&e, RequestError::Status(s) if s.code == 401);
+            if unauthorized && !renewed && self.token.lock().expect("not poisoned").is_some() {
                 // The token may have expired: ask for a new one, once.
                 renewed = true;
                 if self.probe().await.is_ok() {
@@ -227,37 +252,34 @@ impl Connection {
         }
     }
 
+    /// What names the manifest in a URL: `digest`, else the reference's digest or tag.
+    fn manifest_reference(&self, digest: Option<&Digest>) -> String {
+        match (digest.or(self.reference.digest()), self.reference.tag()) {
+            (Some(d), _) => d.to_string(),
+            (None, tag) => tag.unwrap_or(DEFAULT_TAG).to_owned(),
+        }
+    }
+
     /// One `GET /v2/NAME/manifests/REF`, its body read up to the limit.
     async fn get_manifest(
         &self,
         digest: Option<&Digest>,
-    ) -> std::result::Result<Fetch, OciDistributionError> {
-        let target = self.target(digest);
-        let reference = match target.digest() {
-            Some(digest) => digest.to_owned(),
-            None => target.tag().unwrap_or(DEFAULT_TAG).to_owned(),
-        };
+    ) -> std::result::Result<Fetch, RequestError> {
         let url = format!(
-            "{}://{}/v2/{}/manifests/{reference}",
-            if self.plain_http { "http" } else { "https" },
-            target.resolve_registry(),
-            target.repository(),
+            "{}/v2/{}/manifests/{}",
+            self.base_url(),
+            self.reference.repository(),
+            self.manifest_reference(digest),
         );
-        let mut request = self
-            .http
+        let mut response = self
             .get(&url)
-            .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT.join(", "));
-        let token = self.token.lock().expect("not poisoned").clone();
-        request = match (token, &self.auth) {
-            (Some(token), _) => request.bearer_auth(token),
-            (None, RegistryAuth::Basic(user, password)) => request.basic_auth(user, Some(password)),
-            (None, _) => request,
-        };
-        let mut response = request.send().await?;
+            .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT.join(", "))
+            .send()
+            .await?;
         let status = response.status();
         if status != reqwest::StatusCode::OK {
             let body = read_at_most(&mut response, MAX_ERROR_BODY).await?;
-            return Err(registry_error(status, &body.unwrap_or_default(), &url));
+            return Err(status_error(status, &body.unwrap_or_default(), &url));
         }
         let limit = DocumentKind::Manifest.limit();
         if let Some(length) = response.content_length().filter(|&n| n > limit) {
@@ -284,42 +306,41 @@ impl Connection {
     }
 
     /// Starts a blob download at byte `offset` (a `Range` request when not 0). One attempt:
-    /// the caller retries, resuming where it got to.
+    /// the caller retries, resuming where it got to. Redirects (to a CDN or object store)
+    /// are followed; reqwest drops the credentials when one leaves the registry's host.
     pub(crate) async fn blob(
         &self,
         digest: &Digest,
         offset: u64,
-    ) -> std::result::Result<BlobStream, OciDistributionError> {
-        let target = self.target(None);
-        let digest = digest.to_string();
-        if offset == 0 {
-            let sized = self
-                .client
-                .pull_blob_stream(&target, digest.as_str())
-                .await?;
-            return Ok(BlobStream {
-                stream: sized.stream,
-                whole: true,
-            });
+    ) -> std::result::Result<BlobStream, RequestError> {
+        let url = format!(
+            "{}/v2/{}/blobs/{digest}",
+            self.base_url(),
+            self.reference.repository()
+        );
+        let mut request = self.get(&url);
+        if offset > 0 {
+            request = request.header(reqwest::header::RANGE, format!("bytes={offset}-"));
         }
-        match self
-            .client
-            .pull_blob_stream_partial(&target, digest.as_str(), offset, None)
-            .await?
-        {
-            BlobResponse::Full(sized) => Ok(BlobStream {
-                stream: sized.stream,
-                whole: true,
-            }),
-            BlobResponse::Partial(sized) => Ok(BlobStream {
-                stream: sized.stream,
-                whole: false,
-            }),
-        }
+        let mut response = request.send().await?;
+        let status = response.status();
+        let whole = match status {
+            reqwest::StatusCode::OK => true,
+            reqwest::StatusCode::PARTIAL_CONTENT if offset > 0 => false,
+            _ => {
+                let body = read_at_most(&mut response, MAX_ERROR_BODY).await?;
+                return Err(status_error(status, &body.unwrap_or_default(), &url));
+            }
+        };
+        let stream = response.bytes_stream().map_err(std::io::Error::other);
+        Ok(BlobStream {
+            stream: Box::pin(stream),
+            whole,
+        })
     }
 
     /// [`Connection::error`] for a manifest: says which (by digest, else the tag).
-    fn manifest_error(&self, e: OciDistributionError, digest: Option<&Digest>) -> Error {
+    fn manifest_error(&self, e: RequestError, digest: Option<&Digest>) -> Error {
         match self.error(e, None) {
             Error::Registry { registry, reason } => {
                 let name = match (digest.or(self.reference.digest()), self.reference.tag()) {
@@ -341,45 +362,33 @@ impl Connection {
         self.reference.registry()
     }
 
-    /// Turns an oci-client error into d2l's: 401/403 say which credentials were tried and
-    /// what to do; `blob` names the blob being fetched.
-    pub(crate) fn error(&self, e: OciDistributionError, blob: Option<&Digest>) -> Error {
+    /// Turns a failed request into d2l's error: 401/403 say which credentials were tried
+    /// and what to do; `blob` names the blob being fetched.
+    pub(crate) fn error(&self, e: RequestError, blob: Option<&Digest>) -> Error {
         let registry = self.registry().to_owned();
-        let denied = match &e {
-            OciDistributionError::UnauthorizedError { .. } => Some("401 Unauthorized"),
-            OciDistributionError::AuthenticationFailure(_) => Some("401 Unauthorized"),
-            OciDistributionError::ServerError { code: 401, .. } => Some("401 Unauthorized"),
-            OciDistributionError::ServerError { code: 403, .. } => Some("403 Forbidden"),
-            OciDistributionError::RegistryError { envelope, .. }
-                if envelope.errors.iter().any(|e| {
-                    matches!(
-                        e.code,
-                        oci_client::errors::OciErrorCode::Unauthorized
-                            | oci_client::errors::OciErrorCode::Denied
-                    )
-                }) =>
-            {
-                Some("401 Unauthorized")
+        if let RequestError::Status(status) = &e {
+            if status.is_denied() {
+                let reason = match &self.credential_origin {
+                    Some((origin, user)) => format!(
+                        "the registry refused the credentials of user {user:?} from {origin}; \
+                         check the user name and password"
+                    ),
+                    None => format!(
+                        "no credentials were found for {registry}; give --creds USER:PASS or \
+                         log in (podman login, docker login)"
+                    ),
+                };
+                let status = match status.code {
+                    403 => "403 Forbidden",
+                    _ => "401 Unauthorized",
+                };
+                return Error::Unauthorized {
+                    registry,
+                    image: self.reference.to_string(),
+                    status: status.to_owned(),
+                    reason,
+                };
             }
-            _ => None,
-        };
-        if let Some(status) = denied {
-            let reason = match &self.credential_origin {
-                Some((origin, user)) => format!(
-                    "the registry refused the credentials of user {user:?} from {origin}; \
-                     check the user name and password"
-                ),
-                None => format!(
-                    "no credentials were found for {registry}; give --creds USER:PASS or \
-                     log in (podman login, docker login)"
-                ),
-            };
-            return Error::Unauthorized {
-                registry,
-                image: self.reference.to_string(),
-                status: status.to_owned(),
-                reason,
-            };
         }
         let reason = describe(&e);
         match blob {
@@ -400,51 +409,11 @@ enum Fetch {
     TooLarge(Option<u64>),
 }
 
-/// Reads `response`'s body, or `None` once it is longer than `limit` bytes (what came is
-/// dropped, nothing more is read).
-async fn read_at_most(
-    response: &mut reqwest::Response,
-    limit: usize,
-) -> std::result::Result<Option<Vec<u8>>, OciDistributionError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        if chunk.len() > limit - body.len() {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(Some(body))
-}
-
-/// A registry's answer other than 200 as oci-client reports it (so that retries and
-/// messages treat both alike): 401, the distribution spec's error envelope for a 4xx, else
-/// the status and the start of the body.
-fn registry_error(status: reqwest::StatusCode, body: &[u8], url: &str) -> OciDistributionError {
-    if status == reqwest::StatusCode::UNAUTHORIZED {
-        return OciDistributionError::UnauthorizedError {
-            url: url.to_owned(),
-        };
-    }
-    if status.is_client_error() {
-        if let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body) {
-            return OciDistributionError::RegistryError {
-                envelope,
-                url: url.to_owned(),
-            };
-        }
-    }
-    OciDistributionError::ServerError {
-        code: status.as_u16(),
-        url: url.to_owned(),
-        message: String::from_utf8_lossy(body).into_owned(),
-    }
-}
-
-/// A one-line description of an oci-client error, with the causes of a request error (where
-/// a TLS or connection problem is told) and a hint for certificate failures.
-pub(crate) fn describe(e: &OciDistributionError) -> String {
+/// A one-line description of a failed request, with the causes of a connection error
+/// (where a TLS or connection problem is told) and a hint for certificate failures.
+pub(crate) fn describe(e: &RequestError) -> String {
     match e {
-        OciDistributionError::RequestError(inner) => {
+        RequestError::Http(inner) => {
             let mut text =
                 without_url(inner).replace("error sending request for url", "request failed");
             let mut source = std::error::Error::source(inner);
@@ -456,31 +425,23 @@ pub(crate) fn describe(e: &OciDistributionError) -> String {
                 }
                 source = cause.source();
             }
-            if text.contains("certificate") || text.contains("UnknownIssuer") {
+            if text.contains("alert: BadCertificate") || text.contains("CertificateRequired") {
                 text.push_str(
-                    " (a private CA? give its certificate with --cert-dir DIR or \
-                     SSL_CERT_FILE, or name the host with --insecure-registry)",
+                    " (the registry wants a client certificate: put NAME.cert and NAME.key in \
+                     --cert-dir DIR or /etc/containers/certs.d/HOST/)",
+                );
+            } else if text.contains("certificate") || text.contains("UnknownIssuer") {
+                text.push_str(
+                    " (a private CA or a self-signed certificate? put it in --cert-dir DIR \
+                     or /etc/containers/certs.d/HOST/, or name the host with \
+                     --insecure-registry)",
                 );
             } else if super::retry::is_tls_failure(inner) {
                 text.push_str(" (a registry without TLS? name it with --insecure-registry HOST)");
             }
             text
         }
-        OciDistributionError::RegistryError { envelope, url } => {
-            let errors: Vec<String> = envelope
-                .errors
-                .iter()
-                .map(|e| format!("{:?}: {}", e.code, e.message))
-                .collect();
-            format!("{} ({url})", errors.join("; "))
-        }
-        OciDistributionError::ServerError { code, url, message } => {
-            let message = message.lines().next().unwrap_or("").trim();
-            format!("HTTP {code} from {url} {message}")
-                .trim_end()
-                .to_owned()
-        }
-        other => other.to_string(),
+        RequestError::Status(status) => status.to_string(),
     }
 }
 
@@ -493,12 +454,6 @@ fn without_url(e: &reqwest::Error) -> String {
             .replace(url.as_str(), "URL"),
         None => text,
     }
-}
-
-/// The host name oci-client expects: Docker Hub is `docker.io` in d2l, and oci-client maps it
-/// to its API host itself.
-fn oci_host(registry: &str) -> String {
-    registry.to_owned()
 }
 
 /// `localhost`, `127.x.x.x` or `[::1]`, with any port: plain HTTP is allowed there.
@@ -530,126 +485,23 @@ async fn speaks_plain_http(host: &str) -> bool {
     }
 }
 
-/// The client manifests are fetched with: what [`build_client`] gives oci-client.
-fn build_http_client(
-    accept_invalid_certificates: bool,
-    roots: &[Certificate],
-    host: &str,
-) -> Result<reqwest::Client> {
-    let setup = |error| Error::HttpClient {
+/// The one HTTP client of a connection: TLS as the certificate directories say, timeouts,
+/// d2l's user agent.
+fn build_http_client(tls: &TlsFiles, insecure: bool, host: &str) -> Result<reqwest::Client> {
+    let config = tls.client_config(insecure).map_err(|e| Error::Registry {
         registry: host.to_owned(),
-        error,
-    };
-    let roots = roots
-        .iter()
-        .map(|c| reqwest::Certificate::from_pem(&c.data))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(setup)?;
+        reason: format!("setting up TLS: {e}"),
+    })?;
     reqwest::Client::builder()
-        .danger_accept_invalid_certs(accept_invalid_certificates)
-        .tls_certs_merge(roots)
+        .use_preconfigured_tls(config)
         .connect_timeout(CONNECT_TIMEOUT)
         .read_timeout(READ_TIMEOUT)
         .user_agent(USER_AGENT)
         .build()
-        .map_err(setup)
-}
-
-fn build_client(
-    protocol: ClientProtocol,
-    accept_invalid_certificates: bool,
-    roots: &[Certificate],
-    host: &str,
-) -> Result<oci_client::Client> {
-    let config = ClientConfig {
-        protocol,
-        accept_invalid_certificates,
-        extra_root_certificates: roots.to_vec(),
-        connect_timeout: Some(CONNECT_TIMEOUT),
-        read_timeout: Some(READ_TIMEOUT),
-        user_agent: USER_AGENT,
-        ..ClientConfig::default()
-    };
-    oci_client::Client::try_from(config).map_err(|e| Error::Registry {
-        registry: host.to_owned(),
-        reason: format!("setting up the HTTP client: {}", describe(&e)),
-    })
-}
-
-/// CAs to trust besides the system's: `*.crt` in each `--cert-dir`, in
-/// `/etc/containers/certs.d/HOST/` and `/etc/docker/certs.d/HOST/`, and the bundle
-/// `$SSL_CERT_FILE`.
-fn extra_roots(host: &str, cert_dirs: &[PathBuf]) -> Result<Vec<Certificate>> {
-    let mut roots = Vec::new();
-    for dir in cert_dirs {
-        let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-        let mut files: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.to_string_lossy().ends_with(CA_SUFFIX))
-            .collect();
-        files.sort();
-        if files.is_empty() {
-            tracing::warn!("--cert-dir {}: no *{CA_SUFFIX} file in it", dir.display());
-        }
-        for file in files {
-            roots.extend(read_pem(&file)?);
-        }
-    }
-    for base in SYSTEM_CERT_DIRS {
-        let dir = Path::new(base).join(host);
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.to_string_lossy().ends_with(CA_SUFFIX) {
-                    roots.extend(read_pem(&path)?);
-                }
-            }
-        }
-    }
-    if let Some(file) = std::env::var_os(SSL_CERT_FILE_ENV).filter(|v| !v.is_empty()) {
-        roots.extend(read_pem(Path::new(&file))?);
-    }
-    Ok(roots)
-}
-
-/// Every certificate of a PEM file (a bundle holds several).
-fn read_pem(path: &Path) -> Result<Vec<Certificate>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let certs: Vec<Certificate> = split_pem(&text)
-        .into_iter()
-        .map(|block| Certificate {
-            encoding: CertificateEncoding::Pem,
-            data: block.into_bytes(),
+        .map_err(|error| Error::HttpClient {
+            registry: host.to_owned(),
+            error,
         })
-        .collect();
-    if certs.is_empty() {
-        return Err(Error::Certificate {
-            path: path.to_owned(),
-            reason: format!("no PEM certificate ({PEM_BEGIN}) in it"),
-        });
-    }
-    for cert in &certs {
-        reqwest::Certificate::from_pem(&cert.data).map_err(|e| Error::Certificate {
-            path: path.to_owned(),
-            reason: format!("not a valid certificate: {e}"),
-        })?;
-    }
-    Ok(certs)
-}
-
-/// The `BEGIN CERTIFICATE` ... `END CERTIFICATE` blocks of a PEM text.
-fn split_pem(text: &str) -> Vec<String> {
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(PEM_BEGIN) {
-        let Some(len) = rest[start..].find(PEM_END) else {
-            break;
-        };
-        let end = start + len + PEM_END.len();
-        blocks.push(format!("{}\n", &rest[start..end]));
-        rest = &rest[end..];
-    }
-    blocks
 }
 
 #[cfg(test)]
@@ -676,16 +528,5 @@ mod tests {
         ] {
             assert!(!is_loopback(host), "{host}");
         }
-    }
-
-    #[test]
-    fn pem_bundles_split() {
-        let one = format!("{PEM_BEGIN}\nAAAA\n{PEM_END}");
-        let text = format!("junk\n{one}\n# comment\n{one}\ntrailing");
-        let blocks = split_pem(&text);
-        assert_eq!(blocks.len(), 2);
-        assert!(blocks[0].starts_with(PEM_BEGIN) && blocks[0].trim_end().ends_with(PEM_END));
-        assert!(split_pem("nothing").is_empty());
-        assert!(split_pem(&format!("{PEM_BEGIN}\nunterminated")).is_empty());
     }
 }

@@ -2,8 +2,11 @@
 //! `localhost:5000/app@sha256:...`.
 //!
 //! - [`credentials`]: `--creds`, auth files and credential helpers.
-//! - `client`: one registry connection (oci-client): TLS roots, HTTP for insecure and
-//!   loopback hosts, retries, clear errors.
+//! - `client`: one registry connection (the distribution protocol over reqwest, its
+//!   authentication in `protocol`): HTTP for insecure and loopback hosts, retries, clear
+//!   errors.
+//! - `tls`: certificate directories as podman reads them: CAs, client certificates, a
+//!   server's own self-signed certificate.
 //! - [`cache`]: the content-addressed blob cache (`$XDG_CACHE_HOME/d2l`), and beside it
 //!   the images builders made from others ([`BuiltRecord`]).
 //! - `pull`: resolving the reference for a platform and downloading the layers in the
@@ -14,8 +17,10 @@ mod built;
 pub mod cache;
 mod client;
 pub mod credentials;
+mod protocol;
 mod pull;
 pub mod retry;
+mod tls;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -64,7 +69,8 @@ pub struct RegistryOptions {
     pub credentials: Option<Credentials>,
     /// Auth files to search when no credentials are given.
     pub credential_sources: CredentialSources,
-    /// `--cert-dir`: directories whose `*.crt` files are extra CAs.
+    /// `--cert-dir`: directories whose `*.crt` files are extra CAs (or a server's own
+    /// certificate) and whose `NAME.cert` with `NAME.key` is a client certificate.
     pub cert_dirs: Vec<PathBuf>,
     /// `--insecure-registry`: hosts (`host[:port]`) that may use plain HTTP or unverified
     /// TLS.

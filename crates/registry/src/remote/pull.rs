@@ -3,7 +3,7 @@
 //! [`Image::open_layer`](crate::Image::open_layer) hands out each layer as soon as it is
 //! complete.
 //!
-//! oci-client is async; d2l is not. A small tokio runtime runs on its own threads for as long
+//! reqwest is async; d2l is not. A small tokio runtime runs on its own threads for as long
 //! as the image is open: the resolution steps `block_on` it, the layer downloads are tasks on
 //! it, and the synchronous side waits on a condition variable for the layer it needs.
 
@@ -250,8 +250,8 @@ impl Remote {
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
-                // oci-client checks the digest of a whole blob at its end; d2l checks it
-                // too and reports it naming the blob.
+                // The stream failed after the last byte: d2l checks the digest itself
+                // and reports it naming the blob.
                 Err(_) if partial.len == size => return Ok(()),
                 Err(e) => {
                     return Err(Attempt::Transient(format!(

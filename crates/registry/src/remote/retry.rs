@@ -1,13 +1,13 @@
 //! When and how long to wait before trying a registry request again.
 //!
-//! oci-client does not retry. d2l retries what a later attempt can fix: connection errors,
+//! d2l retries what a later attempt can fix: connection errors,
 //! timeouts, a body cut short, HTTP 5xx and 429. It never retries what cannot change: 4xx
 //! answers (401, 404...), a digest mismatch, a malformed document, a TLS failure, a host
 //! name that does not resolve.
 
 use std::time::Duration;
 
-use oci_client::errors::OciDistributionError;
+use super::protocol::RequestError;
 
 /// Attempts of one request, the first included.
 pub const DEFAULT_ATTEMPTS: u32 = 5;
@@ -43,13 +43,11 @@ impl RetryPolicy {
     }
 }
 
-/// Whether an error from oci-client may go away on a later attempt.
-pub fn is_transient(error: &OciDistributionError) -> bool {
+/// Whether a failed request may succeed on a later attempt.
+pub(crate) fn is_transient(error: &RequestError) -> bool {
     match error {
-        OciDistributionError::RequestError(e) => is_transient_request(e),
-        OciDistributionError::ServerError { code, .. } => is_transient_status(*code),
-        OciDistributionError::IoError(_) => true,
-        _ => false,
+        RequestError::Http(e) => is_transient_request(e),
+        RequestError::Status(status) => is_transient_status(status.code),
     }
 }
 
@@ -65,10 +63,12 @@ pub fn is_transient_request(error: &reqwest::Error) -> bool {
     }
 }
 
-/// Words of rustls' errors (found in the error's causes; d2l does not link rustls itself):
+/// Words of rustls' errors (found in the error's causes, which reqwest boxes):
 /// a certificate or handshake failure is not fixed by trying again.
 const TLS_FAILURE_MARKERS: &[&str] = &[
     "certificate",
+    "Certificate",
+    "fatal alert",
     "handshake",
     "InvalidContentType",
     "received corrupt message",
@@ -174,15 +174,14 @@ mod tests {
         assert!(is_transient_status(429));
         assert!(!is_transient_status(401));
         assert!(!is_transient_status(404));
-        let server = |code| OciDistributionError::ServerError {
-            code,
-            url: "u".into(),
-            message: String::new(),
+        let answer = |code| {
+            let status = reqwest::StatusCode::from_u16(code).unwrap();
+            super::super::protocol::status_error(status, b"", "u")
         };
-        assert!(is_transient(&server(502)));
-        assert!(!is_transient(&server(403)));
-        assert!(!is_transient(&OciDistributionError::UnauthorizedError {
-            url: "u".into()
-        }));
+        assert!(is_transient(&answer(502)));
+        assert!(is_transient(&answer(429)));
+        assert!(!is_transient(&answer(403)));
+        assert!(!is_transient(&answer(401)));
+        assert!(!is_transient(&answer(404)));
     }
 }
