@@ -92,21 +92,34 @@ pub fn run(args: &Args) -> Result<()> {
         util::run(&mut cargo_fuzz(&fuzz_dir, &build_dir, "build"))
     })?;
     let tmp = temporary_dir(&scratch)?;
+    // One target per core: each is one single-threaded process.
+    let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let queue = std::sync::Mutex::new(args.targets.iter().collect::<Vec<_>>());
     let run_all = || -> Result<Vec<(String, PathBuf)>> {
+        let results = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.min(args.targets.len()) {
+                scope.spawn(|| loop {
+                    let Some(target) = queue.lock().expect("not poisoned").pop() else {
+                        return;
+                    };
+                    let result =
+                        util::step(&format!("fuzz {target} for {}s", args.seconds), || {
+                            run_target(
+                                &fuzz_dir,
+                                (&build_dir, &scratch),
+                                &tmp,
+                                target,
+                                args.seconds,
+                            )
+                        });
+                    results.lock().expect("not poisoned").push(result);
+                });
+            }
+        });
         let mut crashes = Vec::new();
-        for target in &args.targets {
-            crashes.extend(util::step(
-                &format!("fuzz {target} for {}s", args.seconds),
-                || {
-                    run_target(
-                        &fuzz_dir,
-                        (&build_dir, &scratch),
-                        &tmp,
-                        target,
-                        args.seconds,
-                    )
-                },
-            )?);
+        for result in results.into_inner().expect("not poisoned") {
+            crashes.extend(result?);
         }
         Ok(crashes)
     };

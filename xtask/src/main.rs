@@ -31,6 +31,7 @@ mod oci;
 mod one_layer_fixture;
 mod rss;
 mod synthetic;
+mod test_binaries;
 mod util;
 
 use std::ffi::OsString;
