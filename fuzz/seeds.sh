@@ -1,7 +1,8 @@
 #!/bin/sh
 # Writes the seed corpora of fuzz/corpus/: layer tars, image documents and references from the
 # tests' crafted inputs (tests/tests/fuzz_seeds.rs), disk images with qemu-img and qemu-io
-# (qemu-utils). Each seed is small: the whole corpus stays well under 1 MB. Run from anywhere;
+# (qemu-utils; the VHDX seeds, packed by page, come from fuzz_seeds.rs). Each seed is small:
+# the whole corpus stays well under 1 MB. Run from anywhere;
 # commit what it writes.
 set -eu
 fuzz=$(cd "$(dirname "$0")" && pwd)

@@ -4,10 +4,19 @@
 //!
 //! Input: a mode byte, then the image. Modes 1 to 4 stamp a format's magic where `detect`
 //! looks for it (qcow2, VDI, VMDK sparse, VHD footer), so that mutations of one format's
-//! header stay that format; mode 0 (and 5 and up) leaves the image as it is.
+//! header stay that format; mode 5 is a VHDX given as pages (below), its signature stamped;
+//! mode 0 (and 6 and up) leaves the image as it is.
+//!
+//! A VHDX's structures sit megabytes apart (header section, log, metadata, BAT and blocks
+//! on 1 MiB boundaries), too far for a seed of a few KiB: in mode 5 the input is records of
+//! a 4 KiB page number (u16, little-endian), a length (u16) and that many bytes, written at
+//! the page, holes between; the file ends where the last record does (a record of no bytes
+//! sets the length).
 #![no_main]
 
+use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 
 use d2l_disk_format::{open, DiskReader, Error};
 use libfuzzer_sys::fuzz_target;
@@ -22,6 +31,10 @@ const VMDK_MAGIC: &[u8] = b"KDMV";
 /// VHD: the footer's cookie, in the last 512 bytes.
 const VHD_COOKIE: &[u8] = b"conectix";
 const VHD_FOOTER: usize = 512;
+/// VHDX: the file type identifier's signature at byte 0.
+const VHDX_SIGNATURE: &[u8] = b"vhdxfile";
+/// Mode 5's pages.
+const PAGE: u64 = 4096;
 
 /// Bytes of the virtual disk read at most (the inputs are small; their disks need not be).
 const READ_LIMIT: u64 = 8 << 20;
@@ -35,6 +48,21 @@ fn stamp(image: &mut Vec<u8>, at: usize, magic: &[u8]) {
         image.resize(at + magic.len(), 0);
     }
     image[at..at + magic.len()].copy_from_slice(magic);
+}
+
+/// Mode 5: writes the image the page records of `input` describe into `file`, the pages
+/// in place and holes between them (a VHDX is megabytes of mostly nothing).
+fn unpack_pages(mut input: &[u8], file: &File) {
+    let mut end = 0;
+    while let [p0, p1, l0, l1, rest @ ..] = input {
+        let at = u64::from(u16::from_le_bytes([*p0, *p1])) * PAGE;
+        let len = usize::from(u16::from_le_bytes([*l0, *l1])).min(rest.len());
+        file.write_all_at(&rest[..len], at).expect("writing a page");
+        end = end.max(at + len as u64);
+        input = &rest[len..];
+    }
+    file.set_len(end).expect("sizing the image");
+    file.write_all_at(VHDX_SIGNATURE, 0).expect("writing the signature");
 }
 
 fn read_all(reader: &dyn DiskReader) {
@@ -85,19 +113,23 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let mut image = rest.to_vec();
-    match mode {
-        1 => stamp(&mut image, 0, QCOW2_MAGIC),
-        2 => stamp(&mut image, VDI_SIGNATURE_AT, VDI_SIGNATURE),
-        3 => stamp(&mut image, 0, VMDK_MAGIC),
-        4 => {
-            let at = image.len().saturating_sub(VHD_FOOTER);
-            stamp(&mut image, at, VHD_COOKIE);
-        }
-        _ => {}
-    }
     let mut file = tempfile::tempfile().expect("temporary file");
-    file.write_all(&image).expect("writing the image");
+    if mode == 5 {
+        unpack_pages(rest, &file);
+    } else {
+        let mut image = rest.to_vec();
+        match mode {
+            1 => stamp(&mut image, 0, QCOW2_MAGIC),
+            2 => stamp(&mut image, VDI_SIGNATURE_AT, VDI_SIGNATURE),
+            3 => stamp(&mut image, 0, VMDK_MAGIC),
+            4 => {
+                let at = image.len().saturating_sub(VHD_FOOTER);
+                stamp(&mut image, at, VHD_COOKIE);
+            }
+            _ => {}
+        }
+        file.write_all(&image).expect("writing the image");
+    }
     let Ok(reader) = open(file) else {
         return;
     };

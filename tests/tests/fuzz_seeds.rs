@@ -1,6 +1,7 @@
 //! Writes the seed corpora of the fuzz targets (`fuzz/corpus/TARGET/`) from the tests' crafted
 //! inputs. Not run by `cargo test`: run it when the crafted inputs change, and commit the
-//! result (`fuzz/seeds.sh` also writes the disk images, with qemu-img).
+//! result (`fuzz/seeds.sh` also writes the disk images, with qemu-img; the VHDX ones are
+//! written here, packed as the disk_readers target's mode 5 reads them).
 //!
 //! ```sh
 //! cargo test -p d2l-testkit --test fuzz_seeds -- --ignored
@@ -220,10 +221,78 @@ fn references() {
     }
 }
 
+/// The disk_readers target's mode 5: a VHDX as records of (4 KiB page number, length, bytes)
+/// for its pages that hold anything, trailing zeros left out, then an empty record at its end.
+fn vhdx_pages(image: &[u8]) -> Vec<u8> {
+    const PAGE: usize = 4096;
+    let mut packed = vec![5];
+    let mut record = |page: usize, bytes: &[u8]| {
+        packed.extend_from_slice(&u16::try_from(page).unwrap().to_le_bytes());
+        packed.extend_from_slice(&u16::try_from(bytes.len()).unwrap().to_le_bytes());
+        packed.extend_from_slice(bytes);
+    };
+    for (page, bytes) in image.chunks(PAGE).enumerate() {
+        if let Some(last) = bytes.iter().rposition(|&b| b != 0) {
+            record(page, &bytes[..=last]);
+        }
+    }
+    record(image.len().div_ceil(PAGE), &[]);
+    packed
+}
+
+/// VHDX seeds for disk_readers, from qemu-img (qemu-utils): a dynamic image with data in two
+/// blocks, and a fixed one.
+fn disk_readers_vhdx() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |program: &str, args: &[&str]| {
+        let status = std::process::Command::new(program)
+            .args(args)
+            .current_dir(tmp.path())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{program} {args:?}");
+    };
+    run(
+        "qemu-img",
+        &["create", "-q", "-f", "vhdx", "dynamic.vhdx", "16M"],
+    );
+    run(
+        "qemu-io",
+        &[
+            "-f",
+            "vhdx",
+            "-c",
+            "write -P 0xab 0 4k",
+            "-c",
+            "write -P 0xcd 9m 4k",
+            "dynamic.vhdx",
+        ],
+    );
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "vhdx",
+            "-o",
+            "subformat=fixed,block_state_zero=off",
+            "fixed.vhdx",
+            "1M",
+        ],
+    );
+    for name in ["dynamic.vhdx", "fixed.vhdx"] {
+        let image = std::fs::read(tmp.path().join(name)).unwrap();
+        put("disk_readers", name, &vhdx_pages(&image));
+    }
+}
+
 #[test]
 #[ignore = "writes fuzz/corpus: run by hand, see the module's comment"]
 fn write_fuzz_seeds() {
     tar_layer();
     image_documents();
     references();
+    disk_readers_vhdx();
 }

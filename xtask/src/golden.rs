@@ -70,6 +70,10 @@ const CASES: &[(&str, &str)] = &[
         "build oci:$FIX/debian-oci:bookworm -o $OUT/disk.vhd --vhd-subformat fixed",
     ),
     (
+        "vhdx",
+        "build oci:$FIX/debian-oci:bookworm -o $OUT/disk.vhdx",
+    ),
+    (
         "docker-archive-raw-mbr",
         "build docker-archive:$FIX/debian-docker-archive.tar:d2l/debian:bookworm \
          -o $OUT/disk.img --table mbr",

@@ -36,7 +36,7 @@ pub enum Command {
     /// List or prune the cache of pulled blobs.
     #[command(subcommand)]
     Cache(CacheCommand),
-    /// Convert a disk image (raw, qcow2, VDI, VMDK or VHD) to another format.
+    /// Convert a disk image (raw, qcow2, VDI, VMDK, VHD or VHDX) to another format.
     Convert(ConvertArgs),
     /// Print a shell completion script: `source <(d2l completions bash)`.
     Completions(CompletionsArgs),
@@ -447,8 +447,9 @@ pub struct ReachArgs {
 #[command(next_help_heading = "Disk image format")]
 pub struct FormatArgs {
     /// Disk image format (default: from the output's extension: .img/.raw raw, .qcow2,
-    /// .vdi, .vmdk, .vhd; raw for any other).
-    #[arg(long, value_name = "raw|qcow2|vdi|vmdk|vhd")]
+    /// .vdi, .vmdk, .vhd, .vhdx; raw for any other). Hyper-V generation 2 machines boot a
+    /// .vhdx through UEFI: build it with --firmware uefi --table gpt.
+    #[arg(long, value_name = "raw|qcow2|vdi|vmdk|vhd|vhdx")]
     pub format: Option<d2l_disk_format::Format>,
     /// qcow2: deflate the clusters (smaller, slower to write).
     #[arg(long)]
@@ -483,7 +484,7 @@ pub enum VhdSubformat {
 /// `d2l convert`.
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The image to read: raw, qcow2, VDI, VMDK or VHD (detected from its content).
+    /// The image to read: raw, qcow2, VDI, VMDK, VHD or VHDX (detected from its content).
     #[arg(value_name = "IN")]
     pub input: PathBuf,
     /// The image to write.
@@ -1082,7 +1083,12 @@ mod tests {
         };
         assert_eq!(args.format.format, Some(d2l_disk_format::Format::Vmdk));
         assert_eq!(args.format.vmdk_subformat, Some(VmdkSubformat::Stream));
-        assert!(parse(&["build", "oci:/l", "-o", "x", "--format", "vhdx"]).is_err());
+        assert!(parse(&["build", "oci:/l", "-o", "x", "--format", "vpc"]).is_err());
+        let cli = parse(&["build", "oci:/l", "-o", "x", "--format", "vhdx"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.format.format, Some(d2l_disk_format::Format::Vhdx));
         assert!(parse(&["build", "oci:/l", "-o", "x", "--vhd-subformat", "big"]).is_err());
 
         let cli = parse(&[

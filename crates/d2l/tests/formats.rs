@@ -57,11 +57,12 @@ fn build_writes_the_format_the_output_names() {
     assert_eq!(size % (1 << 20), 0, "a raw disk is whole MiB");
 
     // (output name, extra arguments, QEMU's format, whether qemu-img can check it)
-    let cases: [(&str, &[&str], &str, bool); 4] = [
+    let cases: [(&str, &[&str], &str, bool); 5] = [
         ("linux.vdi", &[], "vdi", true),
         ("linux.qcow2", &[], "qcow2", true),
         ("linux.disk", &["--format", "vmdk"], "vmdk", true),
         ("linux.vhd", &["--vhd-subformat", "fixed"], "vpc", false),
+        ("linux.vhdx", &[], "vhdx", true),
     ];
     for (name, extra, qemu, checkable) in cases {
         let image = tmp.path().join(name);
@@ -140,12 +141,13 @@ fn convert_goes_between_every_format() {
     assert!(summary.contains("qcow2 (compressed)"), "{summary}");
     qemu_img::assert_check(&compressed, "qcow2");
     qemu_img::assert_identical(&raw, "raw", &compressed, "qcow2");
-    let targets: [(&str, &[&str], &str); 6] = [
+    let targets: [(&str, &[&str], &str); 7] = [
         ("out.img", &[], "raw"),
         ("out.vdi", &[], "vdi"),
         ("out.vmdk", &[], "vmdk"),
         ("stream.vmdk", &["--vmdk-subformat", "stream"], "vmdk"),
         ("out.vhd", &[], "vpc"),
+        ("out.vhdx", &[], "vhdx"),
         ("out.bin", &["--format", "qcow2"], "qcow2"),
     ];
     for (name, extra, qemu) in targets {
@@ -171,12 +173,15 @@ fn convert_goes_between_every_format() {
     ok(&["convert", s(&by_qemu), s(&back)]);
     qemu_img::assert_identical(&raw, "raw", &back, "raw");
     // The same input converts to the same bytes.
-    let again = tmp.path().join("again.bin");
-    ok(&["convert", s(&compressed), s(&again), "--format", "vdi"]);
-    assert_eq!(
-        std::fs::read(&again).unwrap(),
-        std::fs::read(tmp.path().join("out.vdi")).unwrap()
-    );
+    for (format, earlier) in [("vdi", "out.vdi"), ("vhdx", "out.vhdx")] {
+        let again = tmp.path().join("again.bin");
+        ok(&["convert", s(&compressed), s(&again), "--format", format]);
+        assert!(
+            std::fs::read(&again).unwrap() == std::fs::read(tmp.path().join(earlier)).unwrap(),
+            "{format}: another file"
+        );
+        std::fs::remove_file(&again).unwrap();
+    }
 }
 
 /// An output directory holding one unrelated file, and what it lists.
@@ -225,8 +230,16 @@ fn bad_input_is_one_line_naming_the_file_and_leaves_nothing() {
 
     let vhdx = tmp.path().join("in.vhdx");
     qemu_img::convert(&["-O", "vhdx"], &raw, &vhdx);
-    let run = d2l(&["convert", s(&vhdx), s(&out("x.qcow2"))]);
-    assert_clean_failure(&run, &dir, &before, &[s(&vhdx), "a VHDX image"]);
+    let truncated_vhdx = tmp.path().join("truncated.vhdx");
+    let bytes = std::fs::read(&vhdx).unwrap();
+    std::fs::write(&truncated_vhdx, &bytes[..bytes.len() / 2]).unwrap();
+    let run = d2l(&["convert", s(&truncated_vhdx), s(&out("x.qcow2"))]);
+    assert_clean_failure(
+        &run,
+        &dir,
+        &before,
+        &[s(&truncated_vhdx), "VHDX block", "truncated"],
+    );
 
     let missing = tmp.path().join("missing.qcow2");
     let run = d2l(&["convert", s(&missing), s(&out("x.qcow2"))]);

@@ -19,19 +19,22 @@ pub enum Format {
     Vmdk,
     /// Microsoft's virtual hard disk (Hyper-V, Azure, Virtual PC): dynamic or fixed.
     Vhd,
+    /// Hyper-V's virtual hard disk v2 (Windows Server 2012 and later): dynamic.
+    Vhdx,
 }
 
 impl Format {
     /// Every format, in the order the CLI lists them.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Raw,
         Format::Qcow2,
         Format::Vdi,
         Format::Vmdk,
         Format::Vhd,
+        Format::Vhdx,
     ];
 
-    /// The name on the command line: `raw`, `qcow2`, `vdi`, `vmdk`, `vhd`.
+    /// The name on the command line: `raw`, `qcow2`, `vdi`, `vmdk`, `vhd`, `vhdx`.
     pub fn name(self) -> &'static str {
         match self {
             Format::Raw => "raw",
@@ -39,6 +42,7 @@ impl Format {
             Format::Vdi => "vdi",
             Format::Vmdk => "vmdk",
             Format::Vhd => "vhd",
+            Format::Vhdx => "vhdx",
         }
     }
 
@@ -51,7 +55,7 @@ impl Format {
     }
 
     /// The format a file name asks for: `.img` and `.raw` are raw, `.qcow2`, `.vdi`,
-    /// `.vmdk` and `.vhd` their formats (any case). `None` for any other name (`rootfs.ext4`),
+    /// `.vmdk`, `.vhd` and `.vhdx` their formats (any case). `None` for any other name (`rootfs.ext4`),
     /// which callers write raw.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -61,6 +65,7 @@ impl Format {
             "vdi" => Some(Format::Vdi),
             "vmdk" => Some(Format::Vmdk),
             "vhd" => Some(Format::Vhd),
+            "vhdx" => Some(Format::Vhdx),
             _ => None,
         }
     }
@@ -80,7 +85,7 @@ impl FromStr for Format {
             .into_iter()
             .find(|f| f.name() == s)
             .ok_or_else(|| {
-                format!("unknown disk format {s:?}: expected raw, qcow2, vdi, vmdk or vhd")
+                format!("unknown disk format {s:?}: expected raw, qcow2, vdi, vmdk, vhd or vhdx")
             })
     }
 }
@@ -108,15 +113,6 @@ pub enum VhdSubformat {
     Fixed,
 }
 
-/// What a file's first bytes (and, for a VHD, its last 512) say it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Detected {
-    /// One of the formats d2l writes.
-    Format(Format),
-    /// Hyper-V's newer format, which d2l neither writes nor reads (QEMU boots it).
-    Vhdx,
-}
-
 /// qcow2's magic, `QFI\xfb` (qcow2.txt, "Header").
 pub const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
 /// VDI's signature 0xbeda107f, little-endian at byte 0x40 (VirtualBox VDICore.h).
@@ -130,8 +126,9 @@ pub const VHD_COOKIE: [u8; 8] = *b"conectix";
 /// VHDX's file type identifier (MS-VHDX 2.2.1).
 pub const VHDX_SIGNATURE: [u8; 8] = *b"vhdxfile";
 
-/// Detects the format of `file` by its magic numbers; anything unrecognised is raw.
-pub fn detect(file: &File) -> std::io::Result<Detected> {
+/// Detects the format of `file` by its magic numbers (and, for a VHD, its last 512 bytes);
+/// anything unrecognised is raw.
+pub fn detect(file: &File) -> std::io::Result<Format> {
     let len = file.metadata()?.len();
     let mut head = vec![0u8; len.min(512) as usize];
     file.read_exact_at(&mut head, 0)?;
@@ -143,20 +140,20 @@ pub fn detect(file: &File) -> std::io::Result<Detected> {
 }
 
 /// [`detect`] on the first bytes of a file (up to 512) and the first 8 of its last 512.
-pub fn detect_bytes(head: &[u8], tail: &[u8]) -> Detected {
+pub fn detect_bytes(head: &[u8], tail: &[u8]) -> Format {
     let at = |offset: usize, magic: &[u8]| head.get(offset..offset + magic.len()) == Some(magic);
     if at(0, &QCOW2_MAGIC) {
-        Detected::Format(Format::Qcow2)
+        Format::Qcow2
     } else if at(VDI_SIGNATURE_OFFSET, &VDI_SIGNATURE.to_le_bytes()) {
-        Detected::Format(Format::Vdi)
+        Format::Vdi
     } else if at(0, &VMDK_MAGIC) || at(0, b"# Disk DescriptorFile") {
-        Detected::Format(Format::Vmdk)
+        Format::Vmdk
     } else if at(0, &VHDX_SIGNATURE) {
-        Detected::Vhdx
+        Format::Vhdx
     } else if at(0, &VHD_COOKIE) || tail.starts_with(&VHD_COOKIE) {
-        Detected::Format(Format::Vhd)
+        Format::Vhd
     } else {
-        Detected::Format(Format::Raw)
+        Format::Raw
     }
 }
 
@@ -171,7 +168,8 @@ mod tests {
         }
         assert_eq!(Format::Vhd.qemu_name(), "vpc");
         assert_eq!(Format::Qcow2.qemu_name(), "qcow2");
-        assert!("vhdx".parse::<Format>().is_err());
+        assert_eq!(Format::Vhdx.qemu_name(), "vhdx");
+        assert!("vpc".parse::<Format>().is_err());
     }
 
     #[test]
@@ -183,6 +181,7 @@ mod tests {
         assert_eq!(of("linux.vdi"), Some(Format::Vdi));
         assert_eq!(of("linux.Vmdk"), Some(Format::Vmdk));
         assert_eq!(of("linux.vhd"), Some(Format::Vhd));
+        assert_eq!(of("linux.VHDX"), Some(Format::Vhdx));
         assert_eq!(of("rootfs.ext4"), None);
         assert_eq!(of("disk"), None);
     }
@@ -190,26 +189,17 @@ mod tests {
     #[test]
     fn magic_numbers() {
         let mut head = vec![0u8; 512];
-        assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format(Format::Raw));
-        assert_eq!(
-            detect_bytes(&head, b"conectix"),
-            Detected::Format(Format::Vhd)
-        );
+        assert_eq!(detect_bytes(&head, &[0; 8]), Format::Raw);
+        assert_eq!(detect_bytes(&head, b"conectix"), Format::Vhd);
         head[..4].copy_from_slice(b"QFI\xfb");
-        assert_eq!(
-            detect_bytes(&head, &[0; 8]),
-            Detected::Format(Format::Qcow2)
-        );
+        assert_eq!(detect_bytes(&head, &[0; 8]), Format::Qcow2);
         head[..4].copy_from_slice(b"KDMV");
-        assert_eq!(detect_bytes(&head, &[0; 8]), Detected::Format(Format::Vmdk));
+        assert_eq!(detect_bytes(&head, &[0; 8]), Format::Vmdk);
         let mut vdi = vec![0u8; 512];
         vdi[0x40..0x44].copy_from_slice(&[0x7f, 0x10, 0xda, 0xbe]);
-        assert_eq!(detect_bytes(&vdi, &[0; 8]), Detected::Format(Format::Vdi));
-        assert_eq!(detect_bytes(b"vhdxfile", &[0; 8]), Detected::Vhdx);
-        assert_eq!(
-            detect_bytes(b"conectix", &[0; 8]),
-            Detected::Format(Format::Vhd)
-        );
-        assert_eq!(detect_bytes(b"", &[0; 8]), Detected::Format(Format::Raw));
+        assert_eq!(detect_bytes(&vdi, &[0; 8]), Format::Vdi);
+        assert_eq!(detect_bytes(b"vhdxfile", &[0; 8]), Format::Vhdx);
+        assert_eq!(detect_bytes(b"conectix", &[0; 8]), Format::Vhd);
+        assert_eq!(detect_bytes(b"", &[0; 8]), Format::Raw);
     }
 }

@@ -15,14 +15,16 @@
 //!   streamOptimized ([`VmdkSubformat::Stream`]).
 //! - [`Format::Vhd`]: dynamic (2 MiB blocks) or fixed ([`VhdSubformat::Fixed`], size
 //!   rounded up to 1 MiB as Azure requires).
+//! - [`Format::Vhdx`]: dynamic, 1 MiB blocks (Hyper-V; generation 2 machines boot it
+//!   through UEFI).
 //!
 //! Compressed qcow2 and streamOptimized VMDK need whole clusters in disk order: their writes
 //! go to a sparse scratch file next to the output, which `finish` deflates into the format
 //! on all cores.
 //!
-//! The reading side, for `d2l convert`: [`open`] reads raw, qcow2, VDI, VMDK and VHD images
-//! ([`DiskReader`]), validating every table against the file, and [`convert`] copies one
-//! into an [`ImageWriter`].
+//! The reading side, for `d2l convert`: [`open`] reads raw, qcow2, VDI, VMDK, VHD and VHDX
+//! images ([`DiskReader`]), validating every table against the file, and [`convert`] copies
+//! one into an [`ImageWriter`].
 //!
 //! ```no_run
 //! use d2l_disk_format::{create, Format, VirtualDisk, WriteOptions};
@@ -54,6 +56,7 @@ mod staged;
 mod unit_map;
 mod vdi;
 mod vhd;
+mod vhdx;
 mod vmdk;
 
 use std::fs::File;
@@ -62,7 +65,7 @@ use std::path::PathBuf;
 pub use convert::{convert, ConvertReport};
 pub use d2l_disk::VirtualDisk;
 pub use error::{Error, Result};
-pub use format::{detect, detect_bytes, Detected, Format, VhdSubformat, VmdkSubformat};
+pub use format::{detect, detect_bytes, Format, VhdSubformat, VmdkSubformat};
 pub use qcow2::{
     QCOW2_MAX_CLUSTER_BITS, QCOW2_MAX_L1_BYTES, QCOW2_MAX_REFCOUNT_ORDER,
     QCOW2_MAX_REFCOUNT_TABLE_BYTES, QCOW2_MIN_CLUSTER_BITS,
@@ -70,6 +73,9 @@ pub use qcow2::{
 pub use read::{open, DiskReader};
 pub use vdi::{VDI_MAX_BLOCKS, VDI_MAX_BLOCK_SIZE, VDI_MIN_BLOCK_SIZE};
 pub use vhd::{VHD_MAX_BAT_ENTRIES, VHD_MAX_BLOCK_SIZE, VHD_MIN_BLOCK_SIZE};
+pub use vhdx::{
+    VHDX_MAX_BAT_ENTRIES, VHDX_MAX_BLOCK_SIZE, VHDX_MAX_VIRTUAL_SIZE, VHDX_MIN_BLOCK_SIZE,
+};
 pub use vmdk::{
     VMDK_MAX_COMPRESSED_GRAIN_SECTORS, VMDK_MAX_DESCRIPTOR_BYTES, VMDK_MAX_GD_BYTES,
     VMDK_MAX_GRAIN_SECTORS, VMDK_MAX_GTES_PER_GT, VMDK_MIN_GRAIN_SECTORS,
@@ -113,8 +119,8 @@ pub struct WriteOptions {
     pub vmdk_subformat: VmdkSubformat,
     /// VHD only: dynamic or fixed.
     pub vhd_subformat: VhdSubformat,
-    /// Identifiers stamped into headers (VDI UUIDs, VHD unique id, VMDK CID) derive from
-    /// it; see [`identity`].
+    /// Identifiers stamped into headers (VDI UUIDs, VHD unique id, VMDK CID, VHDX GUIDs)
+    /// derive from it; see [`identity`].
     pub identity: [u8; 16],
     /// Creation time in seconds since the Unix epoch (the VHD footer's timestamp).
     pub timestamp: u64,
@@ -123,8 +129,9 @@ pub struct WriteOptions {
     pub file_name: String,
     /// The largest virtual size the disk will have, when known before the first write
     /// (`d2l convert`): tables are then sized exactly, as VirtualBox and QEMU size them.
-    /// `None` reserves room in the VDI block map, VHD allocation table and VMDK grain
-    /// directory for the format's maximum (2 TiB; holes in the file until used).
+    /// With `None` each format places its tables without the size: the VDI block map in
+    /// room reserved for 64 GiB (holes in the file until used), the VHD and VHDX
+    /// allocation tables after the data.
     pub max_virtual_size: Option<u64>,
     /// Where compressed formats keep their scratch file (the output's directory); `None`
     /// for the system's temporary directory.
@@ -179,6 +186,7 @@ pub fn create(file: File, options: &WriteOptions) -> Result<Box<dyn ImageWriter>
             VhdSubformat::Dynamic => Box::new(vhd::DynamicWriter::new(file, options)?),
             VhdSubformat::Fixed => Box::new(vhd::FixedWriter::new(file, options)?),
         },
+        Format::Vhdx => Box::new(vhdx::DynamicWriter::new(file, options)?),
     })
 }
 

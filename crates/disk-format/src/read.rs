@@ -2,7 +2,7 @@
 
 use std::fs::File;
 
-use crate::format::{detect, Detected};
+use crate::format::detect;
 use crate::{Error, Format, Result};
 
 /// A disk image opened for reading.
@@ -24,24 +24,20 @@ pub trait DiskReader: Send + Sync {
 
 /// Opens an image, detecting its format from its magic numbers (anything without a known
 /// magic is raw): qcow2 (versions 2 and 3), VDI (dynamic or fixed), VMDK (monolithicSparse
-/// or streamOptimized) and VHD (dynamic or fixed), each validated against the file.
+/// or streamOptimized), VHD (dynamic or fixed) and VHDX (dynamic or fixed), each validated
+/// against the file.
 ///
 /// Errors name what is wrong in a damaged or truncated image, and what d2l does not read:
 /// images with a parent (backing file, differencing disk), VMDKs whose data is in other
-/// files, VHDX.
+/// files, a VHDX whose log was not replayed.
 pub fn open(file: File) -> Result<Box<dyn DiskReader>> {
-    let detected = detect(&file).map_err(Error::input("reading the image's first bytes", 0))?;
-    Ok(match detected {
-        Detected::Format(Format::Raw) => Box::new(crate::raw::RawReader::open(file)?),
-        Detected::Format(Format::Qcow2) => Box::new(crate::qcow2::Qcow2Reader::open(file)?),
-        Detected::Format(Format::Vdi) => Box::new(crate::vdi::VdiReader::open(file)?),
-        Detected::Format(Format::Vmdk) => Box::new(crate::vmdk::VmdkReader::open(file)?),
-        Detected::Format(Format::Vhd) => crate::vhd::open(file)?,
-        Detected::Vhdx => {
-            return Err(Error::Unsupported(
-                "a VHDX image: d2l reads raw, qcow2, VDI, VMDK and VHD images (qemu-img convert -O raw reads this one)"
-                    .into(),
-            ))
-        }
+    let format = detect(&file).map_err(Error::input("reading the image's first bytes", 0))?;
+    Ok(match format {
+        Format::Raw => Box::new(crate::raw::RawReader::open(file)?),
+        Format::Qcow2 => Box::new(crate::qcow2::Qcow2Reader::open(file)?),
+        Format::Vdi => Box::new(crate::vdi::VdiReader::open(file)?),
+        Format::Vmdk => Box::new(crate::vmdk::VmdkReader::open(file)?),
+        Format::Vhd => crate::vhd::open(file)?,
+        Format::Vhdx => crate::vhdx::open(file)?,
     })
 }

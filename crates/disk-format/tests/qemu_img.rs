@@ -59,6 +59,7 @@ fn cases(size: Option<u64>) -> Vec<Case> {
         with("fixed.vhd", Format::Vhd, "vpc", false, &|o| {
             o.vhd_subformat = VhdSubformat::Fixed
         }),
+        with("dynamic.vhdx", Format::Vhdx, "vhdx", true, &|_| {}),
         with("disk.img", Format::Raw, "raw", false, &|_| {}),
     ]
 }
@@ -188,7 +189,12 @@ fn every_format_holds_the_debian_disk() {
     for (known, cases) in [(false, cases(None)), (true, cases(Some(size)))] {
         for case in cases {
             // With the size known in advance only the table placement differs.
-            if known && !matches!(case.options.format, Format::Vdi | Format::Vhd) {
+            if known
+                && !matches!(
+                    case.options.format,
+                    Format::Vdi | Format::Vhd | Format::Vhdx
+                )
+            {
                 continue;
             }
             let path = tmp.path().join(case.name);

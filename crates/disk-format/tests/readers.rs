@@ -20,7 +20,7 @@ use d2l_testkit::qemu_img;
 /// How qemu-img writes each format and subformat d2l reads: (file name, arguments, QEMU's
 /// format name). VHDs keep their exact size (force_size): without it qemu-img rounds the
 /// size up to a CHS geometry.
-const QEMU_WRITES: [(&str, &[&str], &str); 7] = [
+const QEMU_WRITES: [(&str, &[&str], &str); 10] = [
     ("qemu.vdi", &["-O", "vdi"], "vdi"),
     ("qemu-static.vdi", &["-O", "vdi", "-o", "static=on"], "vdi"),
     ("qemu.vmdk", &["-O", "vmdk"], "vmdk"),
@@ -39,6 +39,19 @@ const QEMU_WRITES: [(&str, &[&str], &str); 7] = [
         "qemu-fixed.vhd",
         &["-O", "vpc", "-o", "subformat=fixed,force_size=on"],
         "vpc",
+    ),
+    // QEMU's blocks are 8 MiB below 1 GiB; unwritten blocks "zero" unless told otherwise,
+    // even in a fixed VHDX.
+    ("qemu.vhdx", &["-O", "vhdx"], "vhdx"),
+    (
+        "qemu-32m-not-present.vhdx",
+        &["-O", "vhdx", "-o", "block_size=32M,block_state_zero=off"],
+        "vhdx",
+    ),
+    (
+        "qemu-fixed.vhdx",
+        &["-O", "vhdx", "-o", "subformat=fixed"],
+        "vhdx",
     ),
 ];
 
@@ -60,6 +73,7 @@ fn d2l_writes() -> Vec<(&'static str, WriteOptions)> {
         with("d2l-fixed.vhd", Format::Vhd, &|o| {
             o.vhd_subformat = VhdSubformat::Fixed
         }),
+        with("d2l.vhdx", Format::Vhdx, &|_| {}),
     ]
 }
 
@@ -226,6 +240,7 @@ fn converts_between_formats_that_are_not_raw() {
         &["-O", "vmdk", "-o", "subformat=streamOptimized"],
     );
     let vhd = qemu("in.vhd", &["-O", "vpc", "-o", "force_size=on"]);
+    let vhdx = qemu("in.vhdx", &["-O", "vhdx"]);
     let stream_options = {
         let mut o = WriteOptions::new(Format::Vmdk, "out-stream.vmdk");
         o.vmdk_subformat = VmdkSubformat::Stream;
@@ -237,6 +252,8 @@ fn converts_between_formats_that_are_not_raw() {
         (&stream, WriteOptions::new(Format::Vhd, "out.vhd"), "vpc"),
         (&vhd, stream_options, "vmdk"),
         (&vdi, WriteOptions::new(Format::Vmdk, "out.vmdk"), "vmdk"),
+        (&vhdx, WriteOptions::new(Format::Vdi, "out.vdi"), "vdi"),
+        (&stream, WriteOptions::new(Format::Vhdx, "out.vhdx"), "vhdx"),
     ];
     for (input, options, qemu_format) in cases {
         let out = tmp.path().join(&options.file_name);
@@ -310,6 +327,9 @@ fn data_ranges_are_the_units_stored() {
         let unit = match name.rsplit('.').next().unwrap() {
             "vdi" => MIB,
             "vmdk" => 64 << 10,
+            "vhdx" if name.starts_with("d2l") => MIB,
+            "vhdx" if name.contains("32m") => 32 * MIB,
+            "vhdx" => 8 * MIB,
             _ => 2 * MIB,
         };
         let stored: u64 = ranges.iter().map(|(_, len)| len).sum();
@@ -318,7 +338,7 @@ fn data_ranges_are_the_units_stored() {
             if ranges != [(0, size)] {
                 wrong.push(format!("{name}: {ranges:x?}"));
             }
-        } else if name.contains("fixed") {
+        } else if name.ends_with("fixed.vhd") {
             // A fixed VHD is a raw disk: its ranges are what the file system stores, which
             // includes every non-zero byte, and the zeros written as data.
             let covered = |at: u64| ranges.iter().any(|&(s, len)| s <= at && at < s + len);
@@ -880,6 +900,246 @@ fn damaged_vhd_is_an_error_that_says_what_is_wrong() {
             edit_vhd_footers(f, len(&fixed), 60, 4)
         }),
     ];
+    assert_errors(&cases);
+}
+
+/// Sets the CRC-32C of the `len` bytes at `at` of a VHDX (a header or a region table: the
+/// checksum is their second field).
+fn fix_vhdx_checksum(f: &File, at: u64, len: usize) {
+    let mut bytes = vec![0u8; len];
+    f.read_exact_at(&mut bytes, at).unwrap();
+    bytes[4..8].fill(0);
+    f.write_all_at(&crc32c::crc32c(&bytes).to_le_bytes(), at + 4)
+        .unwrap();
+}
+
+/// VHDX's header and region table copies (MS-VHDX 2.1).
+const VHDX_HEADERS: [u64; 2] = [0x10000, 0x20000];
+const VHDX_REGION_TABLES: [u64; 2] = [0x30000, 0x40000];
+
+/// Applies `edit` to both VHDX headers and fixes their checksums.
+fn edit_vhdx_headers(f: &File, edit: &dyn Fn(&File, u64)) {
+    for at in VHDX_HEADERS {
+        edit(f, at);
+        fix_vhdx_checksum(f, at, 4096);
+    }
+}
+
+/// Applies `edit` to both VHDX region tables and fixes their checksums.
+fn edit_vhdx_region_tables(f: &File, edit: &dyn Fn(&File, u64)) {
+    for at in VHDX_REGION_TABLES {
+        edit(f, at);
+        fix_vhdx_checksum(f, at, 64 << 10);
+    }
+}
+
+/// (BAT offset, metadata region offset, offset of the entry of each in a region table).
+fn vhdx_regions(f: &File) -> (u64, u64, u64, u64) {
+    // MS-VHDX 2.2.3.2: 2DC27766-F623-4200-9D64-115E9BFD4A08, 8B7CA206-4790-4B9A-B8FE-...
+    let (bat_guid, metadata_guid) = ([0x66, 0x77, 0xc2, 0x2d], [0x06, 0xa2, 0x7c, 0x8b]);
+    let (mut bat, mut metadata) = (None, None);
+    for i in 0..u64::from(get32_le(f, VHDX_REGION_TABLES[0] + 8)) {
+        let entry = 16 + 32 * i;
+        let mut guid = [0u8; 4];
+        f.read_exact_at(&mut guid, VHDX_REGION_TABLES[0] + entry)
+            .unwrap();
+        let offset = get64_le(f, VHDX_REGION_TABLES[0] + entry + 16);
+        if guid == bat_guid {
+            bat = Some((offset, entry));
+        } else if guid == metadata_guid {
+            metadata = Some((offset, entry));
+        }
+    }
+    let ((bat, bat_entry), (metadata, metadata_entry)) = (bat.unwrap(), metadata.unwrap());
+    (bat, metadata, bat_entry, metadata_entry)
+}
+
+/// The file offset of the VHDX metadata item whose GUID starts with `id`.
+fn vhdx_item(f: &File, id: [u8; 4]) -> u64 {
+    let (_, metadata, _, _) = vhdx_regions(f);
+    for i in 0..u64::from(get32_le(f, metadata + 8) >> 16) {
+        let entry = metadata + 32 + 32 * i;
+        let mut guid = [0u8; 4];
+        f.read_exact_at(&mut guid, entry).unwrap();
+        if guid == id {
+            return metadata + u64::from(get32_le(f, entry + 16));
+        }
+    }
+    panic!("no metadata item {id:x?}");
+}
+
+/// MS-VHDX 2.6.2: the first bytes of the File Parameters, Virtual Disk Size and Logical
+/// Sector Size GUIDs as stored.
+const FILE_PARAMETERS: [u8; 4] = [0x37, 0x67, 0xa1, 0xca];
+const VIRTUAL_DISK_SIZE: [u8; 4] = [0x24, 0x42, 0xa5, 0x2f];
+const LOGICAL_SECTOR_SIZE: [u8; 4] = [0x1d, 0xbf, 0x41, 0x81];
+
+#[test]
+fn reads_a_fixed_vhdx_with_every_block_present() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixed = tmp.path().join("fixed.vhdx");
+    let status = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "vhdx"])
+        .args(["-o", "subformat=fixed,block_state_zero=off"])
+        .arg(&fixed)
+        .arg("20M")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = std::process::Command::new("qemu-io")
+        .args(["-f", "vhdx", "-c", "write -P 0x5a 3M 100k"])
+        .arg(&fixed)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (size, ranges) = data_ranges(&fixed);
+    assert_eq!((size, ranges), (20 * MIB, vec![(0, 20 * MIB)]));
+    let reference = tmp.path().join("reference.raw");
+    qemu_img::convert(&["-f", "vhdx", "-O", "raw"], &fixed, &reference);
+    assert_eq!(reads_as(&fixed, &reference), None);
+}
+
+#[test]
+fn damaged_vhdx_is_an_error_that_says_what_is_wrong() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let raw = odd_raw(dir);
+    let vhdx = dir.join("good.vhdx");
+    qemu_img::convert(&["-O", "vhdx"], &raw, &vhdx);
+    let n = len(&vhdx);
+    let (bat, metadata, bat_entry, _) = vhdx_regions(&File::open(&vhdx).unwrap());
+    let put64 = |f: &File, at: u64, value: u64| f.write_all_at(&value.to_le_bytes(), at).unwrap();
+    let from = |name: &str, needles: &'static [&'static str], edit: &dyn Fn(&File)| {
+        damaged(dir, &vhdx, name, needles, edit)
+    };
+    let cases = [
+        from(
+            "half.vhdx",
+            &["past the end of the file", "truncated"],
+            &|f| f.set_len(n / 2).unwrap(),
+        ),
+        from(
+            "header-section.vhdx",
+            &["VHDX header section truncated", "524288 bytes"],
+            &|f| f.set_len(512 << 10).unwrap(),
+        ),
+        from(
+            "headers.vhdx",
+            &[
+                "no valid VHDX header",
+                "0x10000 has checksum",
+                "0x20000 has checksum",
+            ],
+            &|f| {
+                for at in VHDX_HEADERS {
+                    f.write_all_at(&[0x5a], at + 200).unwrap();
+                }
+            },
+        ),
+        from(
+            "log.vhdx",
+            &["log holds updates not yet applied", "qemu-img check -r all"],
+            &|f| edit_vhdx_headers(f, &|f, at| f.write_all_at(&[1; 16], at + 48).unwrap()),
+        ),
+        from(
+            "region-tables.vhdx",
+            &[
+                "region table at 0x30000",
+                "region table at 0x40000",
+                "checksum",
+            ],
+            &|f| {
+                for at in VHDX_REGION_TABLES {
+                    f.write_all_at(&[0x5a], at + 100).unwrap();
+                }
+            },
+        ),
+        from(
+            "bat-region.vhdx",
+            &[
+                "the VHDX BAT region",
+                "at 0x10000000000",
+                "past the end of the file",
+            ],
+            &|f| edit_vhdx_region_tables(f, &|f, at| put64(f, at + bat_entry + 16, 1 << 40)),
+        ),
+        from(
+            "region-overlap.vhdx",
+            &["the VHDX metadata region", "overlaps the VHDX BAT region"],
+            &|f| edit_vhdx_region_tables(f, &|f, at| put64(f, at + bat_entry + 16, metadata)),
+        ),
+        from(
+            "region-required.vhdx",
+            &["a region d2l does not know", "marks required"],
+            &|f| {
+                edit_vhdx_region_tables(f, &|f, at| {
+                    put32_le(f, at + 8, 3);
+                    f.write_all_at(&[0xee; 16], at + 16 + 64).unwrap();
+                    put32_le(f, at + 16 + 64 + 28, 1);
+                })
+            },
+        ),
+        from(
+            "metadata-signature.vhdx",
+            &["metadata table at", "no \"metadata\" signature"],
+            &|f| f.write_all_at(b"xxxxxxxx", metadata).unwrap(),
+        ),
+        from(
+            "block-size.vhdx",
+            &["block size 3145728 is not a power of two"],
+            &|f| put32_le(f, vhdx_item(f, FILE_PARAMETERS), 3 << 20),
+        ),
+        from(
+            "differencing.vhdx",
+            &["a differencing VHDX", "parent"],
+            &|f| put32_le(f, vhdx_item(f, FILE_PARAMETERS) + 4, 2),
+        ),
+        from(
+            "sector.vhdx",
+            &["logical sector size 1000 is neither 512 nor 4096"],
+            &|f| put32_le(f, vhdx_item(f, LOGICAL_SECTOR_SIZE), 1000),
+        ),
+        from("huge.vhdx", &["virtual disk size 1125899906842624"], &|f| {
+            put64(f, vhdx_item(f, VIRTUAL_DISK_SIZE), 1 << 50)
+        }),
+        from(
+            "bat-short.vhdx",
+            &["BAT region (1048576 bytes) is smaller than the"],
+            &|f| put64(f, vhdx_item(f, VIRTUAL_DISK_SIZE), 60 << 40),
+        ),
+        from(
+            "bat-entries.vhdx",
+            &[
+                "a VHDX block allocation table of",
+                "d2l reads up to 16777216",
+            ],
+            &|f| {
+                put32_le(f, vhdx_item(f, FILE_PARAMETERS), 1 << 20);
+                put64(f, vhdx_item(f, VIRTUAL_DISK_SIZE), 64 << 40);
+            },
+        ),
+        from(
+            "bat-entry.vhdx",
+            &["VHDX block 0 (BAT entry 0)", "past the end of the file"],
+            &|f| put64(f, bat, (1 << 40) | 6),
+        ),
+        from(
+            "bat-overlap.vhdx",
+            &[
+                "VHDX block 0 (BAT entry 0)",
+                "overlaps the VHDX metadata region",
+            ],
+            &|f| put64(f, bat, metadata | 6),
+        ),
+        from(
+            "bat-partial.vhdx",
+            &["VHDX BAT entry 0 is partially present"],
+            &|f| put64(f, bat, 7),
+        ),
+    ];
+    // The file as qemu-img wrote it reads: the edits alone are at fault.
+    assert!(read_everything(&vhdx).is_ok());
     assert_errors(&cases);
 }
 

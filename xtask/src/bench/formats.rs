@@ -102,6 +102,14 @@ const CASES: &[Case] = &[
         size_given: false,
     },
     Case {
+        name: "vhdx (dynamic)",
+        file: "disk.vhdx",
+        d2l_args: &[],
+        qemu_args: &["-O", "vhdx"],
+        compressed: false,
+        size_given: false,
+    },
+    Case {
         name: "qcow2 (compressed)",
         file: "small.qcow2",
         d2l_args: &["--compress"],

@@ -1,5 +1,5 @@
-//! `d2l convert IN OUT`: a disk image (raw, qcow2, VDI, VMDK or VHD) rewritten in another
-//! format.
+//! `d2l convert IN OUT`: a disk image (raw, qcow2, VDI, VMDK, VHD or VHDX) rewritten in
+//! another format.
 
 use std::fs::File;
 use std::path::Path;

@@ -87,6 +87,7 @@ pub fn describe(options: &WriteOptions) -> String {
             VhdSubformat::Dynamic => "vhd (dynamic)".into(),
             VhdSubformat::Fixed => "vhd (fixed)".into(),
         },
+        Format::Vhdx => "vhdx (dynamic)".into(),
         other => other.to_string(),
     }
 }

@@ -124,8 +124,9 @@ fn add_ovmf(cmd: &mut Command) -> Result<tempfile::TempDir> {
 }
 
 /// Whether the disk's first sector holds BIOS boot code: d2l's `bios` and `hybrid` disks do,
-/// `uefi` ones do not. Read through the image's format; a format d2l cannot read (VHDX) is
-/// taken to boot through the BIOS, QEMU's default.
+/// `uefi` ones do not. Read through the image's format; an image d2l cannot read (a
+/// differencing disk, a VHDX with a log to replay) is taken to boot through the BIOS,
+/// QEMU's default.
 fn has_bios_boot_code(image: &Path) -> Result<bool> {
     let file = File::open(image).with_context(|| format!("{}", image.display()))?;
     let Ok(disk) = d2l_disk_format::open(file) else {
@@ -180,13 +181,12 @@ fn detect(image: &Path) -> Result<Detected> {
 }
 
 fn detect_bytes(head: &[u8], footer: &[u8]) -> Detected {
-    use d2l_disk_format::{Detected as Magic, Format};
+    use d2l_disk_format::Format;
     match d2l_disk_format::detect_bytes(head, footer) {
-        Magic::Format(Format::Raw) if head.get(1080..1082) == Some(&0xef53_u16.to_le_bytes()) => {
+        Format::Raw if head.get(1080..1082) == Some(&0xef53_u16.to_le_bytes()) => {
             Detected::BareExt4
         }
-        Magic::Format(format) => Detected::Format(format.qemu_name()),
-        Magic::Vhdx => Detected::Format("vhdx"),
+        format => Detected::Format(format.qemu_name()),
     }
 }
 
