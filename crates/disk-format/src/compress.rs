@@ -32,6 +32,9 @@ pub(crate) enum Codec {
     Qcow2,
     /// VMDK streamOptimized grains: a zlib stream (RFC 1950) each.
     Zlib,
+    /// No compression: every grain as it is ([`Grain::Plain`]), for a format written in
+    /// disk order without deflating (the qcow2 of a Vagrant box).
+    Store,
 }
 
 /// A grain as the sink gets it.
@@ -39,7 +42,8 @@ pub(crate) enum Codec {
 pub(crate) enum Grain {
     /// Deflated bytes.
     Deflated(Vec<u8>),
-    /// The grain's own bytes: deflating did not make it smaller (qcow2 only).
+    /// The grain's own bytes: deflating did not make it smaller (qcow2), or not asked for
+    /// ([`Codec::Store`]).
     Plain(Vec<u8>),
 }
 
@@ -164,7 +168,7 @@ impl Deflater {
     fn new(codec: Codec, grain: u64) -> Self {
         let level = Compression::new(LEVEL);
         let compress = match codec {
-            Codec::Qcow2 => Compress::new_with_window_bits(level, false, 12),
+            Codec::Qcow2 | Codec::Store => Compress::new_with_window_bits(level, false, 12),
             Codec::Zlib => Compress::new(level, true),
         };
         Deflater {
@@ -177,6 +181,7 @@ impl Deflater {
     fn deflate(&mut self, bytes: Vec<u8>) -> Grain {
         self.compress.reset();
         match self.codec {
+            Codec::Store => Grain::Plain(bytes),
             Codec::Qcow2 => {
                 // Only worth it if it ends up smaller than a cluster.
                 let mut out = Vec::with_capacity(self.grain - 1);

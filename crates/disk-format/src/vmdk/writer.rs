@@ -210,10 +210,13 @@ fn marker(sectors: u64, kind: u32) -> MetadataMarker {
     MetadataMarker::new(sectors, kind)
 }
 
-/// Writes a streamOptimized VMDK into `out` from the first `size` bytes of `scratch` (a
-/// sparse raw disk).
+/// Writes a streamOptimized VMDK through `writer` (at its position 0) from the first `size`
+/// bytes of `scratch` (a sparse raw disk), front to back: header, descriptor, grains with
+/// their tables, directory, footer, end-of-stream marker. Everything but the footer's
+/// directory offset is known before the first grain, so nothing is patched afterwards and a
+/// hashing writer sees the file in order.
 pub(crate) fn write_stream(
-    out: &File,
+    writer: &mut SeqWriter<'_>,
     scratch: &File,
     size: u64,
     options: &WriteOptions,
@@ -224,7 +227,21 @@ pub(crate) fn write_stream(
     let gt_count = (size / GRAIN).div_ceil(per_table);
     // At most 2^32 sectors / 128 / 512 = 65536 tables.
     let mut directory = vec![0u32; usize::try_from(gt_count).expect("at most 65536 tables")];
-    let mut writer = SeqWriter::new(out, STREAM_OVERHEAD_SECTORS * SECTOR);
+    let header = |gd_offset| {
+        header(
+            3,
+            FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
+            capacity,
+            0,
+            gd_offset,
+            true,
+            STREAM_OVERHEAD_SECTORS,
+        )
+    };
+    // The header at the front says "directory at the end"; the footer says where.
+    writer.write(header(GD_AT_END).as_bytes())?;
+    writer.write(&descriptor(options, "streamOptimized", capacity))?;
+    writer.pad_to(STREAM_OVERHEAD_SECTORS * SECTOR)?;
     // The grain table being filled: its index and entries.
     let mut table: Option<(u64, Vec<u32>)> = None;
 
@@ -246,7 +263,7 @@ pub(crate) fn write_stream(
         };
         let t = index / per_table;
         if table.as_ref().is_some_and(|(current, _)| *current != t) {
-            put_table(&mut writer, &mut directory, table.take().expect("checked"))?;
+            put_table(writer, &mut directory, table.take().expect("checked"))?;
         }
         let entries = &mut table
             .get_or_insert_with(|| (t, vec![0; GTES_PER_GT as usize]))
@@ -265,7 +282,7 @@ pub(crate) fn write_stream(
         writer.pad_to(SECTOR)
     })?;
     if let Some(last) = table.take() {
-        put_table(&mut writer, &mut directory, last)?;
+        put_table(writer, &mut directory, last)?;
     }
     let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
     writer.write(marker(gd_sectors, MARKER_GD).as_bytes())?;
@@ -273,31 +290,10 @@ pub(crate) fn write_stream(
     let directory: Vec<Entry> = directory.into_iter().map(Entry::new).collect();
     writer.write(directory.as_bytes())?;
     writer.pad_to(SECTOR)?;
-    let header = |gd_offset| {
-        header(
-            3,
-            FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
-            capacity,
-            0,
-            gd_offset,
-            true,
-            STREAM_OVERHEAD_SECTORS,
-        )
-    };
     writer.write(marker(1, MARKER_FOOTER).as_bytes())?;
     writer.write(header(gd).as_bytes())?;
     writer.write(marker(0, MARKER_EOS).as_bytes())?;
-    writer.flush()?;
-    let end = writer.pos();
-    out.write_all_at(header(GD_AT_END).as_bytes(), 0)
-        .map_err(Error::output("writing the VMDK header", 0))?;
-    out.write_all_at(
-        &descriptor(options, "streamOptimized", capacity),
-        DESCRIPTOR_OFFSET * SECTOR,
-    )
-    .map_err(Error::output("writing the VMDK descriptor", SECTOR))?;
-    out.set_len(end)
-        .map_err(Error::output("sizing the image", end))
+    writer.flush()
 }
 
 #[cfg(test)]
