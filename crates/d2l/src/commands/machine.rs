@@ -40,6 +40,7 @@ impl MachineInputs {
                     (None, Some(path)) => Some(read_password("--user-password-file", path)?),
                     (None, None) => None,
                 },
+                passwordless_sudo: false,
             }),
         };
         let ssh_keys = reach
