@@ -91,7 +91,13 @@ impl ImageWriter for Staged {
             }
             Target::StreamVmdk => {
                 let mut writer = SeqWriter::new(&self.out, 0);
-                crate::vmdk::write_stream(&mut writer, &self.scratch, size, &self.options)?;
+                crate::vmdk::write_stream(
+                    &mut writer,
+                    &self.scratch,
+                    size,
+                    &self.options,
+                    crate::vmdk::Adapter::Ide,
+                )?;
                 let (end, _) = writer.finish()?;
                 self.out
                     .set_len(end)

@@ -110,6 +110,12 @@ fn ova_members_manifest_and_disk() {
     assert!(ovf.contains("<rasd:VirtualQuantity>3</rasd:VirtualQuantity>"));
     // The disk: the synthetic one, rounded up to whole MiB.
     let vmdk = dir.join("my_vm-disk1.vmdk");
+    // Its descriptor names it and the controller the OVF attaches it to.
+    let head = std::fs::read(&vmdk).unwrap()[512..2048].to_vec();
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.contains("createType=\"streamOptimized\""), "{head}");
+    assert!(head.contains("RW 49152 SPARSE \"my_vm-disk1.vmdk\""), "{head}");
+    assert!(head.contains("ddb.adapterType = \"lsilogic\""), "{head}");
     qemu_img::assert_check(&vmdk, "vmdk");
     assert_eq!(qemu_img::info(&vmdk, Some("vmdk")).virtual_size, 24 << 20);
     qemu_img::assert_identical(&raw, "raw", &vmdk, "vmdk");

@@ -237,7 +237,14 @@ pub(super) fn write(out: &File, scratch: &File, size: u64, options: &BundleOptio
     let mut vmdk_options: WriteOptions = options.disk.clone();
     vmdk_options.file_name = names.disk.clone();
     let mut writer = SeqWriter::hashing(out, disk_at);
-    crate::vmdk::write_stream(&mut writer, scratch, size, &vmdk_options)?;
+    // The descriptor puts the disk on an LSI Logic controller; the VMDK says the same.
+    crate::vmdk::write_stream(
+        &mut writer,
+        scratch,
+        size,
+        &vmdk_options,
+        crate::vmdk::Adapter::LsiLogic,
+    )?;
     let (vmdk_len, vmdk_digest) = writer.finish()?;
     let vmdk_digest =
         vmdk_digest.ok_or_else(|| Error::Corrupt("the VMDK was not hashed".into()))?;

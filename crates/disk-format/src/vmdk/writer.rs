@@ -66,8 +66,27 @@ fn header(
     h
 }
 
+/// The controller a VMDK says it sits on (`ddb.adapterType`): IDE alone, which every
+/// hypervisor has; an OVA's disk says what its descriptor attaches it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adapter {
+    /// `ide`.
+    Ide,
+    /// `lsilogic`: LSI Logic parallel SCSI.
+    LsiLogic,
+}
+
 /// The embedded descriptor for a disk of `capacity` sectors.
-fn descriptor(options: &WriteOptions, create_type: &str, capacity: u64) -> Vec<u8> {
+fn descriptor(
+    options: &WriteOptions,
+    create_type: &str,
+    capacity: u64,
+    adapter: Adapter,
+) -> Vec<u8> {
+    let adapter = match adapter {
+        Adapter::Ide => "ide",
+        Adapter::LsiLogic => "lsilogic",
+    };
     let cid = u32::from_le_bytes(options.identity[..4].try_into().expect("4 bytes"));
     // The name is quoted in the descriptor: no quotes or control characters in it.
     let name: String = options
@@ -93,7 +112,7 @@ fn descriptor(options: &WriteOptions, create_type: &str, capacity: u64) -> Vec<u
          ddb.geometry.cylinders = \"{cylinders}\"\n\
          ddb.geometry.heads = \"16\"\n\
          ddb.geometry.sectors = \"63\"\n\
-         ddb.adapterType = \"ide\"\n"
+         ddb.adapterType = \"{adapter}\"\n"
     );
     let mut bytes = text.into_bytes();
     bytes.truncate(usize_from(DESCRIPTOR_SECTORS * SECTOR));
@@ -190,7 +209,7 @@ impl ImageWriter for SparseWriter {
         file.write_all_at(header.as_bytes(), 0)
             .map_err(Error::output("writing the VMDK header", 0))?;
         file.write_all_at(
-            &descriptor(&self.options, "monolithicSparse", capacity),
+            &descriptor(&self.options, "monolithicSparse", capacity, Adapter::Ide),
             DESCRIPTOR_OFFSET * SECTOR,
         )
         .map_err(Error::output("writing the VMDK descriptor", SECTOR))?;
@@ -214,12 +233,13 @@ fn marker(sectors: u64, kind: u32) -> MetadataMarker {
 /// bytes of `scratch` (a sparse raw disk), front to back: header, descriptor, grains with
 /// their tables, directory, footer, end-of-stream marker. Everything but the footer's
 /// directory offset is known before the first grain, so nothing is patched afterwards and a
-/// hashing writer sees the file in order.
+/// hashing writer sees the file in order. `adapter` is the controller the descriptor names.
 pub(crate) fn write_stream(
     writer: &mut SeqWriter<'_>,
     scratch: &File,
     size: u64,
     options: &WriteOptions,
+    adapter: Adapter,
 ) -> Result<()> {
     check_size(size)?;
     let capacity = size / SECTOR;
@@ -240,7 +260,7 @@ pub(crate) fn write_stream(
     };
     // The header at the front says "directory at the end"; the footer says where.
     writer.write(header(GD_AT_END).as_bytes())?;
-    writer.write(&descriptor(options, "streamOptimized", capacity))?;
+    writer.write(&descriptor(options, "streamOptimized", capacity, adapter))?;
     writer.pad_to(STREAM_OVERHEAD_SECTORS * SECTOR)?;
     // The grain table being filled: its index and entries.
     let mut table: Option<(u64, Vec<u32>)> = None;
@@ -340,10 +360,21 @@ mod tests {
     fn descriptor_names_the_file_safely() {
         let mut options = WriteOptions::new(crate::Format::Vmdk, "my \"disk\".vmdk");
         options.identity = [0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let text = String::from_utf8(descriptor(&options, "monolithicSparse", 2 << 20)).unwrap();
+        let text = String::from_utf8(descriptor(
+            &options,
+            "monolithicSparse",
+            2 << 20,
+            Adapter::Ide,
+        ))
+        .unwrap();
         assert!(text.starts_with("# Disk DescriptorFile\nversion=1\nCID=12345678\n"));
         assert!(text.contains("createType=\"monolithicSparse\""));
         assert!(text.contains("RW 2097152 SPARSE \"my _disk_.vmdk\"\n"));
         assert!(text.contains("ddb.geometry.cylinders = \"2080\""));
+        assert!(text.ends_with("ddb.adapterType = \"ide\"\n"));
+        let scsi = descriptor(&options, "streamOptimized", 2 << 20, Adapter::LsiLogic);
+        assert!(String::from_utf8(scsi)
+            .unwrap()
+            .ends_with("ddb.adapterType = \"lsilogic\"\n"));
     }
 }
