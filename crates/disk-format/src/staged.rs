@@ -97,6 +97,7 @@ impl ImageWriter for Staged {
                     size,
                     &self.options,
                     crate::vmdk::Adapter::Ide,
+                    crate::compress::LEVEL,
                 )?;
                 let (end, _) = writer.finish()?;
                 self.out

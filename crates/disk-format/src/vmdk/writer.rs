@@ -233,13 +233,15 @@ fn marker(sectors: u64, kind: u32) -> MetadataMarker {
 /// bytes of `scratch` (a sparse raw disk), front to back: header, descriptor, grains with
 /// their tables, directory, footer, end-of-stream marker. Everything but the footer's
 /// directory offset is known before the first grain, so nothing is patched afterwards and a
-/// hashing writer sees the file in order. `adapter` is the controller the descriptor names.
+/// hashing writer sees the file in order. `adapter` is the controller the descriptor names,
+/// `level` the deflate level of the grains.
 pub(crate) fn write_stream(
     writer: &mut SeqWriter<'_>,
     scratch: &File,
     size: u64,
     options: &WriteOptions,
     adapter: Adapter,
+    level: u32,
 ) -> Result<()> {
     check_size(size)?;
     let capacity = size / SECTOR;
@@ -277,30 +279,36 @@ pub(crate) fn write_stream(
         writer.write(entries.as_bytes())
     }
 
-    deflate_grains(scratch, size, GRAIN, Codec::Zlib, &mut |index, grain| {
-        let Grain::Deflated(bytes) = grain else {
-            unreachable!("zlib grains are always deflated")
-        };
-        let t = index / per_table;
-        if table.as_ref().is_some_and(|(current, _)| *current != t) {
-            put_table(writer, &mut directory, table.take().expect("checked"))?;
-        }
-        let entries = &mut table
-            .get_or_insert_with(|| (t, vec![0; GTES_PER_GT as usize]))
-            .1;
-        let slot = usize::try_from(index % per_table).expect("below 512");
-        entries[slot] = sector_u32(writer.pos() / SECTOR);
-        // Grain marker: the grain's first sector and the deflated length.
-        let marker = GrainMarker {
-            lba: (index * GRAIN_SECTORS).into(),
-            size: u32::try_from(bytes.len())
-                .expect("a deflated 64 KiB grain is far below 4 GiB")
-                .into(),
-        };
-        writer.write(marker.as_bytes())?;
-        writer.write(&bytes)?;
-        writer.pad_to(SECTOR)
-    })?;
+    deflate_grains(
+        scratch,
+        size,
+        GRAIN,
+        Codec::Zlib { level },
+        &mut |index, grain| {
+            let Grain::Deflated(bytes) = grain else {
+                unreachable!("zlib grains are always deflated")
+            };
+            let t = index / per_table;
+            if table.as_ref().is_some_and(|(current, _)| *current != t) {
+                put_table(writer, &mut directory, table.take().expect("checked"))?;
+            }
+            let entries = &mut table
+                .get_or_insert_with(|| (t, vec![0; GTES_PER_GT as usize]))
+                .1;
+            let slot = usize::try_from(index % per_table).expect("below 512");
+            entries[slot] = sector_u32(writer.pos() / SECTOR);
+            // Grain marker: the grain's first sector and the deflated length.
+            let marker = GrainMarker {
+                lba: (index * GRAIN_SECTORS).into(),
+                size: u32::try_from(bytes.len())
+                    .expect("a deflated 64 KiB grain is far below 4 GiB")
+                    .into(),
+            };
+            writer.write(marker.as_bytes())?;
+            writer.write(&bytes)?;
+            writer.pad_to(SECTOR)
+        },
+    )?;
     if let Some(last) = table.take() {
         put_table(writer, &mut directory, last)?;
     }
