@@ -65,7 +65,7 @@ use std::fs::File;
 use std::path::PathBuf;
 
 pub use bundle::{
-    create_bundle, Bundle, BundleOptions, Hardware, VagrantBox, GCE_DISK_NAME, GCE_SIZE_UNIT,
+    create_bundle, Bundle, BundleOptions, Hardware, VagrantSsh, GCE_DISK_NAME, GCE_SIZE_UNIT,
     MAX_CPUS, MIN_MEMORY_MIB, VAGRANT_DISK_NAME,
 };
 pub use convert::{convert, ConvertReport};

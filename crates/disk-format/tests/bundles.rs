@@ -114,7 +114,10 @@ fn ova_members_manifest_and_disk() {
     let head = std::fs::read(&vmdk).unwrap()[512..2048].to_vec();
     let head = String::from_utf8_lossy(&head);
     assert!(head.contains("createType=\"streamOptimized\""), "{head}");
-    assert!(head.contains("RW 49152 SPARSE \"my_vm-disk1.vmdk\""), "{head}");
+    assert!(
+        head.contains("RW 49152 SPARSE \"my_vm-disk1.vmdk\""),
+        "{head}"
+    );
     assert!(head.contains("ddb.adapterType = \"lsilogic\""), "{head}");
     qemu_img::assert_check(&vmdk, "vmdk");
     assert_eq!(qemu_img::info(&vmdk, Some("vmdk")).virtual_size, 24 << 20);

@@ -37,11 +37,11 @@ const CASES: &[Case] = &[
         file: "vm.ova",
     },
     Case {
-        name: "tar.gz (Compute Engine)",
+        name: "tar.gz (GCE)",
         file: "image.tar.gz",
     },
     Case {
-        name: "box (Vagrant libvirt)",
+        name: "box (Vagrant)",
         file: "debian.box",
     },
 ];

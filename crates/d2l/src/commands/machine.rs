@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use d2l_disk_format::VagrantBox;
+use d2l_disk_format::VagrantSsh;
 use d2l_machine::{CloudInitSeed, KeyFile, MachineOptions, Network, RootOn, User};
 
 use crate::cli::{BuildArgs, NetworkMode};
@@ -68,7 +68,7 @@ impl MachineInputs {
     /// sudo without a password (when the image has sudo), reached with Vagrant's insecure
     /// keys, user `vagrant` unless `--user` names another; with `--ssh-key`, the user's own
     /// keys instead, for `--user` or root. Returns who the box's Vagrantfile logs in as.
-    pub fn for_vagrant(&mut self) -> VagrantBox {
+    pub fn for_vagrant(&mut self) -> VagrantSsh {
         let own_key = !self.ssh_keys.is_empty();
         if !own_key {
             self.ssh_keys.push(KeyFile::vagrant_insecure());
@@ -86,7 +86,7 @@ impl MachineInputs {
             // --ssh-key without --user: the keys are root's.
             None => "root".to_owned(),
         };
-        VagrantBox { user, own_key }
+        VagrantSsh { user, own_key }
     }
 
     /// The machine options for a build whose filesystem is `fs_uuid`, seeded by `digest`.

@@ -9,7 +9,7 @@
 //! - [`Bundle::GceTarGz`] (`.tar.gz`, `.tgz`): a Google Compute Engine image, `disk.raw` as a
 //!   sparse GNU tar member, gzip-compressed, the size whole GiB (`gce.rs`).
 //! - [`Bundle::VagrantBox`] (`.box`): a box for vagrant-libvirt, `metadata.json`, a
-//!   Vagrantfile ([`VagrantBox`]) and `box.img` in qcow2 (`vagrant.rs`).
+//!   Vagrantfile ([`VagrantSsh`]) and `box.img` in qcow2 (`vagrant.rs`).
 //!
 //! Members are deterministic (`tar.rs`): owner 0:0, mode 0644, mtime from
 //! [`WriteOptions::timestamp`], names from the output's name (OVA) or fixed.
@@ -129,7 +129,7 @@ impl Default for Hardware {
 
 /// Who Vagrant logs in as, which the box's Vagrantfile says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VagrantBox {
+pub struct VagrantSsh {
     /// The user (`vagrant` by Vagrant's convention).
     pub user: String,
     /// The machine authorizes the user's own keys (`--ssh-key`), not Vagrant's insecure
@@ -137,10 +137,10 @@ pub struct VagrantBox {
     pub own_key: bool,
 }
 
-impl Default for VagrantBox {
+impl Default for VagrantSsh {
     /// Vagrant's convention: user `vagrant`, the insecure keys.
     fn default() -> Self {
-        VagrantBox {
+        VagrantSsh {
             user: "vagrant".to_owned(),
             own_key: false,
         }
@@ -162,7 +162,7 @@ pub struct BundleOptions {
     /// OVA only: the machine.
     pub hardware: Hardware,
     /// Vagrant box only: its SSH user.
-    pub vagrant: VagrantBox,
+    pub vagrant: VagrantSsh,
 }
 
 impl BundleOptions {
@@ -173,7 +173,7 @@ impl BundleOptions {
             disk: WriteOptions::new(bundle.disk_format(), file_name),
             uefi_only: false,
             hardware: Hardware::default(),
-            vagrant: VagrantBox::default(),
+            vagrant: VagrantSsh::default(),
         }
     }
 }

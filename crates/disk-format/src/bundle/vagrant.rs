@@ -13,7 +13,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 use super::tar::{self, BLOCK, END};
-use super::{BundleOptions, VagrantBox};
+use super::{BundleOptions, VagrantSsh};
 use crate::compress::Codec;
 use crate::{Error, Result};
 
@@ -45,7 +45,7 @@ fn ruby_string(text: &str) -> Result<String> {
 }
 
 /// The box's Vagrantfile.
-pub(crate) fn vagrantfile(vagrant: &VagrantBox, uefi_only: bool) -> Result<String> {
+pub(crate) fn vagrantfile(vagrant: &VagrantSsh, uefi_only: bool) -> Result<String> {
     let user = ruby_string(&vagrant.user)?;
     let mut v = String::new();
     // Writing to a String cannot fail.
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn vagrantfile_says_who_logs_in() {
-        let insecure = VagrantBox {
+        let insecure = VagrantSsh {
             user: "vagrant".into(),
             own_key: false,
         };
@@ -154,7 +154,7 @@ mod tests {
         assert!(!text.contains("OVMF"));
         assert!(text.ends_with("end\n"));
 
-        let own = VagrantBox {
+        let own = VagrantSsh {
             user: "o'brien\\".into(),
             own_key: true,
         };
@@ -166,7 +166,7 @@ mod tests {
         assert!(text.contains("#   config.ssh.private_key_path"));
         assert!(text.contains("libvirt.loader"));
 
-        let bad = VagrantBox {
+        let bad = VagrantSsh {
             user: "a\nb".into(),
             own_key: true,
         };
