@@ -14,6 +14,9 @@
 //!   `skopeo copy docker://... oci:DIR`.
 //! - `formats` ([`formats`]): `d2l build -o X.fmt` against the raw build, and `d2l convert`
 //!   against `qemu-img convert`, for every disk image format; output sizes.
+//! - `bundles` ([`bundles`]): `d2l build -o` an OVA, a Compute Engine `image.tar.gz` and a
+//!   Vagrant `.box` against the raw build, and against the raw build plus the documented
+//!   way by hand (qemu-img convert, tar, gzip); output sizes.
 //! - `stock` ([`stock`]): `d2l build` of a kernel-less stock image, the first time (the
 //!   kernel recipe through buildah) against the second (from d2l's cache).
 //!
@@ -30,6 +33,7 @@
 //! A benchmark, not a test: misses are reported, only a failing command fails the task.
 
 mod build;
+mod bundles;
 mod disk;
 mod export;
 mod formats;
@@ -67,6 +71,8 @@ pub struct Parts {
     pub pull: bool,
     /// Disk image formats: build and convert against qemu-img.
     pub formats: bool,
+    /// OVA, Compute Engine image, Vagrant box: build against raw and the way by hand.
+    pub bundles: bool,
     /// A stock image's first build (kernel recipe) against its cached one.
     pub stock: bool,
 }
@@ -80,6 +86,7 @@ impl Parts {
         disk: true,
         pull: true,
         formats: true,
+        bundles: true,
         stock: true,
     };
 
@@ -95,6 +102,7 @@ impl Parts {
                     disk: false,
                     pull: false,
                     formats: false,
+                    bundles: false,
                     stock: false,
                 };
                 for name in list.split(',') {
@@ -105,10 +113,11 @@ impl Parts {
                         "disk" => parts.disk = true,
                         "pull" => parts.pull = true,
                         "formats" => parts.formats = true,
+                        "bundles" => parts.bundles = true,
                         "stock" => parts.stock = true,
                         other => {
                             return Err(format!(
-                                "unknown bench part `{other}` (export, build, scale, disk, pull, formats, stock)"
+                                "unknown bench part `{other}` (export, build, scale, disk, pull, formats, bundles, stock)"
                             ))
                         }
                     }
@@ -119,7 +128,7 @@ impl Parts {
                 Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
             }
             _ => Err(format!(
-                "bench takes `--only export|build|scale|disk|pull|formats|stock` (comma-separated), not `{}`",
+                "bench takes `--only export|build|scale|disk|pull|formats|bundles|stock` (comma-separated), not `{}`",
                 args.join(" ")
             )),
         }
@@ -173,7 +182,7 @@ pub fn run(parts: Parts) -> Result<()> {
             failed.push(name);
         }
     };
-    if parts.export || parts.build || parts.disk || parts.pull || parts.formats {
+    if parts.export || parts.build || parts.disk || parts.pull || parts.formats || parts.bundles {
         let fix = step("fixtures", fixtures::ensure)?;
         let layout = fix.join(fixtures::OCI_DIR);
         let fixture = Fixture {
@@ -205,6 +214,12 @@ pub fn run(parts: Parts) -> Result<()> {
             report(
                 "formats",
                 step("bench: formats", || formats::run(&ctx, &fixture)),
+            );
+        }
+        if parts.bundles {
+            report(
+                "bundles",
+                step("bench: bundles", || bundles::run(&ctx, &fixture)),
             );
         }
     }
@@ -415,6 +430,7 @@ mod tests {
             disk: false,
             pull: false,
             formats: false,
+            bundles: false,
             stock: false,
         };
         assert_eq!(parse(&["--only", "build"]), Ok(build));
@@ -428,6 +444,7 @@ mod tests {
                 disk: false,
                 pull: false,
                 formats: false,
+                bundles: false,
                 stock: false,
             })
         );
@@ -440,6 +457,7 @@ mod tests {
                 disk: true,
                 pull: false,
                 formats: false,
+                bundles: false,
                 stock: false,
             })
         );
@@ -452,10 +470,12 @@ mod tests {
                 disk: false,
                 pull: false,
                 formats: true,
+                bundles: false,
                 stock: false,
             })
         );
         assert!(parse(&["--only", "pull"]).is_ok_and(|p| p.pull && !p.export));
+        assert!(parse(&["--only", "bundles"]).is_ok_and(|p| p.bundles && !p.formats));
         assert!(parse(&["--only", "boot"]).is_err());
         assert!(parse(&["--only"]).is_err());
         assert!(parse(&["build"]).is_err());

@@ -46,7 +46,7 @@ tasks:
             target/fixtures-minbase-trixie and -bullseye, the same of other releases, and
             target/fixtures-machine, a machine with sshd, sudo and cloud-init) to them
   ci        packages, fmt, clippy, fixtures, tests: what .ci/run runs
-  bench [--only export|build|scale|disk|pull|formats|stock[,...]]
+  bench [--only export|build|scale|disk|pull|formats|bundles|stock[,...]]
             time d2l export against umoci unpack and the sha256+gunzip floor (export),
             d2l build against mkfs.ext4 -d and the floor (build), d2l build of synthetic
             images of 10k, 100k and 1M files (scale), a bootable disk against the

@@ -145,6 +145,12 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "qemu-img",
         package: "qemu-utils",
     },
+    // crates/d2l/tests/bundles.rs checks a Vagrant box's Vagrantfile with `ruby -c` (Vagrant
+    // reads it as Ruby); the OVA's descriptor is read with python3's xml.etree (above).
+    Tool {
+        command: "ruby",
+        package: "ruby",
+    },
     // The shells whose completion scripts `d2l completions` prints, checked by their own
     // parsers, and groff, which checks the manual pages.
     Tool {

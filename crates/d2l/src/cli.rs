@@ -199,9 +199,13 @@ impl Cli {
     /// the values that end up as lines of boot configs, /etc/fstab, /etc/hosts or
     /// /etc/hostname (a newline there would add lines of the user's making).
     pub fn check(&self) -> Result<(), clap::Error> {
+        if let Command::Convert(args) = &self.command {
+            return check_convert_output(args);
+        }
         let Command::Build(args) = &self.command else {
             return Ok(());
         };
+        check_bundle(args)?;
         if args.table == Table::None && args.boot == Some(Boot::Extlinux) {
             return Err(build_error(
                 clap::error::ErrorKind::ArgumentConflict,
@@ -252,6 +256,100 @@ impl Cli {
         }
         check_text("--cmdline", &args.cmdline, false)
     }
+}
+
+/// An archive output (`.ova`, `.tar.gz`, `.box`) with the options that fit it: no
+/// `--format` or subformat (the archive's disk format is its own), `--compress` only for a
+/// box, a partition table for the machines (OVA, box), and `--cpus`, `--memory` only for an
+/// OVA, the one output that describes hardware.
+fn check_bundle(args: &BuildArgs) -> Result<(), clap::Error> {
+    use clap::error::ErrorKind::{ArgumentConflict, ValueValidation};
+    use d2l_disk_format::Bundle;
+    let bundle = Bundle::from_path(&args.output);
+    let out = args.output.display();
+    if let Some(memory) = args.hardware.memory {
+        memory_mib(memory).map_err(|e| build_error(ValueValidation, e))?;
+    }
+    if bundle != Some(Bundle::Ova) {
+        let given = [
+            ("--cpus", args.hardware.cpus.is_some()),
+            ("--memory", args.hardware.memory.is_some()),
+        ];
+        if let Some((option, _)) = given.into_iter().find(|(_, given)| *given) {
+            return Err(build_error(
+                ArgumentConflict,
+                format!(
+                    "{option} is for .ova outputs, the one kind that describes a machine's                      hardware; {out} carries none (name it NAME.ova, or leave {option} out)"
+                ),
+            ));
+        }
+    }
+    let Some(bundle) = bundle else {
+        return Ok(());
+    };
+    let kind = match bundle {
+        Bundle::Ova => "an OVA",
+        Bundle::GceTarGz => "a Compute Engine image",
+        Bundle::VagrantBox => "a Vagrant box",
+    };
+    let own = bundle.disk_format();
+    let format = &args.format;
+    let conflicting = [
+        ("--format", format.format.is_some()),
+        ("--vmdk-subformat", format.vmdk_subformat.is_some()),
+        ("--vhd-subformat", format.vhd_subformat.is_some()),
+        (
+            "--compress",
+            format.compress && bundle != Bundle::VagrantBox,
+        ),
+    ];
+    if let Some((option, _)) = conflicting.into_iter().find(|(_, given)| *given) {
+        return Err(build_error(
+            ArgumentConflict,
+            format!(
+                "{option}: {out} is {kind} (from its extension), whose disk format is its own                  ({own}{}); leave {option} out, or give the output another extension",
+                if own == d2l_disk_format::Format::Raw {
+                    ", gzip-compressed"
+                } else if own == d2l_disk_format::Format::Vmdk {
+                    " streamOptimized, compressed"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    if args.table == Table::None && bundle != Bundle::GceTarGz {
+        return Err(build_error(
+            ArgumentConflict,
+            format!(
+                "--table none writes a bare filesystem, which no machine boots; {out} is {kind},                  a machine to boot (use --table mbr or gpt)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `d2l convert` writes disk images; the archives are made by `d2l build`, which prepares
+/// the machine they describe.
+fn check_convert_output(args: &ConvertArgs) -> Result<(), clap::Error> {
+    use clap::CommandFactory;
+    let Some(bundle) = d2l_disk_format::Bundle::from_path(&args.output) else {
+        return Ok(());
+    };
+    let mut cli = Cli::command();
+    cli.build();
+    let convert = cli
+        .find_subcommand_mut("convert")
+        .expect("a convert command");
+    Err(convert.error(
+        clap::error::ErrorKind::ValueValidation,
+        format!(
+            "{}: d2l convert writes disk images, not {} archives; build the image with              `d2l build SOURCE -o {}` (or give OUT a disk image's extension)",
+            args.output.display(),
+            bundle.name(),
+            args.output.display()
+        ),
+    ))
 }
 
 /// A usage error of `d2l build`.
@@ -373,6 +471,44 @@ pub struct BuildArgs {
     pub apply: ApplyArgs,
     #[command(flatten)]
     pub format: FormatArgs,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
+}
+
+/// The virtual machine an OVA describes (`-o NAME.ova`); other outputs carry no hardware.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Virtual hardware (.ova)")]
+pub struct HardwareArgs {
+    /// Virtual CPUs of the machine an .ova describes, 1 to 64 (default 2); only for .ova
+    /// outputs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=i64::from(d2l_disk_format::MAX_CPUS)))]
+    pub cpus: Option<u16>,
+    /// Memory of the machine an .ova describes: MiB, or digits with a unit K, M, G or T
+    /// (1024-based, optionally followed by iB or B); a whole number of MiB, at least 16M
+    /// (default 1G); only for .ova outputs.
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<d2l_fs_writer::ByteSize>,
+}
+
+/// `--memory` in MiB, as QEMU's `-m` and an OVF take it: a whole number of MiB, at least 16;
+/// otherwise the message that says why not.
+pub fn memory_mib(memory: d2l_fs_writer::ByteSize) -> Result<u64, String> {
+    const MIB: u64 = 1 << 20;
+    /// Less than this boots nothing (QEMU's own default is 128 MiB).
+    const MIN_MIB: u64 = d2l_disk_format::MIN_MEMORY_MIB;
+    if memory.0 % MIB != 0 {
+        return Err(format!(
+            "--memory {}: not a whole number of MiB (write e.g. 512 or 512M, 2G)",
+            memory.0
+        ));
+    }
+    if memory.0 / MIB < MIN_MIB {
+        return Err(format!(
+            "--memory {}: too little to boot anything (at least {MIN_MIB}M)",
+            memory.0
+        ));
+    }
+    Ok(memory.0 / MIB)
 }
 
 /// `--install-kernel`.
@@ -448,10 +584,13 @@ pub struct ReachArgs {
 pub struct FormatArgs {
     /// Disk image format (default: from the output's extension: .img/.raw raw, .qcow2,
     /// .vdi, .vmdk, .vhd, .vhdx; raw for any other). Hyper-V generation 2 machines boot a
-    /// .vhdx through UEFI: build it with --firmware uefi --table gpt.
+    /// .vhdx through UEFI: build it with --firmware uefi --table gpt. `d2l build` also
+    /// writes archives that other tools import, by extension only: .ova (OVF and a
+    /// streamOptimized VMDK), .tar.gz or .tgz (a Compute Engine image), .box (a Vagrant
+    /// libvirt box), whose disk format is their own (no --format).
     #[arg(long, value_name = "raw|qcow2|vdi|vmdk|vhd|vhdx")]
     pub format: Option<d2l_disk_format::Format>,
-    /// qcow2: deflate the clusters (smaller, slower to write).
+    /// qcow2 (and a .box's qcow2): deflate the clusters (smaller, slower to write).
     #[arg(long)]
     pub compress: bool,
     /// VMDK: monolithicSparse (`sparse`, default) or streamOptimized (`stream`: OVA,
@@ -979,6 +1118,65 @@ mod tests {
         assert_eq!(heading("output").as_deref(), Some("Output"));
         assert_eq!(heading("firmware").as_deref(), Some("Boot"));
         assert_eq!(heading("format").as_deref(), Some("Disk image format"));
+        assert_eq!(heading("cpus").as_deref(), Some("Virtual hardware (.ova)"));
+        assert_eq!(
+            heading("memory").as_deref(),
+            Some("Virtual hardware (.ova)")
+        );
+    }
+
+    #[test]
+    fn archives_take_only_the_options_that_fit_them() {
+        let build = |args: &[&str]| {
+            let mut all = vec!["build", "oci:/l"];
+            all.extend_from_slice(args);
+            parse(&all)
+        };
+        let cli = build(&["-o", "vm.ova", "--cpus", "4", "--memory", "4096"]).unwrap();
+        let Command::Build(args) = cli.command else {
+            panic!("not build")
+        };
+        assert_eq!(args.hardware.cpus, Some(4));
+        assert_eq!(args.hardware.memory, Some(d2l_fs_writer::ByteSize(4 << 30)));
+        assert!(build(&["-o", "x.box", "--compress"]).is_ok());
+        assert!(build(&["-o", "x.tar.gz", "--table", "none"]).is_ok());
+        let refused: [(&[&str], &str); 9] = [
+            (&["-o", "vm.ova", "--cpus", "0"], "--cpus"),
+            (&["-o", "vm.ova", "--cpus", "65"], "--cpus"),
+            (
+                &["-o", "x.img", "--cpus", "2"],
+                "--cpus is for .ova outputs",
+            ),
+            (
+                &["-o", "x.box", "--memory", "1G"],
+                "--memory is for .ova outputs",
+            ),
+            (&["-o", "vm.ova", "--memory", "8M"], "too little"),
+            (
+                &["-o", "vm.ova", "--format", "vmdk"],
+                "--format: vm.ova is an OVA",
+            ),
+            (
+                &["-o", "i.tgz", "--compress"],
+                "--compress: i.tgz is a Compute Engine image",
+            ),
+            (
+                &["-o", "d.box", "--vhd-subformat", "fixed"],
+                "--vhd-subformat",
+            ),
+            (&["-o", "vm.ova", "--table", "none"], "--table none"),
+        ];
+        for (args, needle) in refused {
+            let e = build(args).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{args:?}");
+            assert!(e.to_string().contains(needle), "{args:?}: {e}");
+        }
+        let e = parse(&["convert", "a.img", "b.box"]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("d2l convert writes disk images, not vagrant archives"),
+            "{e}"
+        );
     }
 
     #[test]

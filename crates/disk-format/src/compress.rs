@@ -22,7 +22,7 @@ const BATCH_GRAINS: u64 = 16;
 /// Deflate level 9. QEMU deflates at zlib's default, 6; zlib-rs (the zlib-ng algorithms)
 /// at 6 gives output about 1% larger than zlib's, at 9 about 1% smaller, still faster than
 /// QEMU's single thread when spread over two cores.
-const LEVEL: u32 = 9;
+pub(crate) const LEVEL: u32 = 9;
 
 /// How grains are deflated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +30,14 @@ pub(crate) enum Codec {
     /// qcow2 compressed clusters: raw deflate with a 4 KiB window (QEMU inflates them with
     /// windowBits -12, so no match may reach further back).
     Qcow2,
-    /// VMDK streamOptimized grains: a zlib stream (RFC 1950) each.
-    Zlib,
+    /// VMDK streamOptimized grains: a zlib stream (RFC 1950) each, at `level`.
+    Zlib {
+        /// The deflate level, 1 to 9.
+        level: u32,
+    },
+    /// No compression: every grain as it is ([`Grain::Plain`]), for a format written in
+    /// disk order without deflating (the qcow2 of a Vagrant box).
+    Store,
 }
 
 /// A grain as the sink gets it.
@@ -39,7 +45,8 @@ pub(crate) enum Codec {
 pub(crate) enum Grain {
     /// Deflated bytes.
     Deflated(Vec<u8>),
-    /// The grain's own bytes: deflating did not make it smaller (qcow2 only).
+    /// The grain's own bytes: deflating did not make it smaller (qcow2), or not asked for
+    /// ([`Codec::Store`]).
     Plain(Vec<u8>),
 }
 
@@ -162,10 +169,11 @@ struct Deflater {
 
 impl Deflater {
     fn new(codec: Codec, grain: u64) -> Self {
-        let level = Compression::new(LEVEL);
         let compress = match codec {
-            Codec::Qcow2 => Compress::new_with_window_bits(level, false, 12),
-            Codec::Zlib => Compress::new(level, true),
+            Codec::Qcow2 | Codec::Store => {
+                Compress::new_with_window_bits(Compression::new(LEVEL), false, 12)
+            }
+            Codec::Zlib { level } => Compress::new(Compression::new(level), true),
         };
         Deflater {
             codec,
@@ -177,6 +185,7 @@ impl Deflater {
     fn deflate(&mut self, bytes: Vec<u8>) -> Grain {
         self.compress.reset();
         match self.codec {
+            Codec::Store => Grain::Plain(bytes),
             Codec::Qcow2 => {
                 // Only worth it if it ends up smaller than a cluster.
                 let mut out = Vec::with_capacity(self.grain - 1);
@@ -188,7 +197,7 @@ impl Deflater {
                     _ => Grain::Plain(bytes),
                 }
             }
-            Codec::Zlib => {
+            Codec::Zlib { .. } => {
                 let mut out = Vec::with_capacity(self.grain + self.grain / 8 + 64);
                 loop {
                     let consumed = usize_from(self.compress.total_in());
@@ -234,7 +243,11 @@ mod tests {
             .collect();
         src.write_all_at(&noise, 299 * grain).unwrap();
 
-        for codec in [Codec::Qcow2, Codec::Zlib] {
+        for codec in [
+            Codec::Qcow2,
+            Codec::Zlib { level: LEVEL },
+            Codec::Zlib { level: 6 },
+        ] {
             let mut seen = Vec::new();
             deflate_grains(&src, size, grain, codec, &mut |index, g| {
                 let mut original = vec![0u8; grain as usize];
@@ -242,7 +255,7 @@ mod tests {
                 let data = match g {
                     Grain::Deflated(d) => {
                         let mut out = Vec::with_capacity(grain as usize);
-                        let mut inflate = Decompress::new(codec == Codec::Zlib);
+                        let mut inflate = Decompress::new(codec != Codec::Qcow2);
                         inflate
                             .decompress_vec(&d, &mut out, FlushDecompress::Finish)
                             .unwrap();
@@ -270,7 +283,8 @@ mod tests {
         let data = vec![7u8; 200 * 4096];
         src.write_all_at(&data, 0).unwrap();
         let mut calls = 0;
-        let err = deflate_grains(&src, data.len() as u64, grain, Codec::Zlib, &mut |_, _| {
+        let codec = Codec::Zlib { level: LEVEL };
+        let err = deflate_grains(&src, data.len() as u64, grain, codec, &mut |_, _| {
             calls += 1;
             if calls == 3 {
                 return Err(Error::Corrupt("sink full".into()));

@@ -22,6 +22,10 @@
 //! go to a sparse scratch file next to the output, which `finish` deflates into the format
 //! on all cores.
 //!
+//! The archives other tools import wrap such a disk ([`Bundle`]: OVA, a Compute Engine
+//! `image.tar.gz`, a Vagrant libvirt box): [`create_bundle`] gives the same kind of writer,
+//! staged like the compressed formats, whose `finish` writes the archive around the disk.
+//!
 //! The reading side, for `d2l convert`: [`open`] reads raw, qcow2, VDI, VMDK, VHD and VHDX
 //! images ([`DiskReader`]), validating every table against the file, and [`convert`] copies
 //! one into an [`ImageWriter`].
@@ -41,6 +45,7 @@
 // build fixtures of known small values, are exempt.
 #![cfg_attr(not(test), warn(clippy::cast_possible_truncation))]
 
+mod bundle;
 mod chs;
 mod cluster_map;
 mod compress;
@@ -62,6 +67,10 @@ mod vmdk;
 use std::fs::File;
 use std::path::PathBuf;
 
+pub use bundle::{
+    create_bundle, Bundle, BundleOptions, Hardware, VagrantSsh, GCE_DISK_NAME, GCE_SIZE_UNIT,
+    MAX_CPUS, MIN_MEMORY_MIB, VAGRANT_DISK_NAME,
+};
 pub use convert::{convert, ConvertReport};
 pub use d2l_disk::VirtualDisk;
 pub use error::{Error, Result};

@@ -1,21 +1,26 @@
 //! The formats that need whole clusters in disk order (compressed qcow2, streamOptimized
-//! VMDK): writes go to a sparse raw scratch file next to the output (unlinked at creation),
-//! and `finish` deflates its data into the format on all cores.
+//! VMDK) and the archives of `bundle/`: writes go to a sparse raw scratch file next to the
+//! output (unlinked at creation), and `finish` writes the output from it, front to back
+//! (deflating on all cores where the format compresses).
 
 use std::fs::File;
 use std::io;
 
 use d2l_disk::VirtualDisk;
 
+use crate::bundle::BundleOptions;
+use crate::seq::SeqWriter;
 use crate::{Error, ImageWriter, Result, WriteOptions, MIB};
 
 /// The format the scratch file becomes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) enum Target {
     /// qcow2 with deflated clusters.
     CompressedQcow2,
     /// VMDK streamOptimized.
     StreamVmdk,
+    /// An archive holding the disk.
+    Bundle(Box<BundleOptions>),
 }
 
 /// A disk written to a scratch file first.
@@ -80,13 +85,27 @@ impl ImageWriter for Staged {
             .virtual_size()
             .map_err(Error::output("sizing the scratch file", 0))?;
         let size = len.next_multiple_of(MIB);
-        match self.target {
+        match &self.target {
             Target::CompressedQcow2 => {
                 crate::qcow2::write_compressed(&self.out, &self.scratch, size)
             }
             Target::StreamVmdk => {
-                crate::vmdk::write_stream(&self.out, &self.scratch, size, &self.options)
+                let mut writer = SeqWriter::new(&self.out, 0);
+                crate::vmdk::write_stream(
+                    &mut writer,
+                    &self.scratch,
+                    size,
+                    &self.options,
+                    crate::vmdk::Adapter::Ide,
+                    crate::compress::LEVEL,
+                )?;
+                let (end, _) = writer.finish()?;
+                self.out
+                    .set_len(end)
+                    .map_err(Error::output("sizing the image", end))
             }
+            // The bundle rounds the size as its importer wants.
+            Target::Bundle(options) => crate::bundle::write(&self.out, &self.scratch, len, options),
         }
     }
 }

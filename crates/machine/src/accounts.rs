@@ -9,6 +9,7 @@ use d2l_rootfs::ContentStore;
 
 use crate::error::{Error, Result};
 use crate::files::{Files, Kind};
+use crate::Outcome;
 
 pub(crate) const PASSWD: &str = "/etc/passwd";
 pub(crate) const SHADOW: &str = "/etc/shadow";
@@ -28,6 +29,10 @@ const NAME_MAX: usize = 32;
 const SECONDS_PER_DAY: i64 = 86_400;
 /// Groups whose members may use sudo: Debian's, then Fedora's and Alpine's.
 const ADMIN_GROUPS: &[&str] = &["sudo", "wheel"];
+/// Where sudo is, in the images that have it.
+const SUDO: &[&str] = &["/usr/bin/sudo", "/bin/sudo"];
+/// The directory of sudoers(5) drop-ins every distribution's sudoers includes.
+const SUDOERS_D: &str = "/etc/sudoers.d";
 /// Shells for a new user, the first the image has.
 const SHELLS: &[&str] = &["/bin/bash", "/bin/sh"];
 /// Deepest /etc/skel copied (it is a handful of dot files).
@@ -445,6 +450,37 @@ pub(crate) fn new_id_range<S: ContentStore>(files: &mut Files<'_, S>) -> Result<
 /// The shell a new user gets: the first of [`SHELLS`] the image has.
 pub(crate) fn shell<S: ContentStore>(files: &mut Files<'_, S>) -> &'static str {
     files.first(SHELLS).unwrap_or("/bin/sh")
+}
+
+/// Lets `name` use sudo without a password: `/etc/sudoers.d/NAME` (0440, as sudo requires
+/// of its drop-ins), when the image has sudo; a warning when it has not.
+pub(crate) fn passwordless_sudo<S: ContentStore>(
+    files: &mut Files<'_, S>,
+    name: &str,
+) -> Result<Outcome> {
+    let mut out = Outcome::default();
+    if files.first(SUDO).is_none() {
+        out.warn(format!(
+            "no sudo in the image: {name} cannot become root (install sudo for Vagrant's \
+             provisioners)"
+        ));
+        return Ok(out);
+    }
+    if !files.exists(SUDOERS_D) {
+        let meta = files.root(0o750);
+        files.mkdir(SUDOERS_D, meta, false)?;
+    }
+    // User names are checked: letters, digits, `_` and `-`, which sudo reads as a file name
+    // in sudoers.d (it skips names with a dot) and as a user in the rule.
+    let path = format!("{SUDOERS_D}/{name}");
+    let meta = files.root(0o440);
+    files.write(
+        &path,
+        meta,
+        format!("{name} ALL=(ALL) NOPASSWD: ALL\n").as_bytes(),
+    )?;
+    out.change(format!("sudo without a password for {name} ({path})"));
+    Ok(out)
 }
 
 /// Makes `account`'s home directory (0700), with a copy of /etc/skel, owned by the user.

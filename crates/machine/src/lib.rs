@@ -87,6 +87,20 @@ pub struct KeyFile {
     pub text: String,
 }
 
+impl KeyFile {
+    /// Vagrant's insecure public keys (RSA and Ed25519), which a base box authorizes for its
+    /// `vagrant` user so that `vagrant up` can log in the first time and put a key of its
+    /// own in their place (Vagrant's docs, "Creating a Base Box": "Vagrant" User; the keys
+    /// are published in Vagrant's repository, `keys/vagrant.pub.rsa` and
+    /// `keys/vagrant.pub.ed25519`).
+    pub fn vagrant_insecure() -> KeyFile {
+        KeyFile {
+            name: "Vagrant's insecure public keys".to_owned(),
+            text: ssh::VAGRANT_INSECURE_KEYS.to_owned(),
+        }
+    }
+}
+
 /// A `--user` to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -94,6 +108,9 @@ pub struct User {
     pub name: String,
     /// Its password (`--user-password`, `--user-password-file`); `None`: key logins only.
     pub password: Option<String>,
+    /// It may use sudo without a password (a Vagrant box's user, as Vagrant expects):
+    /// `/etc/sudoers.d/NAME`, when the image has sudo (nothing is installed).
+    pub passwordless_sudo: bool,
 }
 
 /// A `--cloud-init` seed directory, read by the caller.
@@ -340,6 +357,9 @@ fn accounts_step<S: ContentStore>(
     }
     if let Some(account) = &new_home {
         accounts::make_home(files, account)?;
+    }
+    if let Some(user) = options.user.as_ref().filter(|u| u.passwordless_sudo) {
+        done.add(accounts::passwordless_sudo(files, &user.name)?);
     }
     Ok((!options.ssh_keys.is_empty()).then_some(key_owner))
 }

@@ -135,6 +135,7 @@ fn user_with_keys_password_sudo_and_skel() {
     opts.user = Some(User {
         name: "alice".into(),
         password: Some("secret".into()),
+        passwordless_sudo: false,
     });
     opts.ssh_keys = vec![key("a.pub", KEY)];
     let (changes, warnings) = run(&mut fs, &opts);
@@ -181,12 +182,56 @@ fn user_with_keys_password_sudo_and_skel() {
 }
 
 #[test]
+fn vagrant_user_with_the_insecure_keys_and_sudo_without_password() {
+    let mut fs = systemd(|l| {
+        sshd(l);
+        l.file_mode("usr/bin/sudo", b"", 0o4755);
+    });
+    let mut opts = options();
+    opts.user = Some(User {
+        name: "vagrant".into(),
+        password: None,
+        passwordless_sudo: true,
+    });
+    opts.ssh_keys = vec![KeyFile::vagrant_insecure()];
+    let (changes, _) = run(&mut fs, &opts);
+    let keys = text(&mut fs, "home/vagrant/.ssh/authorized_keys");
+    assert_eq!(keys.lines().count(), 2, "{keys}");
+    assert!(
+        keys.starts_with("ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8Y")
+    );
+    assert!(keys.contains("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIN1YdxBpNlzxDqfJyw/QKow1F+wvG9hXGoqiysfJOn5Y vagrant insecure public key\n"));
+    assert_eq!(
+        text(&mut fs, "etc/sudoers.d/vagrant"),
+        "vagrant ALL=(ALL) NOPASSWD: ALL\n"
+    );
+    assert_eq!(mode_owner(&fs, "etc/sudoers.d/vagrant"), (0o440, 0, 0));
+    assert!(
+        changes
+            .contains(&"sudo without a password for vagrant (/etc/sudoers.d/vagrant)".to_owned()),
+        "{changes:?}"
+    );
+
+    // No sudo in the image: nothing installed, a warning.
+    let mut fs = systemd(sshd);
+    let (_, warnings) = run(&mut fs, &opts);
+    assert!(!exists(&fs, "etc/sudoers.d"));
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("no sudo in the image: vagrant")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn user_collisions_and_malformed_databases_are_errors() {
     let mut fs = systemd(|_| {});
     let mut opts = options();
     opts.user = Some(User {
         name: "bob".into(),
         password: None,
+        passwordless_sudo: false,
     });
     let err = prepare(&mut fs, &opts).unwrap_err().to_string();
     assert_eq!(

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use d2l_bootdisk::{creation_time, prepare_rootfs, write_disk, DiskPlan, BLOCK_BYTES};
 use d2l_bootloader::{EfiArch, GrubEfi, Syslinux};
 use d2l_disk::VirtualDisk;
+use d2l_disk_format::{Bundle, BundleOptions, Hardware};
 use d2l_fs_writer::{DiskStore, Ext4Options, Ext4Report, SizeSpec};
 use d2l_partition::{DiskIds, DiskLayout, RootArch, TableKind};
 use serde_json::json;
@@ -46,7 +47,8 @@ pub fn run(args: BuildArgs, (quiet, verbose): (bool, bool), env: &Environment) -
         }
         _ => None,
     };
-    let machine_inputs = super::machine::MachineInputs::read(&args)?;
+    let mut machine_inputs = super::machine::MachineInputs::read(&args)?;
+    let bundle = bundle_plan(&args, &mut machine_inputs)?;
     // A disk without a boot loader needs no kernel; packages asked for are installed all the
     // same.
     let recipes = Recipes::from_args(&args, boot != Boot::None, verbose, quiet)?;
@@ -73,6 +75,7 @@ pub fn run(args: BuildArgs, (quiet, verbose): (bool, bool), env: &Environment) -
         quiet,
         env,
         progress: &progress,
+        bundle: bundle.as_ref(),
     };
     let result = build_image(
         &attempt,
@@ -105,6 +108,45 @@ struct Attempt<'a> {
     quiet: bool,
     env: &'a Environment,
     progress: &'a Progress,
+    /// The archive the output is (`.ova`, `.tar.gz`, `.box`), its disk options still to
+    /// be filled.
+    bundle: Option<&'a BundleOptions>,
+}
+
+/// The archive `args.output` names, if any, with its hardware (OVA) and SSH user (Vagrant
+/// box, whose machine `inputs` are made Vagrant's).
+fn bundle_plan(
+    args: &BuildArgs,
+    inputs: &mut super::machine::MachineInputs,
+) -> Result<Option<BundleOptions>> {
+    let Some(bundle) = Bundle::from_path(&args.output) else {
+        return Ok(None);
+    };
+    let file_name = args
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut options = BundleOptions::new(bundle, &file_name);
+    let defaults = Hardware::default();
+    options.hardware = Hardware {
+        cpus: args.hardware.cpus.unwrap_or(defaults.cpus),
+        memory_mib: match args.hardware.memory {
+            Some(memory) => crate::cli::memory_mib(memory).map_err(anyhow::Error::msg)?,
+            None => defaults.memory_mib,
+        },
+    };
+    if bundle == Bundle::VagrantBox {
+        if args.no_prepare {
+            tracing::warn!(
+                "--no-prepare: the box logs in as user vagrant with Vagrant's insecure key, which \
+                 the image must have set up itself"
+            );
+        } else {
+            options.vagrant = inputs.for_vagrant();
+        }
+    }
+    Ok(Some(options))
 }
 
 /// Builds the disk from `image`; with `recipes`, stops with [`NeedsRecipe`] (leaving no
@@ -126,6 +168,7 @@ fn build_image(
         quiet,
         env,
         progress,
+        bundle,
     } = *attempt;
     let (firmware, grub) = match boot {
         Boot::Extlinux => {
@@ -161,6 +204,11 @@ fn build_image(
             },
         },
     )?;
+    let bundle = bundle.cloned().map(|mut options| {
+        options.disk = write_options.clone();
+        options.uefi_only = firmware == Some(Firmware::Uefi);
+        options
+    });
     let Built {
         report,
         layout,
@@ -174,8 +222,11 @@ fn build_image(
             unreachable!("standard output is refused above")
         };
         // Everything, file data first, goes through the format's writer, then its tables.
-        let disk = super::image::create_writer(file, &write_options)
-            .with_context(|| format!("writing {destination}"))?;
+        let disk = match &bundle {
+            Some(options) => super::image::create_bundle_writer(file, options),
+            None => super::image::create_writer(file, &write_options),
+        }
+        .with_context(|| format!("writing {destination}"))?;
         let plan = DiskPlan {
             table,
             root_arch: match image.platform.architecture.as_str() {
@@ -208,11 +259,17 @@ fn build_image(
         let file_bytes = std::fs::metadata(&args.output)
             .with_context(|| args.output.display().to_string())?
             .len();
+        let virtual_bytes = layout.map_or(report.size_bytes, |l| l.disk_bytes);
         let report = json!({
             "output": args.output.display().to_string(),
             "format": write_options.format.name(),
+            "bundle": bundle.as_ref().map(|b| json!({
+                "type": b.bundle.name(),
+                "disk": b.bundle.disk_member(&write_options.file_name),
+                "disk_bytes": b.bundle.disk_size(virtual_bytes),
+            })),
             "file_bytes": file_bytes,
-            "virtual_bytes": layout.map_or(report.size_bytes, |l| l.disk_bytes),
+            "virtual_bytes": virtual_bytes,
             "table": table.map(|t| match t {
                 TableKind::Mbr => "mbr",
                 TableKind::Gpt => "gpt",
@@ -276,9 +333,10 @@ fn build_image(
             ),
             _ => format!("ext4, {} MiB", report.size_bytes >> 20),
         };
-        let what = match write_options.format {
-            d2l_disk_format::Format::Raw => what,
-            _ => format!("{}, {what}", super::image::describe(&write_options)),
+        let what = match (&bundle, write_options.format) {
+            (Some(b), _) => format!("{}, {what}", b.bundle),
+            (None, d2l_disk_format::Format::Raw) => what,
+            (None, _) => format!("{}, {what}", super::image::describe(&write_options)),
         };
         eprintln!(
             "built {destination}: {what}, UUID {fs_uuid}, {} of {} inodes used, {} MiB free, in {:.1}s",

@@ -1,11 +1,15 @@
 //! The output image's format: chosen from `--format` or the output's extension, checked
-//! against the format options, and its writer created over the output file.
+//! against the format options, and its writer created over the output file; or the archive
+//! (OVA, Compute Engine image, Vagrant box) the extension asks for, around a disk in the
+//! archive's own format.
 
 use std::fs::File;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use d2l_disk_format::{Format, ImageWriter, VhdSubformat, VmdkSubformat, WriteOptions};
+use d2l_disk_format::{
+    Bundle, BundleOptions, Format, ImageWriter, VhdSubformat, VmdkSubformat, WriteOptions,
+};
 
 use crate::cli::{self, FormatArgs};
 
@@ -25,10 +29,14 @@ pub struct Target<'a> {
 
 /// The format `args` and the output path ask for, and the options for its writer.
 pub fn write_options(args: &FormatArgs, target: &Target<'_>) -> Result<WriteOptions> {
-    let format = args
-        .format
-        .or_else(|| Format::from_path(target.path))
-        .unwrap_or(Format::Raw);
+    // An archive's disk is in its own format (cli.rs refuses --format with one).
+    let format = match Bundle::from_path(target.path) {
+        Some(bundle) => bundle.disk_format(),
+        None => args
+            .format
+            .or_else(|| Format::from_path(target.path))
+            .unwrap_or(Format::Raw),
+    };
     if args.compress && format != Format::Qcow2 {
         bail!(
             "--compress is for qcow2 images, not {format}{}",
@@ -73,6 +81,14 @@ pub fn create_writer(file: &File, options: &WriteOptions) -> Result<Box<dyn Imag
         .try_clone()
         .context("duplicating the output's file descriptor")?;
     Ok(d2l_disk_format::create(file, options)?)
+}
+
+/// The writer of the archive `options` describe over the output file.
+pub fn create_bundle_writer(file: &File, options: &BundleOptions) -> Result<Box<dyn ImageWriter>> {
+    let file = file
+        .try_clone()
+        .context("duplicating the output's file descriptor")?;
+    Ok(d2l_disk_format::create_bundle(file, options)?)
 }
 
 /// How the format is named in summaries: `qcow2`, `vmdk (streamOptimized)`...

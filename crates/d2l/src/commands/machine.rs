@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use d2l_disk_format::VagrantSsh;
 use d2l_machine::{CloudInitSeed, KeyFile, MachineOptions, Network, RootOn, User};
 
 use crate::cli::{BuildArgs, NetworkMode};
@@ -40,6 +41,7 @@ impl MachineInputs {
                     (None, Some(path)) => Some(read_password("--user-password-file", path)?),
                     (None, None) => None,
                 },
+                passwordless_sudo: false,
             }),
         };
         let ssh_keys = reach
@@ -60,6 +62,31 @@ impl MachineInputs {
             ssh_keys,
             cloud_init,
         })
+    }
+
+    /// Makes the machine a Vagrant box's, as Vagrant expects a base box: a user who may
+    /// sudo without a password (when the image has sudo), reached with Vagrant's insecure
+    /// keys, user `vagrant` unless `--user` names another; with `--ssh-key`, the user's own
+    /// keys instead, for `--user` or root. Returns who the box's Vagrantfile logs in as.
+    pub fn for_vagrant(&mut self) -> VagrantSsh {
+        let own_key = !self.ssh_keys.is_empty();
+        if !own_key {
+            self.ssh_keys.push(KeyFile::vagrant_insecure());
+            self.user.get_or_insert_with(|| User {
+                name: "vagrant".to_owned(),
+                password: None,
+                passwordless_sudo: true,
+            });
+        }
+        let user = match &mut self.user {
+            Some(user) => {
+                user.passwordless_sudo = true;
+                user.name.clone()
+            }
+            // --ssh-key without --user: the keys are root's.
+            None => "root".to_owned(),
+        };
+        VagrantSsh { user, own_key }
     }
 
     /// The machine options for a build whose filesystem is `fs_uuid`, seeded by `digest`.

@@ -16,7 +16,6 @@ use std::process::Command;
 use anyhow::{bail, Context, Result};
 
 use crate::cli::{RunArgs, RunFirmware};
-use d2l_fs_writer::ByteSize;
 
 /// The emulator `d2l run` starts.
 const QEMU: &str = "qemu-system-x86_64";
@@ -31,7 +30,7 @@ const OVMF_PACKAGE: &str = "ovmf";
 const MBR_BOOT_CODE: usize = 440;
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let memory = memory_mib(args.memory)?;
+    let memory = crate::cli::memory_mib(args.memory).map_err(anyhow::Error::msg)?;
     let image = &args.image;
     let detected = detect(image).with_context(|| format!("{}", image.display()))?;
     let format = match args.format {
@@ -190,33 +189,13 @@ fn detect_bytes(head: &[u8], footer: &[u8]) -> Detected {
     }
 }
 
-/// `--memory` in MiB, as QEMU's `-m` takes it: a whole number of MiB, at least 16.
-fn memory_mib(memory: ByteSize) -> Result<u64> {
-    const MIB: u64 = 1 << 20;
-    /// Less than this boots nothing (QEMU's own default is 128 MiB).
-    const MIN_MIB: u64 = 16;
-    if memory.0 % MIB != 0 {
-        bail!(
-            "--memory {}: not a whole number of MiB (write e.g. 512 or 512M, 2G)",
-            memory.0
-        );
-    }
-    if memory.0 / MIB < MIN_MIB {
-        bail!(
-            "--memory {}: too little to boot anything (at least {MIN_MIB}M)",
-            memory.0
-        );
-    }
-    Ok(memory.0 / MIB)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn memory() {
-        let mib = |s: &str| memory_mib(s.parse().unwrap());
+        let mib = |s: &str| crate::cli::memory_mib(s.parse().unwrap());
         assert_eq!(mib("1G").unwrap(), 1024);
         assert_eq!(mib("512M").unwrap(), 512);
         assert_eq!(mib("1536MiB").unwrap(), 1536);

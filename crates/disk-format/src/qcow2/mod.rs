@@ -12,7 +12,8 @@
 //!
 //! - `header.rs`: the on-disk header and table entries, shared by both sides, and the
 //!   limits a reader holds an image to.
-//! - `writer.rs`: [`Qcow2Writer`] and [`write_compressed`].
+//! - `writer.rs`: [`Qcow2Writer`], [`write_compressed`] and [`write_in_order`] (a qcow2
+//!   written in disk order at an offset, inside an archive).
 //! - `reader.rs`: [`Qcow2Reader`].
 
 mod header;
@@ -24,4 +25,4 @@ pub use header::{
     QCOW2_MAX_REFCOUNT_TABLE_BYTES, QCOW2_MIN_CLUSTER_BITS,
 };
 pub(crate) use reader::Qcow2Reader;
-pub(crate) use writer::{write_compressed, Qcow2Writer};
+pub(crate) use writer::{write_compressed, write_in_order, Qcow2Writer};

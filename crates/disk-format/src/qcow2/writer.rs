@@ -54,7 +54,8 @@ impl ImageWriter for Qcow2Writer {
         let l2 = L2Source::Allocation(&alloc);
         // Header + data clusters, each referenced once.
         let refcounts = vec![1u16; 1 + usize_from(data_clusters)];
-        write_tables(&alloc.file, size, &l2, refcounts)
+        let len = write_tables(&alloc.file, 0, size, &l2, refcounts)?;
+        set_len(&alloc.file, len)
     }
 }
 
@@ -88,13 +89,28 @@ impl L2Source<'_> {
 /// sparse raw disk): every cluster holding data is deflated (kept as it is when that does not
 /// shrink it), packed one after another from cluster 1 on; the tables follow.
 pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<()> {
+    let len = write_in_order(out, 0, scratch, size, Codec::Qcow2)?;
+    set_len(out, len)
+}
+
+/// Writes a qcow2 image whose first byte is at `base` in `out` (inside an archive member),
+/// from the first `size` bytes of `scratch`: the clusters holding data in disk order,
+/// deflated by `codec` ([`Codec::Store`]: as they are), then the tables. Returns the image's
+/// length; the file is not truncated to it.
+pub(crate) fn write_in_order(
+    out: &File,
+    base: u64,
+    scratch: &File,
+    size: u64,
+    codec: Codec,
+) -> Result<u64> {
     Error::check_size("qcow2", size, MAX_SIZE)?;
     let shift = compressed_sector_shift(CLUSTER_BITS);
     let mut tables: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     // The header's cluster, then one count per host cluster of data.
     let mut refcounts: Vec<u16> = vec![1];
-    let mut writer = SeqWriter::new(out, CLUSTER);
-    deflate_grains(scratch, size, CLUSTER, Codec::Qcow2, &mut |index, grain| {
+    let mut writer = SeqWriter::within(out, base, CLUSTER);
+    deflate_grains(scratch, size, CLUSTER, codec, &mut |index, grain| {
         let entry = match grain {
             Grain::Deflated(bytes) => {
                 let at = writer.pos();
@@ -124,9 +140,15 @@ pub(crate) fn write_compressed(out: &File, scratch: &File, size: u64) -> Result<
         Ok(())
     })?;
     writer.pad_to(CLUSTER)?;
-    writer.flush()?;
-    refcounts.resize((writer.pos() / CLUSTER) as usize, 0);
-    write_tables(out, size, &L2Source::Tables(&tables), refcounts)
+    let (end, _) = writer.finish()?;
+    refcounts.resize((end / CLUSTER) as usize, 0);
+    write_tables(out, base, size, &L2Source::Tables(&tables), refcounts)
+}
+
+/// Truncates (or extends) `file` to the image's length `len`.
+fn set_len(file: &File, len: u64) -> Result<()> {
+    file.set_len(len)
+        .map_err(Error::output("sizing the image", len))
 }
 
 /// Adds a reference to each cluster of `clusters`.
@@ -195,13 +217,16 @@ impl TailPlan {
 
 /// Writes the L2 tables, L1 table, refcount blocks, refcount table and header after the data
 /// clusters, whose refcounts (`refcounts[c]` for host cluster `c`, the header's included)
-/// the caller gives; every cluster this adds has refcount 1.
+/// the caller gives; every cluster this adds has refcount 1. The image starts at `base` in
+/// `file`; returns its length (every cluster lies inside it, the last data cluster's
+/// unwritten tail included).
 pub(crate) fn write_tables(
     file: &File,
+    base: u64,
     size: u64,
     l2: &L2Source<'_>,
     mut refcounts: Vec<u16>,
-) -> Result<()> {
+) -> Result<u64> {
     let first = refcounts.len() as u64;
     let l1_size = size.div_ceil(L2_SPAN);
     // Which L1 entries get a table: built one at a time, written as they come.
@@ -213,16 +238,16 @@ pub(crate) fn write_tables(
         };
         let table: Vec<Entry> = table.into_iter().map(Entry::new).collect();
         let at = next * CLUSTER;
-        file.write_all_at(table.as_bytes(), at)
-            .map_err(Error::output("writing an L2 table", at))?;
+        file.write_all_at(table.as_bytes(), base + at)
+            .map_err(Error::output("writing an L2 table", base + at))?;
         *entry = at | COPIED;
         next += 1;
     }
     let plan = TailPlan::new(first, next - first, l1_size);
     let l1_offset = next * CLUSTER;
     let l1: Vec<Entry> = l1.into_iter().map(Entry::new).collect();
-    file.write_all_at(l1.as_bytes(), l1_offset)
-        .map_err(Error::output("writing the L1 table", l1_offset))?;
+    file.write_all_at(l1.as_bytes(), base + l1_offset)
+        .map_err(Error::output("writing the L1 table", base + l1_offset))?;
 
     let blocks_at = plan.first + plan.l2_tables + plan.l1_clusters;
     let table_at = blocks_at + plan.refcount_blocks;
@@ -235,17 +260,17 @@ pub(crate) fn write_tables(
             .map(|&r| Refcount::new(r))
             .collect();
         block_counts.resize(usize_from(REFCOUNTS_PER_BLOCK), Refcount::ZERO);
-        let at = (blocks_at + block) * CLUSTER;
+        let at = base + (blocks_at + block) * CLUSTER;
         file.write_all_at(block_counts.as_bytes(), at)
             .map_err(Error::output("writing a refcount block", at))?;
     }
     let table: Vec<Entry> = (0..plan.refcount_blocks)
         .map(|block| Entry::new((blocks_at + block) * CLUSTER))
         .collect();
-    file.write_all_at(table.as_bytes(), table_at * CLUSTER)
+    file.write_all_at(table.as_bytes(), base + table_at * CLUSTER)
         .map_err(Error::output(
             "writing the refcount table",
-            table_at * CLUSTER,
+            base + table_at * CLUSTER,
         ))?;
 
     let too_large = |_| Error::TooLarge {
@@ -260,11 +285,9 @@ pub(crate) fn write_tables(
         table_at * CLUSTER,
         u32::try_from(plan.refcount_table_clusters).map_err(too_large)?,
     );
-    file.write_all_at(&header.encode(), 0)
-        .map_err(Error::output("writing the qcow2 header", 0))?;
-    // Every cluster lies inside the file, the last data cluster's unwritten tail included.
-    file.set_len(plan.total() * CLUSTER)
-        .map_err(Error::output("sizing the image", plan.total() * CLUSTER))
+    file.write_all_at(&header.encode(), base)
+        .map_err(Error::output("writing the qcow2 header", base))?;
+    Ok(plan.total() * CLUSTER)
 }
 
 #[cfg(test)]

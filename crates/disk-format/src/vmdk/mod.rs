@@ -26,4 +26,4 @@ pub use header::{
     VMDK_MAX_GRAIN_SECTORS, VMDK_MAX_GTES_PER_GT, VMDK_MIN_GRAIN_SECTORS,
 };
 pub(crate) use reader::VmdkReader;
-pub(crate) use writer::{write_stream, SparseWriter};
+pub(crate) use writer::{write_stream, Adapter, SparseWriter};

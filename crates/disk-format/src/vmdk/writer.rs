@@ -66,8 +66,27 @@ fn header(
     h
 }
 
+/// The controller a VMDK says it sits on (`ddb.adapterType`): IDE alone, which every
+/// hypervisor has; an OVA's disk says what its descriptor attaches it to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adapter {
+    /// `ide`.
+    Ide,
+    /// `lsilogic`: LSI Logic parallel SCSI.
+    LsiLogic,
+}
+
 /// The embedded descriptor for a disk of `capacity` sectors.
-fn descriptor(options: &WriteOptions, create_type: &str, capacity: u64) -> Vec<u8> {
+fn descriptor(
+    options: &WriteOptions,
+    create_type: &str,
+    capacity: u64,
+    adapter: Adapter,
+) -> Vec<u8> {
+    let adapter = match adapter {
+        Adapter::Ide => "ide",
+        Adapter::LsiLogic => "lsilogic",
+    };
     let cid = u32::from_le_bytes(options.identity[..4].try_into().expect("4 bytes"));
     // The name is quoted in the descriptor: no quotes or control characters in it.
     let name: String = options
@@ -93,7 +112,7 @@ fn descriptor(options: &WriteOptions, create_type: &str, capacity: u64) -> Vec<u
          ddb.geometry.cylinders = \"{cylinders}\"\n\
          ddb.geometry.heads = \"16\"\n\
          ddb.geometry.sectors = \"63\"\n\
-         ddb.adapterType = \"ide\"\n"
+         ddb.adapterType = \"{adapter}\"\n"
     );
     let mut bytes = text.into_bytes();
     bytes.truncate(usize_from(DESCRIPTOR_SECTORS * SECTOR));
@@ -190,7 +209,7 @@ impl ImageWriter for SparseWriter {
         file.write_all_at(header.as_bytes(), 0)
             .map_err(Error::output("writing the VMDK header", 0))?;
         file.write_all_at(
-            &descriptor(&self.options, "monolithicSparse", capacity),
+            &descriptor(&self.options, "monolithicSparse", capacity, Adapter::Ide),
             DESCRIPTOR_OFFSET * SECTOR,
         )
         .map_err(Error::output("writing the VMDK descriptor", SECTOR))?;
@@ -210,13 +229,19 @@ fn marker(sectors: u64, kind: u32) -> MetadataMarker {
     MetadataMarker::new(sectors, kind)
 }
 
-/// Writes a streamOptimized VMDK into `out` from the first `size` bytes of `scratch` (a
-/// sparse raw disk).
+/// Writes a streamOptimized VMDK through `writer` (at its position 0) from the first `size`
+/// bytes of `scratch` (a sparse raw disk), front to back: header, descriptor, grains with
+/// their tables, directory, footer, end-of-stream marker. Everything but the footer's
+/// directory offset is known before the first grain, so nothing is patched afterwards and a
+/// hashing writer sees the file in order. `adapter` is the controller the descriptor names,
+/// `level` the deflate level of the grains.
 pub(crate) fn write_stream(
-    out: &File,
+    writer: &mut SeqWriter<'_>,
     scratch: &File,
     size: u64,
     options: &WriteOptions,
+    adapter: Adapter,
+    level: u32,
 ) -> Result<()> {
     check_size(size)?;
     let capacity = size / SECTOR;
@@ -224,7 +249,21 @@ pub(crate) fn write_stream(
     let gt_count = (size / GRAIN).div_ceil(per_table);
     // At most 2^32 sectors / 128 / 512 = 65536 tables.
     let mut directory = vec![0u32; usize::try_from(gt_count).expect("at most 65536 tables")];
-    let mut writer = SeqWriter::new(out, STREAM_OVERHEAD_SECTORS * SECTOR);
+    let header = |gd_offset| {
+        header(
+            3,
+            FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
+            capacity,
+            0,
+            gd_offset,
+            true,
+            STREAM_OVERHEAD_SECTORS,
+        )
+    };
+    // The header at the front says "directory at the end"; the footer says where.
+    writer.write(header(GD_AT_END).as_bytes())?;
+    writer.write(&descriptor(options, "streamOptimized", capacity, adapter))?;
+    writer.pad_to(STREAM_OVERHEAD_SECTORS * SECTOR)?;
     // The grain table being filled: its index and entries.
     let mut table: Option<(u64, Vec<u32>)> = None;
 
@@ -240,32 +279,38 @@ pub(crate) fn write_stream(
         writer.write(entries.as_bytes())
     }
 
-    deflate_grains(scratch, size, GRAIN, Codec::Zlib, &mut |index, grain| {
-        let Grain::Deflated(bytes) = grain else {
-            unreachable!("zlib grains are always deflated")
-        };
-        let t = index / per_table;
-        if table.as_ref().is_some_and(|(current, _)| *current != t) {
-            put_table(&mut writer, &mut directory, table.take().expect("checked"))?;
-        }
-        let entries = &mut table
-            .get_or_insert_with(|| (t, vec![0; GTES_PER_GT as usize]))
-            .1;
-        let slot = usize::try_from(index % per_table).expect("below 512");
-        entries[slot] = sector_u32(writer.pos() / SECTOR);
-        // Grain marker: the grain's first sector and the deflated length.
-        let marker = GrainMarker {
-            lba: (index * GRAIN_SECTORS).into(),
-            size: u32::try_from(bytes.len())
-                .expect("a deflated 64 KiB grain is far below 4 GiB")
-                .into(),
-        };
-        writer.write(marker.as_bytes())?;
-        writer.write(&bytes)?;
-        writer.pad_to(SECTOR)
-    })?;
+    deflate_grains(
+        scratch,
+        size,
+        GRAIN,
+        Codec::Zlib { level },
+        &mut |index, grain| {
+            let Grain::Deflated(bytes) = grain else {
+                unreachable!("zlib grains are always deflated")
+            };
+            let t = index / per_table;
+            if table.as_ref().is_some_and(|(current, _)| *current != t) {
+                put_table(writer, &mut directory, table.take().expect("checked"))?;
+            }
+            let entries = &mut table
+                .get_or_insert_with(|| (t, vec![0; GTES_PER_GT as usize]))
+                .1;
+            let slot = usize::try_from(index % per_table).expect("below 512");
+            entries[slot] = sector_u32(writer.pos() / SECTOR);
+            // Grain marker: the grain's first sector and the deflated length.
+            let marker = GrainMarker {
+                lba: (index * GRAIN_SECTORS).into(),
+                size: u32::try_from(bytes.len())
+                    .expect("a deflated 64 KiB grain is far below 4 GiB")
+                    .into(),
+            };
+            writer.write(marker.as_bytes())?;
+            writer.write(&bytes)?;
+            writer.pad_to(SECTOR)
+        },
+    )?;
     if let Some(last) = table.take() {
-        put_table(&mut writer, &mut directory, last)?;
+        put_table(writer, &mut directory, last)?;
     }
     let gd_sectors = (gt_count * 4).div_ceil(SECTOR);
     writer.write(marker(gd_sectors, MARKER_GD).as_bytes())?;
@@ -273,31 +318,10 @@ pub(crate) fn write_stream(
     let directory: Vec<Entry> = directory.into_iter().map(Entry::new).collect();
     writer.write(directory.as_bytes())?;
     writer.pad_to(SECTOR)?;
-    let header = |gd_offset| {
-        header(
-            3,
-            FLAG_NL_DETECT | FLAG_COMPRESSED | FLAG_MARKERS,
-            capacity,
-            0,
-            gd_offset,
-            true,
-            STREAM_OVERHEAD_SECTORS,
-        )
-    };
     writer.write(marker(1, MARKER_FOOTER).as_bytes())?;
     writer.write(header(gd).as_bytes())?;
     writer.write(marker(0, MARKER_EOS).as_bytes())?;
-    writer.flush()?;
-    let end = writer.pos();
-    out.write_all_at(header(GD_AT_END).as_bytes(), 0)
-        .map_err(Error::output("writing the VMDK header", 0))?;
-    out.write_all_at(
-        &descriptor(options, "streamOptimized", capacity),
-        DESCRIPTOR_OFFSET * SECTOR,
-    )
-    .map_err(Error::output("writing the VMDK descriptor", SECTOR))?;
-    out.set_len(end)
-        .map_err(Error::output("sizing the image", end))
+    writer.flush()
 }
 
 #[cfg(test)]
@@ -344,10 +368,21 @@ mod tests {
     fn descriptor_names_the_file_safely() {
         let mut options = WriteOptions::new(crate::Format::Vmdk, "my \"disk\".vmdk");
         options.identity = [0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        let text = String::from_utf8(descriptor(&options, "monolithicSparse", 2 << 20)).unwrap();
+        let text = String::from_utf8(descriptor(
+            &options,
+            "monolithicSparse",
+            2 << 20,
+            Adapter::Ide,
+        ))
+        .unwrap();
         assert!(text.starts_with("# Disk DescriptorFile\nversion=1\nCID=12345678\n"));
         assert!(text.contains("createType=\"monolithicSparse\""));
         assert!(text.contains("RW 2097152 SPARSE \"my _disk_.vmdk\"\n"));
         assert!(text.contains("ddb.geometry.cylinders = \"2080\""));
+        assert!(text.ends_with("ddb.adapterType = \"ide\"\n"));
+        let scsi = descriptor(&options, "streamOptimized", 2 << 20, Adapter::LsiLogic);
+        assert!(String::from_utf8(scsi)
+            .unwrap()
+            .ends_with("ddb.adapterType = \"lsilogic\"\n"));
     }
 }
