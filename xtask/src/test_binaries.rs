@@ -1,10 +1,7 @@
 //! The workspace's tests as CI runs them: every test binary built by one `cargo test
-//! --no-run`, then run several at once (cargo runs them one after another), the longest
-//! first, each with its output kept together; the doc tests after.
-//!
-//! Most of the suite's time is QEMU booting disks, builders installing packages and
-//! qemu-img reading gigabytes: a binary that is down to its last long test leaves a core
-//! idle that the next binary can use.
+//! --no-run` (while the fixtures are still being built), then run `jobs` at a time, the
+//! longest first, each with its output kept together and timed; the doc tests after.
+//! `cargo test` cannot separate the build from the run, nor say how long each binary took.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -17,11 +14,12 @@ use anyhow::{bail, Context, Result};
 
 use crate::util::{self, secs};
 
-/// Test binaries started first, longest first (seconds measured on a 2-core machine): the
-/// suite ends when its longest binary does, so those must not start last.
+/// Test binaries started first, longest first: with more than one job the suite ends when
+/// its longest binary does, so those must not start last.
 const LONGEST_FIRST: &[&str] = &[
     "stock",
     "boot_disk",
+    "bundles",
     "qemu_img",
     "dockerfile",
     "readers",
