@@ -27,6 +27,23 @@ pub mod qemu;
 pub mod qemu_img;
 pub mod registry;
 
+/// Runs `program ARGS` in `dir`, panicking unless it succeeds (with both its outputs);
+/// returns its standard output: the one "run a checker" of the tests.
+pub fn run_ok_in(dir: &std::path::Path, program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The first executable file `command` in `PATH`'s directories, then in the sbin directories
 /// (tests may run with a `PATH` that lacks them, and e2fsprogs lives there): the one
 /// "find a program" of the tests. A `command` with a `/` is that file, if executable.

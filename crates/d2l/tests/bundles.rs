@@ -11,11 +11,10 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use common::{d2l, parse_report, run_ok, stderr};
-use d2l_testkit::qemu_img;
+use d2l_testkit::{qemu_img, run_ok_in};
 use serde_json::Value;
 
 const GIB: u64 = 1 << 30;
@@ -41,22 +40,6 @@ fn raw_build() -> &'static (tempfile::TempDir, PathBuf, String) {
         ok(&["build", &source, "-o", s(&raw)]);
         (dir, raw, source)
     })
-}
-
-/// Runs `program ARGS` in `dir`, asserting success; returns standard output.
-fn run_in(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `tar -tv` of an archive (`-z` in `extra` for gzip): (mode, owner, size, name) of each
@@ -204,7 +187,7 @@ fn ova_describes_the_machine_and_carries_the_raw_disk() {
             "{name}"
         );
     }
-    run_in(tmp.path(), "tar", &["-xf", "linux.ova"]);
+    run_ok_in(tmp.path(), "tar", &["-xf", "linux.ova"]);
     let vmdk = tmp.path().join("linux-disk1.vmdk");
 
     let ovf = ovf_summary(&tmp.path().join("linux.ovf"));
@@ -231,7 +214,7 @@ fn ova_describes_the_machine_and_carries_the_raw_disk() {
     );
 
     // The manifest's digests are the files' (sha256sum reads the SHA256(NAME)= HEX form).
-    let check = run_in(
+    let check = run_ok_in(
         tmp.path(),
         "sha256sum",
         &["--check", "--strict", "linux.mf"],
@@ -250,7 +233,7 @@ fn ova_describes_the_machine_and_carries_the_raw_disk() {
     ok(&["build", source, "--firmware", "uefi", "-o", s(&uefi)]);
     let dir = tmp.path().join("uefi");
     std::fs::create_dir(&dir).unwrap();
-    run_in(&dir, "tar", &["-xf", s(&uefi), "uefi.ovf"]);
+    run_ok_in(&dir, "tar", &["-xf", s(&uefi), "uefi.ovf"]);
     let ovf = ovf_summary(&dir.join("uefi.ovf"));
     assert_eq!(ovf["firmware"], "efi");
     assert_eq!(
@@ -293,7 +276,7 @@ fn gce_image_is_a_sparse_disk_raw_of_whole_gib() {
         ],
     );
     assert_eq!(py.trim(), format!("1 disk.raw True {whole}"));
-    run_in(tmp.path(), "tar", &["-xSzf", "image.tar.gz"]);
+    run_ok_in(tmp.path(), "tar", &["-xSzf", "image.tar.gz"]);
     let disk = tmp.path().join("disk.raw");
     let meta = std::fs::metadata(&disk).unwrap();
     assert_eq!(meta.len(), whole);
@@ -333,7 +316,7 @@ fn vagrant_box_for_libvirt_with_the_vagrant_user() {
     let list = members(&boxfile, &[]);
     let names: Vec<&str> = list.iter().map(|m| m.3.as_str()).collect();
     assert_eq!(names, ["metadata.json", "Vagrantfile", "box.img"]);
-    run_in(dir, "tar", &["-xf", "debian.box"]);
+    run_ok_in(dir, "tar", &["-xf", "debian.box"]);
 
     let img = dir.join("box.img");
     qemu_img::assert_check(&img, "qcow2");
@@ -353,7 +336,7 @@ fn vagrant_box_for_libvirt_with_the_vagrant_user() {
     assert!(vagrantfile.contains("libvirt.disk_bus = \"virtio\""));
     assert!(vagrantfile.contains("config.ssh.username = 'vagrant'"));
     if d2l_testkit::which("ruby").is_some() {
-        let syntax = run_in(dir, "ruby", &["-c", "Vagrantfile"]);
+        let syntax = run_ok_in(dir, "ruby", &["-c", "Vagrantfile"]);
         assert_eq!(syntax.trim(), "Syntax OK");
     } else {
         eprintln!("skipping `ruby -c Vagrantfile`: ruby is not installed (apt-get install ruby)");

@@ -19,17 +19,7 @@ pub fn d2l(args: &[&str]) -> Output {
 /// Runs `program ARGS`, panicking unless it succeeds (with both its outputs); returns its
 /// standard output.
 pub fn run_ok(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    d2l_testkit::run_ok_in(Path::new("."), program, args)
 }
 
 /// Standard error as text.

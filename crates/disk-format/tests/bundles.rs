@@ -9,26 +9,10 @@ mod common;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::process::Command;
 
 use common::{new_file, pattern};
 use d2l_disk_format::{create_bundle, Bundle, BundleOptions, VirtualDisk};
-use d2l_testkit::qemu_img;
-
-/// Runs `program ARGS` in `dir`, asserting success; returns standard output.
-fn run(dir: &Path, program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use d2l_testkit::{qemu_img, run_ok_in};
 
 /// 40 runs of data between holes in a disk of 23 MiB + 4 KiB (not a whole MiB); writes
 /// them through `disk` (backwards, to be out of order) and into the raw reference `raw`.
@@ -67,7 +51,7 @@ fn listing(dir: &Path, archive: &str, extra: &[&str]) -> Vec<(String, String, u6
     let mut args = vec!["--numeric-owner", "-tv"];
     args.extend_from_slice(extra);
     args.extend(["-f", archive]);
-    run(dir, "tar", &args)
+    run_ok_in(dir, "tar", &args)
         .lines()
         .map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -96,9 +80,9 @@ fn ova_members_manifest_and_disk() {
             "{name}"
         );
     }
-    run(dir, "tar", &["-xf", "my vm.ova"]);
+    run_ok_in(dir, "tar", &["-xf", "my vm.ova"]);
     // The manifest's digests are the files'.
-    let check = run(dir, "sha256sum", &["-c", "--strict", "my_vm.mf"]);
+    let check = run_ok_in(dir, "sha256sum", &["-c", "--strict", "my_vm.mf"]);
     assert_eq!(check.lines().count(), 2, "{check}");
     let mf = std::fs::read_to_string(dir.join("my_vm.mf")).unwrap();
     assert!(mf.starts_with("SHA256(my_vm.ovf)= "), "{mf}");
@@ -135,7 +119,7 @@ fn gce_image_is_a_sparse_gnu_tar_of_whole_gib() {
     assert_eq!(list[0].3, "disk.raw");
     assert_eq!(list[0].2, 1 << 30, "the real size, whole GiB");
     // Python's tarfile, another reader, sees a sparse member with many runs.
-    let py = run(
+    let py = run_ok_in(
         dir,
         "python3",
         &[
@@ -151,7 +135,7 @@ fn gce_image_is_a_sparse_gnu_tar_of_whole_gib() {
         "extension blocks needed: {py}"
     );
     assert_eq!(f[4], (1u64 << 30).to_string());
-    run(dir, "tar", &["-xSzf", "image.tar.gz"]);
+    run_ok_in(dir, "tar", &["-xSzf", "image.tar.gz"]);
     let disk = dir.join("disk.raw");
     let meta = std::fs::metadata(&disk).unwrap();
     assert_eq!(meta.len(), 1 << 30);
@@ -173,7 +157,7 @@ fn vagrant_box_holds_metadata_vagrantfile_and_qcow2() {
         let list = listing(dir, "debian.box", &[]);
         let names: Vec<&str> = list.iter().map(|m| m.3.as_str()).collect();
         assert_eq!(names, ["metadata.json", "Vagrantfile", "box.img"]);
-        run(dir, "tar", &["-xf", "debian.box"]);
+        run_ok_in(dir, "tar", &["-xf", "debian.box"]);
         let metadata = std::fs::read_to_string(dir.join("metadata.json")).unwrap();
         assert_eq!(
             metadata,
