@@ -363,51 +363,62 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// openssl's arguments for a new P-256 key without a passphrase.
+const EC_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 /// A CA (`ca/ca.crt`) and a server certificate for 127.0.0.1 and localhost signed by it
 /// (`server.crt`, `server.key`), with openssl.
 fn make_certificates(root: &Path) {
-    let run = |args: &[&str]| openssl(root, args);
     fs::create_dir_all(root.join("ca")).unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
     let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=d2l test CA"];
-    ca.extend(ec);
+    ca.extend(EC_KEY);
     ca.extend(["-keyout", "ca.key", "-out", "ca/ca.crt"]);
     ca.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
     ca.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
-    run(&ca);
-    let mut csr = vec!["req", "-subj", "/CN=localhost"];
-    csr.extend(ec);
-    csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-    run(&csr);
-    fs::write(
-        root.join("server.ext"),
+    openssl(root, &ca);
+    issue_from_ca(
+        root,
+        "/CN=localhost",
+        ("server.key", "server.crt"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
          extendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n",
-    )
-    .unwrap();
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca/ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "server.crt",
-        "-extfile",
-        "server.ext",
-    ]);
+    );
+}
+
+/// A key (`files.0`) and a certificate (`files.1`) for `subject`, signed by the test CA,
+/// with the extensions `extensions` (an openssl extension file's text).
+fn issue_from_ca(root: &Path, subject: &str, (key, cert): (&str, &str), extensions: &str) {
+    let mut csr = vec!["req", "-subj", subject];
+    csr.extend(EC_KEY);
+    csr.extend(["-keyout", key, "-out", "request.csr"]);
+    openssl(root, &csr);
+    fs::write(root.join("request.ext"), extensions).unwrap();
+    openssl(
+        root,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "request.csr",
+            "-CA",
+            "ca/ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            cert,
+            "-extfile",
+            "request.ext",
+        ],
+    );
 }
 
 /// The registry documentation's self-signed certificate for 127.0.0.1 (`certs/domain.crt`,
@@ -445,48 +456,12 @@ fn make_client_certificate(root: &Path) {
     let client = root.join("client");
     fs::create_dir_all(&client).unwrap();
     fs::copy(root.join("ca/ca.crt"), client.join("ca.crt")).unwrap();
-    openssl(
+    issue_from_ca(
         root,
-        &[
-            "req",
-            "-subj",
-            "/CN=d2l test client",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "client/client.key",
-            "-out",
-            "client.csr",
-        ],
-    );
-    fs::write(
-        root.join("client.ext"),
+        "/CN=d2l test client",
+        ("client/client.key", "client/client.cert"),
         "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n\
          keyUsage=critical,digitalSignature\n",
-    )
-    .unwrap();
-    openssl(
-        root,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca/ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            "client/client.cert",
-            "-extfile",
-            "client.ext",
-        ],
     );
 }
 

@@ -310,12 +310,22 @@ fn pigz(layers: &[Layer]) -> Command {
 /// Best of [`RUNS`] runs of `f` after a warm-up, calling `reset` (untimed) before each.
 fn measure(
     name: &str,
+    f: impl FnMut() -> Result<()>,
+    reset: impl FnMut() -> Result<()>,
+) -> Result<Duration> {
+    measure_runs(name, RUNS, f, reset)
+}
+
+/// Best of `runs` runs of `f` after a warm-up, calling `reset` (untimed) before each.
+fn measure_runs(
+    name: &str,
+    runs: usize,
     mut f: impl FnMut() -> Result<()>,
     reset: impl FnMut() -> Result<()>,
 ) -> Result<Duration> {
     let usage = measure_usage(
         name,
-        RUNS,
+        runs,
         || {
             let start = Instant::now();
             f()?;

@@ -15,12 +15,10 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::{check, measure, measure_usage, ratio, remove_and_sync, Ctx, Fixture};
-use crate::rss::Usage;
+use super::{check, measure, measure_runs, ratio, remove_and_sync, Ctx, Fixture};
 use crate::util;
 
 /// One archive.
@@ -45,28 +43,6 @@ const CASES: &[Case] = &[
         file: "debian.box",
     },
 ];
-
-/// Runs `f` once after a warm-up, `reset` (untimed) before each; the time.
-fn once(
-    name: &str,
-    f: &mut dyn FnMut() -> Result<()>,
-    reset: &mut dyn FnMut() -> Result<()>,
-) -> Result<Duration> {
-    let usage = measure_usage(
-        name,
-        1,
-        || {
-            let start = Instant::now();
-            f()?;
-            Ok(Usage {
-                time: start.elapsed(),
-                peak_rss: 0,
-            })
-        },
-        reset,
-    )?;
-    Ok(usage.time)
-}
 
 /// The by-hand way for `case` from the raw disk `raw` in `dir`; returns the archive made.
 fn by_hand(case: &Case, raw: &Path, dir: &Path) -> Result<PathBuf> {
@@ -137,8 +113,9 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
     let mut results = Vec::new();
     for case in CASES {
         let out = tmp.join(case.file);
-        let d2l = once(
+        let d2l = measure_runs(
             &format!("{}: d2l build", case.name),
+            1,
             &mut || util::run_silent(&mut build(&out)),
             &mut || remove_and_sync(&out),
         )?;
@@ -146,8 +123,9 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture) -> Result<()> {
         super::remove_file(&out)?;
         let hand_dir = tmp.join("by-hand");
         let mut made = None;
-        let hand = once(
+        let hand = measure_runs(
             &format!("{}: by hand from the raw disk", case.name),
+            1,
             &mut || {
                 made = Some(by_hand(case, &raw, &hand_dir)?);
                 Ok(())
