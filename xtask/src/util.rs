@@ -151,6 +151,12 @@ pub const FIXTURE_TOOLS: &[Tool] = &[
         command: "ruby",
         package: "ruby",
     },
+    // d2l's initramfs is read back with GNU cpio; the unprivileged init test runs d2l-init
+    // as PID 1 of new namespaces with util-linux's unshare (always there).
+    Tool {
+        command: "cpio",
+        package: "cpio",
+    },
     // The shells whose completion scripts `d2l completions` prints, checked by their own
     // parsers, and groff, which checks the manual pages.
     Tool {

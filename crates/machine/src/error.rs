@@ -12,6 +12,22 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A host file d2l reads (`--kernel-from host`) cannot be read.
+    #[error("{path} on the host: {reason}")]
+    Host {
+        /// The host path.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No kernel where one was looked for.
+    #[error("no kernel in {origin} (looked for {looked})")]
+    NoKernel {
+        /// The image or `the host`.
+        origin: String,
+        /// What was looked for.
+        looked: String,
+    },
     /// A machine option (hostname, user name, password) is not usable.
     #[error("{option}: {reason}")]
     Option {

@@ -33,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+pub mod appliance;
 mod cloud_init;
 mod crypt;
 mod error;
