@@ -157,3 +157,108 @@ pub fn simple_image(dir: &Path, layers: &[Vec<u8>], compress: Compress) -> Craft
         .collect();
     write_oci_layout(dir, "latest", &layers, |_| {})
 }
+
+/// Writes an OCI layout at `dir` with one image tagged `reference`: the image `base_ref` of
+/// the layout `base_dir` (its layer blobs hard-linked or copied, its config kept) with
+/// `layers` on top, the config changed by `edit_config`. How a test makes `FROM base` plus a
+/// few files without an image builder.
+pub fn extend_oci_layout(
+    base_dir: &Path,
+    base_ref: &str,
+    dir: &Path,
+    reference: &str,
+    layers: &[CraftedLayer],
+    edit_config: impl FnOnce(&mut serde_json::Value),
+) -> CraftedImage {
+    let read_json = |path: PathBuf| -> serde_json::Value {
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    let blob_path = |root: &Path, digest: &str| {
+        root.join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let index = read_json(base_dir.join("index.json"));
+    let manifest_digest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == base_ref)
+        .unwrap_or_else(|| panic!("no {base_ref} in {}", base_dir.display()))["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let manifest = read_json(blob_path(base_dir, &manifest_digest));
+    let mut config = read_json(blob_path(
+        base_dir,
+        manifest["config"]["digest"].as_str().unwrap(),
+    ));
+    std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
+    let mut descriptors: Vec<serde_json::Value> = manifest["layers"].as_array().unwrap().clone();
+    let mut layer_paths = Vec::new();
+    let mut layer_digests = Vec::new();
+    for descriptor in &descriptors {
+        let digest = descriptor["digest"].as_str().unwrap();
+        let (from, to) = (blob_path(base_dir, digest), blob_path(dir, digest));
+        if !to.exists() && std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).unwrap();
+        }
+        layer_digests.push(digest.parse().unwrap());
+        layer_paths.push(to);
+    }
+    let mut diff_ids: Vec<Digest> = config["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().parse().unwrap())
+        .collect();
+    for layer in layers {
+        let blob = layer.compress.apply(&layer.tar);
+        let (digest, path) = put_blob(dir, &blob);
+        diff_ids.push(Digest::sha256_of(&layer.tar));
+        descriptors.push(json!({
+            "mediaType": layer.compress.media_type(),
+            "digest": digest.to_string(),
+            "size": blob.len(),
+        }));
+        layer_paths.push(path);
+        layer_digests.push(digest);
+    }
+    config["rootfs"]["diff_ids"] =
+        json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>());
+    edit_config(&mut config);
+    let config_bytes = serde_json::to_vec(&config).unwrap();
+    let (config_digest, config_path) = put_blob(dir, &config_bytes);
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config_bytes.len(),
+        },
+        "layers": descriptors,
+    });
+    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
+    let (manifest_digest, manifest_path) = put_blob(dir, &manifest_bytes);
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    let index = json!({
+        "schemaVersion": 2,
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": manifest_digest.to_string(),
+            "size": manifest_bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": reference},
+        }],
+    });
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+    CraftedImage {
+        source: format!("oci:{}:{reference}", dir.display()),
+        dir: dir.to_path_buf(),
+        layer_paths,
+        layer_digests,
+        diff_ids,
+        config_path,
+        manifest_path,
+    }
+}

@@ -62,7 +62,7 @@ impl DiskPlan<'_> {
     }
 
     /// Whether the disk gets any boot loader.
-    pub(crate) fn boots(&self) -> bool {
+    pub fn boots(&self) -> bool {
         self.table.is_some() && (self.syslinux.is_some() || self.grub.is_some())
     }
 }

@@ -243,6 +243,7 @@ impl Cli {
                 ));
             }
         }
+        check_init(&args.init)?;
         let single_words = [
             ("--hostname", Some(&args.hostname)),
             ("--user", args.reach.user.as_ref()),
@@ -256,6 +257,25 @@ impl Cli {
         }
         check_text("--cmdline", &args.cmdline, false)
     }
+}
+
+/// `--entrypoint` and `--cmd` only for d2l's init, each a command that parses.
+fn check_init(args: &InitArgs) -> Result<(), clap::Error> {
+    for (option, value) in [("--entrypoint", &args.entrypoint), ("--cmd", &args.cmd)] {
+        let Some(value) = value else { continue };
+        if args.init == InitChoice::Image {
+            return Err(build_error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!(
+                    "{option} is for d2l's init, which runs the image's command; with --init \
+                     image the image's own init decides what runs"
+                ),
+            ));
+        }
+        command_words(option, value)
+            .map_err(|e| build_error(clap::error::ErrorKind::ValueValidation, e))?;
+    }
+    Ok(())
 }
 
 /// An archive output (`.ova`, `.tar.gz`, `.box`) with the options that fit it: no
@@ -466,6 +486,8 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub install: InstallArgs,
     #[command(flatten)]
+    pub init: InitArgs,
+    #[command(flatten)]
     pub reach: ReachArgs,
     #[command(flatten)]
     pub apply: ApplyArgs,
@@ -534,6 +556,79 @@ pub struct InstallArgs {
     /// openssh-server (repeatable).
     #[arg(long = "install", value_name = "PKG", conflicts_with = "dockerfile")]
     pub packages: Vec<String>,
+}
+
+/// Where `--kernel-from` takes the kernel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelFrom {
+    /// The running host's kernel package (`/boot/vmlinuz-$(uname -r)`, its modules).
+    Host,
+    /// Another image, in any source syntax.
+    Image(SourceSpec),
+}
+
+impl std::str::FromStr for KernelFrom {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "host" => Ok(KernelFrom::Host),
+            _ => s.parse().map(KernelFrom::Image).map_err(|e| format!("{e}")),
+        }
+    }
+}
+
+/// `--init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InitChoice {
+    /// The image's /sbin/init if it has one, else d2l's.
+    Auto,
+    /// The image's own /sbin/init (systemd, OpenRC...).
+    Image,
+    /// d2l's init, which runs the image's ENTRYPOINT and CMD and powers off when it ends.
+    D2l,
+}
+
+/// What boots an image that has no kernel or no init of its own: any image, even `FROM
+/// scratch` or distroless, as a small machine running its own command.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kernel and init")]
+pub struct InitArgs {
+    /// Take the kernel and its modules from another image (oci:DIR, oci-archive:FILE,
+    /// docker-archive:FILE, a registry reference; /boot/vmlinuz-VERSION with
+    /// /lib/modules/VERSION, or LinuxKit's /kernel with /kernel.tar) or from `host`, the
+    /// running kernel's package; the image's own files are left as they are.
+    #[arg(long, value_name = "SOURCE|host", conflicts_with_all = ["kernel", "initrd"])]
+    pub kernel_from: Option<KernelFrom>,
+    /// Which init the machine runs: `image` (its /sbin/init), `d2l` (d2l's own, which runs
+    /// ENTRYPOINT + CMD with the config's Env, WorkingDir and User, and powers off when the
+    /// command exits), or `auto`: the image's if it has one, else d2l's.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "auto",
+        value_name = "auto|image|d2l"
+    )]
+    pub init: InitChoice,
+    /// With d2l's init: the program to run instead of the image's ENTRYPOINT (a JSON array
+    /// such as '["/bin/app","-v"]', or words split at spaces; "" for none). As with docker
+    /// run, it also drops the image's CMD.
+    #[arg(long, value_name = "COMMAND")]
+    pub entrypoint: Option<String>,
+    /// With d2l's init: the arguments to run instead of the image's CMD (a JSON array, or
+    /// words split at spaces).
+    #[arg(long, value_name = "ARGS")]
+    pub cmd: Option<String>,
+}
+
+/// `--entrypoint` or `--cmd` as argv: a JSON array of strings, or words split at spaces.
+pub fn command_words(option: &str, value: &str) -> Result<Vec<String>, String> {
+    if value.trim_start().starts_with('[') {
+        serde_json::from_str(value)
+            .map_err(|e| format!("{option} {value}: not a JSON array of strings: {e}"))
+    } else {
+        Ok(value.split_whitespace().map(str::to_owned).collect())
+    }
 }
 
 /// `--network`.

@@ -10,9 +10,12 @@ use crate::sys;
 
 /// How long the first network card may take to appear after its driver loads.
 const CARD_WAIT: Duration = Duration::from_secs(5);
-/// Each DHCP exchange's wait for an answer, and how many tries.
-const REPLY_WAIT: Duration = Duration::from_secs(2);
-const TRIES: u32 = 4;
+/// How long a card may take to report a link (carrier) once up.
+const LINK_WAIT: Duration = Duration::from_secs(3);
+/// The first wait for a DHCP answer, doubled at each try (a packet lost while the link
+/// settles costs a quarter of a second, not seconds).
+const FIRST_REPLY_WAIT: Duration = Duration::from_millis(250);
+const TRIES: u32 = 6;
 
 /// Brings the network up; returns a line for the console.
 pub fn bring_up(hostname: &str) -> String {
@@ -68,11 +71,11 @@ fn first_card() -> Option<String> {
 /// DHCP on `card`, then its address, route and name servers set.
 fn configure(card: &str, hostname: &str) -> std::io::Result<Reply> {
     sys::interface_up(card)?;
+    wait_for_link(card);
     let mac = sys::hardware_address(card)?;
     let socket = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, CLIENT_PORT))?;
     sys::bind_to_device(&socket, card)?;
     socket.set_broadcast(true)?;
-    socket.set_read_timeout(Some(REPLY_WAIT))?;
     let xid = transaction_id(mac);
     let offer = exchange(
         &socket,
@@ -109,10 +112,13 @@ fn exchange(
 ) -> std::io::Result<Reply> {
     let server = SocketAddrV4::new(Ipv4Addr::BROADCAST, SERVER_PORT);
     let mut buffer = [0u8; 1500];
+    let mut wait = FIRST_REPLY_WAIT;
     for _ in 0..TRIES {
         socket.send_to(packet, server)?;
-        let deadline = Instant::now() + REPLY_WAIT;
-        while Instant::now() < deadline {
+        let deadline = Instant::now() + wait;
+        wait *= 2;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            socket.set_read_timeout(Some(left.max(Duration::from_millis(1))))?;
             let Ok((len, _)) = socket.recv_from(&mut buffer) else {
                 break;
             };
@@ -129,6 +135,18 @@ fn exchange(
         std::io::ErrorKind::TimedOut,
         format!("no answer to {} tries", TRIES),
     ))
+}
+
+/// Waits until `card` reports a link, for at most [`LINK_WAIT`].
+fn wait_for_link(card: &str) {
+    let deadline = Instant::now() + LINK_WAIT;
+    let carrier = format!("/sys/class/net/{card}/carrier");
+    while Instant::now() < deadline {
+        if std::fs::read_to_string(&carrier).is_ok_and(|c| c.trim() == "1") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// A transaction ID that differs between machines and boots.

@@ -51,7 +51,11 @@ pub fn run(args: BuildArgs, (quiet, verbose): (bool, bool), env: &Environment) -
     let bundle = bundle_plan(&args, &mut machine_inputs)?;
     // A disk without a boot loader needs no kernel; packages asked for are installed all the
     // same.
-    let recipes = Recipes::from_args(&args, boot != Boot::None, verbose, quiet)?;
+    // A kernel taken from elsewhere needs no recipe.
+    let recipes = match args.init.kernel_from {
+        Some(_) => None,
+        None => Recipes::from_args(&args, boot != Boot::None, verbose, quiet)?,
+    };
     // With -f the builder runs now; its archive is needed until the layers are applied.
     let (mut source, built) = input.resolve(&args.output, quiet)?;
     let mut image = super::open_image(&source, &progress)?;
@@ -388,9 +392,6 @@ fn build_disk(
         progress,
     )?;
     drop(built);
-    if let Some(needs) = recipes.and_then(|r| r.needed(&mut flat.rootfs)) {
-        return Err(needs.into());
-    }
 
     let digest = digest_bytes(&image.config_digest);
     let mut ext4 = Ext4Options::deterministic(&digest);
@@ -398,13 +399,34 @@ fn build_disk(
         ext4.uuid = uuid;
     }
     let fs_uuid = d2l_fs_writer::format_uuid(&ext4.uuid);
-    if !args.no_prepare {
+    // A kernel from elsewhere and d2l's init, when asked for or when the image has no init.
+    let boots = if plan.boots() {
+        super::appliance::prepare(args, image, &mut flat.rootfs, &fs_uuid, (env, progress))?
+    } else {
+        None
+    };
+    if let Some(needs) = recipes.and_then(|r| r.needed(&mut flat.rootfs)) {
+        return Err(needs.into());
+    }
+    let mut appliance_summary = Vec::new();
+    let d2l_init = boots.as_ref().is_some_and(|b| b.d2l_init);
+    if let Some(boots) = boots {
+        plan.kernel = Some(boots.kernel);
+        plan.initrd = boots.initrd;
+        for arg in boots.kernel_args {
+            plan.cmdline = format!("{} {arg}", plan.cmdline).trim_start().to_owned();
+        }
+        appliance_summary = boots.summary;
+    }
+    // d2l's init runs the image's command: no distribution's machine to make.
+    if !args.no_prepare && !d2l_init {
         let gpt = plan.table == Some(TableKind::Gpt);
         plan.machine = Some(machine_inputs.options(args, &fs_uuid, &digest, gpt));
     }
     // Make the container's filesystem a machine's, then put the boot loader in.
-    let prepared =
+    let mut prepared =
         prepare_rootfs(&mut flat.rootfs, &plan, &mut ext4).context("preparing the machine")?;
+    prepared.summary.splice(0..0, appliance_summary);
     for warning in &prepared.warnings {
         tracing::warn!("{warning}");
     }

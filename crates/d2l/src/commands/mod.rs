@@ -1,5 +1,6 @@
 //! One module per command; each turns parsed arguments into calls on the library crates.
 
+mod appliance;
 mod build;
 pub mod cache;
 mod convert;

@@ -1,7 +1,8 @@
 //! `d2l run`: boots a disk image in QEMU with software emulation (TCG), its serial console on
 //! this terminal (`-nographic -serial mon:stdio`: Ctrl-A X quits, Ctrl-A C switches to the
 //! monitor), on QEMU's user network with a host port forwarded to the guest's SSH port. d2l
-//! exits with QEMU's status.
+//! exits with QEMU's status, or, for a machine run by d2l's init, with its command's: the
+//! init reports it on the second serial port, which d2l gives a file.
 //!
 //! The firmware is SeaBIOS for a disk with BIOS boot code in its MBR (d2l's `bios` and
 //! `hybrid` disks) and OVMF, with a fresh copy of its variable store, for one without (a
@@ -57,6 +58,13 @@ pub fn run(args: RunArgs) -> Result<()> {
         None => free_port()?,
     };
     let mut cmd = qemu_command(image, &format, memory, ssh_port);
+    // d2l's init writes the command's exit status here (its second serial port).
+    let status_dir = tempfile::tempdir().context("a temporary directory for the exit status")?;
+    let status_file = status_dir.path().join("status");
+    cmd.arg("-serial").arg(format!(
+        "file:{}",
+        status_file.to_string_lossy().replace(',', ",,")
+    ));
     // Lives until QEMU exits: the machine's UEFI variables.
     let _uefi_vars = match firmware {
         RunFirmware::Bios => None,
@@ -72,6 +80,16 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         Err(e) => return Err(e).with_context(|| format!("cannot start {QEMU}")),
     };
+    let reported = std::fs::read_to_string(&status_file)
+        .ok()
+        .and_then(|text| d2l_init::config::parse_status(&text));
+    if let (Some(code), Some(0)) = (reported, status.code()) {
+        // The machine powered off after its command: its status is the run's.
+        if code != 0 {
+            std::process::exit(code.clamp(0, 255));
+        }
+        return Ok(());
+    }
     match status.code() {
         Some(0) => Ok(()),
         // QEMU already said what went wrong on the terminal: pass its status on.

@@ -134,10 +134,22 @@ pub fn build_initramfs(
     };
     cpio.file(BOOT_CONFIG, 0o644, config.encode().as_bytes());
     Ok(Some(Initramfs {
-        bytes: cpio.finish(),
+        bytes: gzip(&cpio.finish()),
         modules: plan.paths.iter().map(|p| module_name(p)).collect(),
         missing: plan.missing,
     }))
+}
+
+/// The archive gzip-compressed, as every kernel unpacks an initramfs: half the bytes for the
+/// boot loader to read through the firmware, and no run of zeros that d2l would leave as a
+/// hole in the filesystem (boot loaders cannot read files with holes).
+fn gzip(archive: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(archive)
+        .and_then(|()| encoder.finish())
+        .expect("compressing into memory cannot fail")
 }
 
 /// `name` without `.xz`, `.zst` or `.gz`.
@@ -340,7 +352,12 @@ mod tests {
             .unwrap();
         assert_eq!(initramfs.modules, ["jbd2", "ext4"]);
         assert!(initramfs.missing.contains(&"ata_piix".to_owned()));
-        let bytes = &initramfs.bytes;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(&initramfs.bytes[..]),
+            &mut bytes,
+        )
+        .unwrap();
         let find = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle);
         assert!(
             find(&elf(1)).is_some() && find(&elf(2)).is_some(),
