@@ -98,8 +98,14 @@ pub struct RunConfig {
 pub struct BootConfig {
     /// The root filesystem's UUID (`8-4-4-4-12` hexadecimal).
     pub root_uuid: String,
-    /// Module files in the initramfs, in load order.
-    pub modules: Vec<String>,
+    /// The modules to load: for each module asked for, its name and the files in the
+    /// initramfs to load for it, in order (what it needs first).
+    pub modules: Vec<(String, Vec<String>)>,
+    /// The modules (by name) that only serve to reach a disk: left out once the root
+    /// filesystem's disk is there.
+    pub disk_modules: Vec<String>,
+    /// Drivers (by module name) loaded only when a device matches one of their patterns.
+    pub devices: Vec<(String, String)>,
     /// The init to execute on the root filesystem once it is mounted.
     pub next: String,
 }
@@ -170,8 +176,14 @@ impl BootConfig {
     pub fn encode(&self) -> String {
         let mut out = String::from("# d2l-init: the initramfs stage (written by d2l build)\n");
         line(&mut out, "root-uuid", &self.root_uuid);
-        for module in &self.modules {
-            line(&mut out, "module", module);
+        for (name, paths) in &self.modules {
+            line(&mut out, "load", &format!("{name} {}", paths.join(" ")));
+        }
+        for name in &self.disk_modules {
+            line(&mut out, "disk-module", name);
+        }
+        for (name, pattern) in &self.devices {
+            line(&mut out, "device", &format!("{name} {pattern}"));
         }
         line(&mut out, "next", &self.next);
         out
@@ -183,7 +195,24 @@ impl BootConfig {
         for (number, key, value) in lines(text)? {
             match key {
                 "root-uuid" => config.root_uuid = value,
-                "module" => config.modules.push(value),
+                "load" => {
+                    let mut words = value.split(' ');
+                    let name = words.next().unwrap_or_default().to_owned();
+                    config
+                        .modules
+                        .push((name, words.map(str::to_owned).collect()));
+                }
+                "disk-module" => config.disk_modules.push(value),
+                "device" => match value.split_once(' ') {
+                    Some((name, pattern)) => config.devices.push((name.into(), pattern.into())),
+                    None => {
+                        return Err(ConfigError::Invalid {
+                            line: number,
+                            key: "device",
+                            expected: "a module name and a device pattern",
+                        })
+                    }
+                },
                 "next" => config.next = value,
                 other => return Err(unknown(number, other)),
             }
@@ -280,7 +309,18 @@ mod tests {
     fn boot_config_round_trips() {
         let config = BootConfig {
             root_uuid: "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into(),
-            modules: vec!["/lib/modules/6.1/kernel/fs/ext4/ext4.ko".into()],
+            modules: vec![(
+                "ext4".into(),
+                vec![
+                    "/lib/modules/6.1/kernel/fs/jbd2/jbd2.ko".into(),
+                    "/lib/modules/6.1/kernel/fs/ext4/ext4.ko".into(),
+                ],
+            )],
+            disk_modules: vec!["virtio_blk".into()],
+            devices: vec![(
+                "e1000".into(),
+                "pci:v00008086d0000100Esv*sd*bc*sc*i*".into(),
+            )],
             next: INIT_PATH.into(),
         };
         assert_eq!(BootConfig::decode(&config.encode()).unwrap(), config);

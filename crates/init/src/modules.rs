@@ -6,26 +6,43 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-/// What a machine made by d2l needs to reach its root disk and network: disk controllers
-/// (QEMU's IDE and virtio, SATA for VirtualBox and VMware, NVMe for clouds), SCSI disks,
-/// ext4, and the usual network cards (virtio, e1000 and e1000e, VMware's vmxnet3).
+/// What a machine made by d2l needs to reach its network and root disk: the usual network
+/// cards (virtio, e1000 and e1000e, VMware's vmxnet3), disk controllers (QEMU's IDE and
+/// virtio, SATA for VirtualBox and VMware, NVMe for clouds), SCSI disks and ext4.
 pub const MACHINE_MODULES: &[&str] = &[
-    "ata_piix",
-    "ata_generic",
-    "ahci",
-    "sd_mod",
-    "sr_mod",
+    // Network cards first: a card's link takes a while to come up (e1000 under QEMU, two
+    // seconds), and settles while the disk's modules load.
     "virtio_pci",
-    "virtio_blk",
-    "virtio_scsi",
-    "nvme",
-    "vmw_pvscsi",
-    "mptspi",
-    "ext4",
     "virtio_net",
     "e1000",
     "e1000e",
     "vmxnet3",
+    // Disks, those that appear at once first: once the root filesystem's disk is there,
+    // the rest are left out.
+    "virtio_blk",
+    "nvme",
+    "virtio_scsi",
+    "ahci",
+    "ata_piix",
+    "ata_generic",
+    "vmw_pvscsi",
+    "mptspi",
+    "sd_mod",
+    "ext4",
+];
+
+/// The modules of [`MACHINE_MODULES`] that only serve to reach a disk: not needed once the
+/// root filesystem's disk has appeared.
+pub const DISK_MODULES: &[&str] = &[
+    "virtio_blk",
+    "nvme",
+    "virtio_scsi",
+    "ahci",
+    "ata_piix",
+    "ata_generic",
+    "vmw_pvscsi",
+    "mptspi",
+    "sd_mod",
 ];
 
 /// The modules a kernel has, from its index files.
@@ -39,7 +56,13 @@ pub struct ModuleIndex {
     aliases: BTreeMap<String, Vec<String>>,
     /// Module name to the names it wants loaded first.
     soft_pre: BTreeMap<String, Vec<String>>,
+    /// Module name to the device patterns it drives (`pci:v00008086d0000100Esv*...`).
+    devices: BTreeMap<String, Vec<String>>,
 }
+
+/// The buses whose devices the initramfs matches drivers against: a driver for none of the
+/// machine's devices is not loaded (probing costs time, under emulation most of all).
+pub const DEVICE_BUSES: &[&str] = &["pci", "virtio"];
 
 /// The modules to load, in order, and what was asked for but is not there.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -50,6 +73,13 @@ pub struct LoadPlan {
     pub builtin: Vec<String>,
     /// Names asked for that the kernel has neither as a module nor built in.
     pub missing: Vec<String>,
+    /// Each module asked for that is there to load: its name and the paths to load for it,
+    /// everything it needs first (a path appears in every group that needs it; a loader
+    /// skips what it has loaded).
+    pub groups: Vec<(String, Vec<String>)>,
+    /// The device patterns of the modules asked for that drive devices on
+    /// [`DEVICE_BUSES`]: load one only when a device matches.
+    pub devices: Vec<(String, Vec<String>)>,
 }
 
 /// A module's name from its path or name: the file name without `.ko` (and a compression
@@ -82,6 +112,16 @@ impl ModuleIndex {
             if let (Some("alias"), Some(alias), Some(name)) =
                 (words.next(), words.next(), words.next())
             {
+                let on_bus = DEVICE_BUSES
+                    .iter()
+                    .any(|bus| alias.strip_prefix(bus).is_some_and(|a| a.starts_with(':')));
+                if on_bus {
+                    index
+                        .devices
+                        .entry(module_name(name))
+                        .or_default()
+                        .push(alias.to_owned());
+                }
                 // Wildcard aliases are hardware matches, not names a module asks for.
                 if !alias.contains(['*', '?', '[']) {
                     index
@@ -117,19 +157,34 @@ impl ModuleIndex {
     /// modules it asks for first (soft dependencies), each once.
     pub fn load_plan(&self, wanted: &[&str]) -> LoadPlan {
         let mut plan = LoadPlan::default();
-        let mut done = HashSet::new();
+        let mut seen = HashSet::new();
         for &name in wanted {
+            let mut done = HashSet::new();
             let name = module_name(name);
+            let mut paths = Vec::new();
             if self.builtin.contains(&name) {
                 plan.builtin.push(name);
+                continue;
             } else if self.modules.contains_key(&name) {
-                self.visit(&name, &mut done, &mut BTreeSet::new(), &mut plan.paths);
+                if let Some(patterns) = self.devices.get(&name) {
+                    plan.devices.push((name.clone(), patterns.clone()));
+                }
+                self.visit(&name, &mut done, &mut BTreeSet::new(), &mut paths);
             } else if let Some(targets) = self.aliases.get(&name) {
                 for target in targets {
-                    self.visit(target, &mut done, &mut BTreeSet::new(), &mut plan.paths);
+                    self.visit(target, &mut done, &mut BTreeSet::new(), &mut paths);
                 }
             } else {
                 plan.missing.push(name);
+                continue;
+            }
+            for path in &paths {
+                if seen.insert(path.clone()) {
+                    plan.paths.push(path.clone());
+                }
+            }
+            if !paths.is_empty() {
+                plan.groups.push((name, paths));
             }
         }
         plan
@@ -168,6 +223,36 @@ impl ModuleIndex {
         visiting.remove(name);
         done.insert(name.to_owned());
     }
+}
+
+/// Whether a device's `modalias` matches a driver's `pattern` (`*` any run, `?` any one
+/// character, as modprobe's fnmatch reads them; `[` is taken literally).
+pub fn modalias_matches(pattern: &str, modalias: &str) -> bool {
+    let (p, m) = (pattern.as_bytes(), modalias.as_bytes());
+    // Iterative glob: on a mismatch, retry from the last `*` one byte further.
+    let (mut pi, mut mi) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while mi < m.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, mi));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || c == m[mi] => {
+                pi += 1;
+                mi += 1;
+            }
+            _ => match star {
+                Some((sp, sm)) => {
+                    pi = sp + 1;
+                    mi = sm + 1;
+                    star = Some((sp, sm + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p[pi..].iter().all(|&c| c == b'*')
 }
 
 #[cfg(test)]
@@ -244,8 +329,64 @@ kernel/net/core/failover.ko:
         assert_eq!(unique.len(), plan.paths.len(), "{:?}", plan.paths);
         assert_eq!(plan.builtin, ["virtio_pci"]);
         assert_eq!(plan.missing, ["nope"]);
+        // Groups: what each module asked for brings, each path once, in the same order.
+        let names: Vec<&str> = plan.groups.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["ext4", "ata_piix", "ahci", "virtio_net"]);
+        // Each group whole: ahci needs libata as much as ata_piix does.
+        assert_eq!(
+            plan.groups[2].1,
+            [
+                "kernel/drivers/scsi/scsi_common.ko",
+                "kernel/drivers/scsi/scsi_mod.ko",
+                "kernel/drivers/ata/libata.ko",
+                "kernel/drivers/ata/libahci.ko",
+                "kernel/drivers/ata/ahci.ko"
+            ]
+        );
+        let mut flat: Vec<&String> = plan.groups.iter().flat_map(|(_, p)| p).collect();
+        let mut once = HashSet::new();
+        flat.retain(|p| once.insert(*p));
+        assert_eq!(flat, plan.paths.iter().collect::<Vec<_>>());
         // Nothing that was not asked for (e1000's wildcard alias is not a name).
         assert_eq!(plan.paths.len(), 15, "{:?}", plan.paths);
+        assert!(
+            plan.devices.is_empty(),
+            "only e1000 has device patterns, and was not asked for"
+        );
+    }
+
+    #[test]
+    fn drivers_match_devices_as_modprobe_does() {
+        let e1000 = "pci:v00008086d0000100Esv*sd*bc*sc*i*";
+        let device = "pci:v00008086d0000100Esv00001AF4sd00001100bc02sc00i00";
+        assert!(modalias_matches(e1000, device));
+        assert!(!modalias_matches(
+            e1000,
+            "pci:v00008086d0000100Fsv00001AF4sd00001100bc02sc00i00"
+        ));
+        assert!(modalias_matches(
+            "virtio:d00000002v*",
+            "virtio:d00000002v00001AF4"
+        ));
+        assert!(!modalias_matches(
+            "virtio:d00000002v*",
+            "virtio:d00000001v00001AF4"
+        ));
+        assert!(modalias_matches(
+            "pci:v*d*sv*sd*bc01sc01i*",
+            "pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80"
+        ));
+        assert!(modalias_matches("a?c", "abc") && !modalias_matches("a?c", "ac"));
+        assert!(modalias_matches("*", "") && !modalias_matches("", "x"));
+
+        let index = ModuleIndex::parse(
+            "kernel/e1000.ko:\nkernel/ext4.ko:\n",
+            "",
+            &format!("alias {e1000} e1000\nalias fs-ext4 ext4\nalias acpi*:PNP0A03:* e1000\n"),
+            "",
+        );
+        let plan = index.load_plan(&["e1000", "ext4"]);
+        assert_eq!(plan.devices, [("e1000".to_owned(), vec![e1000.to_owned()])]);
     }
 
     #[test]

@@ -14,8 +14,8 @@ const CARD_WAIT: Duration = Duration::from_secs(5);
 const LINK_WAIT: Duration = Duration::from_secs(3);
 /// The first wait for a DHCP answer, doubled at each try (a packet lost while the link
 /// settles costs a quarter of a second, not seconds).
-const FIRST_REPLY_WAIT: Duration = Duration::from_millis(250);
-const TRIES: u32 = 6;
+const FIRST_REPLY_WAIT: Duration = Duration::from_millis(100);
+const TRIES: u32 = 8;
 
 /// Brings the network up; returns a line for the console.
 pub fn bring_up(hostname: &str) -> String {
@@ -45,20 +45,25 @@ pub fn bring_up(hostname: &str) -> String {
     }
 }
 
-/// The first network card (not loopback) in /sys/class/net, waiting for one to appear.
+/// The network cards (not loopback or tunnels) in /sys/class/net, by name.
+pub fn cards() -> Vec<String> {
+    let mut cards: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "lo" && !name.starts_with("sit"))
+                .collect()
+        })
+        .unwrap_or_default();
+    cards.sort();
+    cards
+}
+
+/// The first network card, waiting for one to appear.
 fn first_card() -> Option<String> {
     let deadline = Instant::now() + CARD_WAIT;
     loop {
-        let mut cards: Vec<String> = std::fs::read_dir("/sys/class/net")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|name| name != "lo" && !name.starts_with("sit"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        cards.sort();
-        if let Some(card) = cards.into_iter().next() {
+        if let Some(card) = cards().into_iter().next() {
             return Some(card);
         }
         if Instant::now() > deadline {

@@ -14,7 +14,7 @@ mod cpio;
 mod kernel_source;
 
 use d2l_init::config::{BootConfig, RunConfig, BOOT_CONFIG, INIT_PATH, NEW_ROOT, RUN_CONFIG};
-use d2l_init::modules::{module_name, ModuleIndex, MACHINE_MODULES};
+use d2l_init::modules::{module_name, ModuleIndex, DISK_MODULES, MACHINE_MODULES};
 use d2l_rootfs::{ContentStore, Rootfs};
 
 pub use kernel_source::{
@@ -95,8 +95,14 @@ pub fn build_initramfs(
     let base = format!("/lib/modules/{}", layout.version);
     cpio.dir(&base, 0o755);
     let mut made_dirs = std::collections::BTreeSet::new();
-    let mut loaded = Vec::new();
+    let mut stored_paths = std::collections::BTreeMap::new();
     for relative in &plan.paths {
+        if relative.contains(char::is_whitespace) {
+            return Err(Error::Edit {
+                path: format!("{}/{relative} in {}", layout.modules, source.origin()),
+                reason: "a module path with white space".into(),
+            });
+        }
         let path = format!("{}/{relative}", layout.modules);
         let packed = source
             .read(&path, MAX_MODULE_BYTES)?
@@ -125,11 +131,26 @@ pub fn build_initramfs(
             }
         }
         cpio.file(&stored, 0o644, &module);
-        loaded.push(stored);
+        stored_paths.insert(relative.clone(), stored);
     }
     let config = BootConfig {
         root_uuid: root_uuid.to_owned(),
-        modules: loaded,
+        modules: plan
+            .groups
+            .iter()
+            .map(|(name, paths)| {
+                (
+                    name.clone(),
+                    paths.iter().map(|p| stored_paths[p].clone()).collect(),
+                )
+            })
+            .collect(),
+        disk_modules: DISK_MODULES.iter().map(|m| m.to_string()).collect(),
+        devices: plan
+            .devices
+            .iter()
+            .flat_map(|(name, patterns)| patterns.iter().map(move |p| (name.clone(), p.clone())))
+            .collect(),
         next: next.to_owned(),
     };
     cpio.file(BOOT_CONFIG, 0o644, config.encode().as_bytes());
@@ -366,7 +387,7 @@ mod tests {
         let config = find(b"root-uuid u-u-i-d").expect("the boot config");
         let text = String::from_utf8_lossy(&bytes[config..config + 200]);
         assert!(
-            text.contains("module /lib/modules/6.1.0/kernel/fs/jbd2/jbd2.ko\nmodule /lib/modules/6.1.0/kernel/fs/ext4/ext4.ko\n"),
+            text.contains("load ext4 /lib/modules/6.1.0/kernel/fs/jbd2/jbd2.ko /lib/modules/6.1.0/kernel/fs/ext4/ext4.ko\n"),
             "{text}"
         );
 
