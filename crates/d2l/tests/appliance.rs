@@ -384,3 +384,235 @@ fn an_image_from_scratch_runs_its_entrypoint_and_powers_off_and_d2l_run_returns_
         "{output}"
     );
 }
+
+#[test]
+fn a_kernelless_distro_image_boots_its_own_systemd_with_a_kernel_from_another_image() {
+    let kernels = kernels();
+    let fixture = d2l_testkit::debian();
+    let dir = tempfile::tempdir().unwrap();
+    // The Debian fixture with its kernel, initrd and modules deleted by a layer on top.
+    let v = &kernels.version;
+    let mut delete = d2l_testkit::layer::LayerTar::new();
+    for path in [
+        format!("boot/vmlinuz-{v}"),
+        format!("boot/initrd.img-{v}"),
+        format!("boot/System.map-{v}"),
+        format!("boot/config-{v}"),
+        format!("usr/lib/modules/{v}"),
+        "vmlinuz".into(),
+        "vmlinuz.old".into(),
+        "initrd.img".into(),
+        "initrd.img.old".into(),
+    ] {
+        delete.whiteout(&path);
+    }
+    let image = extend_oci_layout(
+        &fixture.oci_dir,
+        "bookworm",
+        &dir.path().join("nokernel"),
+        "nokernel",
+        &[CraftedLayer {
+            tar: delete.finish(),
+            compress: Compress::Gzip,
+        }],
+        |_| {},
+    );
+    let disk = dir.path().join("systemd.img");
+    let summary = build(&[
+        "build",
+        &image.source,
+        "--kernel-from",
+        &kernels.distro,
+        "--root-password",
+        "appliance",
+        "-o",
+        disk.to_str().unwrap(),
+    ]);
+    assert!(
+        summary.contains(&format!("files of its modules in /lib/modules/{v}")),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("d2l's init at"),
+        "the image's own init: {summary}"
+    );
+
+    let mut qemu = Qemu::builder()
+        .memory_mib(1024)
+        .args([
+            "-drive".to_owned(),
+            format!("file={},format=raw,if=virtio", disk.display()),
+            "-nic".to_owned(),
+            "user,model=virtio-net-pci".to_owned(),
+        ])
+        .start()
+        .unwrap();
+    let console = qemu.wait_for("login:", RUN_BUDGET);
+    console.unwrap_or_else(|e| panic!("{e}"));
+    let transcript = qemu.transcript();
+    assert!(
+        transcript.contains("d2l-init: root filesystem /dev/vda"),
+        "d2l's initramfs found the root:\n{transcript}"
+    );
+    qemu.log_in("root", "appliance", "# ", Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let shell = |qemu: &mut Qemu, command: &str| {
+        let out = qemu
+            .shell(command, Duration::from_secs(60))
+            .unwrap_or_else(|e| panic!("{e}"));
+        out.trim().lines().last().unwrap_or("").trim().to_owned()
+    };
+    assert_eq!(shell(&mut qemu, "uname -r"), *v);
+    assert_eq!(shell(&mut qemu, "cat /proc/1/comm"), "systemd");
+    assert_eq!(shell(&mut qemu, "ls /lib/modules"), *v);
+    // udev loads what it finds from the copied modules: the sound of the machine's own
+    // hardware, not d2l's list.
+    assert_eq!(
+        shell(&mut qemu, "test -e /sys/module/virtio_net && echo loaded"),
+        "loaded"
+    );
+    assert!(
+        shell(&mut qemu, "ip -4 -o addr show scope global").contains("10.0.2.15/24"),
+        "the image's network stack got an address"
+    );
+    qemu.shutdown();
+}
+
+#[test]
+fn what_cannot_boot_is_refused_with_one_line_before_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut layer = d2l_testkit::layer::LayerTar::new();
+    layer.file_mode("app/run", b"not really a program", 0o755);
+    let tar = layer.finish();
+    let image = |name: &str, config: serde_json::Value| {
+        write_oci_layout(
+            &dir.path().join(name),
+            name,
+            &[CraftedLayer {
+                tar: tar.clone(),
+                compress: Compress::Gzip,
+            }],
+            |c| c["config"] = config,
+        )
+        .source
+    };
+    let no_command = image("nocommand", serde_json::json!({}));
+    let ghost = image(
+        "ghost",
+        serde_json::json!({"Entrypoint": ["/app/run"], "User": "ghost"}),
+    );
+    let missing = image("missing", serde_json::json!({"Cmd": ["/app/nothing"]}));
+    let fine = image("fine", serde_json::json!({"Cmd": ["/app/run"]}));
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let output = out_dir.join("x.img");
+    let output = output.to_str().unwrap();
+    let kernel = &kernels().distro;
+    let host_version = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap()
+        .trim()
+        .to_owned();
+    let host_has_kernel = Path::new(&format!("/boot/vmlinuz-{host_version}")).exists();
+
+    let cases: Vec<(Vec<&str>, Vec<String>)> = vec![
+        (
+            vec![&no_command, "--kernel-from", kernel],
+            vec!["has no ENTRYPOINT or CMD".into(), "--cmd".into()],
+        ),
+        (
+            vec![&ghost, "--kernel-from", kernel],
+            vec![
+                "User \"ghost\"".into(),
+                "not in the image's /etc/passwd".into(),
+            ],
+        ),
+        (
+            vec![&missing, "--kernel-from", kernel],
+            vec!["\"/app/nothing\" is not in the image".into()],
+        ),
+        (
+            vec![&fine, "--kernel-from", &fine],
+            vec!["no kernel in".into(), "/boot/vmlinuz-VERSION".into()],
+        ),
+        (
+            vec![&fine],
+            vec!["no kernel for d2l's init".into(), "--kernel-from".into()],
+        ),
+        (
+            vec![&fine, "--kernel-from", kernel, "--ssh-key", "/dev/null"],
+            vec!["--ssh-key".into(), "--init image".into()],
+        ),
+    ];
+    for (args, needles) in cases {
+        let mut all = vec!["build"];
+        all.extend(args.iter().copied());
+        all.extend(["-o", output]);
+        let out = d2l(&all);
+        let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
+        common::assert_clean_failure(&out, &out_dir, &[], &needles);
+    }
+    if host_has_kernel {
+        // A machine with its kernel from a package: the kernel and initramfs go in.
+        let summary = build(&["build", &fine, "--kernel-from", "host", "-o", output]);
+        assert!(
+            summary.contains(&format!("kernel {host_version} from the host")),
+            "{summary}"
+        );
+        std::fs::remove_file(output).unwrap();
+    } else {
+        // This machine's kernel is not from a package (a VM's own): said in one line.
+        let out = d2l(&["build", &fine, "--kernel-from", "host", "-o", output]);
+        common::assert_clean_failure(
+            &out,
+            &out_dir,
+            &[],
+            &[&format!(
+                "no kernel in the host (looked for /boot/vmlinuz-{host_version}"
+            )],
+        );
+    }
+    // Usage errors, before any work.
+    for args in [
+        vec![
+            "build", &fine, "--init", "image", "--cmd", "x", "-o", output,
+        ],
+        vec![
+            "build",
+            &fine,
+            "--entrypoint",
+            "[\"unterminated",
+            "-o",
+            output,
+        ],
+        vec![
+            "build",
+            &fine,
+            "--kernel-from",
+            kernel,
+            "--kernel",
+            "/boot/k",
+            "-o",
+            output,
+        ],
+    ] {
+        let out = d2l(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    // An arm64 image cannot run d2l's init, which is built for this machine.
+    let arm64 = format!("oci:{}", d2l_testkit::arm64_layout().display());
+    let out = d2l(&[
+        "build",
+        &arm64,
+        "--platform",
+        "linux/arm64",
+        "--init",
+        "d2l",
+        "--kernel-from",
+        kernel,
+        "--cmd",
+        "/bin/true",
+        "-o",
+        output,
+    ]);
+    common::assert_clean_failure(&out, &out_dir, &[], &["d2l's init is built for amd64"]);
+}

@@ -86,8 +86,11 @@ fn run() -> Result<i32, Failure> {
             say(&format!("host name {}: {e}", config.hostname));
         }
     }
+    // In a container's PID namespace there is no Ctrl-Alt-Del to take (EINVAL).
     if let Err(e) = sys::ctrl_alt_del_to_signal() {
-        say(&format!("Ctrl-Alt-Del: {e}"));
+        if e.raw_os_error() != Some(libc::EINVAL) {
+            say(&format!("Ctrl-Alt-Del: {e}"));
+        }
     }
     if config.network {
         say(&format!("network: {}", net::bring_up(&config.hostname)));

@@ -8,8 +8,9 @@ use d2l_init::dhcp::{self, MessageType, Reply, CLIENT_PORT, SERVER_PORT};
 
 use crate::sys;
 
-/// How long the first network card may take to appear after its driver loads.
-const CARD_WAIT: Duration = Duration::from_secs(5);
+/// How long the first network card may take to appear (its driver was loaded by the
+/// initramfs, or built in: it is there, or about to be).
+const CARD_WAIT: Duration = Duration::from_secs(1);
 /// How long a card may take to report a link (carrier) once up.
 const LINK_WAIT: Duration = Duration::from_secs(3);
 /// The first wait for a DHCP answer, doubled at each try (a packet lost while the link

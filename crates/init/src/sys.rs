@@ -228,10 +228,12 @@ pub fn kill(pid: libc::pid_t, signal: libc::c_int) -> io::Result<()> {
     check(unsafe { libc::kill(pid, signal) })
 }
 
-/// Makes `command` run as `uid`, `gid` and supplementary `groups`. All three are set in one
-/// step before exec: the standard library's own `uid` would drop root before a later step
-/// could set the groups.
-pub fn run_as_on_exec(
+/// Makes `command` start as a program expects to: no signal blocked or ignored (PID 1
+/// blocks the ones it waits for, and the standard library ignores SIGPIPE; a child inherits
+/// both across exec), running as `uid`, `gid` and supplementary `groups`. The IDs are set in
+/// this one step: the standard library's own `uid` would drop root before a later step could
+/// set the groups.
+pub fn prepare_child_on_exec(
     command: &mut std::process::Command,
     uid: libc::uid_t,
     gid: libc::gid_t,
@@ -239,9 +241,21 @@ pub fn run_as_on_exec(
 ) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the closure runs in the child between fork and exec and only makes system
-    // calls (async-signal-safe) on a vector allocated before the fork.
+    // calls (async-signal-safe) on values prepared before the fork.
     unsafe {
         command.pre_exec(move || {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            check(libc::sigprocmask(
+                libc::SIG_SETMASK,
+                &none,
+                std::ptr::null_mut(),
+            ))?;
+            for signal in 1..libc::SIGRTMIN() {
+                if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+            }
             check(libc::setgroups(groups.len(), groups.as_ptr()))?;
             check(libc::setgid(gid))?;
             check(libc::setuid(uid))

@@ -102,6 +102,6 @@ fn command(config: &RunConfig) -> Result<Command, String> {
         .env_clear()
         .envs(env)
         .current_dir(&config.workdir);
-    sys::run_as_on_exec(&mut command, user.uid, user.gid, user.groups);
+    sys::prepare_child_on_exec(&mut command, user.uid, user.gid, user.groups);
     Ok(command)
 }

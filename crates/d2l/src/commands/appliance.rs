@@ -20,6 +20,16 @@ const IMAGE_INIT: &str = "/sbin/init";
 /// Largest account database read to check the image's user.
 const MAX_ACCOUNTS_BYTES: u64 = 16 << 20;
 
+/// Where the machine's kernel comes from.
+enum KernelOrigin<'a> {
+    /// `--kernel-from host`.
+    Host,
+    /// `--kernel-from IMAGE`.
+    Image(&'a d2l_registry::SourceSpec),
+    /// The image's own, found at this layout.
+    Own(KernelLayout),
+}
+
 /// What the machine boots, when `--kernel-from` or d2l's init decided it.
 #[derive(Debug)]
 pub struct Boots {
@@ -51,6 +61,31 @@ pub fn prepare<S: ContentStore>(
         chosen => chosen,
     };
     let d2l_init = init == InitChoice::D2l;
+    // d2l's init with the image's own kernel: d2l's initramfs from its modules. Without a
+    // kernel, `auto` leaves the image to a recipe (a stock image gets its distribution's
+    // kernel and init); `--init d2l` asked for what cannot be.
+    let origin = match &args.init.kernel_from {
+        Some(KernelFrom::Host) => KernelOrigin::Host,
+        Some(KernelFrom::Image(spec)) => KernelOrigin::Image(spec),
+        None if !d2l_init => return Ok(None),
+        None => match find_kernel_layout(&mut TreeSource::new(rootfs, &image.source), None) {
+            Ok(layout) => KernelOrigin::Own(layout),
+            Err(_) if args.init.init == InitChoice::Auto => return Ok(None),
+            Err(_) => bail!(
+                "{}: the image has no kernel for d2l's init to boot with: take one from \
+                 another image with --kernel-from IMAGE, or the host's with --kernel-from host",
+                image.source
+            ),
+        },
+    };
+    if d2l_init && image.platform.architecture != INIT_ARCHITECTURE {
+        bail!(
+            "{}: d2l's init is built for {INIT_ARCHITECTURE} and this image is {}: use --init \
+             image with an image that has an init",
+            image.source,
+            image.platform.architecture
+        );
+    }
     let run_config = if d2l_init {
         Some(run_config(args, image, rootfs)?)
     } else {
@@ -58,8 +93,8 @@ pub fn prepare<S: ContentStore>(
     };
     let next = if d2l_init { INIT_PATH } else { IMAGE_INIT };
     let mut summary = Vec::new();
-    let (kernel, initramfs, version) = match &args.init.kernel_from {
-        Some(KernelFrom::Host) => {
+    let (kernel, initramfs, version) = match origin {
+        KernelOrigin::Host => {
             let mut source = HostSource;
             let version = host_kernel_version()?;
             let layout = find_kernel_layout(&mut source, Some(&version))?;
@@ -71,7 +106,7 @@ pub fn prepare<S: ContentStore>(
                 &mut summary,
             )?
         }
-        Some(KernelFrom::Image(spec)) => {
+        KernelOrigin::Image(spec) => {
             let kernel_source = SourceArgs {
                 source: spec.clone(),
                 platform: args.source.platform.clone(),
@@ -105,18 +140,8 @@ pub fn prepare<S: ContentStore>(
                 &mut summary,
             )?
         }
-        None if !d2l_init => return Ok(None),
-        None => {
-            // d2l's init with the image's own kernel: d2l's initramfs from its modules.
+        KernelOrigin::Own(layout) => {
             let mut source = TreeSource::new(rootfs, &image.source);
-            let Ok(layout) = find_kernel_layout(&mut source, None) else {
-                bail!(
-                    "{}: the image has no kernel for d2l's init to boot with: take one from \
-                     another image with --kernel-from IMAGE, or the host's with --kernel-from \
-                     host",
-                    image.source
-                );
-            };
             let initramfs = build_initramfs(&mut source, &layout, fs_uuid, next)?;
             (layout.image.clone(), initramfs, layout.version)
         }
@@ -136,14 +161,6 @@ pub fn prepare<S: ContentStore>(
     };
     let mut kernel_args = Vec::new();
     if let Some(config) = run_config {
-        if image.platform.architecture != INIT_ARCHITECTURE {
-            bail!(
-                "{}: d2l's init is built for {INIT_ARCHITECTURE} and this image is {}: use \
-                 --init image with an image that has an init",
-                image.source,
-                image.platform.architecture
-            );
-        }
         summary.extend(install_init(rootfs, &config)?);
         // Without an initramfs the kernel starts the init itself.
         kernel_args.push(format!("init={INIT_PATH}"));
