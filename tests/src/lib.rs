@@ -68,3 +68,22 @@ pub use one_layer::{
     machine, minbase, minbase_of, MachineFixture, MinbaseFixture, OneLayerFixture, MACHINE_ENV,
     MINBASE_BULLSEYE_ENV, MINBASE_ENV, MINBASE_TRIXIE_ENV,
 };
+
+/// Compiles the one-file Rust program `source` into a static executable at `output` (for
+/// images with no libc), with the `rustc` on PATH; panics when it does not compile.
+pub fn compile_static(source: &std::path::Path, output: &std::path::Path) {
+    let status = std::process::Command::new("rustc")
+        .args([
+            "-O",
+            "-C",
+            "target-feature=+crt-static",
+            "-C",
+            "strip=symbols",
+        ])
+        .arg(source)
+        .arg("-o")
+        .arg(output)
+        .status()
+        .expect("rustc (the toolchain that builds d2l) compiles test programs");
+    assert!(status.success(), "rustc {}", source.display());
+}

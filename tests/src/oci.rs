@@ -110,40 +110,13 @@ pub fn write_oci_layout(
         "history": [],
     });
     edit_config(&mut config);
-    let config_bytes = serde_json::to_vec(&config).unwrap();
-    let (config_digest, config_path) = put_blob(dir, &config_bytes);
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest.to_string(),
-            "size": config_bytes.len(),
-        },
-        "layers": descriptors,
-    });
-    let manifest_bytes = serde_json::to_vec(&manifest).unwrap();
-    let (manifest_digest, manifest_path) = put_blob(dir, &manifest_bytes);
-    let index = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": manifest_digest.to_string(),
-            "size": manifest_bytes.len(),
-            "annotations": {"org.opencontainers.image.ref.name": reference},
-        }],
-    });
-    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
-    CraftedImage {
-        source: format!("oci:{}:{reference}", dir.display()),
-        dir: dir.to_path_buf(),
-        layer_paths,
-        layer_digests,
-        diff_ids,
-        config_path,
-        manifest_path,
-    }
+    finish_layout(
+        dir,
+        reference,
+        descriptors,
+        &config,
+        (layer_paths, layer_digests, diff_ids),
+    )
 }
 
 /// Writes an image of `layers` (each compressed with `compress`) with no config edits.
@@ -227,7 +200,25 @@ pub fn extend_oci_layout(
     config["rootfs"]["diff_ids"] =
         json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>());
     edit_config(&mut config);
-    let config_bytes = serde_json::to_vec(&config).unwrap();
+    finish_layout(
+        dir,
+        reference,
+        descriptors,
+        &config,
+        (layer_paths, layer_digests, diff_ids),
+    )
+}
+
+/// Stores `config` and a manifest of `descriptors` in the layout at `dir`, and an index
+/// naming it `reference`: what every crafted layout ends with.
+fn finish_layout(
+    dir: &Path,
+    reference: &str,
+    descriptors: Vec<serde_json::Value>,
+    config: &serde_json::Value,
+    (layer_paths, layer_digests, diff_ids): (Vec<PathBuf>, Vec<Digest>, Vec<Digest>),
+) -> CraftedImage {
+    let config_bytes = serde_json::to_vec(config).unwrap();
     let (config_digest, config_path) = put_blob(dir, &config_bytes);
     let manifest = json!({
         "schemaVersion": 2,
@@ -244,6 +235,7 @@ pub fn extend_oci_layout(
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     let index = json!({
         "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
         "manifests": [{
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": manifest_digest.to_string(),

@@ -616,6 +616,25 @@ fn tail(text: &str, bytes: usize) -> &str {
     &text[at..]
 }
 
+/// `line` without the terminal's escape sequences (bash's bracketed-paste switches), trimmed.
+pub fn without_escapes(line: &str) -> String {
+    let mut text = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, then a letter ends it.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            text.push(c);
+        }
+    }
+    text.trim().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

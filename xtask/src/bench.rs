@@ -19,6 +19,8 @@
 //!   way by hand (qemu-img convert, tar, gzip); output sizes.
 //! - `stock` ([`stock`]): `d2l build` of a kernel-less stock image, the first time (the
 //!   kernel recipe through buildah) against the second (from d2l's cache).
+//! - `appliance` ([`appliance`]): a kernel-less image with `--kernel-from`, booted: d2l's
+//!   init from the kernel's handover to the image's command.
 //!
 //! The floor is the work no exporter can skip, done single-threaded and spread over the
 //! cores: `openssl sha256` of the compressed layers (digest check), `pigz -dc -p 1` of them
@@ -32,6 +34,7 @@
 //!
 //! A benchmark, not a test: misses are reported, only a failing command fails the task.
 
+mod appliance;
 mod build;
 mod bundles;
 mod disk;
@@ -75,6 +78,8 @@ pub struct Parts {
     pub bundles: bool,
     /// A stock image's first build (kernel recipe) against its cached one.
     pub stock: bool,
+    /// d2l's init booting an image's command: handover to command.
+    pub appliance: bool,
 }
 
 impl Parts {
@@ -88,6 +93,7 @@ impl Parts {
         formats: true,
         bundles: true,
         stock: true,
+        appliance: true,
     };
 
     /// Reads the arguments after `bench`: nothing, or `--only PART[,PART...]`.
@@ -104,6 +110,7 @@ impl Parts {
                     formats: false,
                     bundles: false,
                     stock: false,
+                    appliance: false,
                 };
                 for name in list.split(',') {
                     match name {
@@ -115,9 +122,10 @@ impl Parts {
                         "formats" => parts.formats = true,
                         "bundles" => parts.bundles = true,
                         "stock" => parts.stock = true,
+                        "appliance" => parts.appliance = true,
                         other => {
                             return Err(format!(
-                                "unknown bench part `{other}` (export, build, scale, disk, pull, formats, bundles, stock)"
+                                "unknown bench part `{other}` (export, build, scale, disk, pull, formats, bundles, stock, appliance)"
                             ))
                         }
                     }
@@ -128,7 +136,7 @@ impl Parts {
                 Parts::parse(&["--only".into(), flag["--only=".len()..].into()])
             }
             _ => Err(format!(
-                "bench takes `--only export|build|scale|disk|pull|formats|bundles|stock` (comma-separated), not `{}`",
+                "bench takes `--only export|build|scale|disk|pull|formats|bundles|stock|appliance` (comma-separated), not `{}`",
                 args.join(" ")
             )),
         }
@@ -228,6 +236,12 @@ pub fn run(parts: Parts) -> Result<()> {
     }
     if parts.stock {
         report("stock", step("bench: stock", || stock::run(&ctx)));
+    }
+    if parts.appliance {
+        report(
+            "appliance",
+            step("bench: appliance", || appliance::run(&ctx)),
+        );
     }
     util::remove_tree(&ctx.tmp)?;
     if !failed.is_empty() {
@@ -442,6 +456,7 @@ mod tests {
             formats: false,
             bundles: false,
             stock: false,
+            appliance: false,
         };
         assert_eq!(parse(&["--only", "build"]), Ok(build));
         assert_eq!(parse(&["--only=build"]), Ok(build));
@@ -456,6 +471,7 @@ mod tests {
                 formats: false,
                 bundles: false,
                 stock: false,
+                appliance: false,
             })
         );
         assert_eq!(
@@ -469,6 +485,7 @@ mod tests {
                 formats: false,
                 bundles: false,
                 stock: false,
+                appliance: false,
             })
         );
         assert_eq!(
@@ -482,10 +499,12 @@ mod tests {
                 formats: true,
                 bundles: false,
                 stock: false,
+                appliance: false,
             })
         );
         assert!(parse(&["--only", "pull"]).is_ok_and(|p| p.pull && !p.export));
         assert!(parse(&["--only", "bundles"]).is_ok_and(|p| p.bundles && !p.formats));
+        assert!(parse(&["--only", "appliance"]).is_ok_and(|p| p.appliance && !p.stock));
         assert!(parse(&["--only", "boot"]).is_err());
         assert!(parse(&["--only"]).is_err());
         assert!(parse(&["build"]).is_err());

@@ -169,25 +169,9 @@ fn boot_and_check(drive: Drive, more: impl FnOnce(&mut Qemu)) {
     );
 }
 
-/// The last line a command printed, without the terminal's escape sequences (bash's
-/// bracketed-paste switches).
+/// The last line a command printed, without the terminal's escape sequences.
 fn last_line(output: &str) -> String {
-    let line = output.trim_end().lines().last().unwrap_or_default();
-    let mut text = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters, then a letter ends it.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            text.push(c);
-        }
-    }
-    text.trim().to_string()
+    d2l_testkit::qemu::without_escapes(output.trim_end().lines().last().unwrap_or_default())
 }
 
 fn shell(vm: &mut Qemu, command: &str) -> String {

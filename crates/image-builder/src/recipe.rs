@@ -99,8 +99,10 @@ impl Recipe {
 }
 
 /// What the errors tell the user to do instead, when a kernel was wanted.
-const KERNEL_ADVICE: &str = "build it from a Dockerfile that installs a kernel (-f Dockerfile), \
-     give --kernel/--initrd, or build a disk without a boot loader (--boot none)";
+const KERNEL_ADVICE: &str =
+    "take a kernel from another image (--kernel-from IMAGE, and d2l's init \
+     runs the image's command), build it from a Dockerfile that installs a kernel (-f \
+     Dockerfile), give --kernel/--initrd, or build a disk without a boot loader (--boot none)";
 /// The same when only `--install` packages were wanted.
 const INSTALL_ADVICE: &str = "build it from a Dockerfile that installs them (-f Dockerfile)";
 /// The distributions the errors say d2l knows.
@@ -1460,9 +1462,10 @@ VERSION_ID="24.05"
         assert_eq!(
             e.to_string(),
             "the image has no /etc/os-release (a distroless or scratch image?), so d2l cannot \
-             tell which distribution it is to install a kernel: build it from a Dockerfile that \
-             installs a kernel (-f Dockerfile), give --kernel/--initrd, or build a disk without \
-             a boot loader (--boot none)"
+             tell which distribution it is to install a kernel: take a kernel from another image \
+             (--kernel-from IMAGE, and d2l's init runs the image's command), build it from a \
+             Dockerfile that installs a kernel (-f Dockerfile), give --kernel/--initrd, or build \
+             a disk without a boot loader (--boot none)"
         );
         let e = error(None, "amd64", false, &["curl"]);
         assert_eq!(
@@ -1513,9 +1516,10 @@ VERSION_ID="24.05"
         let e = error(Some(DEBIAN_12), "riscv64", true, &[]);
         assert_eq!(
             e.to_string(),
-            "d2l has no kernel recipe for architecture \"riscv64\" (it knows amd64 and arm64): \
-             build it from a Dockerfile that installs a kernel (-f Dockerfile), give \
-             --kernel/--initrd, or build a disk without a boot loader (--boot none)"
+            format!(
+                "d2l has no kernel recipe for architecture \"riscv64\" (it knows amd64 and \
+                 arm64): {KERNEL_ADVICE}"
+            )
         );
         // Packages alone have no architecture in their names.
         let r = recipe_for(

@@ -6,33 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-/// What a machine made by d2l needs to reach its network and root disk: the usual network
-/// cards (virtio, e1000 and e1000e, VMware's vmxnet3), disk controllers (QEMU's IDE and
-/// virtio, SATA for VirtualBox and VMware, NVMe for clouds), SCSI disks and ext4.
-pub const MACHINE_MODULES: &[&str] = &[
-    // Network cards first: a card's link takes a while to come up (e1000 under QEMU, two
-    // seconds), and settles while the disk's modules load.
-    "virtio_pci",
-    "virtio_net",
-    "e1000",
-    "e1000e",
-    "vmxnet3",
-    // Disks, those that appear at once first: once the root filesystem's disk is there,
-    // the rest are left out.
-    "virtio_blk",
-    "nvme",
-    "virtio_scsi",
-    "ahci",
-    "ata_piix",
-    "ata_generic",
-    "vmw_pvscsi",
-    "mptspi",
-    "sd_mod",
-    "ext4",
-];
+/// The network cards a machine made by d2l may have: virtio, e1000 and e1000e, VMware's
+/// vmxnet3 (and the virtio bus). First: a card's link takes a while to come up (e1000 under
+/// QEMU, two seconds), and settles while the disk's modules load.
+const NETWORK_MODULES: &[&str] = &["virtio_pci", "virtio_net", "e1000", "e1000e", "vmxnet3"];
 
-/// The modules of [`MACHINE_MODULES`] that only serve to reach a disk: not needed once the
-/// root filesystem's disk has appeared.
+/// What reaches a disk: virtio, NVMe (clouds), SATA (VirtualBox, VMware), QEMU's IDE,
+/// VMware's SCSI, and SCSI disks; those whose disks appear at once first. Not needed once
+/// the root filesystem's disk has appeared.
 pub const DISK_MODULES: &[&str] = &[
     "virtio_blk",
     "nvme",
@@ -44,6 +25,14 @@ pub const DISK_MODULES: &[&str] = &[
     "mptspi",
     "sd_mod",
 ];
+
+/// The root filesystem.
+const FILESYSTEM_MODULES: &[&str] = &["ext4"];
+
+/// What a machine made by d2l needs to reach its network and root disk, in load order.
+pub fn machine_modules() -> Vec<&'static str> {
+    [NETWORK_MODULES, DISK_MODULES, FILESYSTEM_MODULES].concat()
+}
 
 /// The modules a kernel has, from its index files.
 #[derive(Debug, Default)]

@@ -31,20 +31,7 @@ fn as_pid1_it_mounts_reaps_forwards_sigterm_and_reports_the_status() {
     let root = dir.path().join("root");
     let workload = dir.path().join("workload");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pid1/workload.rs");
-    let compiled = Command::new("rustc")
-        .args([
-            "-O",
-            "-C",
-            "target-feature=+crt-static",
-            "-C",
-            "strip=symbols",
-        ])
-        .arg(&source)
-        .arg("-o")
-        .arg(&workload)
-        .status()
-        .expect("rustc compiles the workload");
-    assert!(compiled.success());
+    d2l_testkit::compile_static(&source, &workload);
     write(&root, INIT_PATH, INIT_BINARY, 0o755);
     write(
         &root,
@@ -132,6 +119,34 @@ fn as_pid1_it_mounts_reaps_forwards_sigterm_and_reports_the_status() {
         assert!(has(line), "{line:?} in:\n{transcript}");
     }
     assert!(signalled, "the workload got ready:\n{transcript}");
+}
+
+#[test]
+fn what_stops_the_init_is_said_and_it_powers_off_rather_than_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    write(&root, INIT_PATH, INIT_BINARY, 0o755);
+    // A configuration with no command: the init says so and ends the machine.
+    write(&root, RUN_CONFIG, b"hostname x\nnetwork none\n", 0o644);
+    let out = Command::new("timeout")
+        .args([
+            "30", "unshare", "--pid", "--fork", "--mount", "--uts", "--ipc", "--net",
+        ])
+        .arg(format!("--root={}", root.display()))
+        .arg(INIT_PATH)
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux's unshare");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(
+        out.status.code(),
+        Some(124),
+        "it powered off, not hung: {err}"
+    );
+    assert!(
+        err.contains("d2l-init: /etc/d2l-init.conf: arg: no command to run"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod cpio;
 mod kernel_source;
 
 use d2l_init::config::{BootConfig, RunConfig, BOOT_CONFIG, INIT_PATH, NEW_ROOT, RUN_CONFIG};
-use d2l_init::modules::{module_name, ModuleIndex, DISK_MODULES, MACHINE_MODULES};
+use d2l_init::modules::{machine_modules, module_name, ModuleIndex, DISK_MODULES};
 use d2l_rootfs::{ContentStore, Rootfs};
 
 pub use kernel_source::{
@@ -82,7 +82,7 @@ pub fn build_initramfs(
         texts.push(text);
     }
     let index = ModuleIndex::parse(&texts[0], &texts[1], &texts[2], &texts[3]);
-    let plan = index.load_plan(MACHINE_MODULES);
+    let plan = index.load_plan(&machine_modules());
     if plan.paths.is_empty() {
         return Ok(None);
     }
@@ -185,9 +185,12 @@ fn strip_compression(name: &str) -> &str {
 fn decompress(packed: &[u8], name: &str) -> std::result::Result<Vec<u8>, String> {
     let limit = MAX_MODULE_BYTES as usize;
     let out = if name.ends_with(".xz") {
-        let mut out = Vec::new();
+        let mut out = Bounded {
+            bytes: Vec::new(),
+            limit,
+        };
         lzma_rs::xz_decompress(&mut &packed[..], &mut out).map_err(|e| format!("xz: {e}"))?;
-        out
+        out.bytes
     } else if name.ends_with(".zst") {
         zstd::bulk::decompress(packed, limit).map_err(|e| format!("zstd: {e}"))?
     } else if name.ends_with(".gz") {
@@ -199,6 +202,30 @@ fn decompress(packed: &[u8], name: &str) -> std::result::Result<Vec<u8>, String>
         return Err("not a kernel module (an ELF object) once decompressed".into());
     }
     Ok(out)
+}
+
+/// A sink that refuses more than `limit` bytes: a hostile module cannot make d2l allocate
+/// without bound.
+struct Bounded {
+    bytes: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other(format!(
+                "more than {} bytes decompressed",
+                self.limit
+            )));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Copies the kernel image of `layout` from `source` to `/boot/vmlinuz-VERSION` in
