@@ -198,3 +198,75 @@ fn an_ordinary_user_builds_disks_and_filesystems() {
         "{stat}"
     );
 }
+
+/// Removes a file the test put on the host when dropped.
+struct Planted(std::path::PathBuf);
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn a_root_only_host_kernel_is_said_to_be_unreadable() {
+    // Some distributions (Ubuntu) make /boot/vmlinuz-* readable by root only. Run as root,
+    // the test plants one (where the host has none) and tries as an ordinary user.
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root, to plant a root-only kernel and drop to an ordinary user"
+    );
+    let version = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let kernel = std::path::PathBuf::from(format!("/boot/vmlinuz-{}", version.trim()));
+    let _planted = if kernel.exists() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kernel).unwrap().permissions().mode();
+        if mode & 0o004 != 0 {
+            eprintln!(
+                "{} is readable by all here: nothing to check",
+                kernel.display()
+            );
+            return;
+        }
+        None
+    } else {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::create_dir_all("/boot").unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&kernel)
+            .unwrap();
+        Some(Planted(kernel.clone()))
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let mut layer = LayerTar::new();
+    layer.file_mode("app", b"#!/app", 0o755);
+    let image = simple_image(&home.join("app"), &[layer.finish()], Compress::Gzip);
+    chown_tree(home);
+    let out = d2l_unprivileged(
+        home,
+        &[
+            "build",
+            &image.source,
+            "--kernel-from",
+            "host",
+            "--cmd",
+            "/app",
+            "-o",
+            "app.img",
+        ],
+    );
+    let err = common::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} on the host: not readable by this user",
+            kernel.display()
+        )),
+        "{err}"
+    );
+    assert!(!home.join("app.img").exists());
+}

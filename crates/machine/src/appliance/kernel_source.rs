@@ -212,7 +212,9 @@ pub fn find_kernel_layout(
             modules: format!("/lib/modules/{version}"),
             version,
         })
-        .filter(|k| !source.list(&k.modules).is_empty())
+        // A version asked for (the host's) is the kernel whatever its modules: a kernel
+        // with everything built in has none, and an unreadable image is said when read.
+        .filter(|k| version.is_some() || !source.list(&k.modules).is_empty())
         .collect();
     found.sort_by(|a, b| version_order(&a.version, &b.version));
     found.pop().ok_or_else(|| Error::NoKernel {
