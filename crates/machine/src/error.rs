@@ -20,6 +20,14 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// A file of the kernel being taken (`--kernel-from`) cannot be used.
+    #[error("{path}: {reason}")]
+    Kernel {
+        /// The path and the image or host it is in.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// No kernel where one was looked for.
     #[error("no kernel in {origin} (looked for {looked})")]
     NoKernel {

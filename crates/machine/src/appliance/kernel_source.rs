@@ -63,7 +63,7 @@ impl<S: ContentStore> KernelSource for TreeSource<'_, S> {
     fn read(&mut self, path: &str, limit: u64) -> Result<Option<Vec<u8>>> {
         self.rootfs
             .read_file(path.as_bytes(), limit)
-            .map_err(|e| Error::Edit {
+            .map_err(|e| Error::Kernel {
                 path: format!("{path} in {}", self.origin),
                 reason: e.to_string(),
             })
@@ -249,7 +249,7 @@ pub fn unpack_linuxkit<S: ContentStore>(
     rootfs: &mut Rootfs<S>,
     origin: &str,
 ) -> Result<Rootfs<SpillFile>> {
-    let fail = |path: &str, reason: String| Error::Edit {
+    let fail = |path: &str, reason: String| Error::Kernel {
         path: format!("{path} in {origin}"),
         reason,
     };

@@ -98,7 +98,7 @@ pub fn build_initramfs(
     let mut stored_paths = std::collections::BTreeMap::new();
     for relative in &plan.paths {
         if relative.contains(char::is_whitespace) {
-            return Err(Error::Edit {
+            return Err(Error::Kernel {
                 path: format!("{}/{relative} in {}", layout.modules, source.origin()),
                 reason: "a module path with white space".into(),
             });
@@ -106,11 +106,11 @@ pub fn build_initramfs(
         let path = format!("{}/{relative}", layout.modules);
         let packed = source
             .read(&path, MAX_MODULE_BYTES)?
-            .ok_or_else(|| Error::Edit {
+            .ok_or_else(|| Error::Kernel {
                 path: format!("{path} in {}", source.origin()),
                 reason: "listed in modules.dep but missing".into(),
             })?;
-        let module = decompress(&packed, relative).map_err(|reason| Error::Edit {
+        let module = decompress(&packed, relative).map_err(|reason| Error::Kernel {
             path: format!("{path} in {}", source.origin()),
             reason,
         })?;
@@ -269,7 +269,7 @@ fn copy_tree<S: ContentStore>(
     depth: usize,
 ) -> Result<usize> {
     if depth > MAX_DEPTH {
-        return Err(Error::Edit {
+        return Err(Error::Kernel {
             path: format!("{from} in {}", source.origin()),
             reason: format!("deeper than {MAX_DEPTH} directories"),
         });
