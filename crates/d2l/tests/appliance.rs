@@ -273,7 +273,10 @@ fn an_image_from_scratch_runs_its_entrypoint_and_powers_off_and_d2l_run_returns_
 
     // Both machines at once: the app through plain QEMU, the script through `d2l run`.
     let sh_run = std::thread::spawn(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_d2l"))
+        // Under `timeout`: should this test fail first, the machine does not outlive it.
+        let mut child = Command::new("timeout")
+            .args(["--kill-after=10", &RUN_BUDGET.as_secs().to_string()])
+            .arg(env!("CARGO_BIN_EXE_d2l"))
             .args(["run", sh_img.to_str().unwrap(), "--memory", "512M"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
