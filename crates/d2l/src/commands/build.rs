@@ -399,12 +399,10 @@ fn build_disk(
         ext4.uuid = uuid;
     }
     let fs_uuid = d2l_fs_writer::format_uuid(&ext4.uuid);
-    // A kernel from elsewhere and d2l's init, when asked for or when the image has no init.
-    let boots = if plan.boots() {
-        super::appliance::prepare(args, image, &mut flat.rootfs, &fs_uuid, (env, progress))?
-    } else {
-        None
-    };
+    // A kernel from elsewhere and d2l's init, when asked for or when the image has no init
+    // (on a bare filesystem too: a VMM boots its kernel and initramfs from outside).
+    let boots =
+        super::appliance::prepare(args, image, &mut flat.rootfs, &fs_uuid, (env, progress))?;
     if let Some(needs) = recipes.and_then(|r| r.needed(&mut flat.rootfs)) {
         return Err(needs.into());
     }
