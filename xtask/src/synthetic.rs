@@ -109,7 +109,7 @@ struct Blob {
 /// Writes the whole layout into `dir` (which must not exist).
 fn write_layout(dir: &Path, files: usize) -> Result<()> {
     ensure!(
-        files % (LAYERS * PER_DIR) == 0,
+        files.is_multiple_of(LAYERS * PER_DIR),
         "{files} files do not split into {LAYERS} layers of whole directories of {PER_DIR}"
     );
     let blobs = oci::blobs_dir(dir);
