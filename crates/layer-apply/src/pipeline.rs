@@ -292,11 +292,13 @@ impl Decompress<'_, '_> {
                     io::Error::from(io::ErrorKind::BrokenPipe)
                 })
             };
-            let mut spare = || spare.try_recv().unwrap_or_default();
+            let mut take_spare = || spare.try_recv().unwrap_or_default();
+            let mut chosen = self.compressions[index];
             let (result, upstream_gone) = match first {
                 Msg::Direct(file) => {
+                    chosen = Some(Compression::Gzip);
                     let result =
-                        parallel_gzip::gunzip_file(&file, self.threads, &mut out, &mut spare)
+                        parallel_gzip::gunzip_file(&file, self.threads, &mut out, &mut take_spare)
                             .map(|()| Compression::Gzip);
                     // Stage 1's end of this blob: its size and digest are checked.
                     let checked = result.is_err() || matches!(rx.recv(), Ok(Msg::End(_)));
@@ -304,12 +306,8 @@ impl Decompress<'_, '_> {
                 }
                 first => {
                     let mut input = ChunkReader::starting_with(&rx, None, first);
-                    let result = compression::decompress(
-                        self.compressions[index],
-                        &mut input,
-                        &mut out,
-                        &mut spare,
-                    );
+                    let result =
+                        compression::decompress(chosen, &mut input, &mut out, &mut take_spare);
                     (result, input.disconnected)
                 }
             };
@@ -319,7 +317,7 @@ impl Decompress<'_, '_> {
             let compression = result.map_err(|e| Error::Decompress {
                 layer: index,
                 digest: layer.digest.clone(),
-                compression: self.compressions[index].map_or("layer", Compression::name),
+                compression: chosen.map_or("layer", Compression::name),
                 message: e.to_string(),
             })?;
             let end = LayerEnd {
