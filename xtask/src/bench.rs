@@ -4,7 +4,8 @@
 //!   the same image and against the floor.
 //! - `build` ([`build`]): `d2l build --table none` of the fixture against the floor,
 //!   against `mkfs.ext4 -d` on the already-extracted tree and against `tar -x` +
-//!   `mkfs.ext4 -d`; and its peak RSS.
+//!   `mkfs.ext4 -d`; and its peak RSS. Then ([`gunzip`]) against `igzip -dc` of its layers
+//!   alone, with d2l's gzip decoder on every core and on one thread.
 //! - `scale` ([`scale`]): `d2l build --table none` of synthetic images of 10k, 100k and 1M
 //!   small files in 10 layers ([`crate::synthetic`]): time per file, peak RSS, linearity.
 //! - `disk` ([`disk`]): `d2l build` of the fixture into a bootable MBR disk against the
@@ -40,6 +41,7 @@ mod bundles;
 mod disk;
 mod export;
 mod formats;
+mod gunzip;
 mod pull;
 mod scale;
 mod stock;
@@ -163,6 +165,7 @@ struct Fixture {
 pub fn run(parts: Parts) -> Result<()> {
     step("packages", || {
         util::ensure_tools(util::FIXTURE_TOOLS)?;
+        util::ensure_tools(gunzip::TOOLS)?;
         util::ensure_tools(&[Tool {
             command: "openssl",
             package: "openssl",

@@ -40,6 +40,13 @@ const MTIME: u64 = 1_704_067_200;
 /// Written last: its presence marks a complete layout.
 const DONE_FILE: &str = "bench-image.json";
 
+/// Inodes of the tree of the image with `files` files: the files, their directories
+/// (`bench/AAA/BBB`, `bench/AAA`), `bench` and the root.
+pub fn inodes(files: usize) -> usize {
+    let leaf_dirs = files.div_ceil(PER_DIR);
+    files + leaf_dirs + leaf_dirs.div_ceil(PER_DIR) + 2
+}
+
 /// Makes sure the layout with `files` files exists under `<target>/bench-images` and
 /// returns its directory.
 pub fn ensure(files: usize) -> Result<PathBuf> {
@@ -109,7 +116,7 @@ struct Blob {
 /// Writes the whole layout into `dir` (which must not exist).
 fn write_layout(dir: &Path, files: usize) -> Result<()> {
     ensure!(
-        files % (LAYERS * PER_DIR) == 0,
+        files.is_multiple_of(LAYERS * PER_DIR),
         "{files} files do not split into {LAYERS} layers of whole directories of {PER_DIR}"
     );
     let blobs = oci::blobs_dir(dir);
@@ -318,6 +325,8 @@ mod tests {
         assert_eq!(split_dir(100), (1, 0));
         // 1M files are 10,000 directories: bench/099/099 is the last.
         assert_eq!(split_dir(1_000_000 / PER_DIR - 1), (99, 99));
+        // ... under 100 directories bench/000 .. bench/099, under bench/, under the root.
+        assert_eq!(inodes(1_000_000), 1_000_000 + 10_000 + 100 + 2);
     }
 
     #[test]

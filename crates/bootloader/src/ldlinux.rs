@@ -195,7 +195,7 @@ impl PatchArea {
     /// Finds and checks the patch area of `sys` (an unpatched or already patched file).
     pub(crate) fn parse(sys: &[u8]) -> Result<PatchArea> {
         let bad = |r: String| invalid("ldlinux.sys", r);
-        if sys.is_empty() || sys.len() % SECTOR != 0 {
+        if sys.is_empty() || !sys.len().is_multiple_of(SECTOR) {
             return Err(bad(format!(
                 "size {:#x} is not a non-zero multiple of 512",
                 sys.len()

@@ -518,7 +518,7 @@ pub fn memory_mib(memory: d2l_fs_writer::ByteSize) -> Result<u64, String> {
     const MIB: u64 = 1 << 20;
     /// Less than this boots nothing (QEMU's own default is 128 MiB).
     const MIN_MIB: u64 = d2l_disk_format::MIN_MEMORY_MIB;
-    if memory.0 % MIB != 0 {
+    if !memory.0.is_multiple_of(MIB) {
         return Err(format!(
             "--memory {}: not a whole number of MiB (write e.g. 512 or 512M, 2G)",
             memory.0

@@ -468,7 +468,7 @@ impl d2l_disk::VirtualDisk for ClusterMap {
                 let index = pos / unit;
                 let piece_end = end.min((index + 1) * unit);
                 if let Some(slot) = state.slot(index) {
-                    if pos % unit == 0 && piece_end - pos == unit {
+                    if pos.is_multiple_of(unit) && piece_end - pos == unit {
                         state.set(index, None);
                         state.owners[slot as usize] = FREE;
                         freed.push(slot);

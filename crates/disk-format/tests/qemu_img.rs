@@ -135,7 +135,7 @@ fn check_vhd(path: &Path, size: u64) -> Result<(), String> {
     if &footer[..8] != b"conectix" || be32(footer, 64) != sum(footer, 64..68) {
         return Err("footer cookie or checksum wrong".into());
     }
-    if be64(footer, 48) != size || size % MIB != 0 {
+    if be64(footer, 48) != size || !size.is_multiple_of(MIB) {
         return Err(format!("current size {} (disk {size})", be64(footer, 48)));
     }
     match be32(footer, 60) {
@@ -272,14 +272,19 @@ fn scrambled_writes() -> Vec<Write> {
             4 => 300_000,
             _ => 3 * MIB as usize,
         };
-        let bytes = if seed % 11 == 0 {
+        let bytes = if seed.is_multiple_of(11) {
             vec![0; len]
         } else {
             pattern(seed, len)
         };
         writes.push((offset, bytes));
         // Gaps: whole untouched clusters and blocks between some writes.
-        offset += len as u64 + if seed % 4 == 0 { 5 * 65536 + 512 } else { 0 };
+        offset += len as u64
+            + if seed.is_multiple_of(4) {
+                5 * 65536 + 512
+            } else {
+                0
+            };
         seed += 1;
     }
     // A fixed shuffle: interleave from both ends.

@@ -1224,7 +1224,7 @@ fn every_cut_is_an_error_and_no_damage_panics() {
             x ^= x >> 7;
             x ^= x << 17;
             let reach = n.min(1024);
-            let at = if x % 2 == 0 {
+            let at = if x.is_multiple_of(2) {
                 (x >> 8) % reach
             } else {
                 n - 1 - (x >> 8) % reach

@@ -56,7 +56,7 @@ pub fn write_fat(
     let geometry = Geometry::plan(size)?;
     let hidden_sectors = u32::try_from(offset / u64::from(SECTOR_BYTES))
         .ok()
-        .filter(|_| offset % u64::from(SECTOR_BYTES) == 0)
+        .filter(|_| offset.is_multiple_of(u64::from(SECTOR_BYTES)))
         .ok_or(Error::BadOffset { offset })?;
     let label = volume_label(&options.label)?;
     let placement = Placement::plan(&geometry, tree, label, dos_time(options.modified))?;

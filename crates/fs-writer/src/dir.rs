@@ -585,7 +585,7 @@ pub mod test_reader {
             let rec = u16_at(block, at + 4) as usize;
             let name_len = block[at + 6] as usize;
             assert!(
-                rec >= rec_len(name_len) && rec % 4 == 0 && at + rec <= 4084,
+                rec >= rec_len(name_len) && rec.is_multiple_of(4) && at + rec <= 4084,
                 "rec_len at {at}"
             );
             if u32_at(block, at) != 0 {

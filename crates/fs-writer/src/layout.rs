@@ -36,7 +36,7 @@ pub(crate) const FIRST_INO: u32 = 11;
 /// of 3, 5 and 7).
 pub(crate) fn has_superblock(group: u32) -> bool {
     fn power_of(mut n: u32, base: u32) -> bool {
-        while n > 1 && n % base == 0 {
+        while n > 1 && n.is_multiple_of(base) {
             n /= base;
         }
         n == 1

@@ -21,7 +21,7 @@ const DIND_BLOCK: usize = 13;
 /// Groups 1 and powers of 3, 5 and 7 hold backups (sparse_super).
 fn has_superblock(group: u32) -> bool {
     let power_of = |mut n: u32, base: u32| {
-        while n > 1 && n % base == 0 {
+        while n > 1 && n.is_multiple_of(base) {
             n /= base;
         }
         n == 1

@@ -5,6 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::num::NonZeroUsize;
 
 use d2l_rootfs::{
     path, ContentStore, DataExtent, Device, Directory, FileData, InodeId, InodeKind, Metadata,
@@ -52,6 +53,10 @@ pub struct ApplyOptions {
     /// Most inodes the tree may be given, [`MAX_INODES`] by default (lower it to bound
     /// memory further).
     pub max_inodes: usize,
+    /// Most threads decoding one gzip blob that lies in a file: one per core by default
+    /// ([`default_decoder_threads`](crate::default_decoder_threads)); 1 decodes every layer
+    /// on the decompression stage alone.
+    pub decoder_threads: NonZeroUsize,
 }
 
 impl Default for ApplyOptions {
@@ -61,6 +66,7 @@ impl Default for ApplyOptions {
             overlay_whiteouts: false,
             implicit_mtime: Timestamp::default(),
             max_inodes: MAX_INODES,
+            decoder_threads: crate::parallel_gzip::default_decoder_threads(),
         }
     }
 }

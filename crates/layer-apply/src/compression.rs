@@ -88,7 +88,7 @@ fn skip_zero_padding(input: &mut dyn BufRead) -> io::Result<()> {
 }
 
 /// Copies a reader to `out` in full chunks.
-fn pump(
+pub(crate) fn pump(
     reader: &mut dyn Read,
     out: &mut dyn FnMut(Vec<u8>) -> io::Result<()>,
     spare: &mut dyn FnMut() -> Vec<u8>,

@@ -6,7 +6,9 @@
 //! [`Rootfs`](d2l_rootfs::Rootfs): inodes with their metadata, xattrs and link counts in
 //! memory, file data in a [`ContentStore`](d2l_rootfs::ContentStore). The rules for
 //! whiteouts, paths, hard links and xattrs are those of `shared/notes/layer-semantics.md`.
-//! [`write_tar`] writes a tree back out as one deterministic PAX tar.
+//! [`write_tar`] writes a tree back out as one deterministic PAX tar. A gzip blob of
+//! [`PARALLEL_GZIP_MIN_BYTES`] or more that lies in a file ([`BlobSource::blob_file`]) is
+//! decoded on several threads.
 //!
 //! Hostile layers meet limits, each an error naming the entry: [`MAX_PATH_LEN`] and
 //! [`MAX_DEPTH`] where a name really lands (symlinks followed), [`MAX_ENTRY_METADATA`] for
@@ -34,6 +36,7 @@ mod compression;
 mod error;
 mod export;
 mod layers;
+mod parallel_gzip;
 mod pipeline;
 mod tar_reader;
 mod xattr;
@@ -44,7 +47,8 @@ pub use compression::Compression;
 pub use d2l_rootfs::path::{MAX_DEPTH, MAX_PATH_LEN, NAME_MAX};
 pub use error::{EntryError, Error, Result};
 pub use export::{write_tar, write_tar_to_file, ExportStats, MAX_EXPORT_RUNS};
-pub use layers::{BlobDescriptor, BlobError, BlobSource, Layers};
+pub use layers::{BlobDescriptor, BlobError, BlobFile, BlobSource, Layers};
+pub use parallel_gzip::{default_decoder_threads, MAX_DECODER_THREADS, PARALLEL_GZIP_MIN_BYTES};
 pub use pipeline::{apply_layers, chain_ids, AppliedImage, AppliedLayer};
 pub use tar_reader::{MAX_ENTRY_METADATA, MAX_XATTR_BYTES};
 pub use xattr::XattrPolicy;

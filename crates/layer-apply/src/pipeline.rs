@@ -4,15 +4,19 @@
 //! layers (layer N+1 is read and decompressed while layer N is applied):
 //!
 //! 1. read the blob, hashing it (size and digest checked at its end, by the registry's reader);
-//! 2. decompress (gzip, zstd or none);
+//! 2. decompress (gzip, zstd or none); a gzip blob of [`PARALLEL_GZIP_MIN_BYTES`] or more
+//!    that lies in a file is decoded from the file on several threads instead of from stage
+//!    1's chunks, which then only hashes it, and its end still waits for that check;
 //! 3. hash the decompressed stream for the diff_id;
 //! 4. parse the tar stream and apply it to the tree (the calling thread).
 //!
-//! Memory stays bounded by the channel depth times the chunk size, whatever the layer size.
+//! Memory stays bounded by the channel depth times the chunk size, whatever the layer size,
+//! plus the parallel decoder's own bound (see `parallel_gzip`).
 //! When a stage fails, the others stop; the error reported is the one nearest the source
 //! (a corrupt blob is reported as a digest mismatch, not as the tar garbage it decodes to).
 
 use std::io::{self, BufRead, Read};
+use std::num::NonZeroUsize;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use d2l_blob::{Digest, Sha256, VerifiedReader};
@@ -21,7 +25,8 @@ use d2l_rootfs::{ContentStore, Rootfs};
 use crate::apply::{Applier, ApplyOptions, LayerStats};
 use crate::compression::{self, Compression};
 use crate::error::{Error, Result};
-use crate::layers::Layers;
+use crate::layers::{BlobFile, Layers};
+use crate::parallel_gzip::{self, PARALLEL_GZIP_MIN_BYTES};
 
 /// Bytes per chunk passed between stages.
 const CHUNK: usize = 256 * 1024;
@@ -71,6 +76,9 @@ pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
 
 enum Msg {
     Data(Vec<u8>),
+    /// First and only data message of a layer whose gzip blob the decompressor reads from
+    /// its file; the reader sends `End` once it has checked the blob's size and digest.
+    Direct(BlobFile),
     End(LayerEnd),
 }
 
@@ -129,13 +137,20 @@ pub fn apply_layers<S: ContentStore>(
     // Decompressed chunks the apply stage is done with go back to be filled again: no
     // allocation, zeroing or page faults per chunk.
     let (spare_tx, spare_rx) = sync_channel::<Vec<u8>>(SPARE_CHUNKS);
+    let decoder_threads = options.decoder_threads;
     let mut rootfs = Applier::new(store, options);
 
     let (read, decompress, hash, applied) = std::thread::scope(|scope| {
-        let read = scope.spawn(|| read_blobs(image, raw_tx));
         let compressions = &compressions;
-        let decompress =
-            scope.spawn(move || decompress_blobs(image, compressions, raw_rx, plain_tx, spare_rx));
+        let read = scope.spawn(move || read_blobs(image, compressions, raw_tx));
+        let decompress = scope.spawn(move || {
+            let stage = Decompress {
+                image,
+                compressions,
+                threads: decoder_threads,
+            };
+            stage.run(raw_rx, plain_tx, spare_rx)
+        });
         let hash = scope.spawn(|| hash_streams(image.blobs.len(), plain_rx, hashed_tx));
         let applied = apply_streams(image, &mut rootfs, hashed_rx, spare_tx);
         (read.join(), decompress.join(), hash.join(), applied)
@@ -167,13 +182,18 @@ pub fn apply_layers<S: ContentStore>(
 }
 
 /// Stage 1: read each blob, checking its size and digest.
-fn read_blobs(image: &Layers<'_>, tx: SyncSender<Msg>) -> std::result::Result<(), Stop> {
+fn read_blobs(
+    image: &Layers<'_>,
+    compressions: &[Option<Compression>],
+    tx: SyncSender<Msg>,
+) -> std::result::Result<(), Stop> {
     for (index, layer) in image.blobs.iter().enumerate() {
-        let raw = image.source.open_blob(index).map_err(|error| Error::Blob {
+        let blob_error = |error| Error::Blob {
             layer: index,
             digest: layer.digest.clone(),
             error,
-        })?;
+        };
+        let raw = image.source.open_blob(index).map_err(blob_error)?;
         let mut blob = VerifiedReader::new(raw, layer.digest.clone(), layer.size);
         let read_error = |error| Error::Read {
             layer: index,
@@ -181,18 +201,15 @@ fn read_blobs(image: &Layers<'_>, tx: SyncSender<Msg>) -> std::result::Result<()
             error,
         };
         let mut downstream_gone = false;
-        loop {
-            let mut chunk = vec![0u8; CHUNK];
-            let n = compression::read_full(&mut blob, &mut chunk).map_err(read_error)?;
-            if n == 0 {
-                break;
-            }
-            chunk.truncate(n);
-            if !downstream_gone && tx.send(Msg::Data(chunk)).is_err() {
-                // Keep reading this blob to its end so that a corrupt blob is reported as
-                // such, rather than as whatever its garbage made a later stage say.
-                downstream_gone = true;
-            }
+        if let Some(file) =
+            parallel_gzip_file(image, index, compressions[index]).map_err(blob_error)?
+        {
+            downstream_gone = tx.send(Msg::Direct(file)).is_err();
+            // Only the check is left to do here: the decompressor reads the file itself.
+            let mut buf = vec![0u8; CHUNK];
+            while compression::read_full(&mut blob, &mut buf).map_err(read_error)? > 0 {}
+        } else {
+            send_chunks(&mut blob, &tx, &mut downstream_gone).map_err(read_error)?;
         }
         if downstream_gone || tx.send(Msg::End(LayerEnd::default())).is_err() {
             return Err(Stop::Neighbour);
@@ -201,48 +218,118 @@ fn read_blobs(image: &Layers<'_>, tx: SyncSender<Msg>) -> std::result::Result<()
     Ok(())
 }
 
-/// Stage 2: decompress each layer.
-fn decompress_blobs(
+/// Sends `blob` down `tx` in chunks, reading it to its end even when nobody receives them
+/// any more (`downstream_gone`), so that a corrupt blob is reported as such rather than as
+/// whatever its garbage made a later stage say.
+fn send_chunks(
+    blob: &mut dyn Read,
+    tx: &SyncSender<Msg>,
+    downstream_gone: &mut bool,
+) -> io::Result<()> {
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let n = compression::read_full(blob, &mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        chunk.truncate(n);
+        if !*downstream_gone && tx.send(Msg::Data(chunk)).is_err() {
+            *downstream_gone = true;
+        }
+    }
+}
+
+/// The blob of layer `index` as a file, when it is gzip (by media type, or by its magic
+/// bytes when it has none) and large enough for the parallel decoder.
+fn parallel_gzip_file(
     image: &Layers<'_>,
-    compressions: &[Option<Compression>],
-    rx: Receiver<Msg>,
-    tx: SyncSender<Msg>,
-    spare: Receiver<Vec<u8>>,
-) -> std::result::Result<(), Stop> {
-    for (index, layer) in image.blobs.iter().enumerate() {
-        let mut input = ChunkReader::new(&rx, None);
-        let mut downstream_gone = false;
-        let result = compression::decompress(
-            compressions[index],
-            &mut input,
-            &mut |chunk| {
+    index: usize,
+    compression: Option<Compression>,
+) -> std::result::Result<Option<BlobFile>, crate::layers::BlobError> {
+    if !matches!(compression, None | Some(Compression::Gzip))
+        || image.blobs[index].size < PARALLEL_GZIP_MIN_BYTES
+    {
+        return Ok(None);
+    }
+    let Some(file) = image.source.blob_file(index)? else {
+        return Ok(None);
+    };
+    if file.len != image.blobs[index].size {
+        // Stage 1 reports the size mismatch; the stream path is the one that meets it.
+        return Ok(None);
+    }
+    if compression.is_none() {
+        let mut magic = [0u8; d2l_blob::compression::ZSTD_MAGIC.len()];
+        let n = file.read_at(0, &mut magic)?;
+        if Compression::from_magic(&magic[..n]) != Compression::Gzip {
+            return Ok(None);
+        }
+    }
+    Ok(parallel_gzip::takes(&file)?.then_some(file))
+}
+
+/// Stage 2: decompress each layer.
+struct Decompress<'a, 'b> {
+    image: &'a Layers<'b>,
+    compressions: &'a [Option<Compression>],
+    /// Most threads for one blob that lies in a file.
+    threads: NonZeroUsize,
+}
+
+impl Decompress<'_, '_> {
+    fn run(
+        &self,
+        rx: Receiver<Msg>,
+        tx: SyncSender<Msg>,
+        spare: Receiver<Vec<u8>>,
+    ) -> std::result::Result<(), Stop> {
+        for (index, layer) in self.image.blobs.iter().enumerate() {
+            let first = rx.recv().map_err(|_| Stop::Neighbour)?;
+            let mut downstream_gone = false;
+            let mut out = |chunk| {
                 tx.send(Msg::Data(chunk)).map_err(|_| {
                     downstream_gone = true;
                     io::Error::from(io::ErrorKind::BrokenPipe)
                 })
-            },
-            &mut || spare.try_recv().unwrap_or_default(),
-        );
-        if input.disconnected || downstream_gone {
-            return Err(Stop::Neighbour);
-        }
-        if let Err(e) = &result {
-            return Err(Stop::Failed(Error::Decompress {
+            };
+            let mut take_spare = || spare.try_recv().unwrap_or_default();
+            let mut chosen = self.compressions[index];
+            let (result, upstream_gone) = match first {
+                Msg::Direct(file) => {
+                    chosen = Some(Compression::Gzip);
+                    let result =
+                        parallel_gzip::gunzip_file(&file, self.threads, &mut out, &mut take_spare)
+                            .map(|()| Compression::Gzip);
+                    // Stage 1's end of this blob: its size and digest are checked.
+                    let checked = result.is_err() || matches!(rx.recv(), Ok(Msg::End(_)));
+                    (result, !checked)
+                }
+                first => {
+                    let mut input = ChunkReader::starting_with(&rx, None, first);
+                    let result =
+                        compression::decompress(chosen, &mut input, &mut out, &mut take_spare);
+                    (result, input.disconnected)
+                }
+            };
+            if upstream_gone || downstream_gone {
+                return Err(Stop::Neighbour);
+            }
+            let compression = result.map_err(|e| Error::Decompress {
                 layer: index,
                 digest: layer.digest.clone(),
-                compression: compressions[index].map_or("layer", Compression::name),
+                compression: chosen.map_or("layer", Compression::name),
                 message: e.to_string(),
-            }));
+            })?;
+            let end = LayerEnd {
+                compression: Some(compression),
+                diff: None,
+            };
+            if tx.send(Msg::End(end)).is_err() {
+                return Err(Stop::Neighbour);
+            }
         }
-        let end = LayerEnd {
-            compression: result.ok(),
-            diff: None,
-        };
-        if tx.send(Msg::End(end)).is_err() {
-            return Err(Stop::Neighbour);
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Stage 3: hash each decompressed stream for its diff_id.
@@ -266,7 +353,7 @@ fn hash_streams(
                     tx.send(Msg::End(end)).map_err(|_| Stop::Neighbour)?;
                     break;
                 }
-                Err(_) => return Err(Stop::Neighbour),
+                Ok(Msg::Direct(_)) | Err(_) => return Err(Stop::Neighbour),
             }
         }
     }
@@ -355,6 +442,34 @@ impl<'a> ChunkReader<'a> {
             disconnected: false,
         }
     }
+
+    /// Like [`ChunkReader::new`], for a layer whose first message was already received.
+    fn starting_with(
+        rx: &'a Receiver<Msg>,
+        spare: Option<&'a SyncSender<Vec<u8>>>,
+        first: Msg,
+    ) -> Self {
+        let mut reader = ChunkReader::new(rx, spare);
+        reader.accept(first);
+        reader
+    }
+
+    /// Takes in the next message of the layer.
+    fn accept(&mut self, msg: Msg) {
+        match msg {
+            Msg::Data(chunk) => {
+                let done = std::mem::replace(&mut self.chunk, chunk);
+                if let Some(spare) = self.spare {
+                    // Full: the producer has enough; this one is simply freed.
+                    let _ = spare.try_send(done);
+                }
+                self.pos = 0;
+            }
+            Msg::End(payload) => self.end = Some(payload),
+            // Only stage 2 is sent blob files, and it takes them before reading chunks.
+            Msg::Direct(_) => self.disconnected = true,
+        }
+    }
 }
 
 impl Read for ChunkReader<'_> {
@@ -369,25 +484,17 @@ impl Read for ChunkReader<'_> {
 
 impl BufRead for ChunkReader<'_> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        while self.pos == self.chunk.len() && self.end.is_none() {
+        while self.pos == self.chunk.len() && self.end.is_none() && !self.disconnected {
             match self.rx.recv() {
-                Ok(Msg::Data(chunk)) => {
-                    let done = std::mem::replace(&mut self.chunk, chunk);
-                    if let Some(spare) = self.spare {
-                        // Full: the producer has enough; this one is simply freed.
-                        let _ = spare.try_send(done);
-                    }
-                    self.pos = 0;
-                }
-                Ok(Msg::End(payload)) => self.end = Some(payload),
-                Err(_) => {
-                    self.disconnected = true;
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the layer stream ended early",
-                    ));
-                }
+                Ok(msg) => self.accept(msg),
+                Err(_) => self.disconnected = true,
             }
+        }
+        if self.disconnected {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the layer stream ended early",
+            ));
         }
         Ok(&self.chunk[self.pos..])
     }

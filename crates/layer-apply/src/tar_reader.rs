@@ -692,7 +692,7 @@ fn parse_decimal(text: &[u8]) -> Result<u64, EntryError> {
 }
 
 fn pairs_to_runs(numbers: &[u64]) -> Result<Vec<SparseRun>, EntryError> {
-    if numbers.len() % 2 != 0 {
+    if !numbers.len().is_multiple_of(2) {
         return Err(EntryError::BadPax(
             "odd number of values in sparse map".into(),
         ));

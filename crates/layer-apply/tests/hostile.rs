@@ -868,7 +868,7 @@ impl Read for AlternatingBlocks {
             .min(usize::try_from(self.len - self.position).unwrap());
         for (i, b) in buf[..n].iter_mut().enumerate() {
             let at = self.position + i as u64;
-            *b = if (at / 4096) % 2 == 0 {
+            *b = if (at / 4096).is_multiple_of(2) {
                 (at % 251) as u8 + 1
             } else {
                 0

@@ -185,7 +185,7 @@ impl DiskLayout {
 
     /// Checks the invariants `plan` guarantees, for layouts built by hand.
     pub(crate) fn validate(&self) -> Result<()> {
-        let aligned = |v: u64| v % SECTOR_BYTES == 0;
+        let aligned = |v: u64| v.is_multiple_of(SECTOR_BYTES);
         if !(aligned(self.partition_start)
             && aligned(self.partition_bytes)
             && aligned(self.disk_bytes))

@@ -13,7 +13,7 @@ use crate::limits::MAX_LAYERS;
 use crate::platform::Platform;
 use crate::remote::{self, RegistryOptions};
 use crate::source::SourceSpec;
-use crate::store::Store;
+use crate::store::{Blob, BlobRange, Store};
 use crate::{docker_archive, layout};
 
 /// The only `rootfs.type` the OCI image-spec defines (config.md).
@@ -75,6 +75,17 @@ impl Image {
     /// Opens layer `index` as stored, for a reader that verifies its size and digest itself
     /// (layer application does, as it hashes every byte anyway); the stored size is checked.
     pub fn open_unverified_layer(&self, index: usize) -> Result<Box<dyn Read + Send>> {
+        Ok(self.open_stored_layer(index)?.reader)
+    }
+
+    /// Where layer `index` lies in a host file, for positional reads (unverified: the reader
+    /// of [`Image::open_unverified_layer`] is what checks its size and digest).
+    pub fn layer_range(&self, index: usize) -> Result<BlobRange> {
+        Ok(self.open_stored_layer(index)?.range)
+    }
+
+    /// Layer `index` as its store holds it, its size checked.
+    fn open_stored_layer(&self, index: usize) -> Result<Blob> {
         let (Some(layer), Some(path)) = (self.layers.get(index), self.layer_paths.get(index))
         else {
             return Err(Error::NoSuchLayer {
@@ -96,7 +107,7 @@ impl Image {
                 actual: blob.size,
             });
         }
-        Ok(blob.reader)
+        Ok(blob)
     }
 }
 

@@ -62,3 +62,4 @@ pub use platform::Platform;
 pub use reference::Reference;
 pub use remote::{pull_image, PullProgress, PullReport, RegistryOptions};
 pub use source::SourceSpec;
+pub use store::BlobRange;

@@ -26,6 +26,37 @@ pub(crate) struct Blob {
     pub reader: Box<dyn Read + Send>,
     /// The size the store records for it.
     pub size: u64,
+    /// Where its bytes lie in a host file (every store's blobs do).
+    pub range: BlobRange,
+}
+
+/// Where a blob lies in a host file: `len` bytes from `offset` (0 for a blob file of its
+/// own), for positional reads by several threads.
+#[derive(Debug, Clone)]
+pub struct BlobRange {
+    /// The file.
+    pub file: Arc<File>,
+    /// Where the blob starts in it.
+    pub offset: u64,
+    /// The blob's size as the store records it.
+    pub len: u64,
+}
+
+impl Blob {
+    /// A whole file, opened, as a blob.
+    pub(crate) fn whole_file(file: File, len: u64) -> Blob {
+        let file = Arc::new(file);
+        Blob {
+            // `Read` for `Arc<File>` moves the shared cursor; positional reads ignore it.
+            reader: Box::new(Arc::clone(&file)),
+            size: len,
+            range: BlobRange {
+                file,
+                offset: 0,
+                len,
+            },
+        }
+    }
 }
 
 /// A source of files addressed by relative path.
@@ -96,10 +127,7 @@ impl Store for DirStore {
                 io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
             ));
         }
-        Ok(Some(Blob {
-            reader: Box::new(file),
-            size: meta.len(),
-        }))
+        Ok(Some(Blob::whole_file(file, meta.len())))
     }
 
     fn describe(&self, path: &str) -> String {
@@ -263,6 +291,11 @@ impl Store for TarStore {
         Ok(self.resolve(path)?.map(|(name, offset, size)| Blob {
             reader: Box::new(self.range(&name, offset, size)),
             size,
+            range: BlobRange {
+                file: Arc::clone(&self.handle),
+                offset,
+                len: size,
+            },
         }))
     }
 

@@ -120,7 +120,8 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture, floor: &Floor) -> Result<()> {
         &format!("target < {}", mb(BUILD_RSS_MAX)),
         build.peak_rss < BUILD_RSS_MAX,
     );
-    Ok(())
+    println!();
+    super::gunzip::run(ctx, &source, &fixture.layers, build.time)
 }
 
 /// `d2l build SOURCE -o OUT --table none --quiet`.

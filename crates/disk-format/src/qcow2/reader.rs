@@ -163,7 +163,9 @@ impl Qcow2Reader {
                 )));
             }
             header_length = u64::from(h.header_length.get());
-            if header_length < V3_HEADER_LENGTH || header_length > cluster || header_length % 8 != 0
+            if header_length < V3_HEADER_LENGTH
+                || header_length > cluster
+                || !header_length.is_multiple_of(8)
             {
                 return Err(corrupt(format!(
                     "qcow2 header: header_length {header_length} is not a multiple of 8 in {V3_HEADER_LENGTH}..={cluster}"
@@ -285,7 +287,7 @@ impl Qcow2Reader {
             if offset == 0 {
                 continue;
             }
-            if offset % cluster != 0 {
+            if !offset.is_multiple_of(cluster) {
                 return Err(corrupt(format!(
                     "qcow2 L2 table of L1 entry {index} is at {offset:#x}, not cluster aligned"
                 )));
@@ -378,7 +380,7 @@ impl Qcow2Reader {
         if entry & ZERO_FLAG != 0 || offset == 0 {
             return Ok(Cluster::Zero);
         }
-        if offset % cluster != 0 {
+        if !offset.is_multiple_of(cluster) {
             return Err(corrupt(format!(
                 "qcow2 data cluster for guest offset {at:#x} is at {offset:#x}, not cluster aligned"
             )));

@@ -632,10 +632,7 @@ impl Store for PulledStore {
             .metadata()
             .map_err(|e| Error::io(&fetched.path, e))?
             .len();
-        Ok(Some(Blob {
-            reader: Box::new(file),
-            size,
-        }))
+        Ok(Some(Blob::whole_file(file, size)))
     }
 
     fn describe(&self, path: &str) -> String {
