@@ -571,6 +571,33 @@ fn what_cannot_boot_is_refused_with_one_line_before_any_output() {
             )],
         );
     }
+    // A bare filesystem gets them too, for a VMM to boot from outside.
+    let bare = dir.path().join("bare.ext4");
+    build(&[
+        "build",
+        &fine,
+        "--kernel-from",
+        kernel,
+        "--table",
+        "none",
+        "-o",
+        bare.to_str().unwrap(),
+    ]);
+    d2l_testkit::debugfs::assert_fsck_clean(&bare);
+    let v = &kernels().version;
+    let out = d2l_testkit::debugfs::batch(
+        &bare,
+        &[
+            format!("stat /boot/vmlinuz-{v}"),
+            format!("stat /boot/d2l-initrd.img-{v}"),
+            "stat /sbin/d2l-init".into(),
+            "cat /etc/d2l-init.conf".into(),
+        ],
+    );
+    for (i, what) in ["kernel", "initramfs", "init"].iter().enumerate() {
+        assert!(out[i].contains("Type: regular"), "{what}: {}", out[i]);
+    }
+    assert!(out[3].contains("\narg /app/run\n"), "{}", out[3]);
     // Usage errors, before any work.
     for args in [
         vec![

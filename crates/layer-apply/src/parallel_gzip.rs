@@ -25,6 +25,10 @@ use crate::layers::BlobFile;
 pub const PARALLEL_GZIP_MIN_BYTES: u64 = 16 << 20;
 /// Most decoder threads, whatever the machine (see the memory bound above).
 pub const MAX_DECODER_THREADS: usize = 16;
+/// Fewest decoder threads for which the parallel decoder is used at all: on two cores
+/// rapidgzip's own screen never chose a second thread on the Debian fixture (the hash and
+/// the tar take the other core), and its buffers doubled d2l's peak memory for nothing.
+pub const PARALLEL_GZIP_MIN_THREADS: usize = 3;
 /// Decoded bytes per chunk handed from the decoder threads to the reader.
 const DECODED_CHUNK: usize = 4 << 20;
 /// Compressed bytes per decoding task (rapidgzip's minimum).

@@ -142,7 +142,7 @@ pub fn apply_layers<S: ContentStore>(
 
     let (read, decompress, hash, applied) = std::thread::scope(|scope| {
         let compressions = &compressions;
-        let read = scope.spawn(move || read_blobs(image, compressions, raw_tx));
+        let read = scope.spawn(move || read_blobs(image, compressions, decoder_threads, raw_tx));
         let decompress = scope.spawn(move || {
             let stage = Decompress {
                 image,
@@ -185,6 +185,7 @@ pub fn apply_layers<S: ContentStore>(
 fn read_blobs(
     image: &Layers<'_>,
     compressions: &[Option<Compression>],
+    decoder_threads: NonZeroUsize,
     tx: SyncSender<Msg>,
 ) -> std::result::Result<(), Stop> {
     for (index, layer) in image.blobs.iter().enumerate() {
@@ -201,8 +202,8 @@ fn read_blobs(
             error,
         };
         let mut downstream_gone = false;
-        if let Some(file) =
-            parallel_gzip_file(image, index, compressions[index]).map_err(blob_error)?
+        if let Some(file) = parallel_gzip_file(image, index, compressions[index], decoder_threads)
+            .map_err(blob_error)?
         {
             downstream_gone = tx.send(Msg::Direct(file)).is_err();
             // Only the check is left to do here: the decompressor reads the file itself.
@@ -245,8 +246,10 @@ fn parallel_gzip_file(
     image: &Layers<'_>,
     index: usize,
     compression: Option<Compression>,
+    threads: NonZeroUsize,
 ) -> std::result::Result<Option<BlobFile>, crate::layers::BlobError> {
-    if !matches!(compression, None | Some(Compression::Gzip))
+    if threads.get() < parallel_gzip::PARALLEL_GZIP_MIN_THREADS
+        || !matches!(compression, None | Some(Compression::Gzip))
         || image.blobs[index].size < PARALLEL_GZIP_MIN_BYTES
     {
         return Ok(None);

@@ -159,7 +159,7 @@ fn apply(
         source: &source,
     };
     let options = ApplyOptions {
-        decoder_threads: NonZeroUsize::new(2).expect("2 > 0"),
+        decoder_threads: NonZeroUsize::new(4).expect("4 > 0"),
         ..ApplyOptions::default()
     };
     let applied = apply_layers(&layers, SpillFile::new().expect("spill"), options);
@@ -365,12 +365,13 @@ fn the_fixture_in_an_archive_gives_the_stream_paths_diff_ids_and_tree() {
             image: &image,
             files,
         };
-        apply_layers(
-            &blobs.layers(),
-            SpillFile::new().expect("spill"),
-            ApplyOptions::default(),
-        )
-        .expect("apply the fixture")
+        // Enough threads for the parallel decoder, on any machine.
+        let options = ApplyOptions {
+            decoder_threads: NonZeroUsize::new(4).expect("4 > 0"),
+            ..ApplyOptions::default()
+        };
+        apply_layers(&blobs.layers(), SpillFile::new().expect("spill"), options)
+            .expect("apply the fixture")
     };
     let parallel = apply(true);
     let sequential = apply(false);

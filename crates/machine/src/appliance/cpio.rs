@@ -77,7 +77,7 @@ impl Cpio {
 
     /// Pads to the next multiple of 4 bytes, as newc aligns names and data.
     fn pad(&mut self) {
-        while self.bytes.len() % 4 != 0 {
+        while !self.bytes.len().is_multiple_of(4) {
             self.bytes.push(0);
         }
     }
