@@ -91,16 +91,11 @@ pub fn write_oci_layout(
     let mut layer_digests = Vec::new();
     let mut diff_ids = Vec::new();
     for layer in layers {
-        let blob = layer.compress.apply(&layer.tar);
-        let (digest, path) = put_blob(dir, &blob);
-        diff_ids.push(Digest::sha256_of(&layer.tar));
-        descriptors.push(json!({
-            "mediaType": layer.compress.media_type(),
-            "digest": digest.to_string(),
-            "size": blob.len(),
-        }));
+        let (descriptor, path, digest, diff_id) = store_layer(dir, layer);
+        descriptors.push(descriptor);
         layer_paths.push(path);
         layer_digests.push(digest);
+        diff_ids.push(diff_id);
     }
     let mut config = json!({
         "architecture": "amd64",
@@ -186,16 +181,11 @@ pub fn extend_oci_layout(
         .map(|d| d.as_str().unwrap().parse().unwrap())
         .collect();
     for layer in layers {
-        let blob = layer.compress.apply(&layer.tar);
-        let (digest, path) = put_blob(dir, &blob);
-        diff_ids.push(Digest::sha256_of(&layer.tar));
-        descriptors.push(json!({
-            "mediaType": layer.compress.media_type(),
-            "digest": digest.to_string(),
-            "size": blob.len(),
-        }));
+        let (descriptor, path, digest, diff_id) = store_layer(dir, layer);
+        descriptors.push(descriptor);
         layer_paths.push(path);
         layer_digests.push(digest);
+        diff_ids.push(diff_id);
     }
     config["rootfs"]["diff_ids"] =
         json!(diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>());
@@ -207,6 +197,18 @@ pub fn extend_oci_layout(
         &config,
         (layer_paths, layer_digests, diff_ids),
     )
+}
+
+/// Stores `layer`'s blob in the layout at `dir`: its descriptor, path, digest and diff_id.
+fn store_layer(dir: &Path, layer: &CraftedLayer) -> (serde_json::Value, PathBuf, Digest, Digest) {
+    let blob = layer.compress.apply(&layer.tar);
+    let (digest, path) = put_blob(dir, &blob);
+    let descriptor = json!({
+        "mediaType": layer.compress.media_type(),
+        "digest": digest.to_string(),
+        "size": blob.len(),
+    });
+    (descriptor, path, digest, Digest::sha256_of(&layer.tar))
 }
 
 /// Stores `config` and a manifest of `descriptors` in the layout at `dir`, and an index

@@ -8,7 +8,8 @@
 //! - `app`, `FROM scratch` with one static program compiled here (`appliance/probe.rs`)
 //!   that prints its argv, environment, working directory, IDs and address, makes an HTTP
 //!   request to a server this test runs, and exits 7; booted by plain QEMU from an IDE
-//!   disk (QEMU's defaults: SeaBIOS, e1000 on the user network);
+//!   disk (QEMU's defaults: SeaBIOS, e1000 on the user network), then by `d2l run`, which
+//!   must exit 7;
 //! - `sh`, the minbase fixture plus a shell-script ENTRYPOINT, booted by `d2l run`, whose
 //!   exit status must be the script's;
 //! - the Debian fixture with its kernel deleted, booting its own systemd (`--init image`).
@@ -170,6 +171,38 @@ fn build(args: &[&str]) -> String {
     err
 }
 
+/// `d2l run IMAGE` to its end: its exit status and what the console showed.
+fn d2l_run(image: &Path) -> (std::process::ExitStatus, String) {
+    // Under `timeout`: should the test fail first, the machine does not outlive it.
+    let mut child = Command::new("timeout")
+        .args(["--kill-after=10", &RUN_BUDGET.as_secs().to_string()])
+        .arg(env!("CARGO_BIN_EXE_d2l"))
+        .args(["run", image.to_str().unwrap(), "--memory", "512M"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        String::from_utf8_lossy(&text).replace('\r', "")
+    });
+    let deadline = Instant::now() + RUN_BUDGET;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("d2l run did not end in {RUN_BUDGET:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    (status, reader.join().unwrap())
+}
+
 /// The line of `transcript` that starts with `prefix`, without it.
 fn line<'t>(transcript: &'t str, prefix: &str) -> &'t str {
     transcript
@@ -271,37 +304,9 @@ fn an_image_from_scratch_runs_its_entrypoint_and_powers_off_and_d2l_run_returns_
         "{summary}"
     );
 
-    // Both machines at once: the app through plain QEMU, the script through `d2l run`.
-    let sh_run = std::thread::spawn(move || {
-        // Under `timeout`: should this test fail first, the machine does not outlive it.
-        let mut child = Command::new("timeout")
-            .args(["--kill-after=10", &RUN_BUDGET.as_secs().to_string()])
-            .arg(env!("CARGO_BIN_EXE_d2l"))
-            .args(["run", sh_img.to_str().unwrap(), "--memory", "512M"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut text = Vec::new();
-            let _ = stdout.read_to_end(&mut text);
-            String::from_utf8_lossy(&text).replace('\r', "")
-        });
-        let deadline = Instant::now() + RUN_BUDGET;
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("d2l run did not end in {RUN_BUDGET:?}");
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        (status, reader.join().unwrap())
-    });
+    // Both machines at once: the app through plain QEMU, the script through `d2l run`;
+    // then the app again through `d2l run`.
+    let sh_run = std::thread::spawn(move || d2l_run(&sh_img));
 
     let mut qemu = Qemu::builder()
         .memory_mib(512)
@@ -356,6 +361,15 @@ fn an_image_from_scratch_runs_its_entrypoint_and_powers_off_and_d2l_run_returns_
     assert!(
         transcript.contains("d2l-init: /app/probe exited with status 7\n"),
         "{transcript}"
+    );
+
+    // `d2l run` of the app: its status is the command's.
+    let (status, output) = d2l_run(&app_img);
+    assert_eq!(status.code(), Some(7), "d2l run app.img:\n{output}");
+    assert_eq!(line(&output, "probe ipv4: "), "10.0.2.15");
+    assert!(
+        output.contains("d2l-init: /app/probe exited with status 7\n"),
+        "{output}"
     );
 
     let (status, output) = sh_run.join().unwrap();
