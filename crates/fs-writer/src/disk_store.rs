@@ -34,10 +34,9 @@ pub struct DiskStore<'d> {
     next_store: u64,
     /// Store blocks of zeros, not written.
     holes: Holes,
-    /// Input read ahead of the zero check, allocated once.
-    input: Vec<u8>,
     /// Bytes not yet written: `buffer[..filled]`, from data-space byte `buffered_at` on.
-    /// Allocated (and zeroed) once.
+    /// Allocated (and zeroed) once. Input is read straight into it, then checked for zero
+    /// blocks in place: one copy fewer than reading into a buffer of its own.
     buffer: Vec<u8>,
     filled: usize,
     buffered_at: u64,
@@ -69,7 +68,6 @@ impl<'d> DiskStore<'d> {
             next: 0,
             next_store: 0,
             holes: Holes::default(),
-            input: vec![0; WRITE_BUFFER],
             buffer: vec![0; WRITE_BUFFER],
             filled: 0,
             buffered_at: 0,
@@ -131,10 +129,10 @@ impl<'d> DiskStore<'d> {
         self.space.pieces(self.base, at, len).ok_or_else(full)
     }
 
-    /// Appends `bytes` that go at data-space byte `at`, at or after what is buffered. The
+    /// Makes data-space byte `at`, at or after what is buffered, the next byte buffered. The
     /// gap since the last run (the rest of its last block, the head of this one) is zeros:
     /// written as such when it fits in the buffer, else left a hole.
-    fn append(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
+    fn seek(&mut self, at: u64) -> io::Result<()> {
         let end = self.buffered_at + self.filled as u64;
         let gap = usize::try_from(at - end).unwrap_or(usize::MAX);
         if gap > 0 || self.filled == 0 {
@@ -146,17 +144,39 @@ impl<'d> DiskStore<'d> {
                 self.buffered_at = at;
             }
         }
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            if self.filled == WRITE_BUFFER {
-                self.flush()?;
-            }
-            let n = (WRITE_BUFFER - self.filled).min(rest.len());
-            self.buffer[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
-            self.filled += n;
-            rest = &rest[n..];
-        }
         Ok(())
+    }
+
+    /// Reads `n` bytes of a run (at most a buffer, ending on a block boundary or at the
+    /// run's end), whose first byte is store byte `pos`, into the buffer at data-space byte
+    /// `at`, dropping whole blocks of zeros (they become holes). Returns the bytes kept.
+    fn read_chunk(&mut self, data: &mut dyn Read, pos: u64, n: usize, at: u64) -> io::Result<u64> {
+        self.seek(at)?;
+        if WRITE_BUFFER - self.filled < n {
+            self.flush()?;
+        }
+        let start = self.filled;
+        read_full(data, &mut self.buffer[start..start + n])?;
+        let mut kept = start;
+        let mut off = 0;
+        while off < n {
+            let block_pos = pos + off as u64;
+            let take = usize::try_from(BS - block_pos % BS)
+                .expect("a block")
+                .min(n - off);
+            let piece = start + off..start + off + take;
+            if take as u64 == BS && is_zero(&self.buffer[piece.clone()]) {
+                self.holes.push(block_pos / BS);
+            } else {
+                if kept != piece.start {
+                    self.buffer.copy_within(piece, kept);
+                }
+                kept += take;
+            }
+            off += take;
+        }
+        self.filled = kept;
+        Ok((kept - start) as u64)
     }
 }
 
@@ -181,40 +201,18 @@ impl ContentStore for DiskStore<'_> {
         let start = self.next * BS + within;
         if len == 0 {
             // Nothing to write, but the run still starts where the next one would.
-            self.append(start, &[])?;
+            self.seek(start)?;
         }
         // Data-space byte where the next bytes that are not a zero block go.
         let mut at = start;
-        let mut input = std::mem::take(&mut self.input);
         let mut pos = store_start;
         let end = store_start + len;
-        let result = (|| -> io::Result<()> {
-            while pos < end {
-                // Up to a buffer of input, ending on a block boundary (or the run's end).
-                let chunk_end = (pos / BS * BS + WRITE_BUFFER as u64).min(end);
-                let n = usize::try_from(chunk_end - pos).expect("at most WRITE_BUFFER");
-                read_full(data, &mut input[..n])?;
-                let mut off = 0;
-                while off < n {
-                    let block_pos = pos + off as u64;
-                    let take = usize::try_from(BS - block_pos % BS)
-                        .expect("a block")
-                        .min(n - off);
-                    let piece = &input[off..off + take];
-                    if take as u64 == BS && is_zero(piece) {
-                        self.holes.push(block_pos / BS);
-                    } else {
-                        self.append(at, piece)?;
-                        at += take as u64;
-                    }
-                    off += take;
-                }
-                pos = chunk_end;
-            }
-            Ok(())
-        })();
-        self.input = input;
-        result?;
+        while pos < end {
+            let chunk_end = (pos / BS * BS + WRITE_BUFFER as u64).min(end);
+            let n = usize::try_from(chunk_end - pos).expect("at most WRITE_BUFFER");
+            at += self.read_chunk(data, pos, n, at)?;
+            pos = chunk_end;
+        }
         self.next = at.div_ceil(BS);
         self.next_store = end.div_ceil(BS);
         // Fail here, not at the end, when the data outgrows a 32-bit filesystem.
@@ -314,6 +312,30 @@ mod tests {
         VirtualDisk::read_at(&disk, &mut all, 0).unwrap();
         assert!(!all.windows(4).any(|w| w == [0x5a; 4]));
         assert!(all.windows(4).any(|w| w == b"kept"));
+    }
+
+    #[test]
+    fn zero_blocks_inside_a_run_take_no_block_and_read_back_as_zeros() {
+        let disk = tempfile::tempfile().unwrap();
+        let mut store = DiskStore::new(&disk, 0);
+        let mut data = vec![0x11u8; 4096];
+        data.extend([0u8; 2 * 4096]);
+        data.extend([0x22u8; 100]);
+        let first = store.store(0, 5, &mut &b"small"[..]).unwrap();
+        let run = store.store(0, data.len() as u64, &mut &data[..]).unwrap();
+        assert_eq!((first, run), (0, 4096));
+        let mut back = vec![0xffu8; data.len()];
+        store.read_at(&mut back, run).unwrap();
+        assert_eq!(back, data);
+        let placed = store.finish().unwrap();
+        // "small", the 0x11 block and the 0x22 tail: three blocks, the zeros none.
+        assert_eq!(placed.live_blocks, 3);
+        let mut raw = vec![0u8; 3 * 4096];
+        VirtualDisk::read_at(&disk, &mut raw, u64::from(BACKUP_AREA_BLOCKS) * BS).unwrap();
+        assert_eq!(&raw[..5], b"small");
+        assert!(raw[5..4096].iter().all(|&b| b == 0));
+        assert!(raw[4096..8192].iter().all(|&b| b == 0x11));
+        assert!(raw[8192..8292].iter().all(|&b| b == 0x22));
     }
 
     #[test]

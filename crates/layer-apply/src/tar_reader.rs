@@ -632,16 +632,24 @@ fn trim_nuls(mut v: Vec<u8>) -> Vec<u8> {
 // 512 bytes of at most 255 each: the sums stay far below any overflow.
 #[allow(clippy::arithmetic_side_effects)]
 fn check_checksum(block: &[u8; BLOCK_LEN]) -> Result<(), EntryError> {
-    let field = &block[148..156];
-    let stored = parse_octal(field)
+    const FIELD: std::ops::Range<usize> = 148..156;
+    let stored = parse_octal(&block[FIELD])
         .map_err(|_| EntryError::BadHeader("unreadable header checksum".into()))?;
-    let mut unsigned: u64 = 0;
-    let mut signed: i64 = 0;
-    for (i, &b) in block.iter().enumerate() {
-        let b = if (148..156).contains(&i) { b' ' } else { b };
-        unsigned += u64::from(b);
-        signed += i64::from(i8::from_ne_bytes([b]));
-    }
+    // Whole-block sums, then the field swapped for spaces: loops the compiler vectorizes
+    // (this was 5% of a build of a million small files).
+    let sums = |bytes: &[u8]| -> (u32, i32) {
+        let unsigned = bytes.iter().map(|&b| u32::from(b)).sum();
+        let signed = bytes
+            .iter()
+            .map(|&b| i32::from(i8::from_ne_bytes([b])))
+            .sum();
+        (unsigned, signed)
+    };
+    let (block_unsigned, block_signed) = sums(block);
+    let (field_unsigned, field_signed) = sums(&block[FIELD]);
+    let spaces = 8 * u32::from(b' ');
+    let unsigned = u64::from(block_unsigned - field_unsigned + spaces);
+    let signed = i64::from(block_signed - field_signed) + i64::from(spaces);
     if stored == unsigned || i64::try_from(stored).ok() == Some(signed) {
         Ok(())
     } else {
@@ -651,19 +659,30 @@ fn check_checksum(block: &[u8; BLOCK_LEN]) -> Result<(), EntryError> {
     }
 }
 
+/// An octal text field: digits up to the first NUL, spaces ignored; empty is 0.
 fn parse_octal(field: &[u8]) -> Result<u64, EntryError> {
-    let text: Vec<u8> = field
+    let bad = || {
+        EntryError::BadHeader(format!(
+            "bad octal field {:?}",
+            String::from_utf8_lossy(field).trim_end_matches('\0')
+        ))
+    };
+    let mut value: u64 = 0;
+    for &b in field
         .iter()
-        .copied()
-        .take_while(|&b| b != 0)
-        .filter(|&b| b != b' ')
-        .collect();
-    if text.is_empty() {
-        return Ok(0);
+        .take_while(|&&b| b != 0)
+        .filter(|&&b| b != b' ')
+    {
+        let digit = match b {
+            b'0'..=b'7' => u64::from(b & 7),
+            _ => return Err(bad()),
+        };
+        value = value
+            .checked_mul(8)
+            .and_then(|v| v.checked_add(digit))
+            .ok_or_else(bad)?;
     }
-    let s =
-        std::str::from_utf8(&text).map_err(|_| EntryError::BadHeader("bad octal field".into()))?;
-    u64::from_str_radix(s, 8).map_err(|_| EntryError::BadHeader(format!("bad octal field {s:?}")))
+    Ok(value)
 }
 
 /// A numeric header field: octal text, or GNU base-256 (high bit of the first byte set, the
@@ -1037,6 +1056,37 @@ mod tests {
         field[0] = 0x80;
         field[7] = 0x02; // 2 << 32
         assert_eq!(parse_numeric(&field).unwrap(), 2 << 32);
+    }
+
+    #[test]
+    fn octal_fields_allow_spaces_and_refuse_the_rest() {
+        assert_eq!(parse_octal(b" 17 \0xx").unwrap(), 0o17);
+        assert_eq!(parse_octal(b"").unwrap(), 0);
+        assert!(parse_octal(b"0009").is_err());
+        assert!(parse_octal(b"+17").is_err());
+        // 23 octal digits: more than 64 bits.
+        assert!(parse_octal(b"77777777777777777777777").is_err());
+    }
+
+    #[test]
+    fn header_checksum_accepts_unsigned_and_signed_sums_only() {
+        let mut header = tar::Header::new_ustar();
+        header.set_path("usr/bin/\u{e9}t\u{e9}").unwrap();
+        header.set_size(5);
+        header.set_cksum();
+        let mut block = [0u8; BLOCK_LEN];
+        block.copy_from_slice(header.as_bytes());
+        check_checksum(&block).unwrap();
+        // Bytes of 128 and more: the signed sum (old writers) differs, and is accepted too.
+        block[148..156].fill(b' ');
+        let unsigned: i64 = block.iter().map(|&b| i64::from(b)).sum();
+        let signed_sum = unsigned - 256 * block.iter().filter(|&&b| b >= 128).count() as i64;
+        assert_ne!(signed_sum, unsigned);
+        block[148..156].copy_from_slice(format!("{signed_sum:06o}\0 ").as_bytes());
+        check_checksum(&block).unwrap();
+        block[0] ^= 1;
+        let err = check_checksum(&block).unwrap_err().to_string();
+        assert!(err.contains("header checksum is"), "{err}");
     }
 
     #[test]
