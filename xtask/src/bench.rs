@@ -38,10 +38,10 @@
 mod appliance;
 mod build;
 mod bundles;
+mod decoders;
 mod disk;
 mod export;
 mod formats;
-mod gunzip;
 mod pull;
 mod scale;
 mod stock;
@@ -165,7 +165,7 @@ struct Fixture {
 pub fn run(parts: Parts) -> Result<()> {
     step("packages", || {
         util::ensure_tools(util::FIXTURE_TOOLS)?;
-        util::ensure_tools(gunzip::TOOLS)?;
+        util::ensure_tools(decoders::TOOLS)?;
         util::ensure_tools(&[Tool {
             command: "openssl",
             package: "openssl",
@@ -354,6 +354,41 @@ fn measure_runs(
         reset,
     )?;
     Ok(usage.time)
+}
+
+/// A command [`measure_alternating`] times: `run` it, after an untimed `reset`.
+struct Contender<'a> {
+    name: &'a str,
+    run: Box<dyn FnMut() -> Result<()> + 'a>,
+    reset: Box<dyn FnMut() -> Result<()> + 'a>,
+}
+
+/// Best time of each contender over `rounds` rounds after a warm-up round, each round
+/// running them all in turn: on a shared machine a slow spell then falls on all of them,
+/// not on one, and the ratios between them (what the targets are) hold.
+fn measure_alternating(contenders: &mut [Contender<'_>], rounds: usize) -> Result<Vec<Duration>> {
+    println!(
+        "alternating {} commands, a warm-up round and {rounds} timed",
+        contenders.len()
+    );
+    let mut times = vec![Vec::with_capacity(rounds); contenders.len()];
+    for round in 0..=rounds {
+        for (contender, times) in contenders.iter_mut().zip(&mut times) {
+            (contender.reset)()?;
+            let start = Instant::now();
+            (contender.run)().with_context(|| contender.name.to_string())?;
+            if round > 0 {
+                times.push(start.elapsed());
+            }
+        }
+    }
+    let mut best = Vec::with_capacity(contenders.len());
+    for (contender, times) in contenders.iter().zip(&times) {
+        let list: Vec<String> = times.iter().map(|&t| secs3(t)).collect();
+        println!("{}: {}", contender.name, list.join(", "));
+        best.push(times.iter().copied().min().unwrap_or(Duration::MAX));
+    }
+    Ok(best)
 }
 
 /// Best time of `runs` runs of `f` after a warm-up, with the largest peak RSS of them all

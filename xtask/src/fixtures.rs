@@ -546,6 +546,15 @@ pub fn manifest_of(layout: &Path, reference: &str) -> Result<(String, Value)> {
     Ok((digest.to_string(), read_blob_json(layout, digest)?))
 }
 
+/// The config of the image `reference` in the OCI layout `layout`.
+pub fn config_of(layout: &Path, reference: &str) -> Result<Value> {
+    let (_, manifest) = manifest_of(layout, reference)?;
+    let digest = manifest["config"]["digest"]
+        .as_str()
+        .context("manifest without config digest")?;
+    read_blob_json(layout, digest)
+}
+
 /// The layers of the image `reference` in the OCI layout `layout`, bottom first.
 pub fn layers(layout: &Path, reference: &str) -> Result<Vec<Layer>> {
     let (_, manifest) = manifest_of(layout, reference)?;

@@ -97,7 +97,11 @@ fn write_layout(dir: &Path) -> Result<()> {
     oci::write_image(
         dir,
         &config,
-        &[oci::Layer { digest, size }],
+        &[oci::Layer {
+            digest,
+            size,
+            media_type: oci::GZIP_LAYER,
+        }],
         Some(json!({ "os": "linux", "architecture": "arm64" })),
         REFERENCE,
     )?;

@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 /// Media types (OCI image spec, media-types.md).
 pub const GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// See [`GZIP_LAYER`].
+pub const ZSTD_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+/// See [`GZIP_LAYER`].
 pub const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 /// See [`GZIP_LAYER`].
 pub const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
@@ -38,12 +40,14 @@ pub fn put_blob(layout: &Path, bytes: &[u8]) -> Result<(String, u64)> {
     Ok((digest.to_string(), bytes.len() as u64))
 }
 
-/// A gzip layer already stored in the layout.
+/// A layer already stored in the layout.
 pub struct Layer {
     /// `sha256:...` of the compressed blob.
     pub digest: String,
     /// Its size in bytes.
     pub size: u64,
+    /// [`GZIP_LAYER`] or [`ZSTD_LAYER`].
+    pub media_type: &'static str,
 }
 
 /// Writes the config (which must name the layers' diff_ids), the manifest of `layers` and an
@@ -62,7 +66,7 @@ pub fn write_image(
         "mediaType": MANIFEST,
         "config": { "mediaType": CONFIG, "digest": config_digest, "size": config_size },
         "layers": layers.iter().map(|l| json!({
-            "mediaType": GZIP_LAYER, "digest": l.digest, "size": l.size,
+            "mediaType": l.media_type, "digest": l.digest, "size": l.size,
         })).collect::<Vec<_>>(),
     });
     let (manifest_digest, manifest_size) = put_blob(layout, &serde_json::to_vec(&manifest)?)?;

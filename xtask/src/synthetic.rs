@@ -170,6 +170,7 @@ fn write_layout(dir: &Path, files: usize) -> Result<()> {
         .map(|l| oci::Layer {
             digest: l.digest.clone(),
             size: l.size,
+            media_type: oci::GZIP_LAYER,
         })
         .collect();
     oci::write_image(dir, &config, &blobs, None, REFERENCE)?;

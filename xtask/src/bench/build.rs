@@ -121,7 +121,7 @@ pub(super) fn run(ctx: &Ctx, fixture: &Fixture, floor: &Floor) -> Result<()> {
         build.peak_rss < BUILD_RSS_MAX,
     );
     println!();
-    super::gunzip::run(ctx, &source, &fixture.layers, build.time)
+    super::decoders::run(ctx, &source, &fixture.image, &fixture.layers)
 }
 
 /// `d2l build SOURCE -o OUT --table none --quiet`.
