@@ -7,7 +7,7 @@ use std::io::{self, BufRead, Read};
 pub use d2l_blob::Compression;
 
 /// Size of the chunks handed to the next stage.
-const OUT_CHUNK: usize = 1024 * 1024;
+const OUT_CHUNK: usize = 256 * 1024;
 
 /// Decompresses `input` to its end, handing the output to `out` in chunks taken from
 /// `spare` (used chunks to fill again, or empty vectors). Returns the compression used
