@@ -142,7 +142,10 @@ pub fn apply_layers<S: ContentStore>(
 
     let (read, decompress, hash, applied) = std::thread::scope(|scope| {
         let compressions = &compressions;
-        let read = scope.spawn(move || read_blobs(image, compressions, decoder_threads, raw_tx));
+        let read = scope.spawn(move || {
+            defer_to_decompressor();
+            read_blobs(image, compressions, decoder_threads, raw_tx)
+        });
         let decompress = scope.spawn(move || {
             let stage = Decompress {
                 image,
@@ -151,9 +154,17 @@ pub fn apply_layers<S: ContentStore>(
             };
             stage.run(raw_rx, plain_tx, spare_rx)
         });
-        let hash = scope.spawn(|| hash_streams(image.blobs.len(), plain_rx, hashed_tx));
-        let applied = apply_streams(image, &mut rootfs, hashed_rx, spare_tx);
-        (read.join(), decompress.join(), hash.join(), applied)
+        let hash = scope.spawn(|| {
+            defer_to_decompressor();
+            hash_streams(image.blobs.len(), plain_rx, hashed_tx)
+        });
+        // On a thread of its own, so that its priority can be lowered and the caller's is not.
+        let rootfs = &mut rootfs;
+        let applied = scope.spawn(move || {
+            defer_to_decompressor();
+            apply_streams(image, rootfs, hashed_rx, spare_tx)
+        });
+        (read.join(), decompress.join(), hash.join(), applied.join())
     });
 
     // Report the failure nearest the source.
@@ -169,16 +180,35 @@ pub fn apply_layers<S: ContentStore>(
         return Err(Error::Panicked);
     }
     let applied = match applied {
-        Ok(layers) => layers,
-        Err(Stop::Failed(e)) => return Err(e),
+        Ok(Ok(layers)) => layers,
+        Ok(Err(Stop::Failed(e))) => return Err(e),
         // Unreachable in practice: a stage that stopped the stream reported its own error.
-        Err(Stop::Neighbour) => return Err(Error::Panicked),
+        Ok(Err(Stop::Neighbour)) | Err(_) => return Err(Error::Panicked),
     };
     let rootfs = rootfs.finish().map_err(Error::Tree)?;
     Ok(AppliedImage {
         rootfs,
         layers: applied,
     })
+}
+
+/// Stages that run beside the decompressor when the machine has fewer cores than stages.
+const STAGES: usize = 4;
+/// How much nicer than the decompressor those stages are (see [`defer_to_decompressor`]).
+const NICER_BY: i32 = 5;
+
+/// Lowers the calling thread's scheduling priority when there are fewer cores than stages,
+/// so that the decompressor, the pipeline's critical path, keeps a core to itself rather
+/// than sharing it evenly with stages that wait on it anyway. On Linux the priority set
+/// this way is the calling thread's alone. Best effort: a failure changes nothing else.
+fn defer_to_decompressor() {
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    if cores >= STAGES {
+        return;
+    }
+    if let Ok(nice) = rustix::process::getpriority_process(None) {
+        let _ = rustix::process::setpriority_process(None, nice.saturating_add(NICER_BY));
+    }
 }
 
 /// Stage 1: read each blob, checking its size and digest.
