@@ -46,6 +46,21 @@ pub struct Boots {
     pub d2l_init: bool,
 }
 
+/// Refuses an image whose architecture d2l's init is not built for. `build` calls it before
+/// looking anything up when `--init d2l` is explicit (an arm64 image would otherwise first
+/// fail on arm64 GRUB missing from the host); [`prepare`] calls it once `auto` chose d2l's.
+pub fn check_architecture(image: &d2l_registry::Image) -> Result<()> {
+    if image.platform.architecture != INIT_ARCHITECTURE {
+        bail!(
+            "{}: d2l's init is built for {INIT_ARCHITECTURE} and this image is {}: use --init \
+             image with an image that has an init",
+            image.source,
+            image.platform.architecture
+        );
+    }
+    Ok(())
+}
+
 /// Sets the machine up as `--kernel-from` and `--init` ask; `None` when neither applies
 /// (an image with its own kernel and init, or one a recipe will give them).
 pub fn prepare<S: ContentStore>(
@@ -78,13 +93,8 @@ pub fn prepare<S: ContentStore>(
             ),
         },
     };
-    if d2l_init && image.platform.architecture != INIT_ARCHITECTURE {
-        bail!(
-            "{}: d2l's init is built for {INIT_ARCHITECTURE} and this image is {}: use --init \
-             image with an image that has an init",
-            image.source,
-            image.platform.architecture
-        );
+    if d2l_init {
+        check_architecture(image)?;
     }
     let run_config = if d2l_init {
         Some(run_config(args, image, rootfs)?)

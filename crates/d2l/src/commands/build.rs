@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::recipe::{NeedsRecipe, Recipes};
 use super::Environment;
-use crate::cli::{Boot, BuildArgs, Firmware, SourceArgs, Table};
+use crate::cli::{Boot, BuildArgs, Firmware, InitChoice, SourceArgs, Table};
 use crate::output::{Destination, Output};
 use crate::progress::Progress;
 
@@ -174,6 +174,9 @@ fn build_image(
         progress,
         bundle,
     } = *attempt;
+    if args.init.init == InitChoice::D2l {
+        super::appliance::check_architecture(image)?;
+    }
     let (firmware, grub) = match boot {
         Boot::Extlinux => {
             let (firmware, efi) = firmware_for(&image.platform.architecture, args.firmware)?;
