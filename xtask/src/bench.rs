@@ -456,6 +456,14 @@ fn remove_and_sync(path: &Path) -> Result<()> {
     util::run_quiet(&mut Command::new("sync"))
 }
 
+/// [`remove_and_sync`] when `path` exists (before a run that may not have written it).
+fn remove_if_there(path: &Path) -> Result<()> {
+    if path.exists() {
+        remove_and_sync(path)?;
+    }
+    Ok(())
+}
+
 /// `123.4 MB`: RSS targets are stated in decimal megabytes.
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)

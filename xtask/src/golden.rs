@@ -11,8 +11,7 @@
 //! Every case runs with `SOURCE_DATE_EPOCH` fixed and no root password (its hash is salted),
 //! so the same code gives the same bytes.
 
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -244,21 +243,9 @@ fn digest_cases(d2l: &Path, fix: &Path, out: &Path, runs: usize) -> Result<Vec<S
     Ok(digests)
 }
 
-/// The sha256 of a file, in hex, read in 1 MiB pieces.
+/// The sha256 of a file, in hex.
 fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = File::open(path).with_context(|| path.display().to_string())?;
-    let mut hasher = d2l_blob::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| path.display().to_string())?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finish().hex().to_owned())
+    Ok(util::sha256_file(path)?.0.hex().to_owned())
 }
 
 /// Reads a record: its setup and its case lines.

@@ -412,3 +412,22 @@ pub fn run_silent(cmd: &mut Command) -> Result<()> {
     }
     Ok(())
 }
+
+/// The sha256 and size of the file at `path`, read in 1 MiB pieces.
+pub fn sha256_file(path: &Path) -> Result<(d2l_blob::Digest, u64)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path).with_context(|| path.display().to_string())?;
+    let mut hasher = d2l_blob::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| path.display().to_string())?;
+        if n == 0 {
+            return Ok((hasher.finish(), size));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}

@@ -12,14 +12,13 @@
 //! is to be no slower than the gzip build, that is, the pipeline keeps zstd's speed.
 
 use std::fs::{self, File};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result};
 
 use super::{
-    build::d2l_build, check, measure_alternating, ratio, remove_and_sync, row, Contender, Ctx,
+    build::d2l_build, check, measure_alternating, pigz, ratio, remove_if_there, row, Contender, Ctx,
 };
 use crate::fixtures::{self, Layer};
 use crate::oci;
@@ -66,14 +65,8 @@ pub(super) fn run(ctx: &Ctx, source: &str, image: &str, layers: &[Layer]) -> Res
             util::run_silent(&mut cmd)
         })
     };
-    let remove_out = || -> Box<dyn FnMut() -> Result<()> + '_> {
-        Box::new(|| {
-            if out.exists() {
-                remove_and_sync(&out)?;
-            }
-            Ok(())
-        })
-    };
+    let remove_out =
+        || -> Box<dyn FnMut() -> Result<()> + '_> { Box::new(|| remove_if_there(&out)) };
     let gzip_paths: Vec<&Path> = layers.iter().map(|l| l.path.as_path()).collect();
     let mut contenders = [
         Contender {
@@ -106,9 +99,7 @@ pub(super) fn run(ctx: &Ctx, source: &str, image: &str, layers: &[Layer]) -> Res
     ];
     let times = measure_alternating(&mut contenders, ROUNDS)?;
     drop(contenders);
-    if out.exists() {
-        fs::remove_file(&out)?;
-    }
+    remove_if_there(&out)?;
     let [igzip, build, one_thread, zstd, zstd_build] = times[..] else {
         unreachable!("five contenders")
     };
@@ -162,13 +153,10 @@ fn zstd_layout(ctx: &Ctx, image: &str, layers: &[Layer]) -> Result<Vec<PathBuf>>
     let mut paths = Vec::new();
     for (index, layer) in layers.iter().enumerate() {
         let temp = blobs.join(format!("layer-{index}.partial"));
-        let gunzip = Command::new("pigz")
-            .args(["-dc"])
-            .arg(&layer.path)
+        let mut pigz = pigz(std::slice::from_ref(layer))
             .stdout(Stdio::piped())
             .spawn()
             .context("cannot start pigz")?;
-        let mut pigz = gunzip;
         let stdout = pigz.stdout.take().context("pigz stdout")?;
         util::run_quiet(
             Command::new("zstd")
@@ -181,7 +169,7 @@ fn zstd_layout(ctx: &Ctx, image: &str, layers: &[Layer]) -> Result<Vec<PathBuf>>
             "pigz -dc {} failed",
             layer.path.display()
         );
-        let (digest, size) = hash_file(&temp)?;
+        let (digest, size) = util::sha256_file(&temp)?;
         let path = blobs.join(digest.hex());
         fs::rename(&temp, &path)?;
         stored.push(oci::Layer {
@@ -193,20 +181,4 @@ fn zstd_layout(ctx: &Ctx, image: &str, layers: &[Layer]) -> Result<Vec<PathBuf>>
     }
     oci::write_image(&layout, &config, &stored, None, fixtures::REFERENCE)?;
     Ok(paths)
-}
-
-/// sha256 and size of the file at `path`, read in pieces.
-fn hash_file(path: &Path) -> Result<(d2l_blob::Digest, u64)> {
-    let mut file = File::open(path).with_context(|| path.display().to_string())?;
-    let mut hasher = d2l_blob::Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            return Ok((hasher.finish(), size));
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
 }

@@ -27,7 +27,7 @@ use anyhow::{Context, Result};
 
 use super::{
     build::d2l_build, check, mb, measure_alternating, measure_usage, ratio, remove_and_sync,
-    remove_file, Contender, Ctx, RUNS,
+    remove_file, remove_if_there, Contender, Ctx, RUNS,
 };
 use crate::{rss, synthetic, util};
 
@@ -165,14 +165,6 @@ pub(super) fn run(ctx: &Ctx) -> Result<()> {
             format!("build({files}) / floor"),
             ratio(build, floor)
         );
-    }
-    Ok(())
-}
-
-/// Removes `path` and syncs when it exists (before a run, untimed).
-fn remove_if_there(path: &Path) -> Result<()> {
-    if path.exists() {
-        remove_and_sync(path)?;
     }
     Ok(())
 }
