@@ -112,7 +112,7 @@ fn gunzip_member(
 fn skip_gzip_header(input: &mut dyn BufRead) -> io::Result<()> {
     let mut fixed = [0u8; 10];
     exact(input, &mut fixed, "its header")?;
-    if fixed[..2] != [0x1f, 0x8b] {
+    if fixed[..2] != d2l_blob::compression::GZIP_MAGIC {
         return Err(invalid("not a gzip member (bad magic bytes)".into()));
     }
     if fixed[2] != 8 {

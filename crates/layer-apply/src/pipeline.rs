@@ -140,10 +140,11 @@ pub fn apply_layers<S: ContentStore>(
     let decoder_threads = options.decoder_threads;
     let mut rootfs = Applier::new(store, options);
 
+    let defer = defer_to_decompressor();
     let (read, decompress, hash, applied) = std::thread::scope(|scope| {
         let compressions = &compressions;
         let read = scope.spawn(move || {
-            defer_to_decompressor();
+            defer();
             read_blobs(image, compressions, decoder_threads, raw_tx)
         });
         let decompress = scope.spawn(move || {
@@ -154,14 +155,14 @@ pub fn apply_layers<S: ContentStore>(
             };
             stage.run(raw_rx, plain_tx, spare_rx)
         });
-        let hash = scope.spawn(|| {
-            defer_to_decompressor();
+        let hash = scope.spawn(move || {
+            defer();
             hash_streams(image.blobs.len(), plain_rx, hashed_tx)
         });
         // On a thread of its own, so that its priority can be lowered and the caller's is not.
         let rootfs = &mut rootfs;
         let applied = scope.spawn(move || {
-            defer_to_decompressor();
+            defer();
             apply_streams(image, rootfs, hashed_rx, spare_tx)
         });
         (read.join(), decompress.join(), hash.join(), applied.join())
@@ -197,17 +198,21 @@ const STAGES: usize = 4;
 /// How much nicer than the decompressor those stages are (see [`defer_to_decompressor`]).
 const NICER_BY: i32 = 5;
 
-/// Lowers the calling thread's scheduling priority when there are fewer cores than stages,
-/// so that the decompressor, the pipeline's critical path, keeps a core to itself rather
-/// than sharing it evenly with stages that wait on it anyway. On Linux the priority set
-/// this way is the calling thread's alone. Best effort: a failure changes nothing else.
-fn defer_to_decompressor() {
+/// What the stages beside the decompressor call first on their threads: with fewer cores
+/// than stages, lower the calling thread's scheduling priority, so that the decompressor,
+/// the pipeline's critical path, keeps a core to itself rather than sharing it evenly with
+/// stages that wait on it anyway (on Linux the priority set this way is the calling
+/// thread's alone); otherwise nothing. Best effort: a failure changes nothing else. The
+/// cores are counted once, here.
+fn defer_to_decompressor() -> impl Fn() + Copy {
     let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    if cores >= STAGES {
-        return;
-    }
-    if let Ok(nice) = rustix::process::getpriority_process(None) {
-        let _ = rustix::process::setpriority_process(None, nice.saturating_add(NICER_BY));
+    let fewer_cores = cores < STAGES;
+    move || {
+        if fewer_cores {
+            if let Ok(nice) = rustix::process::getpriority_process(None) {
+                let _ = rustix::process::setpriority_process(None, nice.saturating_add(NICER_BY));
+            }
+        }
     }
 }
 
