@@ -170,8 +170,21 @@ fn boot_and_check(drive: Drive, more: impl FnOnce(&mut Qemu)) {
 }
 
 /// The last line a command printed, without the terminal's escape sequences.
+/// The command's last output line. Kernel messages (`[   41.99] ...`) printed on the serial
+/// console meanwhile are not the command's: one landed after `uname -r`'s line in CI.
 fn last_line(output: &str) -> String {
-    d2l_testkit::qemu::without_escapes(output.trim_end().lines().last().unwrap_or_default())
+    let is_kernel_message = |line: &str| {
+        line.trim_start()
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once(']'))
+            .is_some_and(|(stamp, _)| stamp.trim().parse::<f64>().is_ok())
+    };
+    let line = output
+        .trim_end()
+        .lines()
+        .map(d2l_testkit::qemu::without_escapes)
+        .rfind(|line| !is_kernel_message(line));
+    line.unwrap_or_default()
 }
 
 fn shell(vm: &mut Qemu, command: &str) -> String {
